@@ -1,0 +1,541 @@
+/* SPDX-License-Identifier: MIT */
+/* `xtsyncctl logs`: filter and print the provisioning log, and follow it
+ * across rotation (copytruncate: the file shrinks under us -> read from 0;
+ * rename: the path names a new inode -> drain the old file, open the new).
+ * Reads only; bad lines are skipped with a note, never fatal. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "ctl_logs.h"
+#include "log.h"
+#include "mem.h"
+
+#define MAX_LINE (4u << 20) /* longer lines are skipped */
+#define POLL_MS 200
+
+struct filter {
+	const char *job, *user, *action, *status;
+	long long since;  /* wall ms, 0 = none */
+	int json;
+};
+
+struct reader {
+	int fd;
+	dev_t dev;
+	ino_t ino;
+	off_t off;
+	char *buf;      /* bytes of an incomplete line */
+	size_t len, cap;
+	int skipping;   /* inside an over-long line */
+};
+
+static volatile sig_atomic_t stop_flag;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+/* ---- time ----------------------------------------------------------------- */
+
+static int
+digits(const char **p, int n, int *out)
+{
+	int v = 0, i;
+
+	for (i = 0; i < n; i++) {
+		if ((*p)[i] < '0' || (*p)[i] > '9')
+			return -1;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*out = v;
+	return 0;
+}
+
+/* ISO 8601: YYYY-MM-DD[THH:MM[:SS[.fff...]]][Z|+hh:mm|-hh:mm]; no zone = UTC. */
+static int
+parse_iso(const char *s, long long *out)
+{
+	struct tm tm;
+	const char *p = s;
+	int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, zh, zm, sign;
+	long long t;
+
+	memset(&tm, 0, sizeof(tm));
+	if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
+	    digits(&p, 2, &d))
+		return -1;
+	if (*p == 'T' || *p == 't' || *p == ' ') {
+		p++;
+		if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
+			return -1;
+		if (*p == ':') {
+			p++;
+			if (digits(&p, 2, &sec))
+				return -1;
+			if (*p == '.' || *p == ',') {
+				int scale = 100;
+
+				p++;
+				if (*p < '0' || *p > '9')
+					return -1;
+				for (; *p >= '0' && *p <= '9'; p++) {
+					ms += (*p - '0') * scale;
+					scale /= 10;
+				}
+			}
+		}
+	}
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = (long long)timegm(&tm);
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p++ == '+' ? 1 : -1;
+		if (digits(&p, 2, &zh))
+			return -1;
+		if (*p == ':')
+			p++;
+		if (digits(&p, 2, &zm) || zh > 23 || zm > 59)
+			return -1;
+		t -= sign * (zh * 3600LL + zm * 60LL);
+	}
+	if (*p != '\0')
+		return -1;
+	*out = t * 1000 + ms;
+	return 0;
+}
+
+int
+xts_ctl_logs_parse_time(const char *s, long long now_ms, long long *out_ms)
+{
+	char *end = NULL;
+	long long n, unit;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	if (parse_iso(s, out_ms) == 0)
+		return 0;
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (errno || end == s || end[0] == '\0' || end[1] != '\0')
+		return -1;
+	switch (*end) {
+	case 's': unit = 1000; break;
+	case 'm': unit = 60000; break;
+	case 'h': unit = 3600000; break;
+	case 'd': unit = 86400000; break;
+	default: return -1;
+	}
+	if (n > 100LL * 365 * 86400000 / unit)
+		return -1;
+	*out_ms = now_ms - n * unit;
+	return 0;
+}
+
+/* ---- filtering and printing ------------------------------------------------ */
+
+static const char *
+str_at(json_t *o, const char *a, const char *b)
+{
+	json_t *v = json_object_get(o, a);
+
+	if (b)
+		v = json_object_get(v, b);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int
+eq(const char *v, const char *want)
+{
+	return v && strcasecmp(v, want) == 0;
+}
+
+static int
+matches(json_t *o, const struct filter *f)
+{
+	if (f->job && !eq(str_at(o, "jobId", NULL), f->job))
+		return 0;
+	if (f->action && !eq(str_at(o, "action", NULL), f->action))
+		return 0;
+	if (f->status && !eq(str_at(o, "provisioningStatusInfo", "status"), f->status))
+		return 0;
+	if (f->user && !eq(str_at(o, "sourceIdentity", "id"), f->user) &&
+	    !eq(str_at(o, "sourceIdentity", "userPrincipalName"), f->user) &&
+	    !eq(str_at(o, "sourceIdentity", "displayName"), f->user) &&
+	    !eq(str_at(o, "targetIdentity", "id"), f->user))
+		return 0;
+	if (f->since) {
+		const char *t = str_at(o, "activityDateTime", NULL);
+		long long ms;
+
+		if (t == NULL || parse_iso(t, &ms) < 0 || ms < f->since)
+			return 0;
+	}
+	return 1;
+}
+
+/* Print s with control characters (terminal escapes in a display name)
+ * replaced, so a source tenant's data cannot drive the operator's terminal. */
+static void
+put_safe(const char *s)
+{
+	for (; s && *s; s++)
+		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
+static void
+print_readable(json_t *o)
+{
+	const char *user = str_at(o, "sourceIdentity", "userPrincipalName");
+	json_t *ei = json_object_get(json_object_get(o, "provisioningStatusInfo"), "errorInformation");
+	json_t *props = json_object_get(o, "modifiedProperties");
+	size_t i;
+
+	if (user == NULL)
+		user = str_at(o, "sourceIdentity", "id");
+	put_safe(str_at(o, "activityDateTime", NULL) ? str_at(o, "activityDateTime", NULL) : "-");
+	putchar(' ');
+	put_safe(str_at(o, "jobId", NULL) ? str_at(o, "jobId", NULL) : "-");
+	putchar(' ');
+	put_safe(str_at(o, "action", NULL) ? str_at(o, "action", NULL) : "-");
+	putchar(' ');
+	put_safe(str_at(o, "provisioningStatusInfo", "status") ?
+	    str_at(o, "provisioningStatusInfo", "status") : "-");
+	fputs(" user=", stdout);
+	put_safe(user ? user : "-");
+	fputs(" target=", stdout);
+	put_safe(str_at(o, "targetIdentity", "id") ? str_at(o, "targetIdentity", "id") : "-");
+	if (json_array_size(props) > 0) {
+		fputs(" changed=", stdout);
+		for (i = 0; i < json_array_size(props); i++) {
+			const char *n = str_at(json_array_get(props, i), "displayName", NULL);
+
+			if (i)
+				putchar(',');
+			put_safe(n ? n : "?");
+		}
+	}
+	if (json_is_object(ei)) {
+		const char *code = str_at(ei, "errorCode", NULL), *reason = str_at(ei, "reason", NULL);
+
+		fputs(" error=", stdout);
+		put_safe(code ? code : "-");
+		if (reason) {
+			fputs(": ", stdout);
+			put_safe(reason);
+		}
+	}
+	putchar('\n');
+}
+
+static void
+handle_line(const char *line, size_t len, const struct filter *f)
+{
+	json_error_t e;
+	json_t *o;
+
+	if (len == 0)
+		return;
+	o = json_loadb(line, len, 0, &e);
+	if (!json_is_object(o)) {
+		xts_log_rl(XTS_LOG_WARNING, 10000, 3, "logs: skipping a line that is not a JSON object");
+		json_decref(o);
+		return;
+	}
+	if (matches(o, f)) {
+		if (f->json) {
+			fwrite(line, 1, len, stdout);
+			putchar('\n');
+		} else {
+			print_readable(o);
+		}
+	}
+	json_decref(o);
+}
+
+/* ---- reading and following ------------------------------------------------- */
+
+static int
+reader_open(struct reader *r, const char *path)
+{
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) < 0) {
+		close(fd);
+		return -EIO;
+	}
+	r->fd = fd;
+	r->dev = sb.st_dev;
+	r->ino = sb.st_ino;
+	r->off = 0;
+	r->len = 0;
+	r->skipping = 0;
+	return 0;
+}
+
+/* Read what is there now and handle every complete line. */
+static int
+reader_drain(struct reader *r, const struct filter *f)
+{
+	char chunk[65536];
+	ssize_t n;
+	size_t i, start;
+
+	for (;;) {
+		n = read(r->fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;
+		r->off += n;
+		start = 0;
+		for (i = 0; i < (size_t)n; i++) {
+			if (chunk[i] != '\n')
+				continue;
+			if (r->skipping) {
+				r->skipping = 0;
+			} else if (r->len > 0) {
+				if (r->len + (i - start) <= MAX_LINE && r->len + (i - start) + 1 <= r->cap) {
+					memcpy(r->buf + r->len, chunk + start, i - start);
+					handle_line(r->buf, r->len + (i - start), f);
+				} else if (r->len + (i - start) <= MAX_LINE) {
+					char *nb = xts_realloc(r->buf, r->len + (i - start) + 1);
+
+					if (nb == NULL)
+						return -ENOMEM;
+					r->buf = nb;
+					r->cap = r->len + (i - start) + 1;
+					memcpy(r->buf + r->len, chunk + start, i - start);
+					handle_line(r->buf, r->len + (i - start), f);
+				}
+				r->len = 0;
+			} else {
+				handle_line(chunk + start, i - start, f);
+			}
+			start = i + 1;
+		}
+		/* keep the incomplete tail */
+		if (start < (size_t)n && !r->skipping) {
+			size_t tail = (size_t)n - start;
+
+			if (r->len + tail > MAX_LINE) {
+				r->skipping = 1;
+				r->len = 0;
+			} else {
+				if (r->len + tail + 1 > r->cap) {
+					size_t ncap = (r->len + tail + 1) * 2;
+					char *nb = xts_realloc(r->buf, ncap);
+
+					if (nb == NULL)
+						return -ENOMEM;
+					r->buf = nb;
+					r->cap = ncap;
+				}
+				memcpy(r->buf + r->len, chunk + start, tail);
+				r->len += tail;
+			}
+		}
+		fflush(stdout);
+	}
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static int
+follow(struct reader *r, const char *path, const struct filter *f)
+{
+	struct sigaction sa, old_int, old_term;
+	struct stat sb, pb;
+	int ret = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	stop_flag = 0;
+	while (!stop_flag) {
+		if (r->fd < 0) {
+			if (reader_open(r, path) < 0) {
+				sleep_ms(POLL_MS);
+				continue;
+			}
+		}
+		ret = reader_drain(r, f);
+		if (ret < 0)
+			break;
+		fflush(stdout);
+		sleep_ms(POLL_MS);
+		if (fstat(r->fd, &sb) == 0 && sb.st_size < r->off) {
+			/* copytruncate: start over at the top of the same file */
+			lseek(r->fd, 0, SEEK_SET);
+			r->off = 0;
+			r->len = 0;
+			r->skipping = 0;
+			continue;
+		}
+		if (stat(path, &pb) < 0 || pb.st_dev != r->dev || pb.st_ino != r->ino) {
+			/* renamed or removed: finish the old file, then reopen the path */
+			ret = reader_drain(r, f);
+			if (ret < 0)
+				break;
+			close(r->fd);
+			r->fd = -1;
+			r->len = 0;
+		}
+	}
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	return ret;
+}
+
+static void
+usage(void)
+{
+	fputs("usage: xtsyncctl logs [--follow] [--job J] [--user U] [--action A] [--status S]\n"
+	      "                      [--since TIME] [--json]\n"
+	      "  TIME: ISO 8601 (2024-05-01T12:00:00Z) or relative (30s, 10m, 2h, 1d)\n"
+	      "  ACTION: Create Update Delete Disable Skip StagedDelete Other\n"
+	      "  STATUS: success failure skipped warning\n", stderr);
+}
+
+int
+(xts_ctl_logs_main)(const char *provisioning_log_path, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "follow", no_argument, NULL, 'f' },
+		{ "job", required_argument, NULL, 'j' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "action", required_argument, NULL, 'a' },
+		{ "status", required_argument, NULL, 's' },
+		{ "since", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char *const actions[] = { "Create", "Update", "Delete", "Disable", "Skip",
+		"StagedDelete", "Other" };
+	static const char *const statuses[] = { "success", "failure", "skipped", "warning" };
+	struct filter f;
+	struct reader r;
+	int c, do_follow = 0, ret = 0, i, ok;
+
+	memset(&f, 0, sizeof(f));
+	memset(&r, 0, sizeof(r));
+	r.fd = -1;
+	optind = 0; /* glibc: full re-initialisation, argv[0] is "logs" */
+	opterr = 1;
+	for (;;) {
+		c = getopt_long(argc, argv, "fj:u:a:s:t:Jh", opts, NULL);
+		if (c == -1)
+			break;
+		switch (c) {
+		case 'f': do_follow = 1; break;
+		case 'j': f.job = optarg; break;
+		case 'u': f.user = optarg; break;
+		case 'a':
+			for (i = 0, ok = 0; i < 7; i++)
+				ok |= strcasecmp(optarg, actions[i]) == 0;
+			if (!ok) {
+				fprintf(stderr, "xtsyncctl logs: unknown action '%s'\n", optarg);
+				usage();
+				return 2;
+			}
+			f.action = optarg;
+			break;
+		case 's':
+			for (i = 0, ok = 0; i < 4; i++)
+				ok |= strcasecmp(optarg, statuses[i]) == 0;
+			if (!ok) {
+				fprintf(stderr, "xtsyncctl logs: unknown status '%s'\n", optarg);
+				usage();
+				return 2;
+			}
+			f.status = optarg;
+			break;
+		case 't':
+			if (xts_ctl_logs_parse_time(optarg, xts_wall_ms(), &f.since) < 0) {
+				fprintf(stderr, "xtsyncctl logs: --since: not a time: '%s'\n", optarg);
+				usage();
+				return 2;
+			}
+			if (f.since <= 0)
+				f.since = 1;
+			break;
+		case 'J': f.json = 1; break;
+		case 'h': usage(); return 0;
+		default: usage(); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "xtsyncctl logs: unexpected argument '%s'\n", argv[optind]);
+		usage();
+		return 2;
+	}
+	if (provisioning_log_path == NULL || *provisioning_log_path == '\0') {
+		fputs("xtsyncctl logs: no provisioning_log is configured\n", stderr);
+		return 2;
+	}
+	ret = reader_open(&r, provisioning_log_path);
+	if (ret < 0 && !(do_follow && ret == -ENOENT)) {
+		fprintf(stderr, "xtsyncctl logs: cannot read %s: %s\n", provisioning_log_path,
+		    strerror(-ret));
+		return 1;
+	}
+	ret = 0;
+	if (r.fd >= 0)
+		ret = reader_drain(&r, &f);
+	if (ret == 0 && do_follow)
+		ret = follow(&r, provisioning_log_path, &f);
+	if (r.fd >= 0)
+		close(r.fd);
+	xts_free(r.buf);
+	fflush(stdout);
+	if (ret < 0) {
+		fprintf(stderr, "xtsyncctl logs: reading %s: %s\n", provisioning_log_path, strerror(-ret));
+		return 1;
+	}
+	return 0;
+}
+
+int
+xts_ctl_logs_main_config(const struct xts_config *cfg, int argc, char **argv)
+{
+	return (xts_ctl_logs_main)(cfg ? cfg->daemon.provisioning_log : NULL, argc, argv);
+}

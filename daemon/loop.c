@@ -1,0 +1,613 @@
+/* SPDX-License-Identifier: MIT */
+/* The daemon process around the engine: start-up, the libuv loop, signals
+ * that only record intent (acted on by a zero-delay timer), reload as
+ * load-validate-swap, graceful stop, the control command table, sd_notify and
+ * the watchdog. It never runs a cycle itself (jobs.c asks the engine). */
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "err.h"
+#include "jobs.h"
+#include "log.h"
+#include "loop.h"
+#include "mem.h"
+#include "schema.h"
+#include "sdnotify.h"
+#include "xts_build.h"
+
+#if __has_include("runner_engine.h")
+#include "runner_engine.h"
+#define HAVE_ENGINE 1
+#else
+#define HAVE_ENGINE 0
+#endif
+
+/* Give in-flight cycles this long to persist after SIGTERM. */
+#define STOP_GRACE_MS 8000
+
+struct daemon {
+	uv_loop_t loop;
+	const struct xts_daemon_opts *opts;
+	struct xts_config *cfg;
+	struct xts_jobs *jobs;
+	struct xts_control *ctl;
+	uv_signal_t sighup, sigterm, sigint;
+	uv_timer_t act, watchdog, stop_deadline;
+	bool want_reload, want_stop, stopping, stopped;
+	bool have_engine;
+	int exit_code;
+	long long started_wall;
+};
+
+/* ---- config loading (with schema checks) ---------------------------------- */
+
+static int
+check_schemas(struct xts_config *cfg, struct xts_config_problems *probs)
+{
+	size_t i, k;
+	int ret = 0, r;
+
+	for (i = 0; i < cfg->n_jobs; i++) {
+		const struct xts_config_job *j = &cfg->jobs[i];
+		struct xts_schema_problems sp = XTS_SCHEMA_PROBLEMS_INIT;
+		struct xts_schema *s = NULL;
+		int line = xts_config_key_line("job", j, "schema");
+
+		if (j->schema[0] == '\0')
+			continue;
+		r = xts_schema_load_file(j->schema, &s, &sp);
+		xts_schema_free(s);
+		if (r == XTS_ENOMEM) {
+			xts_schema_problems_free(&sp);
+			return r;
+		}
+		for (k = 0; k < sp.count; k++) {
+			if (xts_config_problem_add(probs, cfg->path, line, "schema %s: %s: %s", j->schema,
+						   sp.items[k].path, sp.items[k].message) != 0)
+				ret = XTS_ENOMEM;
+		}
+		if (r != 0 && sp.count == 0 &&
+		    xts_config_problem_add(probs, cfg->path, line, "schema %s: %s", j->schema, xts_strerror(r)) != 0)
+			ret = XTS_ENOMEM;
+		if (r != 0 && ret == 0)
+			ret = XTS_ECONFIG;
+		xts_schema_problems_free(&sp);
+	}
+	return ret;
+}
+
+int
+xts_daemon_load_config(const char *path, struct xts_config **out, struct xts_config_problems *probs)
+{
+	struct xts_config_problems own = XTS_CONFIG_PROBLEMS_INIT;
+	struct xts_config *cfg = NULL;
+	int ret;
+
+	*out = NULL;
+	ret = xts_config_load(path, &cfg, probs != NULL ? probs : &own);
+	if (ret == 0) {
+		ret = check_schemas(cfg, probs != NULL ? probs : &own);
+		if (ret != 0) {
+			xts_config_free(cfg);
+			cfg = NULL;
+		}
+	}
+	if (probs == NULL) {
+		for (size_t i = 0; i < own.n; i++)
+			xts_err("%s:%d: %s", own.v[i].file, own.v[i].line, own.v[i].msg);
+		xts_config_problems_free(&own);
+	}
+	*out = cfg;
+	return ret;
+}
+
+/* ---- reload --------------------------------------------------------------- */
+
+static void
+notify_status(struct daemon *d)
+{
+	size_t running = d->jobs != NULL ? (size_t)xts_jobs_running(d->jobs) : 0;
+
+	xts_sd_notifyf("STATUS=%zu job(s) configured, %zu running%s", d->cfg->n_jobs, running,
+		       d->have_engine ? "" : " (engine not available)");
+}
+
+/* Warn about keys a reload cannot change (the old values stay in effect). */
+static void
+warn_static_changes(const struct xts_config *old, struct xts_config *nw)
+{
+	if (strcmp(old->daemon.state_dir, nw->daemon.state_dir) != 0)
+		xts_warn("reload: state_dir changed; restart xtsyncd to apply");
+	if (strcmp(old->daemon.control_socket, nw->daemon.control_socket) != 0)
+		xts_warn("reload: control_socket changed; restart xtsyncd to apply");
+	if (strcmp(old->daemon.control_group, nw->daemon.control_group) != 0)
+		xts_warn("reload: control_group changed; restart xtsyncd to apply");
+}
+
+static void
+swap_str(char **a, char **b)
+{
+	char *t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/* Returns 0 (swapped) or XTS_ECONFIG with problems filled (old config kept). */
+static int
+do_reload(struct daemon *d, struct xts_config_problems *probs)
+{
+	struct xts_config *nw = NULL, *old = d->cfg;
+	size_t i;
+	int ret;
+
+	xts_sd_notify_reloading();
+	xts_info("reloading configuration from %s", d->opts->config_path);
+	ret = xts_daemon_load_config(d->opts->config_path, &nw, probs);
+	if (ret != 0) {
+		xts_err("configuration has errors, not reloading");
+		for (i = 0; i < probs->n; i++)
+			xts_err("%s:%d: %s", probs->v[i].file, probs->v[i].line, probs->v[i].msg);
+		goto done;
+	}
+	warn_static_changes(old, nw);
+	ret = xts_jobs_apply(d->jobs, nw, d->opts->dry_run ? XTS_RUNNER_DRY_RUN : 0);
+	if (ret != 0) {
+		xts_err("configuration refused by the engine (%s), not reloading", xts_strerror(ret));
+		xts_config_problem_add(probs, nw->path, 0, "refused by the engine: %s", xts_strerror(ret));
+		/* The table may hold pointers into nw: point it back at the old one. */
+		xts_jobs_apply(d->jobs, old, d->opts->dry_run ? XTS_RUNNER_DRY_RUN : 0);
+		xts_config_free(nw);
+		ret = XTS_ECONFIG;
+		goto done;
+	}
+	/* Keys that need a restart keep their running values. */
+	swap_str(&nw->daemon.control_socket, &old->daemon.control_socket);
+	swap_str(&nw->daemon.state_dir, &old->daemon.state_dir);
+	swap_str(&nw->daemon.control_group, &old->daemon.control_group);
+	d->cfg = nw;
+	xts_config_free(old);
+	xts_log_set_level(nw->daemon.log_level);
+	xts_info("configuration reloaded: %zu tenant(s), %zu job(s)", nw->n_tenants, nw->n_jobs);
+done:
+	xts_sd_notify("READY=1");
+	notify_status(d);
+	return ret;
+}
+
+/* ---- stop ----------------------------------------------------------------- */
+
+static void
+close_cb_noop(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void
+finish(struct daemon *d)
+{
+	if (d->stopped)
+		return;
+	d->stopped = true;
+	uv_close((uv_handle_t *)&d->sighup, close_cb_noop);
+	uv_close((uv_handle_t *)&d->sigterm, close_cb_noop);
+	uv_close((uv_handle_t *)&d->sigint, close_cb_noop);
+	uv_close((uv_handle_t *)&d->act, close_cb_noop);
+	uv_close((uv_handle_t *)&d->watchdog, close_cb_noop);
+	uv_close((uv_handle_t *)&d->stop_deadline, close_cb_noop);
+	xts_control_stop(d->ctl);
+	d->ctl = NULL;
+	xts_jobs_free(d->jobs);
+	d->jobs = NULL;
+	/* Engine handles the runner did not close would keep uv_run going. */
+	uv_stop(&d->loop);
+}
+
+static void
+jobs_stopped(void *arg)
+{
+	struct daemon *d = arg;
+
+	xts_info("all cycles stopped; exiting");
+	finish(d);
+}
+
+static void
+stop_deadline_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	xts_err("cycles did not stop within %d ms; exiting anyway (committed state is safe)", STOP_GRACE_MS);
+	d->exit_code = 1;
+	finish(d);
+}
+
+static void
+begin_stop(struct daemon *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	xts_info("stopping: finishing in-flight work");
+	xts_sd_notify("STOPPING=1");
+	xts_control_stop(d->ctl);
+	d->ctl = NULL;
+	uv_timer_stop(&d->watchdog);
+	uv_timer_start(&d->stop_deadline, stop_deadline_cb, STOP_GRACE_MS, 0);
+	xts_jobs_shutdown(d->jobs, jobs_stopped, d);
+}
+
+/* ---- signals: record intent; act_cb acts at a safe point ------------------ */
+
+static void
+act_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	if (d->want_stop) {
+		d->want_stop = false;
+		begin_stop(d);
+		return;
+	}
+	if (d->want_reload && !d->stopping) {
+		struct xts_config_problems p = XTS_CONFIG_PROBLEMS_INIT;
+		d->want_reload = false;
+		do_reload(d, &p);
+		xts_config_problems_free(&p);
+	}
+}
+
+static void
+signal_cb(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+
+	if (signum == SIGHUP)
+		d->want_reload = true;
+	else
+		d->want_stop = true;
+	if (!d->stopped)
+		uv_timer_start(&d->act, act_cb, 0, 0);
+}
+
+static void
+watchdog_cb(uv_timer_t *t)
+{
+	(void)t;
+	xts_sd_notify("WATCHDOG=1");
+}
+
+/* ---- control commands ------------------------------------------------------ */
+
+struct command {
+	const char *name;
+	bool needs_job;
+	void (*fn)(struct daemon *d, struct xts_control_req *req, const char *job, json_t *msg);
+};
+
+static void
+cmd_status(struct daemon *d, struct xts_control_req *req, const char *job, json_t *msg)
+{
+	json_t *jobs = xts_jobs_status(d->jobs);
+
+	(void)job;
+	(void)msg;
+	if (jobs == NULL) {
+		xts_control_reply(req, NULL);
+		return;
+	}
+	xts_control_reply(req, json_pack("{s:b,s:{s:s,s:I,s:s,s:I,s:b,s:b},s:o}", "ok", 1, "daemon", "version",
+					 XTS_VERSION, "pid", (json_int_t)getpid(), "config", d->cfg->path,
+					 "uptime_s", (json_int_t)((xts_wall_ms() - d->started_wall) / 1000),
+					 "engine", d->have_engine, "stopping", d->stopping, "jobs", jobs));
+}
+
+static void
+cmd_reload(struct daemon *d, struct xts_control_req *req, const char *job, json_t *msg)
+{
+	struct xts_config_problems p = XTS_CONFIG_PROBLEMS_INIT;
+	json_t *arr;
+	size_t i;
+	int ret;
+
+	(void)job;
+	(void)msg;
+	ret = do_reload(d, &p);
+	if (ret == 0) {
+		xts_control_reply(req, json_pack("{s:b,s:I}", "ok", 1, "jobs", (json_int_t)d->cfg->n_jobs));
+		xts_config_problems_free(&p);
+		return;
+	}
+	arr = json_array();
+	for (i = 0; arr != NULL && i < p.n; i++) {
+		char line[1400];
+		if (p.v[i].line > 0)
+			snprintf(line, sizeof(line), "%s:%d: %s", p.v[i].file, p.v[i].line, p.v[i].msg);
+		else
+			snprintf(line, sizeof(line), "%s: %s", p.v[i].file, p.v[i].msg);
+		json_array_append_new(arr, json_string(line));
+	}
+	xts_config_problems_free(&p);
+	xts_control_reply(req, json_pack("{s:b,s:s,s:o}", "ok", 0, "error",
+					 "configuration has errors, not reloading", "problems",
+					 arr != NULL ? arr : json_array()));
+}
+
+static void
+reply_job_result(struct xts_control_req *req, const char *job, int ret, const char *what)
+{
+	if (ret == 0)
+		xts_control_reply(req, json_pack("{s:b,s:s,s:s}", "ok", 1, "job", job, "result", what));
+	else if (ret == XTS_ENOENT)
+		xts_control_reply_error(req, "no job named '%s'", job);
+	else if (ret == XTS_EAGAIN)
+		xts_control_reply_error(req, "job '%s' is already running or about to", job);
+	else
+		xts_control_reply_error(req, "job '%s': not possible in its current state (%s)", job,
+					xts_strerror(ret));
+}
+
+static void
+cmd_sync(struct daemon *d, struct xts_control_req *req, const char *job, json_t *msg)
+{
+	(void)msg;
+	reply_job_result(req, job, xts_jobs_sync_now(d->jobs, job), "cycle started");
+}
+
+static void
+cmd_pause(struct daemon *d, struct xts_control_req *req, const char *job, json_t *msg)
+{
+	(void)msg;
+	reply_job_result(req, job, xts_jobs_pause(d->jobs, job), "paused");
+}
+
+static void
+engine_reply(void *arg, json_t *resp)
+{
+	xts_control_reply(arg, resp);
+}
+
+/* resume: un-pause the job table's side and, when the engine holds the job
+ * quarantined, clear the quarantine too and run a cycle now (it re-checks the
+ * connection), as the contract's `resume` promises. */
+static void
+cmd_resume(struct daemon *d, struct xts_control_req *req, const char *job, json_t *msg)
+{
+	const struct xts_job_runner *r = xts_jobs_runner(d->jobs);
+	int ret = xts_jobs_resume(d->jobs, job);
+
+	if (ret != XTS_ENOENT && r->quarantined != NULL && r->command != NULL &&
+	    r->quarantined(r->ctx, job)) {
+		ret = r->command(r->ctx, "resume", msg, engine_reply, req);
+		if (ret != 0) {
+			xts_control_reply_error(req, "resume: %s", xts_strerror(ret));
+			return;
+		}
+		if (xts_jobs_sync_now(d->jobs, job) != 0)
+			xts_debug("job %s: resumed; its next cycle runs on schedule", job);
+		return;
+	}
+	reply_job_result(req, job, ret, "resumed");
+}
+
+/* restart, provision, preview, allow-deletions: the engine's. */
+static void
+cmd_engine(struct daemon *d, struct xts_control_req *req, const char *job, json_t *msg)
+{
+	const struct xts_job_runner *r = xts_jobs_runner(d->jobs);
+	const char *cmd = json_string_value(json_object_get(msg, "cmd"));
+	int ret;
+
+	if (xts_config_job_find(d->cfg, job) == NULL) {
+		xts_control_reply_error(req, "no job named '%s'", job);
+		return;
+	}
+	if (r->command == NULL) {
+		xts_control_reply_error(req, "'%s' is not available: engine not available", cmd);
+		return;
+	}
+	ret = r->command(r->ctx, cmd, msg, engine_reply, req);
+	if (ret != 0)
+		xts_control_reply_error(req, "%s: %s", cmd, xts_strerror(ret));
+}
+
+static const struct command commands[] = {
+	{ "status", false, cmd_status },
+	{ "reload", false, cmd_reload },
+	{ "sync", true, cmd_sync },
+	{ "pause", true, cmd_pause },
+	{ "resume", true, cmd_resume },
+	{ "restart", true, cmd_engine },
+	{ "provision", true, cmd_engine },
+	{ "preview", true, cmd_engine },
+	{ "allow-deletions", true, cmd_engine },
+	{ NULL, false, NULL },
+};
+
+static void
+on_request(void *arg, struct xts_control_req *req, const char *cmd, json_t *msg)
+{
+	struct daemon *d = arg;
+	const struct command *c;
+	json_t *job;
+
+	for (c = commands; c->name != NULL; c++)
+		if (strcmp(c->name, cmd) == 0)
+			break;
+	if (c->name == NULL) {
+		xts_control_reply_error(req, "unknown command '%.64s'", cmd);
+		return;
+	}
+	if (d->stopping) {
+		xts_control_reply_error(req, "xtsyncd is stopping");
+		return;
+	}
+	job = json_object_get(msg, "job");
+	if (c->needs_job && (!json_is_string(job) || json_string_length(job) == 0 || json_string_length(job) > 64)) {
+		xts_control_reply_error(req, "'%s' needs a \"job\" name", cmd);
+		return;
+	}
+	xts_debug("control: %s", cmd);
+	c->fn(d, req, c->needs_job ? json_string_value(job) : NULL, msg);
+}
+
+/* ---- start-up ------------------------------------------------------------- */
+
+static void
+once_done(void *arg, int code)
+{
+	struct daemon *d = arg;
+
+	d->exit_code = code;
+	xts_info("--once: all cycles finished (exit %d)", code);
+	d->want_stop = true;
+	uv_timer_start(&d->act, act_cb, 0, 0);
+}
+
+static int
+init_runner(struct daemon *d, struct xts_job_runner *r)
+{
+	memset(r, 0, sizeof(*r));
+#if HAVE_ENGINE
+	{
+		int ret = xts_runner_engine_init(&d->loop, r);
+		if (ret != 0) {
+			xts_err("engine failed to start: %s", xts_strerror(ret));
+			return ret;
+		}
+		d->have_engine = true;
+	}
+#else
+	xts_warn("this build has no sync engine: cycles are reported as \"engine not available\"");
+	d->have_engine = false;
+#endif
+	return 0;
+}
+
+static int
+start_control(struct daemon *d)
+{
+	gid_t gid = (gid_t)-1;
+
+	if (d->cfg->daemon.control_group[0] != '\0') {
+		struct group *g = getgrnam(d->cfg->daemon.control_group);
+		if (g == NULL) {
+			xts_err("control_group '%s' does not exist", d->cfg->daemon.control_group);
+			return XTS_ECONFIG;
+		}
+		gid = g->gr_gid;
+	}
+	return xts_control_start(&d->loop, d->cfg->daemon.control_socket, gid, on_request, d, &d->ctl);
+}
+
+static void
+walk_close(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, close_cb_noop);
+}
+
+int
+xts_daemon_run(const struct xts_daemon_opts *o)
+{
+	struct xts_config_problems probs = XTS_CONFIG_PROBLEMS_INIT;
+	struct xts_job_runner runner;
+	struct daemon *d;
+	uint64_t wd;
+	int ret, code = 1;
+	bool busy;
+
+	d = xts_calloc(1, sizeof(*d));
+	if (d == NULL)
+		return 1;
+	d->opts = o;
+	d->started_wall = xts_wall_ms();
+	ret = xts_daemon_load_config(o->config_path, &d->cfg, &probs);
+	if (ret != 0) {
+		xts_config_problems_print(&probs, stderr);
+		xts_config_problems_free(&probs);
+		xts_free(d);
+		return ret == XTS_ENOMEM ? 1 : 2;
+	}
+	xts_log_set_level(d->cfg->daemon.log_level);
+	if (o->only_job != NULL && xts_config_job_find(d->cfg, o->only_job) == NULL) {
+		fprintf(stderr, "xtsyncd: --job %s: no such job in %s\n", o->only_job, o->config_path);
+		xts_config_free(d->cfg);
+		xts_free(d);
+		return 2;
+	}
+	if (uv_loop_init(&d->loop) != 0) {
+		xts_config_free(d->cfg);
+		xts_free(d);
+		return 1;
+	}
+	uv_timer_init(&d->loop, &d->act);
+	uv_timer_init(&d->loop, &d->watchdog);
+	uv_timer_init(&d->loop, &d->stop_deadline);
+	d->act.data = d->watchdog.data = d->stop_deadline.data = d;
+	uv_signal_init(&d->loop, &d->sighup);
+	uv_signal_init(&d->loop, &d->sigterm);
+	uv_signal_init(&d->loop, &d->sigint);
+	d->sighup.data = d->sigterm.data = d->sigint.data = d;
+	uv_signal_start(&d->sighup, signal_cb, SIGHUP);
+	uv_signal_start(&d->sigterm, signal_cb, SIGTERM);
+	uv_signal_start(&d->sigint, signal_cb, SIGINT);
+	signal(SIGPIPE, SIG_IGN);
+
+	ret = init_runner(d, &runner);
+	if (ret == 0)
+		ret = xts_jobs_new(&d->loop, &runner, &d->jobs);
+	/* Timers armed by apply only fire once the loop runs; run_once disarms them. */
+	if (ret == 0)
+		ret = xts_jobs_apply(d->jobs, d->cfg, o->dry_run ? XTS_RUNNER_DRY_RUN : 0);
+	if (ret == 0 && o->once)
+		ret = xts_jobs_run_once(d->jobs, o->only_job, once_done, d);
+	if (ret == 0 && !o->once)
+		ret = start_control(d);
+	if (ret != 0) {
+		xts_err("start-up failed: %s", xts_strerror(ret));
+		d->exit_code = ret == XTS_ECONFIG ? 2 : 1;
+		finish(d);
+	} else {
+		wd = xts_sd_watchdog_usec();
+		if (wd > 0 && !o->once)
+			uv_timer_start(&d->watchdog, watchdog_cb, 0, wd / 2000 > 0 ? wd / 2000 : 1);
+		if (!o->once) {
+			xts_info("xtsyncd %s ready: %zu job(s), control socket %s", XTS_VERSION, d->cfg->n_jobs,
+				 d->cfg->daemon.control_socket);
+			xts_sd_notify("READY=1");
+			notify_status(d);
+		}
+	}
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	/* Let close callbacks run; close whatever an engine left open. */
+	uv_walk(&d->loop, walk_close, NULL);
+	uv_run(&d->loop, UV_RUN_NOWAIT);
+	/* Work still queued on the thread pool (an outbox flush sending mail)
+	 * holds a pointer to the loop: wait for it before freeing the loop,
+	 * or the worker locks a freed mutex. Bounded; leak rather than
+	 * free a loop that is still busy. */
+	busy = uv_loop_close(&d->loop) == UV_EBUSY;
+	for (int i = 0; i < 10000 && busy; i++) {
+		uv_walk(&d->loop, walk_close, NULL);
+		uv_run(&d->loop, UV_RUN_ONCE);
+		busy = uv_loop_close(&d->loop) == UV_EBUSY;
+	}
+	if (busy) {
+		xts_warn("event loop still busy at exit; not freeing it");
+		code = d->exit_code;
+		xts_config_free(d->cfg);
+		return code;
+	}
+	code = d->exit_code;
+	xts_config_free(d->cfg);
+	xts_free(d);
+	return code;
+}

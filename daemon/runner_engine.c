@@ -1,0 +1,579 @@
+/* SPDX-License-Identifier: MIT */
+/* The daemon's struct xts_job_runner on top of lib/engine: owns the evloop
+ * glue, the Graph context, the store, the provisioning log and the outbox
+ * flusher (a libuv worker thread with its own store connection, so an SMTP
+ * outage never blocks syncing). Dry runs work on a snapshot copy of the store.
+ * It schedules nothing (jobs.c does) and decides nothing (the engine does). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "engine.h"
+#include "err.h"
+#include "jobs.h"
+#include "log.h"
+#include "mem.h"
+#include "notify.h"
+#include "provlog.h"
+#include "runner_engine.h"
+#include "secret.h"
+#include "uvglue.h"
+
+/* Store functions used here, declared without store.h (its enum
+ * xts_job_state clashes with jobs.h's). */
+struct xts_store;
+int xts_store_open(const char *state_dir, struct xts_store **out);
+int xts_store_open_path(const char *db_path, struct xts_store **out);
+void xts_store_close(struct xts_store *st);
+
+struct flush_work;
+
+struct rctx {
+	uv_loop_t *loop;
+	struct xts_evloop *ev;
+	struct xts_graph_ctx *gctx;
+	struct xts_store *store;
+	struct xts_provlog *provlog;
+	struct xts_engine *eng;
+	const struct xts_config *cfg;
+	unsigned flags;
+	char *state_dir;
+	char *snapshot_dir;    /* dry run: the temporary copy of the store */
+	/* smtp */
+	bool smtp;
+	char *smtp_url, *smtp_from, *smtp_user, *smtp_pass;
+	struct flush_work *flushing;
+	bool flush_again;
+	uv_timer_t reaper;     /* frees preview engines from the loop */
+	struct preview *dead;
+};
+
+/* ---- snapshot copies for dry runs --------------------------------------------- */
+
+static int
+copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	int in, out, ret = 0;
+	ssize_t n;
+
+	in = open(from, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return errno == ENOENT ? XTS_ENOENT : xts_err_from_errno(errno);
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0) {
+		ret = xts_err_from_errno(errno);
+		close(in);
+		return ret;
+	}
+	for (;;) {
+		n = read(in, buf, sizeof(buf));
+		if (n == 0)
+			break;
+		if (n < 0 || write(out, buf, (size_t)n) != n) {
+			ret = XTS_EIO;
+			break;
+		}
+	}
+	close(in);
+	if (close(out) != 0 && ret == 0)
+		ret = XTS_EIO;
+	return ret;
+}
+
+/* Copy state_dir/xtsync.db (+ its WAL) into a new temp dir and open it there.
+ * On the loop thread no transaction of ours is open, so the pair is consistent. */
+static int
+snapshot_open(const char *state_dir, char **dir_out, struct xts_store **out)
+{
+	const char *tmp = getenv("TMPDIR");
+	char dir[512], from[1024], to[1024];
+	const char *sfx[] = { "", "-wal" };
+	int i, ret = 0;
+
+	*dir_out = NULL;
+	snprintf(dir, sizeof(dir), "%s/xtsync-dryrun-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+	if (mkdtemp(dir) == NULL)
+		return xts_err_from_errno(errno);
+	for (i = 0; i < 2 && ret == 0; i++) {
+		snprintf(from, sizeof(from), "%s/xtsync.db%s", state_dir, sfx[i]);
+		snprintf(to, sizeof(to), "%s/xtsync.db%s", dir, sfx[i]);
+		ret = copy_file(from, to);
+		if (ret == XTS_ENOENT)
+			ret = 0;
+	}
+	if (ret == 0)
+		ret = xts_store_open(dir, out);
+	*dir_out = xts_strdup(dir);
+	return ret;
+}
+
+static void
+snapshot_remove(char *dir)
+{
+	const char *sfx[] = { "", "-wal", "-shm", "-journal" };
+	char p[1024];
+	size_t i;
+
+	if (dir == NULL)
+		return;
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(p, sizeof(p), "%s/xtsync.db%s", dir, sfx[i]);
+		unlink(p);
+	}
+	rmdir(dir);
+	xts_free(dir);
+}
+
+/* ---- outbox flusher ------------------------------------------------------------ */
+
+struct flush_work {
+	uv_work_t w;
+	struct rctx *r; /* NULL once the runner is gone */
+	char *state_dir, *url, *from, *user, *pass;
+	int sent, failed, err;
+};
+
+static void
+flush_run(uv_work_t *w)
+{
+	struct flush_work *f = w->data;
+	struct xts_smtp_conf c;
+	struct xts_store *st = NULL;
+
+	memset(&c, 0, sizeof(c));
+	c.url = f->url;
+	c.from = f->from;
+	c.username = f->user;
+	c.password = f->pass;
+	f->err = xts_store_open(f->state_dir, &st);
+	if (f->err == 0)
+		f->err = xts_notify_flush(st, &c, xts_wall_ms(), &f->sent, &f->failed);
+	xts_store_close(st);
+}
+
+static void flush_kick(void *arg);
+
+static void
+flush_after(uv_work_t *w, int status)
+{
+	struct flush_work *f = w->data;
+	struct rctx *r = f->r;
+
+	(void)status;
+	if (f->err != 0)
+		xts_warn("notifications: outbox flush failed: %s", xts_strerror(f->err));
+	else if (f->sent > 0 || f->failed > 0)
+		xts_info("notifications: %d sent, %d failed (retried later)", f->sent, f->failed);
+	xts_free(f->state_dir);
+	xts_free(f->url);
+	xts_free(f->from);
+	xts_free(f->user);
+	xts_secret_free(f->pass);
+	xts_free(f);
+	if (r == NULL)
+		return;
+	r->flushing = NULL;
+	if (r->flush_again) {
+		r->flush_again = false;
+		flush_kick(r);
+	}
+}
+
+static void
+flush_kick(void *arg)
+{
+	struct rctx *r = arg;
+	struct flush_work *f;
+
+	if (!r->smtp || r->snapshot_dir != NULL)
+		return;
+	if (r->flushing != NULL) {
+		r->flush_again = true;
+		return;
+	}
+	f = xts_calloc(1, sizeof(*f));
+	if (f == NULL)
+		return;
+	f->r = r;
+	f->w.data = f;
+	f->state_dir = xts_strdup(r->state_dir);
+	f->url = xts_strdup(r->smtp_url);
+	f->from = xts_strdup(r->smtp_from);
+	f->user = xts_strdup(r->smtp_user != NULL ? r->smtp_user : "");
+	f->pass = r->smtp_pass != NULL ? xts_strdup(r->smtp_pass) : NULL;
+	if (f->state_dir == NULL || f->url == NULL || f->from == NULL || f->user == NULL ||
+	    uv_queue_work(r->loop, &f->w, flush_run, flush_after) != 0) {
+		xts_free(f->state_dir);
+		xts_free(f->url);
+		xts_free(f->from);
+		xts_free(f->user);
+		xts_secret_free(f->pass);
+		xts_free(f);
+		return;
+	}
+	r->flushing = f;
+}
+
+static void
+smtp_clear(struct rctx *r)
+{
+	xts_free(r->smtp_url);
+	xts_free(r->smtp_from);
+	xts_free(r->smtp_user);
+	xts_secret_free(r->smtp_pass);
+	r->smtp_url = r->smtp_from = r->smtp_user = r->smtp_pass = NULL;
+	r->smtp = false;
+}
+
+static int
+smtp_load(struct rctx *r, const struct xts_config *cfg)
+{
+	int ret = 0;
+
+	smtp_clear(r);
+	if (!cfg->smtp.present)
+		return 0;
+	r->smtp_url = xts_strdup(cfg->smtp.url);
+	r->smtp_from = xts_strdup(cfg->smtp.from);
+	r->smtp_user = xts_strdup(cfg->smtp.username);
+	if (cfg->smtp.password_file != NULL && cfg->smtp.password_file[0] != '\0')
+		ret = xts_secret_read(cfg->smtp.password_file, &r->smtp_pass);
+	if (r->smtp_url == NULL || r->smtp_from == NULL || r->smtp_user == NULL)
+		ret = XTS_ENOMEM;
+	r->smtp = ret == 0;
+	if (ret != 0)
+		xts_warn("notifications disabled: %s", xts_strerror(ret));
+	return 0;
+}
+
+/* ---- runner callbacks ---------------------------------------------------------- */
+
+static void
+print_line(void *arg, const char *job, const char *line)
+{
+	(void)arg;
+	printf("%s: %s\n", job, line);
+	fflush(stdout);
+}
+
+static int
+r_configure(void *ctx, const struct xts_config *cfg, unsigned flags)
+{
+	struct rctx *r = ctx;
+	struct xts_engine_opts o;
+	int ret;
+
+	r->cfg = cfg;
+	if (r->eng == NULL) {
+		r->flags = flags;
+		r->state_dir = xts_strdup(cfg->daemon.state_dir);
+		if (r->state_dir == NULL)
+			return XTS_ENOMEM;
+		if (flags & XTS_RUNNER_DRY_RUN) {
+			ret = snapshot_open(cfg->daemon.state_dir, &r->snapshot_dir, &r->store);
+		} else {
+			ret = xts_store_open(cfg->daemon.state_dir, &r->store);
+			if (ret == 0 && cfg->daemon.provisioning_log[0] != '\0') {
+				ret = xts_provlog_open(cfg->daemon.provisioning_log, &r->provlog);
+				if (ret != 0)
+					xts_err("cannot open the provisioning log %s: %s",
+						cfg->daemon.provisioning_log, xts_strerror(ret));
+			}
+		}
+		if (ret != 0) {
+			xts_err("engine: cannot open the store in %s: %s", cfg->daemon.state_dir,
+				xts_strerror(ret));
+			return ret;
+		}
+		memset(&o, 0, sizeof(o));
+		o.ev = r->ev;
+		o.gctx = r->gctx;
+		o.store = r->store;
+		o.provlog = r->provlog;
+		o.flags = (flags & XTS_RUNNER_DRY_RUN) ? XTS_ENGINE_DRY_RUN : 0;
+		o.plan_line = (flags & XTS_RUNNER_DRY_RUN) ? print_line : NULL;
+		o.outbox_kick = flush_kick;
+		o.outbox_arg = r;
+		ret = xts_engine_new(&o, &r->eng);
+		if (ret != 0)
+			return ret;
+	} else if (r->provlog != NULL) {
+		xts_provlog_reopen(r->provlog);
+	}
+	smtp_load(r, cfg);
+	return xts_engine_configure(r->eng, cfg);
+}
+
+static int
+r_start(void *ctx, const char *job, void (*done)(void *arg, int result), void *arg)
+{
+	struct rctx *r = ctx;
+
+	if (r->eng == NULL)
+		return XTS_EINVAL;
+	return xts_engine_cycle_start(r->eng, job, done, arg);
+}
+
+static void
+r_cancel(void *ctx, const char *job)
+{
+	struct rctx *r = ctx;
+
+	if (r->eng != NULL)
+		xts_engine_cancel(r->eng, job);
+}
+
+static int
+r_counts(void *ctx, const char *job, struct xts_job_counts *out)
+{
+	struct rctx *r = ctx;
+	struct xts_engine_counts c;
+	int ret;
+
+	if (r->eng == NULL)
+		return XTS_ENOENT;
+	ret = xts_engine_counts(r->eng, job, &c);
+	if (ret != 0)
+		return ret;
+	memset(out, 0, sizeof(*out));
+	out->in_scope = c.in_scope;
+	out->created = c.created;
+	out->updated = c.updated;
+	out->deleted = c.deleted;
+	out->disabled = c.disabled;
+	out->failed = c.failed;
+	out->skipped = c.skipped;
+	out->progress_done = c.ops_total > 0 ? c.ops_done : c.users;
+	out->progress_total = c.ops_total;
+	return 0;
+}
+
+
+static int
+r_quarantined(void *ctx, const char *job)
+{
+	struct rctx *r = ctx;
+
+	return r->eng != NULL ? xts_engine_quarantined(r->eng, job) : 0;
+}
+
+static int
+r_held(void *ctx, const char *job)
+{
+	struct rctx *r = ctx;
+
+	return r->eng != NULL ? xts_engine_deletions_held(r->eng, job) : 0;
+}
+
+static int
+r_qinfo(void *ctx, const char *job, char *reason, size_t len, long long *next_retry)
+{
+	struct rctx *r = ctx;
+
+	*next_retry = 0;
+	return r->eng != NULL ? xts_engine_quarantine_info(r->eng, job, reason, len, next_retry) : 0;
+}
+
+/* ---- preview: a dry-run cycle on a snapshot ----------------------------------------- */
+
+struct preview {
+	struct rctx *r;
+	struct xts_engine *eng;
+	struct xts_store *store;
+	char *dir;
+	json_t *lines;
+	void (*reply)(void *arg, json_t *resp);
+	void *arg;
+	struct preview *next;
+};
+
+static void
+preview_free(struct preview *p)
+{
+	xts_engine_free(p->eng);
+	xts_store_close(p->store);
+	snapshot_remove(p->dir);
+	json_decref(p->lines);
+	xts_free(p);
+}
+
+static void
+reaper_cb(uv_timer_t *t)
+{
+	struct rctx *r = t->data;
+	struct preview *p;
+
+	while (r->dead != NULL) {
+		p = r->dead;
+		r->dead = p->next;
+		preview_free(p);
+	}
+}
+
+static void
+preview_line(void *arg, const char *job, const char *line)
+{
+	struct preview *p = arg;
+
+	(void)job;
+	json_array_append_new(p->lines, json_string(line));
+}
+
+static void
+preview_done(void *arg, int result)
+{
+	struct preview *p = arg;
+	json_t *resp;
+
+	if (result == 0 || result == XTS_EHELD)
+		resp = json_pack("{s:b,s:O,s:s}", "ok", 1, "plan", p->lines, "note",
+				 result == XTS_EHELD ? "deletions would be held by the threshold" : "");
+	else
+		resp = json_pack("{s:b,s:s}", "ok", 0, "error", xts_strerror(result));
+	p->reply(p->arg, resp);
+	p->next = p->r->dead;
+	p->r->dead = p;
+	uv_timer_start(&p->r->reaper, reaper_cb, 0, 0);
+}
+
+static int
+preview_start(struct rctx *r, const char *job, void (*reply)(void *, json_t *), void *arg)
+{
+	struct xts_engine_opts o;
+	struct preview *p = xts_calloc(1, sizeof(*p));
+	int ret;
+
+	if (p == NULL)
+		return XTS_ENOMEM;
+	p->r = r;
+	p->reply = reply;
+	p->arg = arg;
+	p->lines = json_array();
+	ret = p->lines == NULL ? XTS_ENOMEM : snapshot_open(r->state_dir, &p->dir, &p->store);
+	if (ret == 0) {
+		memset(&o, 0, sizeof(o));
+		o.ev = r->ev;
+		o.gctx = r->gctx;
+		o.store = p->store;
+		o.flags = XTS_ENGINE_DRY_RUN;
+		o.plan_line = preview_line;
+		o.plan_arg = p;
+		ret = xts_engine_new(&o, &p->eng);
+	}
+	if (ret == 0)
+		ret = xts_engine_configure(p->eng, r->cfg);
+	if (ret == 0)
+		ret = xts_engine_cycle_start(p->eng, job, preview_done, p);
+	if (ret != 0)
+		preview_free(p);
+	return ret;
+}
+
+static int
+r_command(void *ctx, const char *cmd, json_t *req, void (*reply)(void *arg, json_t *resp), void *arg)
+{
+	struct rctx *r = ctx;
+	const char *job = json_string_value(json_object_get(req, "job"));
+	long long n = 0;
+	int ret;
+
+	if (r->eng == NULL || job == NULL)
+		return XTS_EINVAL;
+	if (strcmp(cmd, "restart") == 0) {
+		ret = xts_engine_restart(r->eng, job);
+		if (ret == 0)
+			reply(arg, json_pack("{s:b,s:s,s:s}", "ok", 1, "job", job, "result",
+					     "restarted: the next cycle is an initial cycle"));
+		return ret;
+	}
+	if (strcmp(cmd, "allow-deletions") == 0) {
+		char msg[96];
+		ret = xts_engine_allow_deletions(r->eng, job, &n);
+		snprintf(msg, sizeof(msg), "%lld held deletions released", n);
+		if (ret == 0)
+			reply(arg, json_pack("{s:b,s:s,s:s}", "ok", 1, "job", job, "result", msg));
+		return ret;
+	}
+	if (strcmp(cmd, "resume") == 0) {
+		ret = xts_engine_resume(r->eng, job);
+		if (ret == 0)
+			reply(arg, json_pack("{s:b,s:s,s:s}", "ok", 1, "job", job, "result", "resumed"));
+		return ret;
+	}
+	if (strcmp(cmd, "preview") == 0)
+		return preview_start(r, job, reply, arg);
+	if (strcmp(cmd, "provision") == 0) {
+		const char *user = json_string_value(json_object_get(req, "user"));
+		if (user == NULL)
+			return XTS_EINVAL;
+		return xts_engine_provision(r->eng, job, user, reply, arg);
+	}
+	return XTS_EINVAL;
+}
+
+/* The context holds the reaper handle, so it is freed only once libuv has
+ * finished closing that handle (freeing it earlier let a later loop pass
+ * read freed memory: the SIGABRT in uv__finish_close under load). */
+static void
+r_closed(uv_handle_t *h)
+{
+	xts_free(h->data);
+}
+
+static void
+r_destroy(void *ctx)
+{
+	struct rctx *r = ctx;
+
+	reaper_cb(&r->reaper);
+	if (r->flushing != NULL)
+		r->flushing->r = NULL;
+	xts_engine_free(r->eng);
+	xts_graph_ctx_free(r->gctx);
+	xts_store_close(r->store);
+	snapshot_remove(r->snapshot_dir);
+	xts_provlog_close(r->provlog);
+	xts_uvglue_free(r->ev);
+	smtp_clear(r);
+	xts_free(r->state_dir);
+	r->state_dir = NULL;
+	uv_close((uv_handle_t *)&r->reaper, r_closed);
+}
+
+int
+xts_runner_engine_init(uv_loop_t *loop, struct xts_job_runner *out)
+{
+	struct rctx *r = xts_calloc(1, sizeof(*r));
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (r == NULL)
+		return XTS_ENOMEM;
+	r->loop = loop;
+	ret = xts_uvglue_new(loop, &r->ev);
+	if (ret == 0)
+		ret = xts_graph_ctx_new(r->ev, NULL, &r->gctx);
+	if (ret != 0) {
+		xts_uvglue_free(r->ev);
+		xts_free(r);
+		return ret;
+	}
+	uv_timer_init(loop, &r->reaper);
+	r->reaper.data = r;
+	out->ctx = r;
+	out->configure = r_configure;
+	out->start_cycle = r_start;
+	out->cancel = r_cancel;
+	out->counts = r_counts;
+	out->quarantined = r_quarantined;
+	out->deletions_held = r_held;
+	out->quarantine_info = r_qinfo;
+	out->command = r_command;
+	out->destroy = r_destroy;
+	return 0;
+}

@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: MIT */
+/* xtsyncctl: the operator's tool. Daemon commands go over the control socket
+ * (ctl_client.c); offline commands (eval, check-schema, logs,
+ * test-connection) are dispatched to their own files when this build has
+ * them. Exit: 0 ok, 1 failure reply or daemon unreachable, 2 usage. */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "ctl_client.h"
+#include "err.h"
+#include "log.h"
+#include "mem.h"
+#include "xts_build.h"
+
+#include "ctl_eval.h"
+#include "ctl_check_schema.h"
+#include "ctl_logs.h"
+#include "ctl_test_connection.h"
+#include "ctl_provision.h"
+
+#define DEFAULT_CONFIG "/etc/xtsync/xtsync.conf"
+#define DEFAULT_SOCKET "/run/xtsync/control.sock"
+#define TIMEOUT_MS 30000
+/* provision and preview talk to Graph: give them longer. */
+#define LONG_TIMEOUT_MS 600000
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+		"usage: xtsyncctl [-c CONFIG] [-s SOCKET] COMMAND [ARGS]\n"
+		"commands (daemon):\n"
+		"  status [--json]          per-job state, last/next cycle and counts\n"
+		"  sync JOB                 start a cycle now\n"
+		"  pause JOB | resume JOB\n"
+		"  restart JOB              forget delta token and shadow state (next cycle is initial)\n"
+		"  provision JOB USER       provision one source user now\n"
+		"  preview JOB              the plan the next cycle would apply\n"
+		"  allow-deletions JOB      release deletions held by the threshold\n"
+		"  reload                   same as SIGHUP\n"
+		"commands (offline):\n"
+		"  test-connection JOB      tokens and cross-tenant access policy check\n"
+		"  logs [--follow] [--job J] [--user U] [--action A] [--status S] [--since T] [--json]\n"
+		"  eval [--attributes JSON|@FILE] EXPRESSION\n"
+		"  check-schema FILE\n"
+		"  -c CONFIG defaults to " DEFAULT_CONFIG "; -s defaults to its control_socket.\n"
+		"exit status: 0 ok, 1 failure or daemon unreachable, 2 usage\n");
+}
+
+static const char *
+str_or(json_t *o, const char *key, const char *dflt)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
+/* "2026-01-02T03:04:05Z" -> "2026-01-02 03:04:05Z"; "-" when absent. */
+static const char *
+when(json_t *o, const char *key, char *buf, size_t n)
+{
+	const char *s = str_or(o, key, NULL);
+
+	if (s == NULL)
+		return "-";
+	snprintf(buf, n, "%s", s);
+	if (strlen(buf) > 10 && buf[10] == 'T')
+		buf[10] = ' ';
+	return buf;
+}
+
+static long long
+count(json_t *counts, const char *key)
+{
+	json_t *v = json_object_get(counts, key);
+
+	return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+static void
+print_count(long long v)
+{
+	if (v < 0)
+		printf(" %8s", "-");
+	else
+		printf(" %8lld", v);
+}
+
+static void
+print_status(json_t *resp)
+{
+	json_t *d = json_object_get(resp, "daemon"), *jobs = json_object_get(resp, "jobs"), *j;
+	char b1[40], b2[40];
+	size_t i;
+
+	printf("xtsyncd %s (pid %lld), config %s%s\n", str_or(d, "version", "?"),
+	       (long long)json_integer_value(json_object_get(d, "pid")), str_or(d, "config", "?"),
+	       json_is_true(json_object_get(d, "engine")) ? "" : " -- engine not available in this build");
+	if (json_array_size(jobs) == 0) {
+		printf("no jobs configured\n");
+		return;
+	}
+	printf("%-24s %-15s %-20s %-20s %8s %8s %8s %8s %8s  %s\n", "JOB", "STATE", "LAST CYCLE", "NEXT CYCLE",
+	       "IN SCOPE", "CREATED", "UPDATED", "DELETED", "FAILED", "LAST RESULT");
+	json_array_foreach(jobs, i, j) {
+		json_t *c = json_object_get(j, "counts");
+		json_t *prog = json_object_get(j, "progress");
+		const char *res = str_or(j, "last_result", "-");
+		const char *e = str_or(j, "last_error", NULL);
+		char state[32];
+
+		snprintf(state, sizeof(state), "%s%s", str_or(j, "state", "?"),
+			 json_is_false(json_object_get(j, "enabled")) ? "*" : "");
+		printf("%-24s %-15s %-20s %-20s", str_or(j, "name", "?"), state,
+		       when(j, json_is_null(json_object_get(j, "last_cycle_end")) ? "last_cycle_start" : "last_cycle_end",
+			    b1, sizeof(b1)),
+		       when(j, "next_cycle", b2, sizeof(b2)));
+		print_count(count(c, "in_scope"));
+		print_count(count(c, "created"));
+		print_count(count(c, "updated"));
+		print_count(count(c, "deleted"));
+		print_count(count(c, "failed"));
+		printf("  %s%s%s", res, e != NULL ? ": " : "", e != NULL ? e : "");
+		if (json_is_string(json_object_get(j, "quarantine_reason")))
+			printf(" [reason %s, next retry %s]", str_or(j, "quarantine_reason", "?"),
+			       str_or(j, "next_retry", "none"));
+		if (json_is_object(prog))
+			printf(" (%lld/%lld)", (long long)json_integer_value(json_object_get(prog, "done")),
+			       (long long)json_integer_value(json_object_get(prog, "total")));
+		printf("\n");
+	}
+	printf("(* = disabled in the configuration)\n");
+}
+
+/* Default socket: -s, else the config's control_socket, else the default. */
+static char *
+socket_from_config(const char *config_path, const char *given)
+{
+	struct xts_config_problems p = XTS_CONFIG_PROBLEMS_INIT;
+	struct xts_config *cfg = NULL;
+	char *s;
+
+	if (given != NULL)
+		return xts_strdup(given);
+	/* Problems (e.g. unreadable secrets as a non-root user) do not matter here. */
+	if (xts_config_load(config_path, &cfg, &p) == 0) {
+		s = xts_strdup(cfg->daemon.control_socket);
+		xts_config_free(cfg);
+	} else {
+		s = xts_strdup(DEFAULT_SOCKET);
+	}
+	xts_config_problems_free(&p);
+	return s;
+}
+
+static int
+daemon_command(const char *config_path, const char *sock_opt, int argc, char **argv)
+{
+	const char *cmd = argv[0];
+	bool json_out = false, needs_job;
+	json_t *req = NULL, *resp = NULL;
+	char err[512], *sock = NULL;
+	int ret, code = 1, i, nargs = 0;
+	const char *args[2] = { NULL, NULL };
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json_out = true;
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			fprintf(stderr, "xtsyncctl %s: unknown option %s\n", cmd, argv[i]);
+			return 2;
+		} else if (nargs < 2) {
+			args[nargs++] = argv[i];
+		} else {
+			fprintf(stderr, "xtsyncctl %s: too many arguments\n", cmd);
+			return 2;
+		}
+	}
+	needs_job = strcmp(cmd, "status") != 0 && strcmp(cmd, "reload") != 0;
+	if (needs_job && nargs != (strcmp(cmd, "provision") == 0 ? 2 : 1)) {
+		fprintf(stderr, "usage: xtsyncctl %s JOB%s\n", cmd, strcmp(cmd, "provision") == 0 ? " USER" : "");
+		return 2;
+	}
+	if (!needs_job && nargs != 0) {
+		fprintf(stderr, "usage: xtsyncctl %s%s\n", cmd, strcmp(cmd, "status") == 0 ? " [--json]" : "");
+		return 2;
+	}
+	req = json_pack("{s:s}", "cmd", cmd);
+	if (req == NULL || (needs_job && json_object_set_new(req, "job", json_string(args[0])) != 0) ||
+	    (nargs == 2 && json_object_set_new(req, "user", json_string(args[1])) != 0)) {
+		fprintf(stderr, "xtsyncctl: out of memory (or arguments not UTF-8)\n");
+		goto done;
+	}
+	sock = socket_from_config(config_path, sock_opt);
+	if (sock == NULL)
+		goto done;
+	ret = xts_ctl_request(sock, req,
+			      strcmp(cmd, "provision") == 0 || strcmp(cmd, "preview") == 0 ? LONG_TIMEOUT_MS : TIMEOUT_MS,
+			      &resp, err, sizeof(err));
+	if (ret != 0) {
+		fprintf(stderr, "xtsyncctl: %s\n", err);
+		goto done;
+	}
+	if (json_out) {
+		json_dumpf(resp, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		printf("\n");
+	}
+	if (!json_is_true(json_object_get(resp, "ok")) && strcmp(cmd, "provision") == 0 &&
+	    json_is_array(json_object_get(resp, "steps"))) {
+		/* The steps say where it failed. */
+		if (!json_out)
+			xts_ctl_print_provision(stdout, args[0], resp);
+		goto done;
+	}
+	if (!json_is_true(json_object_get(resp, "ok"))) {
+		json_t *probs = json_object_get(resp, "problems"), *p;
+		size_t k;
+		fprintf(stderr, "xtsyncctl: %s\n", str_or(resp, "error", "request failed"));
+		json_array_foreach(probs, k, p)
+			if (json_is_string(p))
+				fprintf(stderr, "%s\n", json_string_value(p));
+		goto done;
+	}
+	code = 0;
+	if (json_out)
+		goto done;
+	if (strcmp(cmd, "status") == 0) {
+		print_status(resp);
+	} else if (strcmp(cmd, "reload") == 0) {
+		printf("configuration reloaded\n");
+	} else if (strcmp(cmd, "provision") == 0) {
+		code = xts_ctl_print_provision(stdout, args[0], resp);
+	} else if (strcmp(cmd, "preview") == 0) {
+		xts_ctl_print_preview(stdout, args[0], resp);
+	} else if (json_is_string(json_object_get(resp, "result")) && json_object_size(resp) <= 3) {
+		printf("%s: %s\n", args[0], str_or(resp, "result", ""));
+	} else {
+		json_object_del(resp, "ok");
+		json_dumpf(resp, stdout, JSON_INDENT(2));
+		printf("\n");
+	}
+done:
+	json_decref(req);
+	json_decref(resp);
+	xts_free(sock);
+	return code;
+}
+
+/* Offline commands that need the config: refuse with its problems. */
+static struct xts_config *
+need_config(const char *path)
+{
+	struct xts_config_problems p = XTS_CONFIG_PROBLEMS_INIT;
+	struct xts_config *cfg = NULL;
+
+	if (xts_config_load(path, &cfg, &p) != 0) {
+		xts_config_problems_print(&p, stderr);
+		fprintf(stderr, "xtsyncctl: cannot use %s\n", path);
+	}
+	xts_config_problems_free(&p);
+	return cfg;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const char *const daemon_cmds[] = { "status", "sync", "pause", "resume", "restart", "provision",
+						   "preview", "allow-deletions", "reload", NULL };
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config_path = DEFAULT_CONFIG, *sock = NULL, *cmd;
+	int c, i;
+
+	xts_log_init(XTS_LOG_WARNING, 0);
+	/* '+': stop at the command so its own options reach it untouched. */
+	for (;;) {
+		c = getopt_long(argc, argv, "+c:s:h", longopts, NULL);
+		if (c == -1)
+			break;
+		switch (c) {
+		case 'c': config_path = optarg; break;
+		case 's': sock = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("xtsyncctl %s\n", XTS_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (xts_mem_install() != 0) {
+		fprintf(stderr, "xtsyncctl: cannot install allocator hooks\n");
+		return 1;
+	}
+	cmd = argv[optind];
+	argc -= optind;
+	argv += optind;
+	for (i = 0; daemon_cmds[i] != NULL; i++)
+		if (strcmp(cmd, daemon_cmds[i]) == 0)
+			return daemon_command(config_path, sock, argc, argv);
+	if (strcmp(cmd, "eval") == 0) {
+		return xts_ctl_eval_main(argc, argv);
+	}
+	if (strcmp(cmd, "check-schema") == 0) {
+		return xts_ctl_check_schema_main(argc, argv);
+	}
+	if (strcmp(cmd, "logs") == 0) {
+		struct xts_config *cfg = need_config(config_path);
+		int code;
+		if (cfg == NULL)
+			return 2;
+		code = xts_ctl_logs_main(cfg, argc, argv);
+		xts_config_free(cfg);
+		return code;
+	}
+	if (strcmp(cmd, "test-connection") == 0) {
+		struct xts_config *cfg = need_config(config_path);
+		int code;
+		if (cfg == NULL)
+			return 2;
+		code = xts_ctl_test_connection_main(cfg, argc, argv);
+		xts_config_free(cfg);
+		return code;
+	}
+	fprintf(stderr, "xtsyncctl: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return 2;
+}

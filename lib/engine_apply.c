@@ -1,0 +1,841 @@
+/* SPDX-License-Identifier: MIT */
+/* The apply phase: a bounded window of planned (and due escrowed) ops sent
+ * through the cycle's target back end; every op is marked in-flight in the
+ * store BEFORE it is sent. A create matches first (link attribute, matching
+ * attributes, invited address) so it never duplicates. Manager references go
+ * in a second pass, after the users exist. It decides nothing new. */
+#include <stdio.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "buf.h"
+#include "engine_internal.h"
+#include "err.h"
+#include "log.h"
+#include "mem.h"
+
+struct aop {
+	struct eng_cycle *cy;
+	long long id;
+	char *sid;
+	int kind;
+	int attempts;
+	json_t *payload;       /* the op's payload (own ref) */
+	json_t *attrs;         /* source attrs for the log (own ref, may be NULL) */
+	struct xts_store_link_row lr;
+	int linked;
+	int match_stage;       /* create: 0 link attribute, 1..n matching attributes, n+1 mail */
+	const char *matched_by;
+	json_t *write;         /* what this op writes (own ref) */
+	json_t *old;           /* previous values for modifiedProperties (own ref) */
+	long long t0;
+	struct xts_graph_req *req;
+	struct aop *next;      /* list of ops in flight (for cancel) */
+};
+
+static void refill(struct eng_cycle *cy);
+static void aop_finish(struct aop *a);
+static void match_next(struct aop *a);
+
+/* The ops in flight per cycle, so a cycle free can cancel their reads. */
+static struct aop *
+list_head(struct eng_cycle *cy)
+{
+	return (struct aop *)cy->aops;
+}
+
+static void
+aop_free(struct aop *a)
+{
+	xts_free(a->sid);
+	json_decref(a->payload);
+	json_decref(a->attrs);
+	json_decref(a->write);
+	json_decref(a->old);
+	xts_store_link_row_clear(&a->lr);
+	xts_free(a);
+}
+
+static void
+list_remove(struct eng_cycle *cy, struct aop *a)
+{
+	struct aop **pp = (struct aop **)&cy->aops;
+
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == a) {
+			*pp = a->next;
+			return;
+		}
+	}
+}
+
+void
+eng_apply_cancel(struct eng_cycle *cy)
+{
+	struct aop *a = list_head(cy), *n;
+
+	/* The target back end is freed right after: its writes fire no callback. */
+	for (; a != NULL; a = n) {
+		n = a->next;
+		if (a->req != NULL)
+			xts_graph_cancel(a->req);
+		aop_free(a);
+	}
+	cy->aops = NULL;
+}
+
+/* ---- provisioning log ---------------------------------------------------- */
+
+static int
+redacted(const json_t *payload, const char *name)
+{
+	json_t *r = json_object_get(payload, "redacted"), *v;
+	size_t i;
+
+	json_array_foreach(r, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+log_op(struct aop *a, int action, int status, const struct xts_graph_error *ge, const char *reason)
+{
+	struct eng_cycle *cy = a->cy;
+	struct xts_prov_entry pe;
+	const char *key;
+	json_t *v;
+	char desc[256];
+
+	if (cy->e->o.provlog == NULL || cy->dry)
+		return;
+	xts_prov_entry_init(&pe);
+	pe.cycle_id = cy->id;
+	pe.job_id = cy->c.name;
+	pe.action = action;
+	pe.status = status;
+	pe.duration_ms = xts_now_ms() - a->t0;
+	pe.source_id = a->sid;
+	pe.source_display_name = json_string_value(json_object_get(a->attrs, "displayName"));
+	pe.source_upn = json_string_value(json_object_get(a->attrs, "userPrincipalName"));
+	pe.source_tenant_id = cy->src->tenant_id;
+	pe.target_id = a->lr.l.target_id;
+	pe.target_tenant_id = cy->tgt->tenant_id;
+	if (ge != NULL) {
+		pe.error_code = ge->code[0] != '\0' ? ge->code : NULL;
+		pe.error_reason = ge->message[0] != '\0' ? ge->message : reason;
+		pe.error_category = ge->status == 429 || ge->status >= 500 || ge->status == 0 ?
+					    "Transient" : "NonServiceFailure";
+	} else {
+		pe.error_reason = reason;
+	}
+	json_object_foreach(a->write, key, v)
+		xts_prov_entry_add_prop_json(&pe, key, json_object_get(a->old, key), v,
+					     redacted(a->payload, key));
+	xts_prov_entry_add_step(&pe, "EntryImport", XTS_STEP_IMPORT, XTS_PROV_SUCCESS,
+				"Retrieved the user from the source tenant", NULL);
+	xts_prov_entry_add_step(&pe, "EntrySynchronizationScoping", XTS_STEP_SCOPING, XTS_PROV_SUCCESS,
+				"The user is in scope", NULL);
+	if (a->kind == XTS_OP_CREATE) {
+		snprintf(desc, sizeof(desc), "%s", a->matched_by != NULL ? a->matched_by :
+			 "No matching user in the target tenant");
+		xts_prov_entry_add_step(&pe, "EntryMatching", XTS_STEP_MATCHING, XTS_PROV_SUCCESS, desc, NULL);
+	}
+	snprintf(desc, sizeof(desc), "Decided to %s the user", xts_prov_action_name(action));
+	xts_prov_entry_add_step(&pe, "EntryProcessing", XTS_STEP_PROCESSING, XTS_PROV_SUCCESS, desc, NULL);
+	xts_prov_entry_add_step(&pe, "EntryExport", XTS_STEP_EXPORT, status,
+				status == XTS_PROV_SUCCESS ? "Written to the target tenant" :
+				(reason != NULL ? reason : "The write failed"), NULL);
+	if (xts_provlog_write(cy->e->o.provlog, &pe) != 0)
+		xts_log_rl(XTS_LOG_WARNING, 60000, 3, "job %s: cannot write the provisioning log", cy->c.name);
+	xts_prov_entry_clear(&pe);
+}
+
+/* ---- completion -------------------------------------------------------------- */
+
+static int
+action_of(const struct aop *a)
+{
+	switch (a->kind) {
+	case XTS_OP_CREATE: return a->matched_by != NULL || a->linked ? XTS_PROV_UPDATE : XTS_PROV_CREATE;
+	case XTS_OP_DISABLE: return XTS_PROV_DISABLE;
+	case XTS_OP_DELETE: return XTS_PROV_DELETE;
+	default: return XTS_PROV_UPDATE;
+	}
+}
+
+static void op_escrow(struct aop *a, int err, const struct xts_graph_error *ge, const char *why,
+		      bool failure);
+
+/* A write that failed: escrowed with back-off and counted as a failure. */
+static void
+op_failed(struct aop *a, int err, const struct xts_graph_error *ge, const char *why)
+{
+	op_escrow(a, err, ge, why, true);
+}
+
+static void
+op_escrow(struct aop *a, int err, const struct xts_graph_error *ge, const char *why, bool failure)
+{
+	struct eng_cycle *cy = a->cy;
+	char msg[700];
+	long long next;
+	int ret;
+
+	snprintf(msg, sizeof(msg), "%s%s%s", ge != NULL && ge->code[0] != '\0' ? ge->code : xts_errname(err),
+		 ge != NULL || why != NULL ? ": " : "",
+		 ge != NULL && ge->message[0] != '\0' ? ge->message : (why != NULL ? why : ""));
+	next = xts_wall_ms() + xts_engine_escrow_delay_ms(cy->c.escrow_base_ms, a->attempts);
+	ret = xts_store_op_fail(cy->st, a->id, err, msg, next);
+	if (ret != 0)
+		xts_err("job %s: cannot record the failed op %lld: %s", cy->c.name, a->id, xts_strerror(ret));
+	if (!failure) {
+		/* Deferred, not failed: retried on the escrow schedule, but it
+		 * must not count toward the quarantine rule. */
+		xts_debug("job %s: %s of user %s deferred: %s", cy->c.name, xts_op_kind_name(a->kind),
+			  a->sid, msg);
+		log_op(a, action_of(a), XTS_PROV_SKIPPED, ge, msg);
+		aop_finish(a);
+		return;
+	}
+	cy->failed++;
+	cy->counts.failed++;
+	xts_warn("job %s: %s of user %s failed: %s", cy->c.name, xts_op_kind_name(a->kind), a->sid, msg);
+	log_op(a, action_of(a), XTS_PROV_FAILURE, ge, msg);
+	if (err == XTS_EAUTH) {
+		cy->auth_failed = true;
+		xts_free(cy->auth_code);
+		cy->auth_code = xts_strdup(ge != NULL && ge->code[0] != '\0' ? ge->code : "InvalidAuthenticationToken");
+	}
+	aop_finish(a);
+}
+
+/* Merge written values into exported and mark the op done. */
+static void
+op_succeeded(struct aop *a, int target_state, long long deleted_at)
+{
+	struct eng_cycle *cy = a->cy;
+	struct xts_store_link_row lr;
+	json_t *exp = NULL;
+	int ret;
+
+	memset(&lr, 0, sizeof(lr));
+	ret = xts_store_begin(cy->st);
+	if (ret == 0)
+		ret = xts_store_link_get(cy->st, cy->c.name, a->sid, &lr);
+	if (ret == 0 && a->write != NULL && json_object_size(a->write) > 0) {
+		exp = lr.l.exported != NULL ? json_deep_copy(lr.l.exported) : json_object();
+		if (exp == NULL || json_object_update(exp, a->write) != 0)
+			ret = XTS_ENOMEM;
+		if (ret == 0)
+			ret = xts_store_link_set_exported(cy->st, cy->c.name, a->sid, exp);
+	}
+	if (ret == 0 && target_state >= 0)
+		ret = xts_store_link_set_target_state(cy->st, cy->c.name, a->sid, target_state, deleted_at);
+	if (ret == 0)
+		ret = xts_store_op_done(cy->st, a->id);
+	if (ret == 0)
+		ret = xts_store_commit(cy->st);
+	else if (xts_store_in_tx(cy->st))
+		xts_store_rollback(cy->st);
+	json_decref(exp);
+	xts_store_link_row_clear(&lr);
+	if (ret != 0) {
+		xts_err("job %s: user %s: written but not recorded: %s (the next cycle compares again)",
+			cy->c.name, a->sid, xts_strerror(ret));
+		cy->result = cy->result != 0 ? cy->result : ret;
+	}
+	switch (action_of(a)) {
+	case XTS_PROV_CREATE: cy->counts.created++; break;
+	case XTS_PROV_DISABLE: cy->counts.disabled++; break;
+	case XTS_PROV_DELETE: cy->counts.deleted++; break;
+	default:
+		if (a->kind != XTS_OP_MANAGER)
+			cy->counts.updated++;
+		break;
+	}
+	if (a->kind != XTS_OP_MANAGER || cy->e->o.provlog != NULL)
+		log_op(a, action_of(a), XTS_PROV_SUCCESS, NULL, NULL);
+	aop_finish(a);
+}
+
+static void
+aop_finish(struct aop *a)
+{
+	struct eng_cycle *cy = a->cy;
+
+	cy->inflight--;
+	cy->counts.ops_done++;
+	list_remove(cy, a);
+	aop_free(a);
+	refill(cy);
+}
+
+/* ---- writes ------------------------------------------------------------------- */
+
+static void
+simple_cb(void *arg, const struct xts_batch_result *r)
+{
+	struct aop *a = arg;
+	struct eng_cycle *cy = a->cy;
+	int gone = r->status == 404;
+
+	if (a->kind == XTS_OP_DELETE && (r->err == 0 || gone)) {
+		op_succeeded(a, XTS_TARGET_SOFT_DELETED, xts_wall_ms());
+		return;
+	}
+	if (gone && a->kind != XTS_OP_MANAGER) {
+		/* The target user no longer exists: forget the link; the next cycle
+		 * plans a create, which matches first. */
+		xts_warn("job %s: target user %s of %s is gone; relinking next cycle", cy->c.name,
+			 a->lr.l.target_id, a->sid);
+		if (xts_store_link_remove(cy->st, cy->c.name, a->sid) == 0)
+			xts_store_op_cancel(cy->st, a->id);
+		cy->failed++;
+		cy->counts.failed++;
+		log_op(a, action_of(a), XTS_PROV_FAILURE, r->gerr, "the target user no longer exists");
+		aop_finish(a);
+		return;
+	}
+	if (r->err != 0) {
+		op_failed(a, r->err, r->gerr, NULL);
+		return;
+	}
+	switch (a->kind) {
+	case XTS_OP_DISABLE: op_succeeded(a, XTS_TARGET_DISABLED, 0); break;
+	default: {
+		json_t *en = json_object_get(a->write, "accountEnabled");
+		op_succeeded(a, json_is_true(en) ? XTS_TARGET_ACTIVE :
+				(json_is_false(en) ? XTS_TARGET_DISABLED : -1), 0);
+	}
+	}
+}
+
+static int
+send_patch(struct aop *a, const char *tid, json_t *body)
+{
+	char url[256];
+
+	snprintf(url, sizeof(url), "/users/%s", tid);
+	return a->cy->target->ops->write(a->cy->target, "PATCH", url, body, simple_cb, a);
+}
+
+static void
+restore_cb(void *arg, const struct xts_batch_result *r)
+{
+	struct aop *a = arg;
+	int ret;
+
+	if (r->err != 0) {
+		simple_cb(arg, r);
+		return;
+	}
+	ret = xts_store_link_set_target_state(a->cy->st, a->cy->c.name, a->sid, XTS_TARGET_ACTIVE, 0);
+	if (ret == 0 && json_object_size(a->write) > 0)
+		ret = send_patch(a, a->lr.l.target_id, a->write);
+	else if (ret == 0)
+		op_succeeded(a, XTS_TARGET_ACTIVE, 0);
+	if (ret != 0)
+		op_failed(a, ret, NULL, "after restore");
+}
+
+/* ---- create: match, then invite ------------------------------------------------- */
+
+static json_t *
+link_pair(struct aop *a)
+{
+	const char *tid = a->cy->job->source_tid_guid != NULL ? a->cy->job->source_tid_guid :
+							     a->cy->src->tenant_id;
+	char v[256];
+
+	if (xts_engine_link_value(tid, a->sid, v, sizeof(v)) != 0)
+		return NULL;
+	return json_string(v);
+}
+
+static void
+create_cb(void *arg, const struct xts_batch_result *r)
+{
+	struct aop *a = arg;
+	struct eng_cycle *cy = a->cy;
+
+	if (r->user_id != NULL) {
+		struct xts_store_link l;
+		int ret;
+		memset(&l, 0, sizeof(l));
+		l.source_id = a->sid;
+		l.target_id = r->user_id;
+		l.origin = XTS_LINK_CREATED;
+		l.target_state = XTS_TARGET_ACTIVE;
+		/* Recorded as soon as the invitation returned the id. */
+		ret = xts_store_link_put(cy->st, cy->c.name, &l);
+		if (ret != 0)
+			xts_err("job %s: cannot record the link of %s -> %s: %s", cy->c.name, a->sid,
+				r->user_id, xts_strerror(ret));
+		xts_free((char *)a->lr.l.target_id);
+		a->lr.l.target_id = xts_strdup(r->user_id);
+	}
+	if (r->err != 0) {
+		op_failed(a, r->err, r->gerr, r->step == 2 ? "invited, but the attribute update failed" :
+			  "the invitation failed");
+		return;
+	}
+	op_succeeded(a, XTS_TARGET_ACTIVE, 0);
+}
+
+static void
+invite(struct aop *a)
+{
+	struct eng_cycle *cy = a->cy;
+	const char *email = json_string_value(json_object_get(a->payload, "email"));
+	json_t *inv;
+	int ret;
+
+	if (email == NULL) {
+		op_failed(a, XTS_EINVAL, NULL, "the source user has neither mail nor userPrincipalName");
+		return;
+	}
+	inv = json_pack("{s:s,s:s?,s:s,s:s,s:b}", "invitedUserEmailAddress", email,
+			"invitedUserDisplayName", json_string_value(json_object_get(a->payload, "displayName")),
+			"inviteRedirectUrl", "https://myapplications.microsoft.com",
+			"invitedUserType", "Member", "sendInvitationMessage", 0);
+	if (inv == NULL) {
+		op_failed(a, XTS_ENOMEM, NULL, NULL);
+		return;
+	}
+	ret = cy->target->ops->create_user(cy->target, inv, a->write, create_cb, a);
+	json_decref(inv);
+	if (ret != 0)
+		op_failed(a, ret, NULL, "cannot queue the invitation");
+}
+
+/* A match: link, then PATCH only what differs from the found user. */
+static void
+adopt(struct aop *a, json_t *found)
+{
+	struct eng_cycle *cy = a->cy;
+	struct xts_store_link l;
+	const char *tid = json_string_value(json_object_get(found, "id"));
+	json_t *changes = NULL;
+	int ret;
+
+	memset(&l, 0, sizeof(l));
+	l.source_id = a->sid;
+	l.target_id = tid;
+	l.origin = a->attempts > 1 ? XTS_LINK_ADOPTED : XTS_LINK_MATCHED;
+	l.target_state = json_is_false(json_object_get(found, "accountEnabled")) ? XTS_TARGET_DISABLED :
+										       XTS_TARGET_ACTIVE;
+	ret = tid == NULL ? XTS_EPARSE : xts_store_link_put(cy->st, cy->c.name, &l);
+	if (ret == 0)
+		ret = xts_mapping_diff(cy->sch->s, a->write, found, &changes);
+	if (ret != 0) {
+		json_decref(changes);
+		op_failed(a, ret, NULL, ret == XTS_EEXIST ? "the matched target user is linked to another source user" :
+			  "cannot link the matched user");
+		return;
+	}
+	xts_free((char *)a->lr.l.target_id);
+	a->lr.l.target_id = xts_strdup(tid);
+	json_decref(a->old);
+	a->old = json_incref(found);
+	/* exported := what the target holds now, so only differences are written */
+	ret = xts_store_link_set_exported(cy->st, cy->c.name, a->sid, found);
+	json_decref(a->write);
+	a->write = changes;
+	xts_info("job %s: user %s matched target user %s (%s)", cy->c.name, a->sid, tid, a->matched_by);
+	if (ret == 0 && json_object_size(changes) > 0)
+		ret = send_patch(a, tid, changes);
+	else if (ret == 0)
+		op_succeeded(a, -1, 0);
+	if (ret != 0)
+		op_failed(a, ret, NULL, "cannot update the matched user");
+}
+
+static char *
+match_select(struct aop *a)
+{
+	struct xts_buf b = XTS_BUF_INIT;
+	const char *key;
+	json_t *v;
+	int ret = a->cy->link_missing ? xts_buf_printf(&b, "id,accountEnabled") :
+		  xts_buf_printf(&b, "id,accountEnabled,%s", a->cy->c.link_attr);
+
+	json_object_foreach(a->write, key, v)
+		if (ret == 0 && strcmp(key, a->cy->c.link_attr) != 0 && strcmp(key, "id") != 0 &&
+		    strcmp(key, "accountEnabled") != 0)
+			ret = xts_buf_printf(&b, ",%s", key);
+	if (ret != 0) {
+		xts_buf_free(&b);
+		return NULL;
+	}
+	return xts_buf_steal(&b);
+}
+
+static void
+match_cb(void *arg, const struct xts_graph_result *res)
+{
+	struct aop *a = arg;
+	json_t *v = json_object_get(res->body, "value");
+
+	a->req = NULL;
+	if (res->err != 0) {
+		op_failed(a, res->err, res->gerr, "the matching query failed");
+		return;
+	}
+	if (json_array_size(v) > 1) {
+		op_failed(a, XTS_EEXIST, NULL, "more than one target user matches; not choosing one");
+		return;
+	}
+	if (json_array_size(v) == 1) {
+		adopt(a, json_array_get(v, 0));
+		return;
+	}
+	a->match_stage++;
+	match_next(a);
+}
+
+static void
+match_next(struct aop *a)
+{
+	struct eng_cycle *cy = a->cy;
+	const struct xts_schema_mapping *m[16];
+	size_t nm = xts_schema_matching(cy->sch->s, m, 16);
+	const char *attr = NULL;
+	json_t *val = NULL;
+	char *q = NULL, *flt = NULL, *enc = NULL, *sel = NULL, *url = NULL;
+	size_t len;
+	int ret = 0;
+
+	if (nm > 16)
+		nm = 16;
+	if (a->match_stage == 0) {
+		/* Dry run before the link attribute exists: no user carries it. */
+		attr = cy->c.link_attr;
+		val = cy->link_missing ? NULL : json_object_get(a->write, cy->c.link_attr);
+		a->matched_by = "Matched by the xtsync link attribute";
+	} else if ((size_t)a->match_stage <= nm) {
+		attr = m[a->match_stage - 1]->target;
+		val = json_object_get(a->write, attr);
+		a->matched_by = "Matched by a matchingPriority attribute";
+	} else if ((size_t)a->match_stage == nm + 1) {
+		attr = "mail";
+		val = json_object_get(a->payload, "email");
+		a->matched_by = "Matched by the invited e-mail address";
+	} else {
+		a->matched_by = NULL;
+		invite(a);
+		return;
+	}
+	if (!json_is_string(val) || json_string_length(val) == 0) {
+		a->match_stage++;
+		match_next(a);
+		return;
+	}
+	q = eng_odata_quote(json_string_value(val));
+	len = strlen(attr) + (q != NULL ? strlen(q) : 0) + 8;
+	flt = q != NULL ? xts_malloc(len) : NULL;
+	if (flt != NULL)
+		snprintf(flt, len, "%s eq %s", attr, q);
+	enc = flt != NULL ? eng_urlenc(flt) : NULL;
+	sel = match_select(a);
+	if (enc != NULL && sel != NULL) {
+		len = strlen(enc) + strlen(sel) + 48;
+		url = xts_malloc(len);
+		if (url != NULL)
+			snprintf(url, len, "/v1.0/users?$filter=%s&$select=%s", enc, sel);
+	}
+	if (url == NULL)
+		ret = XTS_ENOMEM;
+	else
+		ret = xts_graph_request(cy->tgt->g, "GET", url, NULL, 0, match_cb, a, &a->req);
+	xts_free(q);
+	xts_free(flt);
+	xts_free(enc);
+	xts_free(sel);
+	xts_free(url);
+	if (ret != 0)
+		op_failed(a, ret, NULL, "cannot send the matching query");
+}
+
+/* ---- dispatch ----------------------------------------------------------------- */
+
+/* A create writes no null: Graph refuses null for some properties (a
+ * collection such as businessPhones) and an absent value is already empty. */
+static void
+drop_nulls(json_t *o)
+{
+	const char *key;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(o, tmp, key, v)
+		if (json_is_null(v))
+			json_object_del(o, key);
+}
+
+static void
+dispatch(struct aop *a)
+{
+	struct eng_cycle *cy = a->cy;
+	char url[320];
+	json_t *body = NULL;
+	int ret;
+
+	memset(&a->lr, 0, sizeof(a->lr));
+	ret = xts_store_link_get(cy->st, cy->c.name, a->sid, &a->lr);
+	if (ret != 0 && ret != XTS_ENOENT) {
+		op_failed(a, ret, NULL, NULL);
+		return;
+	}
+	a->linked = ret == 0;
+	{
+		struct xts_store_user_row ur;
+		memset(&ur, 0, sizeof(ur));
+		if (xts_store_user_get(cy->st, cy->c.name, a->sid, &ur) == 0 && ur.u.attrs != NULL)
+			a->attrs = json_incref(ur.u.attrs);
+		xts_store_user_row_clear(&ur);
+	}
+	if (a->kind != XTS_OP_CREATE && !a->linked) {
+		if (a->kind == XTS_OP_MANAGER) {
+			/* The user's create is still pending or failed (counted
+			 * there): the reference waits, it is not a second failure. */
+			op_escrow(a, XTS_ENOENT, NULL, "the user is not linked yet (retried later)", false);
+			return;
+		}
+		xts_store_op_cancel(cy->st, a->id);
+		aop_finish(a);
+		return;
+	}
+	switch (a->kind) {
+	case XTS_OP_CREATE:
+		/* A failed copy is out of memory, never "no attributes to write". */
+		a->write = json_object_get(a->payload, "attrs") != NULL ?
+				   json_deep_copy(json_object_get(a->payload, "attrs")) : json_object();
+		if (a->write == NULL) {
+			op_failed(a, XTS_ENOMEM, NULL, NULL);
+			return;
+		}
+		if (a->linked) {
+			/* Invited earlier but the attribute write failed: update. */
+			json_t *ch = NULL;
+			json_object_set_new(a->write, cy->c.link_attr, link_pair(a));
+			ret = xts_mapping_diff(cy->sch->s, a->write, a->lr.l.exported, &ch);
+			if (ret == 0) {
+				a->old = a->lr.l.exported != NULL ? json_incref(a->lr.l.exported) : NULL;
+				json_decref(a->write);
+				a->write = ch;
+				ret = json_object_size(ch) > 0 ? send_patch(a, a->lr.l.target_id, ch) : 0;
+				if (ret == 0 && json_object_size(ch) == 0)
+					op_succeeded(a, -1, 0);
+			} else {
+				json_decref(ch);
+			}
+			break;
+		}
+		drop_nulls(a->write);
+		ret = json_object_set_new(a->write, cy->c.link_attr, link_pair(a)) == 0 ? 0 : XTS_ENOMEM;
+		if (ret == 0) {
+			eng_plan_line(cy, "CREATE user %s (%s)", a->sid,
+				      json_string_value(json_object_get(a->payload, "email")) != NULL ?
+				      json_string_value(json_object_get(a->payload, "email")) : "?");
+			match_next(a);
+		}
+		break;
+	case XTS_OP_UPDATE:
+		a->write = json_deep_copy(json_object_get(a->payload, "changes"));
+		if (a->write == NULL)
+			a->write = json_object();
+		a->old = a->lr.l.exported != NULL ? json_incref(a->lr.l.exported) : NULL;
+		/* Invited, but the create's attribute write failed: the target does
+		 * not carry the link yet. Stamp it with this update, or a later
+		 * restart could not find the user by its link. */
+		if (a->write != NULL && json_object_get(a->lr.l.exported, cy->c.link_attr) == NULL)
+			json_object_set_new(a->write, cy->c.link_attr, link_pair(a));
+		if (json_object_size(a->write) == 0) {
+			op_succeeded(a, -1, 0);
+			return;
+		}
+		ret = send_patch(a, a->lr.l.target_id, a->write);
+		break;
+	case XTS_OP_DISABLE:
+		a->write = json_pack("{s:b}", "accountEnabled", 0);
+		a->old = a->lr.l.exported != NULL ? json_incref(a->lr.l.exported) : NULL;
+		ret = a->write == NULL ? XTS_ENOMEM : send_patch(a, a->lr.l.target_id, a->write);
+		break;
+	case XTS_OP_DELETE:
+		snprintf(url, sizeof(url), "/users/%s", a->lr.l.target_id);
+		ret = cy->target->ops->write(cy->target, "DELETE", url, NULL, simple_cb, a);
+		break;
+	case XTS_OP_RESTORE:
+		a->write = json_incref(json_object_get(a->payload, "changes"));
+		a->old = a->lr.l.exported != NULL ? json_incref(a->lr.l.exported) : NULL;
+		snprintf(url, sizeof(url), "/directory/deletedItems/%s/restore", a->lr.l.target_id);
+		ret = cy->target->ops->write(cy->target, "POST", url, NULL, restore_cb, a);
+		break;
+	case XTS_OP_MANAGER: {
+		const char *mgr = json_string_value(json_object_get(a->payload, "manager"));
+		struct xts_store_link_row mr;
+		const struct xts_tenant_conn *tc = xts_graph_conn(cy->tgt->g);
+		memset(&mr, 0, sizeof(mr));
+		if (mgr == NULL) {
+			snprintf(url, sizeof(url), "/users/%s/manager/$ref", a->lr.l.target_id);
+			a->write = json_pack("{s:n}", "manager");
+			ret = cy->target->ops->write(cy->target, "DELETE", url, NULL, simple_cb, a);
+			break;
+		}
+		ret = xts_store_link_get(cy->st, cy->c.name, mgr, &mr);
+		if (ret == XTS_ENOENT) {
+			/* As Microsoft does: a reference to an object not provisioned
+			 * (yet) is left unset and tried again on later cycles. */
+			op_escrow(a, XTS_ENOENT, NULL, "the manager has no target user yet (retried later)",
+				  false);
+			return;
+		}
+		if (ret == 0) {
+			char ref[512];
+			snprintf(ref, sizeof(ref), "%s/v1.0/users/%s",
+				 tc != NULL && tc->graph_endpoint != NULL ? tc->graph_endpoint :
+				 "https://graph.microsoft.com", mr.l.target_id);
+			body = json_pack("{s:s}", "@odata.id", ref);
+			a->write = json_pack("{s:s}", "manager", mgr);
+			snprintf(url, sizeof(url), "/users/%s/manager/$ref", a->lr.l.target_id);
+			ret = body == NULL || a->write == NULL ? XTS_ENOMEM :
+				cy->target->ops->write(cy->target, "PUT", url, body, simple_cb, a);
+		}
+		xts_store_link_row_clear(&mr);
+		break;
+	}
+	default:
+		ret = XTS_EINVAL;
+	}
+	json_decref(body);
+	if (ret != 0)
+		op_failed(a, ret, NULL, "cannot queue the write");
+}
+
+/* ---- the window ------------------------------------------------------------------ */
+
+struct collect {
+	struct eng_cycle *cy;
+	json_t *rows;
+	long long want;
+};
+
+static int
+collect_cb(void *arg, const struct xts_store_op *o)
+{
+	struct collect *c = arg;
+	int manager = o->kind == XTS_OP_MANAGER;
+
+	if ((c->cy->apply_pass == 1) == manager)
+		return 0;
+	if (c->cy->only_user != NULL && strcmp(c->cy->only_user, o->source_id) != 0)
+		return 0;
+	if (json_array_append_new(c->rows, json_pack("{s:I,s:s,s:i,s:i,s:O?}", "id", (json_int_t)o->id,
+						      "sid", o->source_id, "kind", o->kind, "attempts",
+						      o->attempts, "payload", o->payload)) != 0)
+		return XTS_ENOMEM;
+	return (long long)json_array_size(c->rows) >= c->want ? 1 : 0;
+}
+
+static void
+refill(struct eng_cycle *cy)
+{
+	struct collect c;
+	json_t *row;
+	size_t i;
+	int ret = 0, max;
+
+	if (cy->in_refill)
+		return;
+	cy->in_refill = true;
+	for (;;) {
+		c.cy = cy;
+		c.rows = NULL;
+		c.want = cy->e->o.window - cy->inflight;
+		if (cy->canceled || cy->stop_apply || cy->auth_failed || c.want < cy->e->o.window / 2 || c.want <= 0)
+			break;
+		c.rows = json_array();
+		if (c.rows == NULL) {
+			ret = XTS_ENOMEM;
+			break;
+		}
+		/* Only this pass's kind, filtered by the store: walking (and
+		 * decoding) the other pass's ops on every refill was quadratic. */
+		max = cy->only_user != NULL ? 0 : (int)c.want;
+		ret = xts_store_op_foreach_refs(cy->st, cy->c.name, XTS_OP_PLANNED, 0, cy->apply_pass == 2,
+						max, collect_cb, &c);
+		if (ret == 1)
+			ret = 0;
+		/* Escrow that was due when the cycle began (not what failed in it). */
+		if (ret == 0 && (long long)json_array_size(c.rows) < c.want)
+			ret = xts_store_op_foreach_refs(cy->st, cy->c.name, XTS_OP_FAILED, cy->started,
+							cy->apply_pass == 2, max, collect_cb, &c);
+		if (ret == 1)
+			ret = 0;
+		if (ret != 0 || json_array_size(c.rows) == 0) {
+			json_decref(c.rows);
+			break;
+		}
+		json_array_foreach(c.rows, i, row) {
+			struct aop *a = xts_calloc(1, sizeof(*a));
+			if (a == NULL) {
+				ret = XTS_ENOMEM;
+				break;
+			}
+			a->cy = cy;
+			a->id = json_integer_value(json_object_get(row, "id"));
+			a->sid = xts_strdup(json_string_value(json_object_get(row, "sid")));
+			a->kind = (int)json_integer_value(json_object_get(row, "kind"));
+			a->attempts = (int)json_integer_value(json_object_get(row, "attempts")) + 1;
+			a->payload = json_incref(json_object_get(row, "payload"));
+			a->t0 = xts_now_ms();
+			if (a->sid == NULL) {
+				aop_free(a);
+				ret = XTS_ENOMEM;
+				break;
+			}
+			/* In flight BEFORE it is sent: a crash now is resolved by recovery. */
+			ret = xts_store_op_start(cy->st, a->id);
+			if (ret != 0) {
+				aop_free(a);
+				break;
+			}
+			a->next = (struct aop *)cy->aops;
+			cy->aops = a;
+			cy->inflight++;
+			cy->ops++;
+			cy->counts.ops_total++;
+			dispatch(a);
+		}
+		json_decref(c.rows);
+		if (ret != 0)
+			break;
+	}
+	cy->in_refill = false;
+	if (ret != 0) {
+		xts_err("job %s: apply stopped: %s", cy->c.name, xts_strerror(ret));
+		if (cy->result == 0 || cy->result == XTS_EHELD)
+			cy->result = ret;
+		cy->stop_apply = true;
+	}
+	if (cy->inflight > 0)
+		return;
+	if (cy->apply_pass == 1 && !cy->canceled && !cy->stop_apply && !cy->auth_failed) {
+		cy->apply_pass = 2;
+		refill(cy);
+		return;
+	}
+	if (cy->phase == PH_APPLY) {
+		cy->phase = PH_DONE;
+		eng_cycle_applied(cy);
+	}
+}
+
+void
+eng_apply_start(struct eng_cycle *cy)
+{
+	cy->apply_pass = 1;
+	cy->phase = PH_APPLY;
+	refill(cy);
+}

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared internals of lib/engine*.c and lib/target_*.c: the engine, its
+ * tenants and jobs, one cycle's state, and the target back end interface
+ * (target_graph.c writes through $batch; target_null.c records for dry runs).
+ * Not a public API: nothing outside lib/engine*.c and lib/target_*.c uses it. */
+#ifndef XTS_ENGINE_INTERNAL_H
+#define XTS_ENGINE_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "engine.h"
+#include "graph.h"
+#include "mapping.h"
+#include "policy_check.h"
+#include "provlog.h"
+#include "schema.h"
+#include "store.h"
+
+/* ---- target back ends ---------------------------------------------------- */
+
+struct eng_target;
+/* cb of a write: err 0 or XTS_E*; gerr may be NULL; user_id/step for creates. */
+typedef void (*eng_write_cb)(void *arg, const struct xts_batch_result *r);
+
+struct eng_target_ops {
+	/* One write (method, url relative to /v1.0, body borrowed). */
+	int (*write)(struct eng_target *t, const char *method, const char *url, json_t *body,
+		     eng_write_cb cb, void *arg);
+	int (*create_user)(struct eng_target *t, json_t *invitation, json_t *patch,
+			   eng_write_cb cb, void *arg);
+	void (*free)(struct eng_target *t);
+};
+struct eng_target {
+	const struct eng_target_ops *ops;
+};
+/* Graph back end: writes through a $batch writer on g (borrowed). */
+int eng_target_graph_new(struct xts_graph *g, struct eng_target **out);
+/* Null back end: records each write as a line via line(arg, text) and
+ * answers success from the loop (new ids "00000000-dry0-...") . */
+int eng_target_null_new(struct xts_evloop *ev, void (*line)(void *arg, const char *text),
+			void *arg, struct eng_target **out);
+
+/* ---- engine, tenants, jobs ----------------------------------------------- */
+
+struct eng_tenant {
+	char *name;
+	char *tenant_id;
+	char *client_id;
+	struct xts_graph *g;
+	int refs; /* the engine's table holds one; each cycle using it one */
+};
+
+struct eng_schema {
+	struct xts_schema *s;
+	char fp[65];
+	int refs;
+};
+
+/* Copied settings of one job (a cycle keeps them across reloads). */
+struct eng_jobcfg {
+	char *name;
+	char *link_attr;        /* target attribute holding the link */
+	char *src_link_attr;    /* attribute marking users we created in the source tenant, or NULL */
+	char *notify;           /* comma-separated, "" none */
+	char **groups;
+	size_t n_groups;
+	char **users;
+	size_t n_users;
+	int scope, deprovision;
+	long long deletion_threshold, q_min_ops, q_max_failures;
+	double q_ratio;
+	long long escrow_base_ms;
+};
+
+struct eng_cycle;
+
+struct eng_job {
+	char *name;
+	bool present;           /* in the current config */
+	bool checked;           /* connection test passed since start / last failure */
+	char *source_tid_guid;  /* from the policy check (GUID) */
+	struct eng_schema *schema;
+	struct eng_jobcfg *c;       /* settings of the current config */
+	struct eng_tenant *src, *tgt;
+	struct eng_cycle *running;
+	struct xts_engine_counts counts;
+};
+
+struct xts_engine {
+	struct xts_engine_opts o;
+	struct eng_tenant **tenants;
+	size_t n_tenants;
+	struct eng_job **jobs;
+	size_t n_jobs;
+};
+
+enum eng_phase {
+	PH_START, PH_CONNECT, PH_GROUPS, PH_USERS, PH_APPLY, PH_DONE
+};
+
+struct eng_cycle {
+	struct xts_engine *e;
+	struct eng_job *job;
+	struct eng_jobcfg c;
+	struct eng_schema *sch;
+	struct eng_tenant *src, *tgt;
+	struct eng_target *target;
+	struct xts_store *st;
+	bool dry, provision;
+	int kind;
+	long long id;          /* cycle id */
+	long long started;     /* wall ms */
+	enum eng_phase phase;
+	int result;
+	bool canceled, aborted_read;
+	char *select;          /* users $select */
+	char *users_link, *groups_link;
+	char *stored_users_link, *stored_groups_link;
+	json_t *changed;       /* object used as a set of member ids whose membership changed */
+	/* assigned groups are read 50 at a time (the $filter limit of groups/delta):
+	 * one delta link per chunk, stored together as {"groups": KEY, "links": [...]} */
+	size_t gchunk;         /* chunk being read */
+	json_t *gstored;       /* stored links of this group set (array), or NULL */
+	json_t *gnew;          /* links of this cycle, one per chunk read */
+	char *gkey;            /* the configured group ids, joined */
+	struct xts_pager *pager;
+	struct xts_policy_check *pc;
+	struct xts_evtimer *timer;
+	void (*step)(struct eng_cycle *cy); /* what the timer runs */
+	/* apply */
+	int apply_pass;        /* 1: all but manager ops, 2: manager ops */
+	long long inflight;
+	bool stop_apply, in_refill;
+	void *aops;            /* engine_apply.c's ops in flight */
+	long long ops, failed; /* this cycle's operations and failures */
+	bool auth_failed;
+	char *auth_code;
+	const char *fatal_why;   /* static: why auth_failed quarantines (NULL: credentials) */
+	bool link_missing;     /* dry run: the link attribute is not registered yet (no user has it) */
+	struct xts_engine_counts counts;
+	/* provision on demand */
+	char *only_user;       /* apply only this source id */
+	json_t *prov_resp;
+	void (*done)(void *arg, int result);
+	void *done_arg;
+};
+
+/* engine_plan.c: decide one source user inside the open transaction.
+ * attrs: merged attributes (borrowed); deleted: removed in the source.
+ * Returns 0 or XTS_E* (a store error aborts the page). */
+int eng_plan_user(struct eng_cycle *cy, const char *source_id, json_t *attrs, int deleted);
+/* Merge one delta entry into the stored row and decide it. */
+int eng_plan_entry(struct eng_cycle *cy, json_t *entry);
+/* Re-evaluate a stored user (membership changed, sweep). */
+int eng_plan_stored(struct eng_cycle *cy, const char *source_id);
+/* Write a provisioning-log line for a decision without an operation. */
+void eng_log_simple(struct eng_cycle *cy, int action, int status, const char *source_id,
+		    const json_t *attrs, const char *target_id, const char *reason);
+
+/* engine_apply.c */
+void eng_apply_start(struct eng_cycle *cy);
+void eng_apply_cancel(struct eng_cycle *cy);
+
+/* engine_cycle.c */
+void eng_cycle_next(struct eng_cycle *cy, void (*step)(struct eng_cycle *cy));
+void eng_cycle_finish(struct eng_cycle *cy, int result);
+void eng_cycle_free(struct eng_cycle *cy);
+/* Apply phase over: close the cycle (from the loop). */
+void eng_cycle_applied(struct eng_cycle *cy);
+int eng_cycle_new(struct xts_engine *e, struct eng_job *j, struct eng_cycle **out);
+void eng_jobcfg_clear(struct eng_jobcfg *c);
+/* Deep copy of src into dst (zeroed). 0 or XTS_ENOMEM. */
+int eng_jobcfg_dup(struct eng_jobcfg *dst, const struct eng_jobcfg *src);
+
+/* engine.c */
+struct eng_job *eng_job_find(struct xts_engine *e, const char *name);
+void eng_tenant_unref(struct eng_tenant *t);
+void eng_schema_unref(struct eng_schema *s);
+/* Dry-run plan line. */
+void eng_plan_line(struct eng_cycle *cy, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* engine_match.c: percent-encode s for a URL query into a new string. */
+char *eng_urlenc(const char *s);
+/* OData string literal: quotes doubled. New string. */
+char *eng_odata_quote(const char *s);
+
+#endif

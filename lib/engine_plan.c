@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: MIT */
+/* Deciding one source user inside the open store transaction: merge a delta
+ * entry into what was last seen, internal-member and scope checks, the
+ * attribute mappings, and the one open operation per user (create, update,
+ * restore, staged disable/delete, manager). It sends nothing: the apply phase
+ * (engine_apply.c) does. */
+#include <string.h>
+#include <strings.h>
+
+#include "engine_internal.h"
+#include "err.h"
+#include "log.h"
+#include "mem.h"
+#include "scope_filter.h"
+
+/* ---- provisioning log ---------------------------------------------------- */
+
+void
+eng_log_simple(struct eng_cycle *cy, int action, int status, const char *source_id,
+	       const json_t *attrs, const char *target_id, const char *reason)
+{
+	struct xts_prov_entry pe;
+
+	if (cy->e->o.provlog == NULL || cy->dry)
+		return;
+	xts_prov_entry_init(&pe);
+	pe.cycle_id = cy->id;
+	pe.job_id = cy->c.name;
+	pe.action = action;
+	pe.status = status;
+	pe.error_reason = reason;
+	pe.source_id = source_id;
+	pe.source_display_name = json_string_value(json_object_get(attrs, "displayName"));
+	pe.source_upn = json_string_value(json_object_get(attrs, "userPrincipalName"));
+	pe.source_tenant_id = cy->src->tenant_id;
+	pe.target_id = target_id;
+	pe.target_tenant_id = cy->tgt->tenant_id;
+	xts_prov_entry_add_step(&pe, "EntryImport", XTS_STEP_IMPORT, XTS_PROV_SUCCESS,
+				"Retrieved the user from the source tenant", NULL);
+	if (action == XTS_PROV_SKIP || action == XTS_PROV_OTHER)
+		xts_prov_entry_add_step(&pe, "EntrySynchronizationScoping", XTS_STEP_SCOPING,
+					XTS_PROV_SKIPPED, reason, NULL);
+	if (xts_provlog_write(cy->e->o.provlog, &pe) != 0)
+		xts_log_rl(XTS_LOG_WARNING, 60000, 3, "job %s: cannot write the provisioning log",
+			   cy->c.name);
+	xts_prov_entry_clear(&pe);
+}
+
+/* ---- operations ----------------------------------------------------------- */
+
+/* Put the one open operation of kind for sid: reuse an open op of the same
+ * kind (payload replaced), cancel open ops of the other non-manager kinds. */
+static int
+op_put(struct eng_cycle *cy, const char *sid, int kind, json_t *payload, int staged)
+{
+	struct xts_store_op_row r;
+	int k, ret, reused = 0;
+
+	memset(&r, 0, sizeof(r));
+	ret = xts_store_op_find_open(cy->st, cy->c.name, sid, -1, &r);
+	xts_store_op_row_clear(&r);
+	if (ret == XTS_ENOENT)
+		goto add;
+	if (ret != 0)
+		return ret;
+	for (k = XTS_OP_CREATE; k <= XTS_OP_RESTORE; k++) {
+		memset(&r, 0, sizeof(r));
+		ret = xts_store_op_find_open(cy->st, cy->c.name, sid, k, &r);
+		if (ret == XTS_ENOENT)
+			continue;
+		if (ret != 0)
+			return ret;
+		if (r.o.state == XTS_OP_INFLIGHT) {
+			/* Left by a crash and not yet resolved; decide again next cycle. */
+			ret = 0;
+		} else if (k == kind && !reused) {
+			reused = 1;
+			ret = xts_store_op_set_payload(cy->st, r.o.id, payload);
+		} else {
+			ret = xts_store_op_cancel(cy->st, r.o.id);
+		}
+		xts_store_op_row_clear(&r);
+		if (ret != 0)
+			return ret;
+	}
+	if (reused || kind < 0)
+		return 0;
+add:
+	if (kind < 0)
+		return 0;
+	return xts_store_op_add(cy->st, cy->c.name, sid, kind, payload,
+				staged ? XTS_OP_STAGED : XTS_OP_PLANNED, cy->id, NULL);
+}
+
+static int
+manager_put(struct eng_cycle *cy, const char *sid, const char *mgr)
+{
+	struct xts_store_op_row r;
+	json_t *p;
+	int ret;
+
+	memset(&r, 0, sizeof(r));
+	p = json_pack("{s:s?}", "manager", mgr);
+	if (p == NULL)
+		return XTS_ENOMEM;
+	ret = xts_store_op_find_open(cy->st, cy->c.name, sid, XTS_OP_MANAGER, &r);
+	if (ret == 0 && r.o.state != XTS_OP_INFLIGHT)
+		ret = xts_store_op_set_payload(cy->st, r.o.id, p);
+	else if (ret == XTS_ENOENT)
+		ret = xts_store_op_add(cy->st, cy->c.name, sid, XTS_OP_MANAGER, p, XTS_OP_PLANNED,
+				       cy->id, NULL);
+	xts_store_op_row_clear(&r);
+	json_decref(p);
+	return ret;
+}
+
+/* The schema's reference (manager) mapping, or NULL. */
+static const struct xts_schema_mapping *
+reference_mapping(const struct xts_schema *s)
+{
+	size_t i, n = xts_schema_mapping_count(s);
+
+	for (i = 0; i < n; i++) {
+		const struct xts_schema_mapping *m = xts_schema_mapping_at(s, i);
+		if (m->is_reference)
+			return m;
+	}
+	return NULL;
+}
+
+/* Drop what is never exported as a plain attribute. */
+static void
+strip(const struct xts_schema *s, json_t *attrs)
+{
+	size_t i, n = xts_schema_mapping_count(s);
+
+	for (i = 0; i < n; i++) {
+		const struct xts_schema_mapping *m = xts_schema_mapping_at(s, i);
+		if (m->is_link || m->is_soft_delete || m->is_reference)
+			json_object_del(attrs, m->target);
+	}
+}
+
+static int
+deprovision(struct eng_cycle *cy, const char *sid, const struct xts_store_link *l,
+	    const json_t *attrs, const char *why)
+{
+	json_t *p;
+	int ret;
+
+	if (cy->c.deprovision == XTS_DEPROVISION_NONE) {
+		cy->counts.skipped++;
+		eng_log_simple(cy, XTS_PROV_SKIP, XTS_PROV_SKIPPED, sid, attrs, l->target_id,
+			       "left scope; deprovision = none keeps the target user");
+		return op_put(cy, sid, -1, NULL, 0);
+	}
+	if (cy->c.deprovision == XTS_DEPROVISION_DISABLE && l->target_state != XTS_TARGET_ACTIVE)
+		return op_put(cy, sid, -1, NULL, 0);
+	if (cy->c.deprovision == XTS_DEPROVISION_DELETE && l->target_state == XTS_TARGET_SOFT_DELETED)
+		return op_put(cy, sid, -1, NULL, 0);
+	p = json_pack("{s:s}", "reason", why);
+	if (p == NULL)
+		return XTS_ENOMEM;
+	ret = op_put(cy, sid, cy->c.deprovision == XTS_DEPROVISION_DELETE ? XTS_OP_DELETE : XTS_OP_DISABLE,
+		     p, 1);
+	json_decref(p);
+	return ret;
+}
+
+static int
+assigned(struct eng_cycle *cy, const char *sid)
+{
+	long long n = 0;
+	size_t i;
+
+	for (i = 0; i < cy->c.n_users; i++)
+		if (strcasecmp(cy->c.users[i], sid) == 0)
+			return 1;
+	if (xts_store_member_count_groups(cy->st, cy->c.name, sid, &n) != 0)
+		return -1;
+	return n > 0;
+}
+
+int
+eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
+{
+	const struct xts_schema *s = cy->sch->s;
+	const struct xts_schema_mapping *ref = reference_mapping(s);
+	struct xts_store_link_row lr;
+	struct xts_store_user u;
+	struct xts_expr_error xe;
+	json_t *desired = NULL, *redacted = NULL, *changes = NULL, *payload = NULL;
+	const char *why = NULL, *mgr;
+	int ret, linked, internal, in = 0, a;
+
+	memset(&lr, 0, sizeof(lr));
+	memset(&xe, 0, sizeof(xe));
+	ret = xts_store_link_get(cy->st, cy->c.name, sid, &lr);
+	if (ret != 0 && ret != XTS_ENOENT)
+		return ret;
+	linked = ret == 0;
+	ret = 0;
+	if (deleted) {
+		ret = xts_store_user_mark_deleted(cy->st, cy->c.name, sid, cy->id);
+		if (ret == XTS_ENOENT)
+			ret = 0;
+		if (ret == 0 && linked)
+			ret = deprovision(cy, sid, &lr.l, attrs, "deleted in the source tenant");
+		else if (ret == 0)
+			ret = op_put(cy, sid, -1, NULL, 0);
+		goto done;
+	}
+	internal = xts_engine_is_internal_member(attrs, &why);
+	if (internal) {
+		a = cy->c.scope == XTS_SCOPE_ALL ? 1 : assigned(cy, sid);
+		if (a < 0) {
+			ret = XTS_ESTORE;
+			goto done;
+		}
+		if (a == 0)
+			why = "not assigned to the job (assigned groups and users)";
+		else if (xts_scope_filter_eval(s, attrs, &in, &why) != 0)
+			in = 0;
+		if (a == 0)
+			in = 0;
+	}
+	mgr = json_string_value(json_object_get(attrs, "manager"));
+	memset(&u, 0, sizeof(u));
+	u.source_id = sid;
+	u.attrs = attrs;
+	u.in_scope = in;
+	u.scope_reason = in ? NULL : why;
+	u.is_member = internal;
+	u.manager_id = mgr;
+	u.last_seen_cycle = cy->id;
+	ret = xts_store_user_put(cy->st, cy->c.name, &u);
+	if (ret != 0)
+		goto done;
+	if (!in) {
+		if (linked) {
+			ret = deprovision(cy, sid, &lr.l, attrs, why != NULL ? why : "out of scope");
+		} else {
+			cy->counts.skipped++;
+			if (cy->kind == XTS_CYCLE_INCREMENTAL || internal)
+				eng_log_simple(cy, XTS_PROV_SKIP, XTS_PROV_SKIPPED, sid, attrs, NULL,
+					       why != NULL ? why : "out of scope");
+			ret = op_put(cy, sid, -1, NULL, 0);
+			if (ret == 0) {
+				/* A create planned earlier is not wanted any more. */
+				struct xts_store_op_row r;
+				memset(&r, 0, sizeof(r));
+				if (xts_store_op_find_open(cy->st, cy->c.name, sid, XTS_OP_MANAGER, &r) == 0 &&
+				    r.o.state != XTS_OP_INFLIGHT)
+					ret = xts_store_op_cancel(cy->st, r.o.id);
+				xts_store_op_row_clear(&r);
+			}
+		}
+		goto done;
+	}
+	cy->counts.in_scope++;
+	ret = xts_mapping_apply(s, attrs, !linked, &desired, &redacted, &xe);
+	if (ret != 0) {
+		cy->counts.failed++;
+		xts_warn("job %s: user %s: mapping failed: %s", cy->c.name, sid, xe.message);
+		eng_log_simple(cy, linked ? XTS_PROV_UPDATE : XTS_PROV_CREATE, XTS_PROV_FAILURE, sid,
+			       attrs, linked ? lr.l.target_id : NULL, xe.message);
+		ret = ret == XTS_EEXPR ? 0 : ret;
+		goto done;
+	}
+	strip(s, desired);
+	if (!linked) {
+		const char *mail = json_string_value(json_object_get(attrs, "mail"));
+		const char *upn = json_string_value(json_object_get(attrs, "userPrincipalName"));
+		payload = json_pack("{s:O,s:O,s:s?,s:s?}", "attrs", desired, "redacted",
+				    redacted != NULL ? redacted : json_null(), "email",
+				    mail != NULL && mail[0] != '\0' ? mail : upn, "displayName",
+				    json_string_value(json_object_get(attrs, "displayName")));
+		if (payload == NULL) {
+			ret = XTS_ENOMEM;
+			goto done;
+		}
+		ret = op_put(cy, sid, XTS_OP_CREATE, payload, 0);
+		if (ret == 0 && ref != NULL && mgr != NULL)
+			ret = manager_put(cy, sid, mgr);
+		goto done;
+	}
+	ret = xts_mapping_diff(s, desired, lr.l.exported, &changes);
+	if (ret != 0)
+		goto done;
+	if (lr.l.target_state == XTS_TARGET_SOFT_DELETED) {
+		/* Ours, soft-deleted less than 30 days ago: restore, never recreate. */
+		payload = json_pack("{s:O,s:O}", "changes", changes, "redacted",
+				    redacted != NULL ? redacted : json_null());
+		ret = payload == NULL ? XTS_ENOMEM : op_put(cy, sid, XTS_OP_RESTORE, payload, 0);
+	} else if (json_object_size(changes) > 0) {
+		payload = json_pack("{s:O,s:O}", "changes", changes, "redacted",
+				    redacted != NULL ? redacted : json_null());
+		ret = payload == NULL ? XTS_ENOMEM : op_put(cy, sid, XTS_OP_UPDATE, payload, 0);
+	} else {
+		xts_debug("job %s: user %s: nothing to change", cy->c.name, sid);
+		ret = op_put(cy, sid, -1, NULL, 0);
+	}
+	if (ret == 0 && ref != NULL) {
+		const char *was = json_string_value(json_object_get(lr.l.exported, "manager"));
+		if (mgr != NULL && (was == NULL || strcmp(was, mgr) != 0))
+			ret = manager_put(cy, sid, mgr);
+	}
+done:
+	json_decref(desired);
+	json_decref(redacted);
+	json_decref(changes);
+	json_decref(payload);
+	xts_store_link_row_clear(&lr);
+	return ret;
+}
+
+/* Merge a delta entry into the stored attributes: incremental rounds may
+ * carry only the changed properties; manager arrives as manager@delta. */
+int
+eng_plan_entry(struct eng_cycle *cy, json_t *entry)
+{
+	struct xts_store_user_row ur;
+	const char *sid = json_string_value(json_object_get(entry, "id")), *key;
+	json_t *attrs = NULL, *v;
+	int ret;
+
+	if (sid == NULL || sid[0] == '\0')
+		return 0;
+	memset(&ur, 0, sizeof(ur));
+	ret = xts_store_user_get(cy->st, cy->c.name, sid, &ur);
+	if (ret != 0 && ret != XTS_ENOENT)
+		return ret;
+	ret = 0;
+	if (json_object_get(entry, "@removed") != NULL) {
+		ret = eng_plan_user(cy, sid, ur.u.attrs, 1);
+		xts_store_user_row_clear(&ur);
+		return ret;
+	}
+	attrs = ur.u.attrs != NULL ? json_deep_copy(ur.u.attrs) : json_object();
+	if (attrs == NULL) {
+		ret = XTS_ENOMEM;
+		goto done;
+	}
+	json_object_foreach(entry, key, v) {
+		if (strcmp(key, "manager@delta") == 0) {
+			json_t *m = json_array_get(v, 0);
+			const char *mid = json_string_value(json_object_get(m, "id"));
+			if (json_object_set_new(attrs, "manager", mid != NULL ? json_string(mid) : json_null()) != 0)
+				ret = XTS_ENOMEM;
+			continue;
+		}
+		if (key[0] == '@' || strchr(key, '@') != NULL)
+			continue;
+		if (json_object_set(attrs, key, v) != 0)
+			ret = XTS_ENOMEM;
+	}
+	if (ret == 0)
+		ret = eng_plan_user(cy, sid, attrs, 0);
+done:
+	json_decref(attrs);
+	xts_store_user_row_clear(&ur);
+	return ret;
+}
+
+int
+eng_plan_stored(struct eng_cycle *cy, const char *source_id)
+{
+	struct xts_store_user_row ur;
+	int ret;
+
+	memset(&ur, 0, sizeof(ur));
+	ret = xts_store_user_get(cy->st, cy->c.name, source_id, &ur);
+	if (ret == 0)
+		ret = eng_plan_user(cy, source_id, ur.u.attrs, ur.u.deleted);
+	xts_store_user_row_clear(&ur);
+	return ret;
+}

@@ -1,0 +1,790 @@
+/* SPDX-License-Identifier: MIT */
+/* The target writer: operations packed into JSON $batch requests of up to 20
+ * (microsoft-graph-docs-contrib concepts/json-batching.md), each sub-request
+ * admitted by the governor and judged on its own: 2xx done, 429 requeued after
+ * Retry-After, 5xx backed off, 424 follows its dependency, other 4xx handed
+ * to the engine. It decides nothing about users and stores nothing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "err.h"
+#include "graph.h"
+#include "graph_internal.h"
+#include "log.h"
+#include "mem.h"
+
+#define BATCH_MAX 20
+#define BATCH_PARALLEL 4
+/* When the budget, not the queue, limits us, hold admitted operations up to
+ * this long so that envelopes stay full instead of carrying one op each. */
+#define BATCH_LINGER_MS 500
+
+enum { OP_QUEUED, OP_INFLIGHT, OP_DONE };
+
+struct sent;
+
+struct xts_batch_op {
+	struct xts_batch *b;
+	unsigned id;
+	char *method;
+	char *url;
+	json_t *body;
+	struct xts_batch_op *dep;
+	int dep_failed;
+	xts_batch_cb cb;
+	void *arg;
+	void (*arg_free)(void *arg); /* frees arg when the writer is freed first */
+	struct xts_throttle_cost cost;
+	int state;
+	int attempts;
+	long long not_before;
+	struct xts_batch_op *next, *prev;
+};
+
+struct sent {
+	struct xts_batch *b;
+	struct xts_batch_op *ops[BATCH_MAX];
+	int n;
+	long long started; /* first op admitted */
+	struct xts_graph_req *req;
+	struct sent *next;
+};
+
+struct xts_batch {
+	struct xts_graph *g;
+	struct xts_batch_op *head, *tail; /* live ops, FIFO */
+	struct sent *sent;                /* batches in flight */
+	struct sent *filling;             /* admitted ops lingering for more budget */
+	int nsent;
+	unsigned next_id;
+	size_t pending;
+	struct xts_evtimer *timer;
+	int busy;          /* inside callbacks */
+	int free_pending;  /* xts_batch_free called while busy */
+	void (*idle_cb)(void *arg);
+	void *idle_arg;
+};
+
+static void pack(void *arg);
+
+static int
+arm(struct xts_batch *b, long long ms)
+{
+	int ret;
+
+	if (b->timer == NULL) {
+		ret = xts_ev_timer_new(xts_http_evloop(xts_graph_ctx_http(b->g->ctx)), pack, b,
+				       &b->timer);
+		if (ret != 0)
+			return ret;
+	}
+	return xts_ev_timer_start(b->timer, ms);
+}
+
+int
+xts_batch_new(struct xts_graph *g, struct xts_batch **out)
+{
+	struct xts_batch *b = xts_calloc(1, sizeof(*b));
+
+	if (b == NULL)
+		return XTS_ENOMEM;
+	b->g = g;
+	*out = b;
+	return 0;
+}
+
+static void
+op_free(struct xts_batch_op *op)
+{
+	json_decref(op->body);
+	xts_free(op->method);
+	xts_free(op->url);
+	xts_free(op);
+}
+
+static void
+really_free(struct xts_batch *b)
+{
+	struct xts_batch_op *op, *next;
+	struct sent *s, *sn;
+
+	for (s = b->sent; s != NULL; s = sn) {
+		sn = s->next;
+		xts_graph_cancel(s->req);
+		xts_free(s);
+	}
+	xts_free(b->filling);
+	for (op = b->head; op != NULL; op = next) {
+		next = op->next;
+		if (op->arg_free != NULL)
+			op->arg_free(op->arg);
+		op_free(op);
+	}
+	xts_ev_timer_free(b->timer);
+	xts_free(b);
+}
+
+void
+xts_batch_free(struct xts_batch *b)
+{
+	if (b == NULL)
+		return;
+	if (b->busy) {
+		b->free_pending = 1;
+		return;
+	}
+	really_free(b);
+}
+
+size_t
+xts_batch_pending(const struct xts_batch *b)
+{
+	return b->pending;
+}
+
+void
+xts_batch_on_idle(struct xts_batch *b, void (*cb)(void *arg), void *arg)
+{
+	b->idle_cb = cb;
+	b->idle_arg = arg;
+}
+
+int
+xts_batch_add(struct xts_batch *b, const char *method, const char *url, json_t *body,
+	      struct xts_batch_op *depends_on, xts_batch_cb cb, void *arg,
+	      struct xts_batch_op **out)
+{
+	struct xts_batch_op *op;
+	int ret;
+
+	if (b == NULL || method == NULL || url == NULL || url[0] != '/' || cb == NULL ||
+	    b->free_pending)
+		return XTS_EINVAL;
+	if (depends_on != NULL && (depends_on->b != b || depends_on->state == OP_DONE))
+		return XTS_EINVAL;
+	op = xts_calloc(1, sizeof(*op));
+	if (op == NULL)
+		return XTS_ENOMEM;
+	op->b = b;
+	op->method = xts_strdup(method);
+	op->url = xts_strdup(url);
+	if (op->method == NULL || op->url == NULL) {
+		op_free(op);
+		return XTS_ENOMEM;
+	}
+	op->body = json_incref(body);
+	op->dep = depends_on;
+	op->cb = cb;
+	op->arg = arg;
+	op->id = ++b->next_id;
+	op->cost = xts_throttle_cost_of(method, url);
+	op->state = OP_QUEUED;
+	op->prev = b->tail;
+	if (b->tail != NULL)
+		b->tail->next = op;
+	else
+		b->head = op;
+	b->tail = op;
+	b->pending++;
+	ret = arm(b, 0);
+	if (ret != 0) {
+		/* unqueue again: the caller gets the error, no callback */
+		b->tail = op->prev;
+		if (b->tail != NULL)
+			b->tail->next = NULL;
+		else
+			b->head = NULL;
+		b->pending--;
+		op_free(op);
+		return ret;
+	}
+	if (out != NULL)
+		*out = op;
+	return 0;
+}
+
+/* Finish op: callback, then release it and tell its dependents. */
+static void
+op_finish(struct xts_batch_op *op, int err, long status, json_t *body,
+	  const struct xts_graph_error *ge)
+{
+	struct xts_batch *b = op->b;
+	struct xts_batch_result r;
+	struct xts_batch_op *o;
+
+	op->state = OP_DONE;
+	for (o = b->head; o != NULL; o = o->next) {
+		if (o->dep != op)
+			continue;
+		o->dep = NULL;
+		if (err != 0)
+			o->dep_failed = 1;
+	}
+	if (op->prev != NULL)
+		op->prev->next = op->next;
+	else
+		b->head = op->next;
+	if (op->next != NULL)
+		op->next->prev = op->prev;
+	else
+		b->tail = op->prev;
+	b->pending--;
+	memset(&r, 0, sizeof(r));
+	r.err = err;
+	r.status = status;
+	r.body = body;
+	r.gerr = err != 0 ? ge : NULL;
+	b->busy++;
+	op->cb(op->arg, &r);
+	b->busy--;
+	op_free(op);
+}
+
+static void
+maybe_idle(struct xts_batch *b)
+{
+	if (b->pending == 0 && b->idle_cb != NULL && !b->free_pending) {
+		b->busy++;
+		b->idle_cb(b->idle_arg);
+		b->busy--;
+	}
+}
+
+static json_t *
+sub_request(struct xts_batch_op *op, int with_dep)
+{
+	json_t *j;
+	char id[16], dep[16];
+
+	snprintf(id, sizeof(id), "%u", op->id);
+	j = json_pack("{s:s, s:s, s:s}", "id", id, "method", op->method, "url", op->url);
+	if (j == NULL)
+		return NULL;
+	if (op->body != NULL &&
+	    (json_object_set(j, "body", op->body) != 0 ||
+	     json_object_set_new(j, "headers", json_pack("{s:s}", "Content-Type", "application/json")) != 0)) {
+		json_decref(j);
+		return NULL;
+	}
+	if (with_dep && op->dep != NULL) {
+		snprintf(dep, sizeof(dep), "%u", op->dep->id);
+		if (json_object_set_new(j, "dependsOn", json_pack("[s]", dep)) != 0) {
+			json_decref(j);
+			return NULL;
+		}
+	}
+	return j;
+}
+
+static void on_batch(void *arg, const struct xts_graph_result *res);
+
+static int
+in_sent(const struct sent *s, const struct xts_batch_op *op)
+{
+	int i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->ops[i] == op)
+			return 1;
+	return 0;
+}
+
+static void
+requeue(struct xts_batch_op *op, long long not_before)
+{
+	op->state = OP_QUEUED;
+	op->not_before = not_before;
+}
+
+/* Send what can go now; re-arm for what must wait. */
+static void
+pack(void *arg)
+{
+	struct xts_batch *b = arg;
+	struct xts_batch_op *op, *next;
+	struct sent *s = NULL;
+	struct xts_graph_error ge;
+	json_t *reqs = NULL, *body = NULL;
+	long long now = xts_now_ms(), wake = -1, w;
+	int ret;
+
+	b->busy++;
+	/* Dependents of failed operations fail first (424 as Graph would). */
+	for (op = b->head; op != NULL; op = next) {
+		next = op->next;
+		if (op->state == OP_QUEUED && op->dep_failed) {
+			memset(&ge, 0, sizeof(ge));
+			ge.status = 424;
+			snprintf(ge.code, sizeof(ge.code), "FailedDependency");
+			snprintf(ge.message, sizeof(ge.message), "the operation it depends on failed");
+			op_finish(op, XTS_EGRAPH, 424, NULL, &ge);
+			next = b->head; /* the list may have changed under the callback */
+		}
+	}
+	if (b->free_pending)
+		goto done;
+	while (b->nsent < BATCH_PARALLEL) {
+		int budget_stop = 0;
+
+		s = b->filling;
+		b->filling = NULL;
+		if (s == NULL) {
+			s = xts_calloc(1, sizeof(*s));
+			if (s == NULL)
+				goto nomem;
+			s->b = b;
+		}
+		for (op = b->head; op != NULL && s->n < BATCH_MAX; op = op->next) {
+			if (op->state != OP_QUEUED)
+				continue;
+			if (op->not_before > now) {
+				if (wake < 0 || op->not_before < wake)
+					wake = op->not_before;
+				continue;
+			}
+			if (op->dep != NULL && !in_sent(s, op->dep))
+				continue; /* its dependency is queued elsewhere or in flight */
+			w = xts_throttle_admit(b->g->throttle, &op->cost, now);
+			if (w > 0) {
+				if (wake < 0 || now + w < wake)
+					wake = now + w;
+				budget_stop = 1;
+				break; /* keep FIFO order under the budget */
+			}
+			if (s->n == 0)
+				s->started = now;
+			op->state = OP_INFLIGHT;
+			s->ops[s->n++] = op;
+		}
+		if (s->n == 0) {
+			xts_free(s);
+			s = NULL;
+			break;
+		}
+		if (budget_stop && s->n < BATCH_MAX && wake - s->started <= BATCH_LINGER_MS) {
+			b->filling = s; /* more budget soon: fill the envelope first */
+			s = NULL;
+			break;
+		}
+		reqs = json_array();
+		if (reqs == NULL)
+			goto nomem;
+		for (int i = 0; i < s->n; i++) {
+			json_t *sr = sub_request(s->ops[i], 1);
+
+			if (sr == NULL || json_array_append_new(reqs, sr) != 0)
+				goto nomem;
+		}
+		body = json_pack("{s:o}", "requests", reqs);
+		reqs = NULL;
+		if (body == NULL)
+			goto nomem;
+		/* Sub-requests were admitted one by one above; the envelope
+		 * itself is not charged again (still gated by Retry-After). */
+		ret = xts_graph_request(b->g, "POST", "/v1.0/$batch", body, XTS_GRAPH_NO_THROTTLE,
+					on_batch, s, &s->req);
+		json_decref(body);
+		body = NULL;
+		if (ret != 0) {
+			for (int i = 0; i < s->n; i++) {
+				xts_throttle_refund(b->g->throttle, &s->ops[i]->cost, now);
+				requeue(s->ops[i], now + 1000);
+			}
+			xts_free(s);
+			s = NULL;
+			if (wake < 0 || now + 1000 < wake)
+				wake = now + 1000;
+			break;
+		}
+		s->next = b->sent;
+		b->sent = s;
+		b->nsent++;
+		s = NULL;
+	}
+	/* Budget or Retry-After: come back when it allows. Batches at the
+	 * parallel cap and dependencies in flight re-arm us from on_batch. */
+	if (wake >= 0 && arm(b, wake > now ? wake - now : 0) != 0)
+		xts_err("graph: %s: cannot arm the batch timer", b->g->tc.name);
+	goto done;
+nomem:
+	json_decref(reqs);
+	json_decref(body);
+	if (s != NULL) {
+		for (int i = 0; i < s->n; i++) {
+			xts_throttle_refund(b->g->throttle, &s->ops[i]->cost, now);
+			requeue(s->ops[i], now + 1000);
+		}
+		xts_free(s);
+	}
+	if (arm(b, 1000) != 0)
+		xts_err("graph: %s: cannot arm the batch timer", b->g->tc.name);
+done:
+	b->busy--;
+	if (b->free_pending && b->busy == 0) {
+		really_free(b);
+		return;
+	}
+	maybe_idle(b);
+}
+
+/* Header value (case-insensitive name) from a sub-response's headers. */
+static const char *
+sub_header(json_t *headers, const char *name)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(headers))
+		return NULL;
+	json_object_foreach(headers, k, v) {
+		if (strcasecmp(k, name) == 0)
+			return json_string_value(v);
+	}
+	return NULL;
+}
+
+int
+xts_batch_parse_response(json_t *resp,
+			 void (*fn)(void *arg, const char *id, long status, json_t *body,
+				    long long retry_after_ms),
+			 void *arg)
+{
+	json_t *arr, *r;
+	size_t i;
+
+	arr = json_object_get(resp, "responses");
+	if (!json_is_array(arr))
+		return XTS_EPARSE;
+	json_array_foreach(arr, i, r) {
+		const char *id = json_string_value(json_object_get(r, "id"));
+		json_t *st = json_object_get(r, "status");
+		json_t *hd = json_object_get(r, "headers");
+		long long ra = -1;
+		const char *rav;
+
+		if (id == NULL || !json_is_integer(st))
+			continue;
+		rav = sub_header(hd, "Retry-After");
+		if (rav != NULL)
+			ra = xts_http_parse_retry_after(rav, xts_wall_ms() / 1000);
+		fn(arg, id, (long)json_integer_value(st), json_object_get(r, "body"), ra);
+	}
+	return 0;
+}
+
+struct sub {
+	char id[16];
+	long status;
+	json_t *body;
+	long long ra;
+};
+
+struct collect {
+	struct sub *v;
+	size_t n, cap;
+	int nomem;
+};
+
+static void
+collect_one(void *arg, const char *id, long status, json_t *body, long long ra)
+{
+	struct collect *c = arg;
+
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : BATCH_MAX;
+		struct sub *nv = xts_realloc(c->v, ncap * sizeof(*nv));
+
+		if (nv == NULL) {
+			c->nomem = 1;
+			return;
+		}
+		c->v = nv;
+		c->cap = ncap;
+	}
+	snprintf(c->v[c->n].id, sizeof(c->v[c->n].id), "%s", id);
+	c->v[c->n].status = status;
+	c->v[c->n].body = body;
+	c->v[c->n].ra = ra;
+	c->n++;
+}
+
+static void
+sub_error(struct xts_graph_error *ge, long status, json_t *body)
+{
+	json_t *err = json_object_get(body, "error");
+	const char *s;
+
+	memset(ge, 0, sizeof(*ge));
+	ge->status = status;
+	if (!json_is_object(err))
+		return;
+	s = json_string_value(json_object_get(err, "code"));
+	snprintf(ge->code, sizeof(ge->code), "%s", s ? s : "");
+	s = json_string_value(json_object_get(err, "message"));
+	snprintf(ge->message, sizeof(ge->message), "%s", s ? s : "");
+	err = json_object_get(err, "innerError");
+	s = json_string_value(json_object_get(err, "request-id"));
+	snprintf(ge->request_id, sizeof(ge->request_id), "%s", s ? s : "");
+	s = json_string_value(json_object_get(err, "client-request-id"));
+	snprintf(ge->client_request_id, sizeof(ge->client_request_id), "%s", s ? s : "");
+}
+
+static void
+retry_or_fail(struct xts_batch_op *op, int err, long status, json_t *body, long long delay)
+{
+	struct xts_batch *b = op->b;
+	struct xts_graph_error ge;
+
+	op->attempts++;
+	if (op->attempts < xts_graph__max_attempts(b->g)) {
+		xts_log_rl(XTS_LOG_INFO, 10000, 20,
+			   "graph: %s: %s %s in $batch -> HTTP %ld (%s); retry %d in %lld ms", b->g->tc.name,
+			   op->method, op->url, status, xts_errname(err), op->attempts, delay);
+		requeue(op, xts_now_ms() + delay);
+		return;
+	}
+	sub_error(&ge, status, body);
+	if (ge.code[0] == '\0')
+		snprintf(ge.code, sizeof(ge.code), "%s", xts_errname(err));
+	xts_warn("graph: %s: %s %s: giving up after %d attempts (HTTP %ld %s)", b->g->tc.name,
+		 op->method, op->url, op->attempts, status, ge.code);
+	op_finish(op, err, status, body, &ge);
+}
+
+static void
+on_batch(void *arg, const struct xts_graph_result *res)
+{
+	struct sent *s = arg;
+	struct xts_batch *b = s->b;
+	struct sent **pp;
+	struct collect c = { NULL, 0, 0, 0 };
+	struct xts_batch_op *ops[BATCH_MAX];
+	long long now = xts_now_ms();
+	int n = s->n, i, pass;
+	size_t k;
+
+	for (pp = &b->sent; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	b->nsent--;
+	memcpy(ops, s->ops, sizeof(ops));
+	xts_free(s);
+	b->busy++;
+	if (res->err != 0) {
+		/* The envelope failed after graph.c's own retries: every
+		 * operation in it shares that outcome (or is retried later). */
+		for (i = 0; i < n; i++) {
+			if (res->err == XTS_ETHROTTLED || res->err == XTS_ESERVER ||
+			    res->err == XTS_EHTTP || res->err == XTS_ETIMEDOUT)
+				retry_or_fail(ops[i], res->err, res->status, NULL,
+					      xts_graph__backoff_ms(b->g, ops[i]->attempts + 1));
+			else
+				op_finish(ops[i], res->err, res->status, NULL, res->gerr);
+		}
+		goto done;
+	}
+	if (xts_batch_parse_response(res->body, collect_one, &c) != 0 || c.nomem) {
+		for (i = 0; i < n; i++)
+			retry_or_fail(ops[i], XTS_EPARSE, res->status, NULL,
+				      xts_graph__backoff_ms(b->g, ops[i]->attempts + 1));
+		goto done;
+	}
+	/* Pass 0: everything but 424; pass 1: 424s, whose dependency's fate is
+	 * now known; pass 2: operations without a sub-response. */
+	for (pass = 0; pass < 2; pass++) {
+		for (k = 0; k < c.n; k++) {
+			struct sub *sb = &c.v[k];
+			struct xts_batch_op *op = NULL;
+			struct xts_graph_error ge;
+			long st = sb->status;
+
+			for (i = 0; i < n; i++) {
+				char id[16];
+
+				if (ops[i] == NULL)
+					continue;
+				snprintf(id, sizeof(id), "%u", ops[i]->id);
+				if (strcmp(id, sb->id) == 0) {
+					op = ops[i];
+					break;
+				}
+			}
+			if (op == NULL || (pass == 0) == (st == 424))
+				continue;
+			ops[i] = NULL;
+			if (st >= 200 && st < 300) {
+				xts_throttle_feedback(b->g->throttle, st, -1, -1, now);
+				op_finish(op, 0, st, sb->body, NULL);
+			} else if (st == 429) {
+				xts_throttle_feedback(b->g->throttle, 429, sb->ra, -1, now);
+				retry_or_fail(op, XTS_ETHROTTLED, st, sb->body,
+					      sb->ra > 0 ? sb->ra : 5000);
+			} else if (st == 500 || st == 502 || st == 503 || st == 504) {
+				long long d = xts_graph__backoff_ms(b->g, op->attempts + 1);
+
+				retry_or_fail(op, XTS_ESERVER, st, sb->body, sb->ra > d ? sb->ra : d);
+			} else if (st == 424) {
+				if (op->dep != NULL && op->dep->state == OP_QUEUED) {
+					requeue(op, 0); /* goes again with its dependency */
+				} else if (op->dep == NULL && !op->dep_failed) {
+					requeue(op, 0); /* dependency succeeded since */
+				} else {
+					sub_error(&ge, st, sb->body);
+					if (ge.code[0] == '\0')
+						snprintf(ge.code, sizeof(ge.code), "FailedDependency");
+					op_finish(op, XTS_EGRAPH, st, sb->body, &ge);
+				}
+			} else {
+				int err = xts_graph_status_err(st);
+
+				sub_error(&ge, st, sb->body);
+				xts_log_rl(st == 404 ? XTS_LOG_INFO : XTS_LOG_WARNING, 10000, 50,
+					   "graph: %s: %s %s -> HTTP %ld %s: %s (request-id %s)",
+					   b->g->tc.name, op->method, op->url, st,
+					   ge.code[0] ? ge.code : "-", ge.message[0] ? ge.message : "-",
+					   ge.request_id[0] ? ge.request_id : "-");
+				op_finish(op, err ? err : XTS_EGRAPH, st, sb->body, &ge);
+			}
+		}
+	}
+	for (i = 0; i < n; i++)
+		if (ops[i] != NULL)
+			retry_or_fail(ops[i], XTS_EPARSE, 0, NULL,
+				      xts_graph__backoff_ms(b->g, ops[i]->attempts + 1));
+done:
+	xts_free(c.v);
+	b->busy--;
+	if (b->free_pending && b->busy == 0) {
+		really_free(b);
+		return;
+	}
+	if (b->head != NULL && arm(b, 0) != 0)
+		xts_err("graph: %s: cannot arm the batch timer", b->g->tc.name);
+	maybe_idle(b);
+}
+
+/* ---- create user = invitation, then patch ----------------------------- */
+
+struct cu {
+	struct xts_batch *b;
+	json_t *patch;
+	xts_batch_cb cb;
+	void *arg;
+	char *user_id;
+};
+
+static void
+cu_free(struct cu *cu)
+{
+	json_decref(cu->patch);
+	xts_free(cu->user_id);
+	xts_free(cu);
+}
+
+static void
+cu_free_arg(void *arg)
+{
+	cu_free(arg);
+}
+
+static void
+cu_on_patch(void *arg, const struct xts_batch_result *r)
+{
+	struct cu *cu = arg;
+	struct xts_batch_result rr = *r;
+
+	rr.user_id = cu->user_id;
+	rr.step = 2;
+	cu->cb(cu->arg, &rr);
+	cu_free(cu);
+}
+
+static void
+cu_on_invite(void *arg, const struct xts_batch_result *r)
+{
+	struct cu *cu = arg;
+	struct xts_batch_result rr = *r;
+	struct xts_graph_error ge;
+	struct xts_buf url = XTS_BUF_INIT;
+	struct xts_batch_op *op = NULL;
+	const char *id;
+	int ret;
+
+	rr.step = 1;
+	if (r->err != 0) {
+		cu->cb(cu->arg, &rr);
+		cu_free(cu);
+		return;
+	}
+	id = json_string_value(json_object_get(json_object_get(r->body, "invitedUser"), "id"));
+	if (id == NULL || strpbrk(id, "/?#% ") != NULL || id[0] == '\0') {
+		memset(&ge, 0, sizeof(ge));
+		ge.status = r->status;
+		snprintf(ge.code, sizeof(ge.code), "InvalidInvitationResponse");
+		snprintf(ge.message, sizeof(ge.message), "invitation response without invitedUser.id");
+		rr.err = XTS_EPARSE;
+		rr.gerr = &ge;
+		cu->cb(cu->arg, &rr);
+		cu_free(cu);
+		return;
+	}
+	cu->user_id = xts_strdup(id);
+	rr.user_id = cu->user_id;
+	if (cu->user_id == NULL) {
+		rr.err = XTS_ENOMEM;
+		rr.step = 2;
+		cu->cb(cu->arg, &rr);
+		cu_free(cu);
+		return;
+	}
+	if (cu->patch == NULL) {
+		cu->cb(cu->arg, &rr);
+		cu_free(cu);
+		return;
+	}
+	ret = xts_buf_printf(&url, "/users/%s", id);
+	if (ret == 0)
+		ret = xts_batch_add(cu->b, "PATCH", url.p, cu->patch, NULL, cu_on_patch, cu, &op);
+	if (ret == 0)
+		op->arg_free = cu_free_arg;
+	xts_buf_free(&url);
+	if (ret != 0) {
+		rr.err = ret;
+		rr.step = 2;
+		rr.body = NULL;
+		cu->cb(cu->arg, &rr);
+		cu_free(cu);
+	}
+}
+
+int
+xts_batch_create_user(struct xts_batch *b, json_t *invitation, json_t *patch, xts_batch_cb cb,
+		      void *arg)
+{
+	struct xts_batch_op *op = NULL;
+	struct cu *cu;
+	int ret;
+
+	if (b == NULL || invitation == NULL || cb == NULL)
+		return XTS_EINVAL;
+	cu = xts_calloc(1, sizeof(*cu));
+	if (cu == NULL)
+		return XTS_ENOMEM;
+	cu->b = b;
+	cu->patch = json_incref(patch);
+	cu->cb = cb;
+	cu->arg = arg;
+	ret = xts_batch_add(b, "POST", "/invitations", invitation, NULL, cu_on_invite, cu, &op);
+	if (ret != 0) {
+		cu_free(cu);
+		return ret;
+	}
+	op->arg_free = cu_free_arg;
+	return 0;
+}

@@ -1,0 +1,425 @@
+/* SPDX-License-Identifier: MIT */
+/* Paged reads: users/delta and groups/delta (members@delta) and any listing
+ * with @odata.nextLink (microsoft-graph-docs-contrib api-reference/v1.0/api/
+ * user-delta.md, group-delta.md, concepts/delta-query-overview.md). One page
+ * at a time: the next is requested only after the caller took the page.
+ * Every link must stay on graph_endpoint's origin. It stores nothing: the
+ * engine keeps the deltaLink. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "err.h"
+#include "graph.h"
+#include "graph_internal.h"
+#include "log.h"
+#include "mem.h"
+
+struct xts_pager {
+	struct xts_graph *g;
+	char *next;  /* absolute URL of the next page to fetch, or NULL */
+	char *delta; /* final deltaLink once seen */
+	xts_page_cb page_cb;
+	xts_member_cb member_cb;
+	xts_pager_done_cb done_cb;
+	void *arg;
+	struct xts_graph_req *req;
+	struct xts_evtimer *timer;
+	int paused;
+	int in_cb;
+	int canceled;
+	int finished;
+	unsigned pages;
+};
+
+int
+xts_graph_page_parse(json_t *page, json_t **value, const char **next, const char **delta)
+{
+	json_t *v;
+
+	*value = NULL;
+	*next = *delta = NULL;
+	if (!json_is_object(page))
+		return XTS_EPARSE;
+	v = json_object_get(page, "value");
+	if (!json_is_array(v))
+		return XTS_EPARSE;
+	*value = v;
+	v = json_object_get(page, "@odata.nextLink");
+	if (v != NULL && !json_is_string(v))
+		return XTS_EPARSE;
+	*next = json_string_value(v);
+	v = json_object_get(page, "@odata.deltaLink");
+	if (v != NULL && !json_is_string(v))
+		return XTS_EPARSE;
+	*delta = json_string_value(v);
+	if (*next != NULL && *delta != NULL)
+		return XTS_EPARSE; /* a page has one or the other */
+	return 0;
+}
+
+int
+xts_graph_members_parse(json_t *value, xts_member_cb cb, void *arg, int last)
+{
+	struct xts_member_event *ev = NULL;
+	size_t n = 0, cap = 0, i, j;
+	json_t *grp, *m;
+	int ret = 0;
+
+	if (!json_is_array(value))
+		return XTS_EPARSE;
+	json_array_foreach(value, i, grp) {
+		const char *gid = json_string_value(json_object_get(grp, "id"));
+		json_t *members = json_object_get(grp, "members@delta");
+
+		if (!json_is_object(grp) || gid == NULL) {
+			ret = XTS_EPARSE;
+			goto done;
+		}
+		if (members == NULL)
+			continue;
+		if (!json_is_array(members)) {
+			ret = XTS_EPARSE;
+			goto done;
+		}
+		json_array_foreach(members, j, m) {
+			const char *mid = json_string_value(json_object_get(m, "id"));
+
+			if (mid == NULL)
+				continue; /* tolerate junk entries rather than lose the page */
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 16;
+				struct xts_member_event *ne = xts_realloc(ev, ncap * sizeof(*ev));
+
+				if (ne == NULL) {
+					ret = XTS_ENOMEM;
+					goto done;
+				}
+				ev = ne;
+				cap = ncap;
+			}
+			ev[n].group_id = gid;
+			ev[n].member_id = mid;
+			ev[n].odata_type = json_string_value(json_object_get(m, "@odata.type"));
+			ev[n].removed = json_object_get(m, "@removed") != NULL;
+			n++;
+		}
+	}
+	ret = cb(arg, ev, n, last);
+done:
+	xts_free(ev);
+	return ret;
+}
+
+static void
+pager_free(struct xts_pager *p)
+{
+	if (p->req != NULL)
+		xts_graph_cancel(p->req);
+	xts_ev_timer_free(p->timer);
+	xts_free(p->next);
+	xts_free(p->delta);
+	xts_free(p);
+}
+
+static void
+done(struct xts_pager *p, int err, const struct xts_graph_error *ge)
+{
+	p->finished = 1;
+	p->in_cb = 1;
+	p->done_cb(p->arg, err, err == 0 ? p->delta : NULL, ge);
+	p->in_cb = 0;
+	pager_free(p);
+}
+
+static void fetch(struct xts_pager *p);
+
+/* Delta tokens that can no longer be used: 410 Gone, or the documented
+ * resync/sync-state error codes on other statuses. */
+static int
+is_gone(const struct xts_graph_result *res)
+{
+	const char *c;
+
+	if (res->status == 410)
+		return 1;
+	if (res->gerr == NULL)
+		return 0;
+	c = res->gerr->code;
+	return strcasecmp(c, "resyncRequired") == 0 || strcasecmp(c, "syncStateNotFound") == 0 ||
+	       strcasecmp(c, "syncStateInvalid") == 0 || strcasecmp(c, "Request_InvalidSkipToken") == 0 ||
+	       strcasecmp(c, "fullSyncRequired") == 0;
+}
+
+static int
+check_link(struct xts_pager *p, const char *link, const char *what)
+{
+	int ret = xts_http_same_origin(link, p->g->tc.graph_endpoint);
+
+	if (ret != 0) {
+		/* Never print the link itself beyond its start: it may be long. */
+		xts_err("graph: %s: refusing %s that is not on %s (%.80s)", p->g->tc.name, what,
+			p->g->tc.graph_endpoint, link);
+		return XTS_EFOREIGN;
+	}
+	return 0;
+}
+
+static void
+on_page(void *arg, const struct xts_graph_result *res)
+{
+	struct xts_pager *p = arg;
+	struct xts_graph_error ge;
+	json_t *value;
+	const char *next, *delta;
+	int ret, last;
+
+	p->req = NULL;
+	memset(&ge, 0, sizeof(ge));
+	if (res->err != 0) {
+		ret = is_gone(res) ? XTS_EGONE : res->err;
+		if (ret == XTS_EGONE)
+			xts_notice("graph: %s: delta token no longer valid (HTTP %ld %s): full resync needed",
+				   p->g->tc.name, res->status, res->gerr ? res->gerr->code : "");
+		done(p, ret, res->gerr);
+		return;
+	}
+	ret = xts_graph_page_parse(res->body, &value, &next, &delta);
+	if (ret != 0) {
+		snprintf(ge.code, sizeof(ge.code), "InvalidPage");
+		snprintf(ge.message, sizeof(ge.message), "page without a value array or with bad links");
+		xts_err("graph: %s: page %u: %s", p->g->tc.name, p->pages + 1, ge.message);
+		done(p, XTS_EPARSE, &ge);
+		return;
+	}
+	if (next != NULL && check_link(p, next, "an @odata.nextLink") != 0) {
+		snprintf(ge.code, sizeof(ge.code), "ForeignLink");
+		snprintf(ge.message, sizeof(ge.message), "@odata.nextLink points off the graph endpoint");
+		done(p, XTS_EFOREIGN, &ge);
+		return;
+	}
+	if (delta != NULL && check_link(p, delta, "an @odata.deltaLink") != 0) {
+		snprintf(ge.code, sizeof(ge.code), "ForeignLink");
+		snprintf(ge.message, sizeof(ge.message), "@odata.deltaLink points off the graph endpoint");
+		done(p, XTS_EFOREIGN, &ge);
+		return;
+	}
+	xts_free(p->next);
+	p->next = next ? xts_strdup(next) : NULL;
+	if (delta != NULL) {
+		xts_free(p->delta);
+		p->delta = xts_strdup(delta);
+	}
+	if ((next != NULL && p->next == NULL) || (delta != NULL && p->delta == NULL)) {
+		done(p, XTS_ENOMEM, NULL);
+		return;
+	}
+	p->pages++;
+	last = next == NULL;
+	p->in_cb = 1;
+	if (p->member_cb != NULL)
+		ret = xts_graph_members_parse(value, p->member_cb, p->arg, last);
+	else
+		ret = p->page_cb(p->arg, value, last);
+	p->in_cb = 0;
+	if (p->canceled) {
+		pager_free(p);
+		return;
+	}
+	if (ret < 0) {
+		snprintf(ge.code, sizeof(ge.code), "%s", xts_errname(ret));
+		snprintf(ge.message, sizeof(ge.message), "page handler stopped the read");
+		done(p, ret, &ge);
+		return;
+	}
+	if (ret == XTS_PAGE_PAUSE) {
+		p->paused = 1;
+		return;
+	}
+	fetch(p);
+}
+
+static void
+fetch(struct xts_pager *p)
+{
+	int ret;
+
+	if (p->next == NULL) {
+		done(p, 0, NULL);
+		return;
+	}
+	ret = xts_graph_request(p->g, "GET", p->next, NULL, 0, on_page, p, &p->req);
+	if (ret != 0) {
+		struct xts_graph_error ge;
+
+		memset(&ge, 0, sizeof(ge));
+		snprintf(ge.message, sizeof(ge.message), "cannot request the next page");
+		done(p, ret, &ge);
+	}
+}
+
+static void
+on_resume(void *arg)
+{
+	fetch(arg);
+}
+
+void
+xts_pager_resume(struct xts_pager *p)
+{
+	if (p == NULL || !p->paused || p->canceled)
+		return;
+	p->paused = 0;
+	if (p->timer == NULL && xts_ev_timer_new(xts_http_evloop(xts_graph_ctx_http(p->g->ctx)),
+						 on_resume, p, &p->timer) != 0) {
+		fetch(p); /* cannot defer: fetch now (it only queues a request) */
+		return;
+	}
+	if (xts_ev_timer_start(p->timer, 0) != 0)
+		fetch(p);
+}
+
+void
+xts_pager_cancel(struct xts_pager *p)
+{
+	if (p == NULL)
+		return;
+	if (p->in_cb) {
+		p->canceled = 1;
+		return;
+	}
+	pager_free(p);
+}
+
+static int
+start(struct xts_graph *g, const char *url, xts_page_cb page_cb, xts_member_cb member_cb,
+      xts_pager_done_cb done_cb, void *arg, struct xts_pager **out)
+{
+	struct xts_pager *p;
+	int ret;
+
+	if (done_cb == NULL || (page_cb == NULL && member_cb == NULL))
+		return XTS_EINVAL;
+	p = xts_calloc(1, sizeof(*p));
+	if (p == NULL)
+		return XTS_ENOMEM;
+	p->g = g;
+	p->page_cb = page_cb;
+	p->member_cb = member_cb;
+	p->done_cb = done_cb;
+	p->arg = arg;
+	ret = xts_graph__abs_url(g, url, &p->next);
+	if (ret != 0) {
+		if (ret == XTS_EFOREIGN)
+			xts_err("graph: %s: refusing a stored link that is not on %s", g->tc.name,
+				g->tc.graph_endpoint);
+		xts_free(p);
+		return ret;
+	}
+	ret = xts_graph_request(g, "GET", p->next, NULL, 0, on_page, p, &p->req);
+	if (ret != 0) {
+		xts_free(p->next);
+		xts_free(p);
+		return ret;
+	}
+	if (out != NULL)
+		*out = p;
+	return 0;
+}
+
+/* Characters allowed unescaped in a $select list. */
+static int
+select_ok(const char *s)
+{
+	for (; *s; s++) {
+		char c = *s;
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == ',' || c == '@' || c == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+int
+xts_delta_users_start(struct xts_graph *g, const char *select, const char *delta_link,
+		      xts_page_cb page_cb, xts_pager_done_cb done_cb, void *arg,
+		      struct xts_pager **out)
+{
+	struct xts_buf u = XTS_BUF_INIT;
+	int ret;
+
+	if (g == NULL || page_cb == NULL)
+		return XTS_EINVAL;
+	if (delta_link != NULL && delta_link[0] != '\0')
+		return start(g, delta_link, page_cb, NULL, done_cb, arg, out);
+	if (select != NULL && !select_ok(select))
+		return XTS_EINVAL;
+	ret = xts_buf_puts(&u, "/v1.0/users/delta");
+	if (ret == 0 && select != NULL && select[0] != '\0')
+		ret = xts_buf_printf(&u, "?$select=%s", select);
+	if (ret == 0)
+		ret = start(g, u.p, page_cb, NULL, done_cb, arg, out);
+	xts_buf_free(&u);
+	return ret;
+}
+
+int
+xts_pager_start(struct xts_graph *g, const char *url, xts_page_cb page_cb,
+		xts_pager_done_cb done_cb, void *arg, struct xts_pager **out)
+{
+	if (g == NULL || url == NULL || page_cb == NULL)
+		return XTS_EINVAL;
+	return start(g, url, page_cb, NULL, done_cb, arg, out);
+}
+
+static int
+is_guid(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || strlen(s) != 36)
+		return 0;
+	for (i = 0; i < 36; i++) {
+		char c = s[i];
+
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (c != '-')
+				return 0;
+		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+			     (c >= 'A' && c <= 'F'))) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int
+xts_delta_groups_start(struct xts_graph *g, const char *const *group_ids, size_t n,
+		       const char *delta_link, xts_member_cb member_cb, xts_pager_done_cb done_cb,
+		       void *arg, struct xts_pager **out)
+{
+	struct xts_buf u = XTS_BUF_INIT;
+	size_t i;
+	int ret;
+
+	if (g == NULL || member_cb == NULL)
+		return XTS_EINVAL;
+	if (delta_link != NULL && delta_link[0] != '\0')
+		return start(g, delta_link, NULL, member_cb, done_cb, arg, out);
+	if (n == 0 || n > 50 || group_ids == NULL)
+		return XTS_EINVAL;
+	for (i = 0; i < n; i++)
+		if (!is_guid(group_ids[i]))
+			return XTS_EINVAL;
+	/* group-delta.md: $filter=id eq '{id}' or id eq '{id}', members@delta
+	 * carries direct members only. */
+	ret = xts_buf_puts(&u, "/v1.0/groups/delta?$select=displayName,members&$filter=");
+	for (i = 0; ret == 0 && i < n; i++)
+		ret = xts_buf_printf(&u, "%sid%%20eq%%20%%27%s%%27", i ? "%20or%20" : "", group_ids[i]);
+	if (ret == 0)
+		ret = start(g, u.p, NULL, member_cb, done_cb, arg, out);
+	xts_buf_free(&u);
+	return ret;
+}

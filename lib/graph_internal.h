@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* Internals shared by graph.c, graph_delta.c, graph_batch.c and
+ * policy_check.c: the client structure and small helpers. Not a public API;
+ * nothing outside the graph area includes it. */
+#ifndef XTS_GRAPH_INTERNAL_H
+#define XTS_GRAPH_INTERNAL_H
+
+#include "graph.h"
+
+struct gov;
+struct xts_graph_req;
+
+struct xts_graph {
+	struct xts_graph_ctx *ctx;
+	struct xts_tenant_conn tc; /* deep copy; graph_endpoint without trailing '/' */
+	struct gov *gov;
+	struct xts_throttle *throttle;
+	struct xts_graph_req *reqs; /* pending requests, freed with g */
+};
+
+/* url relative to the endpoint (or absolute on it) to a new absolute string.
+ * 0, XTS_EFOREIGN, XTS_EINVAL, XTS_ENOMEM. */
+int xts_graph__abs_url(struct xts_graph *g, const char *url, char **out);
+/* Back-off with jitter for the given attempt number (1-based). */
+long long xts_graph__backoff_ms(struct xts_graph *g, int attempt);
+int xts_graph__max_attempts(struct xts_graph *g);
+size_t xts_graph__max_body(struct xts_graph *g);
+
+#endif

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/* E-mail notifications to operators: composing the messages for job events
+ * (quarantine, reason change, deletions held), queuing them once per event
+ * in the store's outbox, and sending them over SMTP with libcurl (smtp://
+ * with STARTTLS — required except to loopback hosts — or smtps://). Takes
+ * its settings as a plain struct, not from config.h; never logs a password. */
+#ifndef XTS_NOTIFY_H
+#define XTS_NOTIFY_H
+
+#include <stddef.h>
+
+#include <curl/curl.h>
+
+struct xts_store;
+
+struct xts_smtp_conf {
+	const char *url;       /* smtp://host[:port] or smtps://host[:port] */
+	const char *from;      /* envelope and From: address */
+	const char *username;  /* NULL or "" = no AUTH */
+	const char *password;  /* the secret's value (read from password_file by the caller) */
+	const char *ca_file;   /* NULL = system trust store */
+	long timeout_ms;       /* whole transfer; 0 = 15000 */
+};
+
+/* ---- composing ------------------------------------------------------------ */
+
+enum xts_notify_kind {
+	XTS_NOTIFY_QUARANTINE = 0,   /* the job entered quarantine */
+	XTS_NOTIFY_REASON_CHANGE,    /* still quarantined, for a different reason */
+	XTS_NOTIFY_DELETIONS_HELD,   /* the deletion threshold held this cycle's deletions */
+};
+
+struct xts_notify_event {
+	int kind;                    /* enum xts_notify_kind */
+	const char *job;
+	const char *reason_code;     /* e.g. Graph's error code; quarantine / reason change */
+	const char *reason_text;     /* one sentence for a person, may be NULL */
+	const char *previous_reason; /* reason change: the old code */
+	long long since;             /* wall ms the quarantine began (part of the event key) */
+	long long next_retry;        /* wall ms of the next automatic attempt, 0 = none */
+	long long cycle_id;          /* the cycle that raised it (deletions held: part of the key) */
+	long long failed;            /* counts shown in the mail (quarantine) */
+	long long in_scope;
+	long long held;              /* deletions held */
+	long long threshold;         /* deletion_threshold */
+};
+
+/* Event key that makes "one mail per event" (e.g. "quarantine:<since>",
+ * "reason:<since>:<code>", "deletions-held:<cycle>"). 0 or XTS_ERANGE/EINVAL. */
+int xts_notify_event_key(const struct xts_notify_event *ev, char *buf, size_t len);
+/* Subject and text body for the event, with the operator's next commands
+ * (`xtsyncctl resume JOB`, `xtsyncctl restart JOB`, `xtsyncctl
+ * allow-deletions JOB`, `xtsyncctl preview JOB`). *subject and *body are
+ * new strings (xts_free). 0, XTS_EINVAL or XTS_ENOMEM. */
+int xts_notify_event_compose(const struct xts_notify_event *ev, char **subject, char **body);
+
+/* The RFC 5322 message (CRLF line ends): Date, From, To, Subject (RFC 2047
+ * encoded when not ASCII), Message-ID, MIME-Version, Content-Type text/plain
+ * UTF-8, then the body. now is wall ms (0 = now). CR or LF in a header value
+ * is refused with XTS_EINVAL (no header injection). *out is new (xts_free). */
+int xts_notify_compose(const char *from, const char *to_csv, const char *subject, const char *body,
+    long long now, char **out);
+
+/* ---- sending -------------------------------------------------------------- */
+
+/* 1 when the URL's host is a loopback address (127.0.0.0/8, ::1, localhost). */
+int xts_notify_url_is_loopback(const char *url);
+
+/* One prepared SMTP transfer: an easy handle the daemon may add to its
+ * libcurl multi (it must call xts_notify_req_result with the transfer's
+ * CURLcode and then xts_notify_req_free). Owns the message and recipients. */
+struct xts_notify_req;
+/* Build it. *easy is borrowed from *out (freed by xts_notify_req_free).
+ * Sets USE_SSL=ALL (STARTTLS required) unless the host is loopback (TRY).
+ * Does not block. 0, XTS_EINVAL (bad URL, address or header), XTS_ENOMEM. */
+int xts_notify_build_easy(const struct xts_smtp_conf *c, const char *to_csv, const char *subject,
+    const char *body, struct xts_notify_req **out, CURL **easy);
+/* Map the finished transfer to 0 or XTS_E* with a message in err. */
+int xts_notify_req_result(struct xts_notify_req *r, CURLcode rc, char *err, size_t errlen);
+void xts_notify_req_free(struct xts_notify_req *r);
+
+/* Send one mail now and wait for the server (blocks up to timeout_ms: call
+ * it from a worker thread or a tool, never on the event loop). Returns 0,
+ * or XTS_ETIMEDOUT / XTS_EIO (server unreachable), XTS_EAUTH, XTS_ETLS,
+ * XTS_ESERVER (refused), XTS_EINVAL with a message in err (may be NULL). */
+int xts_notify_send(const struct xts_smtp_conf *c, const char *to_csv, const char *subject,
+    const char *body, char *err, size_t errlen);
+
+/* ---- the outbox ----------------------------------------------------------- */
+
+/* Compose the event and queue it for to_csv in the store's outbox. An event
+ * already queued (same key) is not queued again: returns 0 and sets *queued
+ * (may be NULL) to 0; a new one sets it to 1. Does not send. */
+int xts_notify_queue(struct xts_store *st, const struct xts_notify_event *ev, const char *to_csv,
+    long long now, int *queued);
+/* Back-off after the Nth failed attempt (1-based): 1, 2, 4 ... minutes, at most 1 hour. */
+long long xts_notify_backoff_ms(int attempts);
+/* Send every due mail of the outbox (synchronously, one after another),
+ * marking each sent, or failed with its next attempt time. *sent / *failed
+ * (may be NULL) get the counts. Returns 0 unless the store failed. Blocks:
+ * a worker thread with its own store connection, or a tool. */
+int xts_notify_flush(struct xts_store *st, const struct xts_smtp_conf *c, long long now, int *sent,
+    int *failed);
+
+#endif

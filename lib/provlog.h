@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/* The provisioning log: the operator's record of every object decision, one
+ * JSON object per line shaped like Graph's provisioningObjectSummary
+ * (microsoft-graph-docs-contrib api-reference/v1.0/resources/
+ * provisioningobjectsummary.md and the pages it links). Appended with
+ * O_APPEND, one write(2) per line. Not the diagnostics log (log.h), and it
+ * holds no secret: an entry has no field that could carry one. */
+#ifndef XTS_PROVLOG_H
+#define XTS_PROVLOG_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+enum xts_prov_action {
+	XTS_PROV_CREATE = 0,
+	XTS_PROV_UPDATE,
+	XTS_PROV_DELETE,
+	XTS_PROV_DISABLE,
+	XTS_PROV_SKIP,
+	XTS_PROV_STAGED_DELETE,
+	XTS_PROV_OTHER,
+};
+enum xts_prov_status {
+	XTS_PROV_SUCCESS = 0,
+	XTS_PROV_FAILURE,
+	XTS_PROV_SKIPPED,
+	XTS_PROV_WARNING,
+};
+enum xts_prov_step_type {
+	XTS_STEP_IMPORT = 0,
+	XTS_STEP_SCOPING,
+	XTS_STEP_MATCHING,
+	XTS_STEP_PROCESSING,
+	XTS_STEP_REFERENCE_RESOLUTION,
+	XTS_STEP_EXPORT,
+};
+/* "Create", "Update", "Delete", "Disable", "Skip", "StagedDelete", "Other". */
+const char *xts_prov_action_name(int action);
+/* Case-insensitive; -1 if unknown. */
+int xts_prov_action_parse(const char *s);
+/* "success", "failure", "skipped", "warning". */
+const char *xts_prov_status_name(int status);
+int xts_prov_status_parse(const char *s);
+/* "import", "scoping", "matching", "processing", "referenceResolution", "export". */
+const char *xts_prov_step_type_name(int type);
+
+struct xts_prov_prop {     /* a modifiedProperty; strings owned by the entry */
+	char *name;
+	char *old_value;   /* NULL: absent before */
+	char *new_value;   /* NULL: removed */
+	int redacted;      /* both values print as "[Redact]" */
+};
+struct xts_prov_step {     /* a provisioningStep; strings owned by the entry */
+	char *name;
+	int type;          /* enum xts_prov_step_type */
+	int status;        /* enum xts_prov_status */
+	char *description;
+	json_t *details;   /* object or NULL; owned (new ref taken at add) */
+};
+
+/* The builder the engine fills for one object decision. Scalar string
+ * fields are BORROWED (must stay valid until xts_provlog_write returns);
+ * properties and steps are COPIED by the add functions and freed by
+ * xts_prov_entry_clear. Unset (NULL / 0) fields are left out of the line. */
+struct xts_prov_entry {
+	long long activity_ms;       /* wall ms; 0 = now */
+	long long cycle_id;          /* written as the string cycleId */
+	const char *change_id;       /* NULL: a new GUID is generated */
+	const char *job_id;
+	int action;                  /* enum xts_prov_action */
+	int status;                  /* enum xts_prov_status */
+	long long duration_ms;       /* durationInMilliseconds; < 0 leaves it out */
+	const char *error_code;      /* errorInformation.errorCode (e.g. Graph's code) */
+	const char *error_reason;    /* errorInformation.reason */
+	const char *error_category;  /* errorInformation.errorCategory, e.g. "Transient" */
+	const char *recommended_action; /* errorInformation.recommendedAction */
+	const char *source_id, *source_display_name, *source_upn, *source_tenant_id;
+	const char *target_id, *target_display_name, *target_upn, *target_tenant_id;
+	const char *initiated_by;    /* initiatedBy.displayName, e.g. "xtsyncctl provision" */
+
+	struct xts_prov_prop *props;
+	size_t n_props, cap_props;
+	struct xts_prov_step *steps;
+	size_t n_steps, cap_steps;
+};
+
+/* Zero the entry (duration_ms = -1). Never fails. */
+void xts_prov_entry_init(struct xts_prov_entry *e);
+/* Free the copied properties and steps; the entry may be reused after init. */
+void xts_prov_entry_clear(struct xts_prov_entry *e);
+/* Add a modifiedProperty with string values (copied; NULL allowed). 0 or XTS_ENOMEM. */
+int xts_prov_entry_add_prop(struct xts_prov_entry *e, const char *name, const char *old_value,
+    const char *new_value, int redacted);
+/* Same with JSON values (borrowed): strings as they are, null/NULL as absent,
+ * anything else (arrays of a multi-valued attribute, booleans, numbers) as
+ * its compact JSON text. */
+int xts_prov_entry_add_prop_json(struct xts_prov_entry *e, const char *name, const json_t *old_value,
+    const json_t *new_value, int redacted);
+/* Add a provisioningStep (strings copied, details borrowed and kept with a
+ * new reference; it must not carry a redacted attribute's value). */
+int xts_prov_entry_add_step(struct xts_prov_entry *e, const char *name, int type, int status,
+    const char *description, const json_t *details);
+
+/* Render the entry as one JSON object (new reference) — what write appends. */
+int xts_prov_entry_to_json(const struct xts_prov_entry *e, json_t **out);
+
+struct xts_provlog;
+
+/* Open (creating, mode 0640) path for appending. *out owns the log. */
+int xts_provlog_open(const char *path, struct xts_provlog **out);
+/* Reopen the same path (SIGHUP after logrotate moved the file). On failure
+ * the old descriptor is kept and the error returned. */
+int xts_provlog_reopen(struct xts_provlog *pl);
+void xts_provlog_close(struct xts_provlog *pl);
+/* Append one line (a single write(2) with O_APPEND, so truncation by
+ * copytruncate is harmless and concurrent writers never interleave). Blocks
+ * on local disk only. 0, XTS_EINVAL (bad entry), XTS_ENOMEM, XTS_EIO/XTS_ENOSPC. */
+int xts_provlog_write(struct xts_provlog *pl, const struct xts_prov_entry *e);
+
+/* Format wall ms as "2024-05-01T12:34:56.789Z" into buf (>= 25 bytes). */
+void xts_provlog_time(long long wall_ms, char *buf, size_t len);
+/* A random RFC 4122 version-4 GUID, lowercase, into buf (>= 37 bytes). 0 or XTS_EIO. */
+int xts_provlog_guid(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,1013 @@
+/* SPDX-License-Identifier: MIT */
+/* The store's core: open (pragmas, embedded migrations, version check),
+ * transactions, the prepared-statement cache, SQLite error mapping, and the
+ * job and cycle rows. Users, links and membership are in store_rows.c;
+ * operations and the outbox in store_ops.c. No policy lives here. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+#include "mem.h"
+#include "store_int.h"
+
+static const char *const stmt_sql[XTS_ST__COUNT] = {
+#define XTS_STORE_STMT(id, sql) [XTS_ST_##id] = sql,
+#include "store_sql.h"
+#undef XTS_STORE_STMT
+};
+
+/* ---- error mapping and helpers ------------------------------------------ */
+
+int
+xts_store__err(struct xts_store *st, int rc, const char *what)
+{
+	int prim = rc & 0xff;
+	int ret;
+	const char *msg = st && st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
+
+	switch (prim) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_FULL:
+		ret = XTS_ENOSPC;
+		break;
+	case SQLITE_IOERR:
+		ret = rc == SQLITE_IOERR_NOMEM ? XTS_ENOMEM : XTS_EIO;
+		break;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		ret = XTS_ESTORE;
+		xts_log_rl(XTS_LOG_CRIT, 60000, 3,
+		    "store: %s: the database %s is corrupt (%s); stop the daemon and restore "
+		    "or remove it (a removed store makes the next cycle an initial one)",
+		    what, st && st->path ? st->path : "", msg);
+		return ret;
+	case SQLITE_NOMEM:
+		ret = XTS_ENOMEM;
+		break;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		ret = XTS_EAGAIN;
+		break;
+	case SQLITE_CONSTRAINT:
+		if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+			xts_debug("store: %s: %s", what, msg);
+			return XTS_EEXIST;
+		}
+		ret = XTS_EINVAL;
+		break;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		ret = XTS_EPERM;
+		break;
+	case SQLITE_CANTOPEN:
+		ret = XTS_EIO;
+		break;
+	case SQLITE_RANGE:
+	case SQLITE_MISUSE:
+	case SQLITE_MISMATCH:
+	case SQLITE_TOOBIG:
+		ret = prim == SQLITE_TOOBIG ? XTS_ETOOBIG : XTS_EINTERNAL;
+		break;
+	default:
+		ret = XTS_ESTORE;
+		break;
+	}
+	xts_log_rl(XTS_LOG_ERR, 10000, 5, "store: %s: %s (sqlite %d) -> %s", what, msg, rc,
+	    xts_errname(ret));
+	return ret;
+}
+
+sqlite3 *
+xts_store__db(struct xts_store *st)
+{
+	return st->db;
+}
+
+sqlite3_stmt *
+xts_store__stmt(struct xts_store *st, enum xts_store_stmt id, int *err)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	int rc;
+
+	if (s == NULL) {
+		rc = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+		if (rc != SQLITE_OK) {
+			*err = xts_store__err(st, rc, "prepare");
+			return NULL;
+		}
+		st->stmt[id] = s;
+		return s;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+/* Compact JSON text of j appended to b, in one pass (jansson's json_dumpb
+ * needs two passes to fill a caller's buffer and its escaping runs a UTF-8
+ * decoder per character; this was the largest cost of storing a page of
+ * users). Same text as json_dumpb(JSON_COMPACT | JSON_ENCODE_ANY): keys in
+ * insertion order, '"', '\\' and control characters escaped, other bytes
+ * (valid UTF-8, as jansson guarantees) copied. Reals and anything nested
+ * deeper than 64 levels go through jansson. 0 or XTS_ENOMEM (never a partial
+ * text: the caller binds nothing on failure). */
+static int
+json_str_text(const char *p, size_t n, struct xts_buf *b)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i;
+	char *o;
+
+	/* worst case: every byte as \u00XX, plus the quotes */
+	if (n > ((size_t)-1 - 3) / 6 || xts_buf_reserve(b, n * 6 + 3) != 0)
+		return XTS_ENOMEM;
+	o = b->p + b->len;
+	*o++ = '"';
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			*o++ = (char)c;
+			continue;
+		}
+		*o++ = '\\';
+		switch (c) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		default:
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+	}
+	*o++ = '"';
+	*o = '\0';
+	b->len = (size_t)(o - b->p);
+	return 0;
+}
+
+int
+xts_store__json_text(const json_t *j, struct xts_buf *b, int depth)
+{
+	char num[32];
+	int ret = 0;
+
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *v;
+		int first = 1;
+
+		if (depth > 64)
+			break;
+		ret = xts_buf_putc(b, '{');
+		json_object_foreach((json_t *)j, k, v) {
+			if (ret != 0)
+				break;
+			if (!first)
+				ret = xts_buf_putc(b, ',');
+			first = 0;
+			if (ret == 0)
+				ret = json_str_text(k, strlen(k), b);
+			if (ret == 0)
+				ret = xts_buf_putc(b, ':');
+			if (ret == 0)
+				ret = xts_store__json_text(v, b, depth + 1);
+		}
+		if (ret == 0)
+			ret = xts_buf_putc(b, '}');
+		return ret != 0 ? XTS_ENOMEM : 0;
+	}
+	case JSON_ARRAY: {
+		size_t i, n = json_array_size(j);
+
+		if (depth > 64)
+			break;
+		ret = xts_buf_putc(b, '[');
+		for (i = 0; i < n && ret == 0; i++) {
+			if (i > 0)
+				ret = xts_buf_putc(b, ',');
+			if (ret == 0)
+				ret = xts_store__json_text(json_array_get(j, i), b, depth + 1);
+		}
+		if (ret == 0)
+			ret = xts_buf_putc(b, ']');
+		return ret != 0 ? XTS_ENOMEM : 0;
+	}
+	case JSON_STRING:
+		return json_str_text(json_string_value(j), json_string_length(j), b);
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+		return xts_buf_puts(b, num) != 0 ? XTS_ENOMEM : 0;
+	case JSON_TRUE:
+		return xts_buf_puts(b, "true") != 0 ? XTS_ENOMEM : 0;
+	case JSON_FALSE:
+		return xts_buf_puts(b, "false") != 0 ? XTS_ENOMEM : 0;
+	case JSON_NULL:
+		return xts_buf_puts(b, "null") != 0 ? XTS_ENOMEM : 0;
+	default:
+		break;
+	}
+	{
+		/* reals and very deep values: jansson's own text */
+		size_t len = json_dumpb(j, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+
+		if (len == 0 || xts_buf_reserve(b, len + 1) != 0)
+			return XTS_ENOMEM;
+		if (json_dumpb(j, b->p + b->len, len, JSON_COMPACT | JSON_ENCODE_ANY) != len)
+			return XTS_ENOMEM;
+		b->len += len;
+		b->p[b->len] = '\0';
+	}
+	return 0;
+}
+
+static int
+bind_v(struct xts_store *st, sqlite3_stmt *s, const char *fmt, va_list ap)
+{
+	int i, rc = SQLITE_OK;
+
+	for (i = 1; *fmt && rc == SQLITE_OK; fmt++, i++) {
+		switch (*fmt) {
+		case 't': {
+			const char *t = va_arg(ap, const char *);
+
+			rc = t ? sqlite3_bind_text(s, i, t, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
+			break;
+		}
+		case 'i':
+			rc = sqlite3_bind_int(s, i, va_arg(ap, int));
+			break;
+		case 'I':
+			rc = sqlite3_bind_int64(s, i, va_arg(ap, long long));
+			break;
+		case 'j': {
+			const json_t *j = va_arg(ap, const json_t *);
+			int r;
+
+			if (j == NULL) {
+				rc = sqlite3_bind_null(s, i);
+				break;
+			}
+			xts_buf_reset(&st->jbuf);
+			r = xts_store__json_text(j, &st->jbuf, 0);
+			if (r != 0)
+				return r;
+			rc = sqlite3_bind_text(s, i, st->jbuf.p != NULL ? st->jbuf.p : "", (int)st->jbuf.len,
+			    SQLITE_TRANSIENT);
+			break;
+		}
+		default:
+			return XTS_EINTERNAL;
+		}
+	}
+	return rc == SQLITE_OK ? 0 : xts_store__err(st, rc, "bind");
+}
+
+int
+xts_store__bind(struct xts_store *st, sqlite3_stmt *s, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = bind_v(st, s, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+int
+xts_store__run(struct xts_store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	int ret = 0;
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		ret = xts_store__err(st, rc, what);
+	sqlite3_reset(s);
+	return ret;
+}
+
+int
+xts_store__exec(struct xts_store *st, enum xts_store_stmt id, int *changes, const char *fmt, ...)
+{
+	sqlite3_stmt *s;
+	va_list ap;
+	int ret = 0;
+
+	s = xts_store__stmt(st, id, &ret);
+	if (s == NULL)
+		return ret;
+	va_start(ap, fmt);
+	ret = bind_v(st, s, fmt, ap);
+	va_end(ap);
+	if (ret < 0)
+		return ret;
+	ret = xts_store__run(st, s, stmt_sql[id]);
+	if (ret == 0 && changes)
+		*changes = sqlite3_changes(st->db);
+	return ret;
+}
+
+char *
+xts_store__col_dup(sqlite3_stmt *s, int col, int *err)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	char *d;
+
+	if (t == NULL)
+		return NULL;
+	d = xts_strndup((const char *)t, (size_t)sqlite3_column_bytes(s, col));
+	if (d == NULL)
+		*err = XTS_ENOMEM;
+	return d;
+}
+
+json_t *
+xts_store__col_json(sqlite3_stmt *s, int col, int *err)
+{
+	const char *t = (const char *)sqlite3_column_text(s, col);
+	json_error_t jerr;
+	json_t *j;
+
+	if (t == NULL)
+		return NULL;
+	j = json_loadb(t, (size_t)sqlite3_column_bytes(s, col), JSON_DECODE_ANY, &jerr);
+	if (j == NULL) {
+		if (json_error_code(&jerr) == json_error_out_of_memory) {
+			*err = XTS_ENOMEM;
+		} else {
+			xts_log_rl(XTS_LOG_ERR, 10000, 5, "store: stored JSON does not parse: %s",
+			    jerr.text);
+			*err = XTS_ESTORE;
+		}
+	}
+	return j;
+}
+
+int
+xts_store__sp_begin(struct xts_store *st)
+{
+	int ret = xts_store__exec(st, XTS_ST_SP_BEGIN, NULL, "");
+
+	if (ret == 0)
+		st->sp_depth++;
+	return ret;
+}
+
+int
+xts_store__sp_end(struct xts_store *st, int ok)
+{
+	int ret = 0;
+
+	if (st->sp_depth <= 0)
+		return XTS_EINTERNAL;
+	if (!ok)
+		ret = xts_store__exec(st, XTS_ST_SP_ROLLBACK, NULL, "");
+	/* RELEASE after ROLLBACK TO closes the savepoint (and, outermost, the
+	 * transaction it opened). */
+	if (xts_store__exec(st, XTS_ST_SP_RELEASE, NULL, "") < 0 && ret == 0)
+		ret = XTS_ESTORE;
+	st->sp_depth--;
+	if (ret < 0 && !sqlite3_get_autocommit(st->db) && !st->in_tx)
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return ret;
+}
+
+/* ---- open / migrations / close ------------------------------------------ */
+
+int
+xts_store_schema_version(void)
+{
+	return xts_store_n_migrations;
+}
+
+static int
+pragma_int(struct xts_store *st, const char *sql, int *out)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, ret = 0;
+
+	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return xts_store__err(st, rc, sql);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int(s, 0);
+	else
+		ret = rc == SQLITE_DONE ? XTS_ESTORE : xts_store__err(st, rc, sql);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+static int
+exec_sql(struct xts_store *st, const char *sql, const char *what)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+
+	sqlite3_free(msg);
+	return rc == SQLITE_OK ? 0 : xts_store__err(st, rc, what);
+}
+
+int
+xts_store_user_version(struct xts_store *st)
+{
+	int v = -1;
+
+	if (pragma_int(st, "PRAGMA user_version", &v) < 0)
+		return -1;
+	return v;
+}
+
+static int
+migrate(struct xts_store *st)
+{
+	char sql[64];
+	int v = 0, i, ret;
+
+	ret = pragma_int(st, "PRAGMA user_version", &v);
+	if (ret < 0)
+		return ret;
+	if (v > xts_store_n_migrations) {
+		xts_err("store: %s has schema version %d but this xtsync knows only up to %d; "
+		    "refusing to open it (run the newer xtsync, or restore a matching backup)",
+		    st->path, v, xts_store_n_migrations);
+		return XTS_ESTORE;
+	}
+	for (i = v; i < xts_store_n_migrations; i++) {
+		const struct xts_store_migration *m = &xts_store_migrations[i];
+
+		ret = exec_sql(st, "BEGIN IMMEDIATE", "migration begin");
+		if (ret < 0)
+			return ret;
+		ret = exec_sql(st, m->sql, "migration");
+		if (ret == 0) {
+			snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", m->version);
+			ret = exec_sql(st, sql, "migration version");
+		}
+		if (ret == 0)
+			ret = exec_sql(st, "COMMIT", "migration commit");
+		if (ret < 0) {
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			xts_err("store: %s: migration to schema version %d failed: %s", st->path,
+			    m->version, xts_strerror(ret));
+			return ret;
+		}
+		xts_info("store: %s: migrated to schema version %d", st->path, m->version);
+	}
+	return 0;
+}
+
+int
+xts_store_open_path(const char *db_path, struct xts_store **out)
+{
+	struct xts_store *st = NULL;
+	int rc, ret = 0, v = 0;
+
+	*out = NULL;
+	if (db_path == NULL || *db_path == '\0')
+		return XTS_EINVAL;
+	st = xts_calloc(1, sizeof(*st));
+	if (st == NULL)
+		return XTS_ENOMEM;
+	st->path = xts_strdup(db_path);
+	if (st->path == NULL) {
+		ret = XTS_ENOMEM;
+		goto done;
+	}
+	rc = sqlite3_open_v2(db_path, &st->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		xts_err("store: cannot open %s: %s", db_path,
+		    st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		ret = (rc & 0xff) == SQLITE_NOMEM ? XTS_ENOMEM : XTS_EIO;
+		goto done;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	rc = sqlite3_busy_timeout(st->db, 5000);
+	if (rc != SQLITE_OK) {
+		ret = xts_store__err(st, rc, "busy_timeout");
+		goto done;
+	}
+	/* journal_mode answers with the mode in force: insist on wal. */
+	{
+		sqlite3_stmt *s = NULL;
+
+		rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			const char *mode = (const char *)sqlite3_column_text(s, 0);
+
+			if (mode == NULL || strcmp(mode, "wal") != 0) {
+				xts_err("store: %s: cannot switch to WAL mode (got %s)", db_path,
+				    mode ? mode : "nothing");
+				ret = XTS_ESTORE;
+			}
+		} else {
+			ret = xts_store__err(st, rc, "journal_mode");
+		}
+		sqlite3_finalize(s);
+		if (ret < 0)
+			goto done;
+	}
+	ret = exec_sql(st, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", "pragmas");
+	if (ret < 0)
+		goto done;
+	ret = pragma_int(st, "PRAGMA foreign_keys", &v);
+	if (ret == 0 && v != 1) {
+		xts_err("store: this SQLite cannot enforce foreign keys");
+		ret = XTS_ESTORE;
+	}
+	if (ret < 0)
+		goto done;
+	ret = migrate(st);
+done:
+	if (ret < 0) {
+		xts_store_close(st);
+		return ret;
+	}
+	*out = st;
+	return 0;
+}
+
+int
+xts_store_open(const char *state_dir, struct xts_store **out)
+{
+	char path[4096];
+	int n;
+
+	*out = NULL;
+	if (state_dir == NULL || *state_dir == '\0')
+		return XTS_EINVAL;
+	n = snprintf(path, sizeof(path), "%s/xtsync.db", state_dir);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return XTS_ERANGE;
+	return xts_store_open_path(path, out);
+}
+
+void
+xts_store_close(struct xts_store *st)
+{
+	int i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < XTS_ST__COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	if (st->db) {
+		if (!sqlite3_get_autocommit(st->db))
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		if (sqlite3_close(st->db) != SQLITE_OK)
+			xts_err("store: close %s: %s", st->path ? st->path : "", sqlite3_errmsg(st->db));
+	}
+	xts_free(st->path);
+	xts_buf_free(&st->jbuf);
+	xts_free(st);
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+int
+xts_store_begin(struct xts_store *st)
+{
+	int ret;
+
+	if (st->in_tx || st->sp_depth > 0)
+		return XTS_EINVAL;
+	ret = xts_store__exec(st, XTS_ST_BEGIN, NULL, "");
+	if (ret == 0)
+		st->in_tx = 1;
+	return ret;
+}
+
+int
+xts_store_commit(struct xts_store *st)
+{
+	int ret;
+
+	if (!st->in_tx)
+		return XTS_EINVAL;
+	ret = xts_store__exec(st, XTS_ST_COMMIT, NULL, "");
+	if (ret < 0) {
+		/* A failed COMMIT (disk full, I/O) may leave the transaction open:
+		 * roll it back so that the next call starts clean. */
+		if (!sqlite3_get_autocommit(st->db))
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	st->in_tx = 0;
+	return ret;
+}
+
+int
+xts_store_rollback(struct xts_store *st)
+{
+	int ret = 0;
+
+	if (!st->in_tx)
+		return XTS_EINVAL;
+	if (!sqlite3_get_autocommit(st->db))
+		ret = xts_store__exec(st, XTS_ST_ROLLBACK, NULL, "");
+	st->in_tx = 0;
+	return ret;
+}
+
+int
+xts_store_in_tx(const struct xts_store *st)
+{
+	return st->in_tx;
+}
+
+int
+xts_store_check(struct xts_store *st)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, ret = 0;
+
+	rc = sqlite3_prepare_v2(st->db, "PRAGMA integrity_check", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return xts_store__err(st, rc, "integrity_check");
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const char *r = (const char *)sqlite3_column_text(s, 0);
+
+		if (r == NULL || strcmp(r, "ok") != 0) {
+			xts_err("store: %s: integrity_check: %s", st->path, r ? r : "(null)");
+			ret = XTS_ESTORE;
+		}
+	} else {
+		ret = xts_store__err(st, rc, "integrity_check");
+	}
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+static const char *const job_state_names[] = { "idle", "quarantined", "deletions-held", "disabled" };
+
+const char *
+xts_job_state_name(int state)
+{
+	if (state < 0 || state >= (int)(sizeof(job_state_names) / sizeof(job_state_names[0])))
+		return "unknown";
+	return job_state_names[state];
+}
+
+int
+xts_job_state_parse(const char *s)
+{
+	int i;
+
+	for (i = 0; s && i < (int)(sizeof(job_state_names) / sizeof(job_state_names[0])); i++)
+		if (strcmp(s, job_state_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+void
+xts_store_job_clear(struct xts_store_job *j)
+{
+	if (j == NULL)
+		return;
+	xts_free(j->name);
+	xts_free(j->delta_link);
+	xts_free(j->groups_delta_link);
+	xts_free(j->schema_fingerprint);
+	xts_free(j->state_reason);
+	xts_free(j->last_cycle_result);
+	json_decref(j->counts);
+	memset(j, 0, sizeof(*j));
+}
+
+static int
+job_from_row(sqlite3_stmt *s, struct xts_store_job *j)
+{
+	int err = 0;
+
+	memset(j, 0, sizeof(*j));
+	j->name = xts_store__col_dup(s, 0, &err);
+	j->delta_link = xts_store__col_dup(s, 1, &err);
+	j->groups_delta_link = xts_store__col_dup(s, 2, &err);
+	j->schema_fingerprint = xts_store__col_dup(s, 3, &err);
+	j->state = sqlite3_column_int(s, 4);
+	j->state_reason = xts_store__col_dup(s, 5, &err);
+	j->quarantine_since = sqlite3_column_int64(s, 6);
+	j->next_retry = sqlite3_column_int64(s, 7);
+	j->retry_step = sqlite3_column_int(s, 8);
+	j->cycle_counter = sqlite3_column_int64(s, 9);
+	j->last_cycle_start = sqlite3_column_int64(s, 10);
+	j->last_cycle_end = sqlite3_column_int64(s, 11);
+	j->last_cycle_result = xts_store__col_dup(s, 12, &err);
+	j->counts = xts_store__col_json(s, 13, &err);
+	if (err < 0)
+		xts_store_job_clear(j);
+	return err;
+}
+
+int
+xts_store_job_ensure(struct xts_store *st, const char *job)
+{
+	if (job == NULL)
+		return XTS_EINVAL;
+	return xts_store__exec(st, XTS_ST_JOB_ENSURE, NULL, "t", job);
+}
+
+int
+xts_store_job_get(struct xts_store *st, const char *job, struct xts_store_job *out)
+{
+	sqlite3_stmt *s;
+	int rc, ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (job == NULL)
+		return XTS_EINVAL;
+	s = xts_store__stmt(st, XTS_ST_JOB_GET, &ret);
+	if (s == NULL)
+		return ret;
+	ret = xts_store__bind(st, s, "t", job);
+	if (ret < 0)
+		goto done;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		ret = job_from_row(s, out);
+	else if (rc == SQLITE_DONE)
+		ret = XTS_ENOENT;
+	else
+		ret = xts_store__err(st, rc, "job get");
+done:
+	sqlite3_reset(s);
+	return ret;
+}
+
+int
+xts_store_job_delete(struct xts_store *st, const char *job)
+{
+	int changes = 0, ret;
+
+	if (job == NULL)
+		return XTS_EINVAL;
+	ret = xts_store__exec(st, XTS_ST_JOB_DELETE, &changes, "t", job);
+	if (ret == 0 && changes == 0)
+		ret = XTS_ENOENT;
+	return ret;
+}
+
+int
+xts_store_job_foreach(struct xts_store *st,
+    int (*cb)(void *arg, const struct xts_store_job *j), void *arg)
+{
+	struct xts_store_job page[32];
+	char *after = NULL;
+	int n, i, rc, ret = 0;
+
+	for (;;) {
+		sqlite3_stmt *s = xts_store__stmt(st, XTS_ST_JOB_PAGE, &ret);
+
+		if (s == NULL)
+			break;
+		ret = xts_store__bind(st, s, "ti", after ? after : "", 32);
+		for (n = 0; ret == 0 && n < 32; n++) {
+			rc = sqlite3_step(s);
+			if (rc == SQLITE_DONE)
+				break;
+			if (rc != SQLITE_ROW) {
+				ret = xts_store__err(st, rc, "job walk");
+				break;
+			}
+			ret = job_from_row(s, &page[n]);
+			if (ret < 0)
+				break;
+		}
+		sqlite3_reset(s);
+		for (i = 0; i < n && ret == 0; i++)
+			ret = cb(arg, &page[i]);
+		if (ret == 0 && n > 0) {
+			xts_free(after);
+			after = xts_strdup(page[n - 1].name);
+			if (after == NULL)
+				ret = XTS_ENOMEM;
+		}
+		for (i = 0; i < n; i++)
+			xts_store_job_clear(&page[i]);
+		if (ret != 0 || n < 32)
+			break;
+	}
+	xts_free(after);
+	return ret;
+}
+
+static int
+job_update(struct xts_store *st, enum xts_store_stmt id, const char *job, const char *value)
+{
+	int changes = 0, ret;
+
+	if (job == NULL)
+		return XTS_EINVAL;
+	ret = xts_store__exec(st, id, &changes, "tt", value, job);
+	if (ret == 0 && changes == 0)
+		ret = XTS_ENOENT;
+	return ret;
+}
+
+int
+xts_store_job_set_delta(struct xts_store *st, const char *job, const char *users_link)
+{
+	return job_update(st, XTS_ST_JOB_SET_DELTA, job, users_link);
+}
+
+int
+xts_store_job_set_groups_delta(struct xts_store *st, const char *job, const char *groups_link)
+{
+	return job_update(st, XTS_ST_JOB_SET_GDELTA, job, groups_link);
+}
+
+int
+xts_store_job_set_fingerprint(struct xts_store *st, const char *job, const char *fingerprint)
+{
+	return job_update(st, XTS_ST_JOB_SET_FP, job, fingerprint);
+}
+
+int
+xts_store_job_set_state(struct xts_store *st, const char *job, int state, const char *reason,
+    long long quarantine_since, long long next_retry, int retry_step)
+{
+	int changes = 0, ret;
+
+	if (job == NULL || xts_job_state_name(state)[0] == 'u')
+		return XTS_EINVAL;
+	ret = xts_store__exec(st, XTS_ST_JOB_SET_STATE, &changes, "itIIit", state, reason,
+	    quarantine_since, next_retry, retry_step, job);
+	if (ret == 0 && changes == 0)
+		ret = XTS_ENOENT;
+	return ret;
+}
+
+int
+xts_store_reset_job(struct xts_store *st, const char *job)
+{
+	int changes = 0, ret;
+
+	if (job == NULL)
+		return XTS_EINVAL;
+	ret = xts_store__sp_begin(st);
+	if (ret < 0)
+		return ret;
+	ret = xts_store__exec(st, XTS_ST_RESET_JOB, &changes, "t", job);
+	if (ret == 0 && changes == 0)
+		ret = XTS_ENOENT;
+	if (ret == 0)
+		ret = xts_store__exec(st, XTS_ST_RESET_USERS, NULL, "t", job);
+	if (ret == 0)
+		ret = xts_store__exec(st, XTS_ST_RESET_MEMBERS, NULL, "t", job);
+	if (ret == 0)
+		ret = xts_store__exec(st, XTS_ST_RESET_OPS, NULL, "t", job);
+	if (ret == 0)
+		ret = xts_store__exec(st, XTS_ST_RESET_LINKS, NULL, "It", xts_wall_ms(), job);
+	if (xts_store__sp_end(st, ret == 0) < 0 && ret == 0)
+		ret = XTS_ESTORE;
+	return ret;
+}
+
+/* ---- cycles -------------------------------------------------------------- */
+
+int
+xts_store_cycle_begin(struct xts_store *st, const char *job, int kind, long long now,
+    long long *cycle_id)
+{
+	sqlite3_stmt *s;
+	long long id = 0;
+	int rc, ret;
+
+	if (job == NULL || cycle_id == NULL ||
+	    (kind != XTS_CYCLE_INITIAL && kind != XTS_CYCLE_INCREMENTAL))
+		return XTS_EINVAL;
+	ret = xts_store__sp_begin(st);
+	if (ret < 0)
+		return ret;
+	ret = xts_store__exec(st, XTS_ST_JOB_ENSURE, NULL, "t", job);
+	if (ret < 0)
+		goto done;
+	s = xts_store__stmt(st, XTS_ST_CYCLE_BUMP, &ret);
+	if (s == NULL)
+		goto done;
+	ret = xts_store__bind(st, s, "It", now, job);
+	if (ret == 0) {
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			id = sqlite3_column_int64(s, 0);
+			rc = sqlite3_step(s);
+		}
+		if (rc != SQLITE_DONE)
+			ret = xts_store__err(st, rc, "cycle begin");
+	}
+	sqlite3_reset(s);
+	if (ret == 0 && id <= 0)
+		ret = XTS_EINTERNAL;
+	if (ret == 0)
+		ret = xts_store__exec(st, XTS_ST_CYCLE_INSERT, NULL, "tIiI", job, id, kind, now);
+done:
+	if (xts_store__sp_end(st, ret == 0) < 0 && ret == 0)
+		ret = XTS_ESTORE;
+	if (ret == 0)
+		*cycle_id = id;
+	return ret;
+}
+
+int
+xts_store_cycle_end(struct xts_store *st, const char *job, long long cycle_id, long long now,
+    const char *result, const json_t *counts)
+{
+	int changes = 0, ret;
+
+	if (job == NULL || cycle_id <= 0)
+		return XTS_EINVAL;
+	ret = xts_store__sp_begin(st);
+	if (ret < 0)
+		return ret;
+	ret = xts_store__exec(st, XTS_ST_CYCLE_END, &changes, "ItjtI", now, result, counts, job,
+	    cycle_id);
+	if (ret == 0 && changes == 0)
+		ret = XTS_ENOENT;
+	if (ret == 0)
+		ret = xts_store__exec(st, XTS_ST_CYCLE_END_JOB, NULL, "Itjt", now, result, counts, job);
+	if (xts_store__sp_end(st, ret == 0) < 0 && ret == 0)
+		ret = XTS_ESTORE;
+	return ret;
+}
+
+struct cycle_row {
+	struct xts_store_cycle c;
+	char *result;
+};
+
+int
+xts_store_cycle_foreach(struct xts_store *st, const char *job, int limit,
+    int (*cb)(void *arg, const struct xts_store_cycle *c), void *arg)
+{
+	struct cycle_row page[64];
+	long long before = (long long)(~0ULL >> 1);
+	int seen = 0, n, i, rc, ret = 0, want;
+
+	if (job == NULL || limit < 0)
+		return XTS_EINVAL;
+	for (;;) {
+		sqlite3_stmt *s = xts_store__stmt(st, XTS_ST_CYCLE_PAGE, &ret);
+
+		if (s == NULL)
+			break;
+		want = 64;
+		if (limit > 0 && limit - seen < want)
+			want = limit - seen;
+		ret = xts_store__bind(st, s, "tIi", job, before, want);
+		for (n = 0; ret == 0 && n < want; n++) {
+			rc = sqlite3_step(s);
+			if (rc == SQLITE_DONE)
+				break;
+			if (rc != SQLITE_ROW) {
+				ret = xts_store__err(st, rc, "cycle walk");
+				break;
+			}
+			memset(&page[n], 0, sizeof(page[n]));
+			page[n].c.id = sqlite3_column_int64(s, 0);
+			page[n].c.kind = sqlite3_column_int(s, 1);
+			page[n].c.started = sqlite3_column_int64(s, 2);
+			page[n].c.ended = sqlite3_column_int64(s, 3);
+			page[n].result = xts_store__col_dup(s, 4, &ret);
+			page[n].c.result = page[n].result;
+			page[n].c.counts = xts_store__col_json(s, 5, &ret);
+			if (ret < 0) {
+				n++;
+				break;
+			}
+		}
+		sqlite3_reset(s);
+		for (i = 0; i < n && ret == 0; i++)
+			ret = cb(arg, &page[i].c);
+		if (n > 0)
+			before = page[n - 1].c.id;
+		for (i = 0; i < n; i++) {
+			xts_free(page[i].result);
+			json_decref(page[i].c.counts);
+		}
+		seen += n;
+		if (ret != 0 || n < want || (limit > 0 && seen >= limit))
+			break;
+	}
+	return ret;
+}

@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: MIT */
+/* The shadow store: one SQLite file state_dir/xtsync.db (WAL) holding, per
+ * job, the delta tokens, what was last seen in the source, the source-target
+ * links with what was last exported, pending operations, assigned-group
+ * membership, cycle history and the notification outbox. It makes decisions
+ * durable; it decides nothing (that is the engine). Not thread-safe: one
+ * struct xts_store per thread (open a second one for a worker thread).
+ * Rules, tables and the crash-safety argument: docs/internals/store.md. */
+#ifndef XTS_STORE_H
+#define XTS_STORE_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct xts_store;
+
+/* Conventions for every function below:
+ * - st and job (the job's name from the config) must not be NULL.
+ * - Returns 0 or a negative XTS_E* code: XTS_ENOENT when a looked-up row does
+ *   not exist, XTS_ENOSPC (disk or size limit full), XTS_EIO (I/O error),
+ *   XTS_ESTORE (corrupt or unusable database), XTS_EAGAIN (locked by another
+ *   process past busy_timeout), XTS_EINVAL (bad argument or state
+ *   transition), XTS_ENOMEM. SQLite's own message is logged once, here.
+ * - Times are wall-clock milliseconds since the epoch (xts_wall_ms()); 0
+ *   means "none".
+ * - json_t arguments are borrowed (serialised, never kept). json_t members of
+ *   returned structs are new references owned by the struct; strings in
+ *   returned structs are owned by the struct (xts_malloc). Free them with the
+ *   matching xts_store_*_clear(). Rows handed to foreach callbacks are
+ *   borrowed and valid only during the call.
+ * - Every call blocks on local disk I/O only (short transactions; with
+ *   synchronous=FULL a commit is an fsync). Outside xts_store_begin/commit
+ *   each call is its own atomic transaction.
+ * - foreach callbacks return 0 to continue; any other value stops the walk
+ *   and is returned by foreach. Rows are fetched in pages with no statement
+ *   left open while the callback runs, so a callback may call any store
+ *   function (including writes) — rows it changes may or may not be seen
+ *   later in the same walk (keyset order: rows after the current key are). */
+
+/* ---- open / close / transactions ---------------------------------------- */
+
+/* Open (creating if needed) state_dir/xtsync.db, set WAL, synchronous=FULL,
+ * foreign_keys=ON, busy_timeout, and apply the embedded migrations
+ * (schema/migrations/NNNN_*.sql) that user_version says are missing, each in
+ * one transaction. A database newer than this binary knows is refused with
+ * XTS_ESTORE and a log line naming both versions. On success *out owns the
+ * store (xts_store_close). state_dir must exist. */
+int xts_store_open(const char *state_dir, struct xts_store **out);
+/* Same with an explicit database file path (tests, tools). */
+int xts_store_open_path(const char *db_path, struct xts_store **out);
+/* Close; rolls back an open transaction. NULL is accepted. */
+void xts_store_close(struct xts_store *st);
+/* user_version of the open database (== xts_store_schema_version() after open). */
+int xts_store_user_version(struct xts_store *st);
+/* Highest migration this binary carries. */
+int xts_store_schema_version(void);
+
+/* One explicit write transaction (BEGIN IMMEDIATE) so that a page of
+ * decisions becomes durable at once at commit. Not nestable: begin inside an
+ * open transaction returns XTS_EINVAL. After any failed call inside the
+ * transaction the caller should roll back. */
+int xts_store_begin(struct xts_store *st);
+int xts_store_commit(struct xts_store *st);
+int xts_store_rollback(struct xts_store *st);
+/* 1 while an explicit transaction is open. */
+int xts_store_in_tx(const struct xts_store *st);
+
+/* PRAGMA integrity_check: 0 when "ok", XTS_ESTORE otherwise (logged). */
+int xts_store_check(struct xts_store *st);
+
+/* ---- jobs --------------------------------------------------------------- */
+
+enum xts_job_state {
+	XTS_JOB_IDLE = 0,
+	XTS_JOB_QUARANTINED = 1,
+	XTS_JOB_DELETIONS_HELD = 2,
+	XTS_JOB_DISABLED = 3,
+};
+/* "idle", "quarantined", "deletions-held", "disabled"; parse returns -1 if unknown. */
+const char *xts_job_state_name(int state);
+int xts_job_state_parse(const char *s);
+
+struct xts_store_job {
+	char *name;
+	char *delta_link;         /* users delta link, NULL = none (initial cycle next) */
+	char *groups_delta_link;  /* groups delta link, NULL = none */
+	char *schema_fingerprint; /* NULL = none recorded */
+	int state;                /* enum xts_job_state */
+	char *state_reason;       /* reason code (e.g. a Graph error code), NULL = none */
+	long long quarantine_since;
+	long long next_retry;     /* when a quarantined job is tried again */
+	int retry_step;           /* back-off step of the quarantine */
+	long long cycle_counter;  /* id of the last cycle begun (0 = never ran) */
+	long long last_cycle_start, last_cycle_end;
+	char *last_cycle_result;  /* free text set by cycle_end, NULL = none */
+	json_t *counts;           /* counts of the last ended cycle (object), NULL = none */
+};
+void xts_store_job_clear(struct xts_store_job *j);
+
+/* Create the job row if it does not exist (idle, no tokens). */
+int xts_store_job_ensure(struct xts_store *st, const char *job);
+/* Fill *out (caller clears it). XTS_ENOENT if no such job. */
+int xts_store_job_get(struct xts_store *st, const char *job, struct xts_store_job *out);
+/* Delete the job and everything stored under it (links too). */
+int xts_store_job_delete(struct xts_store *st, const char *job);
+/* Calls cb for every job (borrowed row). */
+int xts_store_job_foreach(struct xts_store *st,
+    int (*cb)(void *arg, const struct xts_store_job *j), void *arg);
+/* Set (or with NULL clear) the users / groups delta link. */
+int xts_store_job_set_delta(struct xts_store *st, const char *job, const char *users_link);
+int xts_store_job_set_groups_delta(struct xts_store *st, const char *job, const char *groups_link);
+int xts_store_job_set_fingerprint(struct xts_store *st, const char *job, const char *fingerprint);
+/* Set state, reason (NULL clears), quarantine_since, next_retry, retry_step. */
+int xts_store_job_set_state(struct xts_store *st, const char *job, int state, const char *reason,
+    long long quarantine_since, long long next_retry, int retry_step);
+
+/* `xtsyncctl restart`: forget the job's delta links, schema fingerprint,
+ * source users, group membership, and pending operations that are not
+ * in-flight; set the state to idle and clear quarantine. KEEPS: the links
+ * (source id <-> target id, origin, target state) so the next initial cycle
+ * matches existing target users instead of creating duplicates — but clears
+ * each link's last-exported values (NULL), so every attribute is compared
+ * afresh; in-flight operations (a create whose invitation may have been
+ * sent must still be resolved by matching); cycle history, the cycle
+ * counter (cycle ids never repeat) and the outbox. One transaction. */
+int xts_store_reset_job(struct xts_store *st, const char *job);
+
+/* ---- cycles ------------------------------------------------------------- */
+
+enum xts_cycle_kind { XTS_CYCLE_INITIAL = 0, XTS_CYCLE_INCREMENTAL = 1 };
+
+/* Increment the job's cycle counter, record a new cycle row (started = now)
+ * and the job's last_cycle_start. *cycle_id gets the new id (per job,
+ * 1, 2, ...). The job row is created if missing. */
+int xts_store_cycle_begin(struct xts_store *st, const char *job, int kind, long long now,
+    long long *cycle_id);
+/* Close a cycle: ended = now, result text (e.g. "success", "failed",
+ * "held"), counts object (borrowed, may be NULL); copies them to the job row. */
+int xts_store_cycle_end(struct xts_store *st, const char *job, long long cycle_id, long long now,
+    const char *result, const json_t *counts);
+
+struct xts_store_cycle {
+	long long id;
+	int kind;            /* enum xts_cycle_kind */
+	long long started, ended;
+	const char *result;  /* NULL while running */
+	json_t *counts;      /* borrowed; NULL when none */
+};
+/* The job's cycles, newest first, at most limit (0 = all). */
+int xts_store_cycle_foreach(struct xts_store *st, const char *job, int limit,
+    int (*cb)(void *arg, const struct xts_store_cycle *c), void *arg);
+
+/* ---- source users (last seen in the source) ----------------------------- */
+
+struct xts_store_user {
+	const char *source_id;
+	json_t *attrs;            /* object of the selected attributes only, may be NULL */
+	int in_scope;             /* scope verdict: 1 in scope, 0 out */
+	const char *scope_reason; /* why (free text / reason code), may be NULL */
+	int is_member;            /* 1: internal member; 0: a B2B guest in the source */
+	const char *manager_id;   /* source object id of the manager, may be NULL */
+	int deleted;              /* 1: deleted in the source (delta @removed) */
+	long long last_seen_cycle;
+};
+/* Owned copy returned by xts_store_user_get; strings and attrs owned. */
+struct xts_store_user_row {
+	struct xts_store_user u;
+};
+void xts_store_user_row_clear(struct xts_store_user_row *r);
+
+/* Insert or replace the row (job, u->source_id). The job must exist. */
+int xts_store_user_put(struct xts_store *st, const char *job, const struct xts_store_user *u);
+int xts_store_user_get(struct xts_store *st, const char *job, const char *source_id,
+    struct xts_store_user_row *out);
+/* Flag the user deleted in the source (keeps the row, for deprovisioning). */
+int xts_store_user_mark_deleted(struct xts_store *st, const char *job, const char *source_id,
+    long long cycle_id);
+/* Forget the row entirely (XTS_ENOENT if absent). */
+int xts_store_user_remove(struct xts_store *st, const char *job, const char *source_id);
+/* Walk users ordered by source id. seen_before_cycle > 0 limits the walk to
+ * rows with last_seen_cycle < seen_before_cycle (after an initial cycle:
+ * users the full read did not return); 0 walks all. */
+int xts_store_user_foreach(struct xts_store *st, const char *job, long long seen_before_cycle,
+    int (*cb)(void *arg, const struct xts_store_user *u), void *arg);
+/* Number of user rows of the job (in_scope_only: only in-scope, non-deleted). */
+int xts_store_user_count(struct xts_store *st, const char *job, int in_scope_only, long long *n);
+
+/* ---- links (source user <-> target user) -------------------------------- */
+
+enum xts_target_state {
+	XTS_TARGET_ACTIVE = 0,
+	XTS_TARGET_DISABLED = 1,
+	XTS_TARGET_SOFT_DELETED = 2,
+};
+enum xts_link_origin {
+	XTS_LINK_CREATED = 0, /* we invited the user */
+	XTS_LINK_MATCHED = 1, /* found by the matching attribute */
+	XTS_LINK_ADOPTED = 2, /* an in-flight create resolved by matching after a restart */
+};
+
+struct xts_store_link {
+	const char *source_id;
+	const char *target_id;
+	json_t *exported;       /* last successfully written values (object), NULL = unknown */
+	int target_state;       /* enum xts_target_state */
+	long long deleted_at;   /* when soft-deleted, 0 otherwise */
+	int origin;             /* enum xts_link_origin */
+	long long created, updated;
+};
+struct xts_store_link_row {
+	struct xts_store_link l;
+};
+void xts_store_link_row_clear(struct xts_store_link_row *r);
+
+/* Insert or replace the link of (job, l->source_id); created/updated are
+ * set by the store (created kept on replace). A target id already linked
+ * to another source id of the same job returns XTS_EEXIST. */
+int xts_store_link_put(struct xts_store *st, const char *job, const struct xts_store_link *l);
+int xts_store_link_get(struct xts_store *st, const char *job, const char *source_id,
+    struct xts_store_link_row *out);
+int xts_store_link_get_by_target(struct xts_store *st, const char *job, const char *target_id,
+    struct xts_store_link_row *out);
+/* Record what was successfully written (object, borrowed; NULL = unknown). */
+int xts_store_link_set_exported(struct xts_store *st, const char *job, const char *source_id,
+    const json_t *exported);
+int xts_store_link_set_target_state(struct xts_store *st, const char *job, const char *source_id,
+    int target_state, long long deleted_at);
+int xts_store_link_remove(struct xts_store *st, const char *job, const char *source_id);
+int xts_store_link_foreach(struct xts_store *st, const char *job,
+    int (*cb)(void *arg, const struct xts_store_link *l), void *arg);
+
+/* ---- pending operations ------------------------------------------------- */
+
+enum xts_op_kind {
+	XTS_OP_CREATE = 0,
+	XTS_OP_UPDATE = 1,
+	XTS_OP_DISABLE = 2,
+	XTS_OP_DELETE = 3,
+	XTS_OP_RESTORE = 4,
+	XTS_OP_MANAGER = 5,
+};
+enum xts_op_state {
+	XTS_OP_PLANNED = 0,
+	XTS_OP_INFLIGHT = 1,
+	XTS_OP_DONE = 2,
+	XTS_OP_FAILED = 3, /* in escrow: retried at next_attempt */
+	XTS_OP_STAGED = 4, /* held by the deletion threshold */
+};
+/* "create", "update", ...; "planned", "in-flight", "done", "failed", "staged".
+ * parse returns -1 if unknown. */
+const char *xts_op_kind_name(int kind);
+int xts_op_kind_parse(const char *s);
+const char *xts_op_state_name(int state);
+int xts_op_state_parse(const char *s);
+
+struct xts_store_op {
+	long long id;
+	const char *source_id;
+	int kind;               /* enum xts_op_kind */
+	json_t *payload;        /* object or NULL */
+	int state;              /* enum xts_op_state */
+	int attempts;           /* times it went in-flight */
+	long long next_attempt; /* failed ops: when to retry */
+	int last_error;         /* XTS_E* of the last failure, 0 if none */
+	const char *last_error_msg; /* e.g. Graph's error code and message, may be NULL */
+	long long cycle_id;
+	long long created, updated;
+};
+struct xts_store_op_row {
+	struct xts_store_op o;
+};
+void xts_store_op_row_clear(struct xts_store_op_row *r);
+
+/* Record a new operation in state PLANNED or STAGED (anything else is
+ * XTS_EINVAL). payload is borrowed. *op_id (may be NULL) gets its id. Record
+ * a create BEFORE sending its invitation, then op_start it, so that after a
+ * crash it is found in-flight and resolved by matching, never re-sent blindly. */
+int xts_store_op_add(struct xts_store *st, const char *job, const char *source_id, int kind,
+    const json_t *payload, int state, long long cycle_id, long long *op_id);
+int xts_store_op_get(struct xts_store *st, long long op_id, struct xts_store_op_row *out);
+/* planned|failed -> in-flight, attempts + 1. Other states: XTS_EINVAL. */
+int xts_store_op_start(struct xts_store *st, long long op_id);
+/* in-flight -> done. Other states: XTS_EINVAL. */
+int xts_store_op_done(struct xts_store *st, long long op_id);
+/* in-flight -> failed with err (XTS_E*), msg (may be NULL) and the time of
+ * the next attempt. Other states: XTS_EINVAL. */
+int xts_store_op_fail(struct xts_store *st, long long op_id, int err, const char *msg,
+    long long next_attempt);
+/* in-flight -> planned (crash recovery decided to send it again, e.g. a
+ * create that matching proved was never applied). Other states: XTS_EINVAL. */
+int xts_store_op_requeue(struct xts_store *st, long long op_id);
+/* Any state but done -> done without executing (superseded by a newer
+ * decision, or resolved by matching). */
+int xts_store_op_cancel(struct xts_store *st, long long op_id);
+/* Replace the payload (planned, staged or failed ops only). */
+int xts_store_op_set_payload(struct xts_store *st, long long op_id, const json_t *payload);
+/* Walk the job's ops in state `state` in id order. due_before > 0 limits the
+ * walk to ops with next_attempt <= due_before (escrow that is due). */
+int xts_store_op_foreach(struct xts_store *st, const char *job, int state, long long due_before,
+    int (*cb)(void *arg, const struct xts_store_op *o), void *arg);
+/* The same walk restricted to reference ops (refs != 0: XTS_OP_MANAGER only)
+ * or to every other kind (refs == 0), filtered by SQLite so that skipped
+ * rows are never read or decoded. max > 0 is a hint that the caller stops
+ * after max rows (it may still be called for up to max rows; a walk of
+ * fewer than max rows is complete). The apply window refills with it. */
+int xts_store_op_foreach_refs(struct xts_store *st, const char *job, int state, long long due_before,
+    int refs, int max, int (*cb)(void *arg, const struct xts_store_op *o), void *arg);
+/* The newest op of (job, source_id) that is not done, optionally of one kind
+ * (kind < 0: any). XTS_ENOENT if none. Lets the engine avoid queuing a
+ * second op for a user who already has one. */
+int xts_store_op_find_open(struct xts_store *st, const char *job, const char *source_id, int kind,
+    struct xts_store_op_row *out);
+/* Count the job's ops in a state. */
+int xts_store_op_count(struct xts_store *st, const char *job, int state, long long *n);
+/* `allow-deletions`: every staged op of the job -> planned, in one
+ * statement; *released (may be NULL) gets how many. A second call releases
+ * nothing (0) until new deletions are staged. */
+int xts_store_op_release_staged(struct xts_store *st, const char *job, long long *released);
+/* Delete done ops updated before `before` (housekeeping). */
+int xts_store_op_purge_done(struct xts_store *st, const char *job, long long before);
+
+/* ---- membership of assigned groups -------------------------------------- */
+
+int xts_store_member_add(struct xts_store *st, const char *job, const char *group_id,
+    const char *member_id);
+/* XTS_ENOENT when the pair was not recorded. */
+int xts_store_member_remove(struct xts_store *st, const char *job, const char *group_id,
+    const char *member_id);
+/* Forget every member of a group (group removed from assignment, or a full re-read). */
+int xts_store_member_clear_group(struct xts_store *st, const char *job, const char *group_id);
+/* *count = number of the job's assigned groups member_id is recorded in. */
+int xts_store_member_count_groups(struct xts_store *st, const char *job, const char *member_id,
+    long long *count);
+/* Walk the members of one group (group_id != NULL) or of all groups. */
+int xts_store_member_foreach(struct xts_store *st, const char *job, const char *group_id,
+    int (*cb)(void *arg, const char *group_id, const char *member_id), void *arg);
+
+/* ---- notification outbox ------------------------------------------------ */
+
+struct xts_store_mail {
+	long long id;
+	const char *job;
+	const char *event_key;  /* unique per job: one mail per event */
+	const char *recipients; /* comma-separated */
+	const char *subject;
+	const char *body;
+	long long created, sent_at, next_attempt;
+	int attempts;
+	const char *last_error; /* may be NULL */
+};
+
+/* Queue one mail for (job, event_key). If that event was already queued
+ * (sent or not) nothing changes and XTS_EEXIST is returned: callers may
+ * treat XTS_EEXIST as success. *id may be NULL. next_attempt = now. */
+int xts_store_outbox_add(struct xts_store *st, const char *job, const char *event_key,
+    const char *recipients, const char *subject, const char *body, long long now,
+    long long *id);
+/* Walk unsent mails (any job) with next_attempt <= now, oldest first. */
+int xts_store_outbox_foreach_due(struct xts_store *st, long long now,
+    int (*cb)(void *arg, const struct xts_store_mail *m), void *arg);
+int xts_store_outbox_mark_sent(struct xts_store *st, long long id, long long now);
+/* attempts + 1, next_attempt and last_error (may be NULL) recorded. */
+int xts_store_outbox_mark_failed(struct xts_store *st, long long id, long long next_attempt,
+    const char *error);
+struct xts_store_mail_row {
+	struct xts_store_mail m;
+};
+void xts_store_mail_row_clear(struct xts_store_mail_row *r);
+/* Fill *out with an owned copy. XTS_ENOENT if no such mail. */
+int xts_store_outbox_get(struct xts_store *st, long long id, struct xts_store_mail_row *out);
+
+#endif

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/* The store's SQL, one X-macro line per statement: store_int.h turns it into
+ * an enum and store.c into the text table the statement cache prepares.
+ * No include guard on purpose (included twice with different macros). */
+#define XTS_JOB_COLS "name, delta_link, groups_delta_link, schema_fingerprint, state, " \
+	"state_reason, quarantine_since, next_retry, retry_step, cycle_counter, " \
+	"last_cycle_start, last_cycle_end, last_cycle_result, counts"
+#define XTS_USER_COLS "source_id, attrs, in_scope, scope_reason, is_member, manager_id, " \
+	"deleted, last_seen_cycle"
+#define XTS_LINK_COLS "source_id, target_id, exported, target_state, deleted_at, origin, " \
+	"created, updated"
+#define XTS_OP_COLS "id, source_id, kind, payload, state, attempts, next_attempt, " \
+	"last_error, last_error_msg, cycle_id, created, updated"
+#define XTS_MAIL_COLS "id, job, event_key, recipients, subject, body, created, sent_at, " \
+	"next_attempt, attempts, last_error"
+
+XTS_STORE_STMT(BEGIN, "BEGIN IMMEDIATE")
+XTS_STORE_STMT(COMMIT, "COMMIT")
+XTS_STORE_STMT(ROLLBACK, "ROLLBACK")
+XTS_STORE_STMT(SP_BEGIN, "SAVEPOINT xts_sp")
+XTS_STORE_STMT(SP_RELEASE, "RELEASE xts_sp")
+XTS_STORE_STMT(SP_ROLLBACK, "ROLLBACK TO xts_sp")
+
+XTS_STORE_STMT(JOB_ENSURE, "INSERT OR IGNORE INTO job(name) VALUES (?)")
+XTS_STORE_STMT(JOB_GET, "SELECT " XTS_JOB_COLS " FROM job WHERE name = ?")
+XTS_STORE_STMT(JOB_PAGE, "SELECT " XTS_JOB_COLS " FROM job WHERE name > ? ORDER BY name LIMIT ?")
+XTS_STORE_STMT(JOB_DELETE, "DELETE FROM job WHERE name = ?")
+XTS_STORE_STMT(JOB_SET_DELTA, "UPDATE job SET delta_link = ? WHERE name = ?")
+XTS_STORE_STMT(JOB_SET_GDELTA, "UPDATE job SET groups_delta_link = ? WHERE name = ?")
+XTS_STORE_STMT(JOB_SET_FP, "UPDATE job SET schema_fingerprint = ? WHERE name = ?")
+XTS_STORE_STMT(JOB_SET_STATE, "UPDATE job SET state = ?, state_reason = ?, quarantine_since = ?, "
+	"next_retry = ?, retry_step = ? WHERE name = ?")
+XTS_STORE_STMT(RESET_JOB, "UPDATE job SET delta_link = NULL, groups_delta_link = NULL, "
+	"schema_fingerprint = NULL, state = 0, state_reason = NULL, quarantine_since = 0, "
+	"next_retry = 0, retry_step = 0 WHERE name = ?")
+XTS_STORE_STMT(RESET_USERS, "DELETE FROM source_user WHERE job = ?")
+XTS_STORE_STMT(RESET_MEMBERS, "DELETE FROM member WHERE job = ?")
+XTS_STORE_STMT(RESET_OPS, "DELETE FROM op WHERE job = ? AND state <> 1")
+XTS_STORE_STMT(RESET_LINKS, "UPDATE link SET exported = NULL, updated = ? WHERE job = ?")
+
+XTS_STORE_STMT(CYCLE_BUMP, "UPDATE job SET cycle_counter = cycle_counter + 1, last_cycle_start = ? "
+	"WHERE name = ? RETURNING cycle_counter")
+XTS_STORE_STMT(CYCLE_INSERT, "INSERT INTO cycle(job, id, kind, started) VALUES (?, ?, ?, ?)")
+XTS_STORE_STMT(CYCLE_END, "UPDATE cycle SET ended = ?, result = ?, counts = ? WHERE job = ? AND id = ?")
+XTS_STORE_STMT(CYCLE_END_JOB, "UPDATE job SET last_cycle_end = ?, last_cycle_result = ?, counts = ? "
+	"WHERE name = ?")
+XTS_STORE_STMT(CYCLE_PAGE, "SELECT id, kind, started, ended, result, counts FROM cycle "
+	"WHERE job = ? AND id < ? ORDER BY id DESC LIMIT ?")
+
+XTS_STORE_STMT(USER_PUT, "INSERT OR REPLACE INTO source_user(job, " XTS_USER_COLS ") "
+	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+XTS_STORE_STMT(USER_GET, "SELECT " XTS_USER_COLS " FROM source_user WHERE job = ? AND source_id = ?")
+XTS_STORE_STMT(USER_MARK_DELETED, "UPDATE source_user SET deleted = 1, last_seen_cycle = ? "
+	"WHERE job = ? AND source_id = ?")
+XTS_STORE_STMT(USER_REMOVE, "DELETE FROM source_user WHERE job = ? AND source_id = ?")
+XTS_STORE_STMT(USER_PAGE, "SELECT " XTS_USER_COLS " FROM source_user WHERE job = ? AND source_id > ? "
+	"ORDER BY source_id LIMIT ?")
+XTS_STORE_STMT(USER_PAGE_SEEN, "SELECT " XTS_USER_COLS " FROM source_user WHERE job = ? "
+	"AND source_id > ? AND last_seen_cycle < ? ORDER BY source_id LIMIT ?")
+XTS_STORE_STMT(USER_COUNT, "SELECT count(*) FROM source_user WHERE job = ?")
+XTS_STORE_STMT(USER_COUNT_SCOPE, "SELECT count(*) FROM source_user WHERE job = ? AND in_scope = 1 "
+	"AND deleted = 0")
+
+XTS_STORE_STMT(LINK_PUT, "INSERT INTO link(job, " XTS_LINK_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+	"ON CONFLICT(job, source_id) DO UPDATE SET target_id = excluded.target_id, "
+	"exported = excluded.exported, target_state = excluded.target_state, "
+	"deleted_at = excluded.deleted_at, origin = excluded.origin, updated = excluded.updated")
+XTS_STORE_STMT(LINK_GET, "SELECT " XTS_LINK_COLS " FROM link WHERE job = ? AND source_id = ?")
+XTS_STORE_STMT(LINK_GET_BY_TARGET, "SELECT " XTS_LINK_COLS " FROM link WHERE job = ? AND target_id = ?")
+XTS_STORE_STMT(LINK_SET_EXPORTED, "UPDATE link SET exported = ?, updated = ? WHERE job = ? AND source_id = ?")
+XTS_STORE_STMT(LINK_SET_STATE, "UPDATE link SET target_state = ?, deleted_at = ?, updated = ? "
+	"WHERE job = ? AND source_id = ?")
+XTS_STORE_STMT(LINK_REMOVE, "DELETE FROM link WHERE job = ? AND source_id = ?")
+XTS_STORE_STMT(LINK_PAGE, "SELECT " XTS_LINK_COLS " FROM link WHERE job = ? AND source_id > ? "
+	"ORDER BY source_id LIMIT ?")
+
+XTS_STORE_STMT(OP_ADD, "INSERT INTO op(job, source_id, kind, payload, state, cycle_id, created, updated) "
+	"VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+XTS_STORE_STMT(OP_GET, "SELECT " XTS_OP_COLS " FROM op WHERE id = ?")
+XTS_STORE_STMT(OP_STATE, "SELECT state FROM op WHERE id = ?")
+XTS_STORE_STMT(OP_START, "UPDATE op SET state = 1, attempts = attempts + 1, updated = ? "
+	"WHERE id = ? AND state IN (0, 3)")
+XTS_STORE_STMT(OP_DONE, "UPDATE op SET state = 2, updated = ? WHERE id = ? AND state = 1")
+XTS_STORE_STMT(OP_FAIL, "UPDATE op SET state = 3, last_error = ?, last_error_msg = ?, next_attempt = ?, "
+	"updated = ? WHERE id = ? AND state = 1")
+XTS_STORE_STMT(OP_REQUEUE, "UPDATE op SET state = 0, updated = ? WHERE id = ? AND state = 1")
+XTS_STORE_STMT(OP_CANCEL, "UPDATE op SET state = 2, updated = ? WHERE id = ? AND state <> 2")
+XTS_STORE_STMT(OP_SET_PAYLOAD, "UPDATE op SET payload = ?, updated = ? WHERE id = ? AND state IN (0, 3, 4)")
+XTS_STORE_STMT(OP_PAGE, "SELECT " XTS_OP_COLS " FROM op WHERE job = ? AND state = ? AND id > ? "
+	"ORDER BY id LIMIT ?")
+XTS_STORE_STMT(OP_PAGE_DUE, "SELECT " XTS_OP_COLS " FROM op WHERE job = ? AND state = ? AND id > ? "
+	"AND next_attempt <= ? ORDER BY id LIMIT ?")
+/* The apply window's walks: reference (manager, kind 5) ops only, or every
+ * other kind, filtered in SQL so that skipped rows are never decoded. */
+XTS_STORE_STMT(OP_PAGE_REFS, "SELECT " XTS_OP_COLS " FROM op WHERE job = ? AND state = ? AND id > ? "
+	"AND (kind = 5) = ? ORDER BY id LIMIT ?")
+XTS_STORE_STMT(OP_PAGE_DUE_REFS, "SELECT " XTS_OP_COLS " FROM op WHERE job = ? AND state = ? AND id > ? "
+	"AND next_attempt <= ? AND (kind = 5) = ? ORDER BY id LIMIT ?")
+XTS_STORE_STMT(OP_FIND_OPEN, "SELECT " XTS_OP_COLS " FROM op WHERE job = ?1 AND source_id = ?2 "
+	"AND state <> 2 AND (?3 < 0 OR kind = ?3) ORDER BY id DESC LIMIT 1")
+XTS_STORE_STMT(OP_COUNT, "SELECT count(*) FROM op WHERE job = ? AND state = ?")
+XTS_STORE_STMT(OP_RELEASE, "UPDATE op SET state = 0, updated = ? WHERE job = ? AND state = 4")
+XTS_STORE_STMT(OP_PURGE, "DELETE FROM op WHERE job = ? AND state = 2 AND updated < ?")
+
+XTS_STORE_STMT(MEM_ADD, "INSERT OR IGNORE INTO member(job, group_id, member_id) VALUES (?, ?, ?)")
+XTS_STORE_STMT(MEM_REMOVE, "DELETE FROM member WHERE job = ? AND group_id = ? AND member_id = ?")
+XTS_STORE_STMT(MEM_CLEAR_GROUP, "DELETE FROM member WHERE job = ? AND group_id = ?")
+XTS_STORE_STMT(MEM_COUNT, "SELECT count(*) FROM member WHERE job = ? AND member_id = ?")
+XTS_STORE_STMT(MEM_PAGE_GROUP, "SELECT group_id, member_id FROM member WHERE job = ? AND group_id = ? "
+	"AND member_id > ? ORDER BY member_id LIMIT ?")
+XTS_STORE_STMT(MEM_PAGE_ALL, "SELECT group_id, member_id FROM member WHERE job = ? "
+	"AND (group_id, member_id) > (?, ?) ORDER BY group_id, member_id LIMIT ?")
+
+XTS_STORE_STMT(OB_ADD, "INSERT INTO outbox(job, event_key, recipients, subject, body, created, "
+	"next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job, event_key) DO NOTHING")
+XTS_STORE_STMT(OB_ID, "SELECT id FROM outbox WHERE job = ? AND event_key = ?")
+XTS_STORE_STMT(OB_GET, "SELECT " XTS_MAIL_COLS " FROM outbox WHERE id = ?")
+XTS_STORE_STMT(OB_PAGE_DUE, "SELECT " XTS_MAIL_COLS " FROM outbox WHERE sent_at = 0 "
+	"AND next_attempt <= ? AND id > ? ORDER BY id LIMIT ?")
+XTS_STORE_STMT(OB_SENT, "UPDATE outbox SET sent_at = ? WHERE id = ? AND sent_at = 0")
+XTS_STORE_STMT(OB_FAILED, "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? "
+	"WHERE id = ? AND sent_at = 0")

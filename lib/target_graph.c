@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/* The target back end that writes: every operation goes through one $batch
+ * writer on the target tenant's Graph client (governor and throttling are
+ * the client's). It decides nothing and keeps no state of its own. */
+#include "engine_internal.h"
+#include "err.h"
+#include "mem.h"
+
+struct tgraph {
+	struct eng_target t;
+	struct xts_batch *b;
+};
+
+static int
+tg_write(struct eng_target *t, const char *method, const char *url, json_t *body, eng_write_cb cb,
+	 void *arg)
+{
+	struct tgraph *g = (struct tgraph *)t;
+
+	return xts_batch_add(g->b, method, url, body, NULL, cb, arg, NULL);
+}
+
+static int
+tg_create_user(struct eng_target *t, json_t *invitation, json_t *patch, eng_write_cb cb, void *arg)
+{
+	struct tgraph *g = (struct tgraph *)t;
+
+	return xts_batch_create_user(g->b, invitation, patch, cb, arg);
+}
+
+static void
+tg_free(struct eng_target *t)
+{
+	struct tgraph *g = (struct tgraph *)t;
+
+	xts_batch_free(g->b);
+	xts_free(g);
+}
+
+static const struct eng_target_ops tg_ops = { tg_write, tg_create_user, tg_free };
+
+int
+eng_target_graph_new(struct xts_graph *gr, struct eng_target **out)
+{
+	struct tgraph *g = xts_calloc(1, sizeof(*g));
+	int ret;
+
+	*out = NULL;
+	if (g == NULL)
+		return XTS_ENOMEM;
+	g->t.ops = &tg_ops;
+	ret = xts_batch_new(gr, &g->b);
+	if (ret != 0) {
+		xts_free(g);
+		return ret;
+	}
+	*out = &g->t;
+	return 0;
+}

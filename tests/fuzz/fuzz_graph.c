@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/* libFuzzer target: arbitrary bytes as Graph response bodies into every
+ * parser the client has (delta/list pages, members@delta, $batch responses,
+ * token-endpoint answers, Graph error bodies, Retry-After, link origin
+ * checks). It checks for crashes, leaks and UB, not for semantics. */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "auth.h"
+#include "err.h"
+#include "graph.h"
+#include "http.h"
+#include "log.h"
+#include "mem.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int
+on_members(void *arg, const struct xts_member_event *ev, size_t n, int last)
+{
+	size_t i, *count = arg;
+
+	for (i = 0; i < n; i++)
+		*count += strlen(ev[i].group_id) + strlen(ev[i].member_id) + (size_t)ev[i].removed;
+	return last;
+}
+
+static void
+on_sub(void *arg, const char *id, long status, json_t *body, long long ra)
+{
+	size_t *count = arg;
+
+	*count += strlen(id) + (size_t)(status & 1) + (body != NULL) + (ra > 0);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int init;
+	struct xts_graph_error ge;
+	json_t *j, *value;
+	const char *next, *delta;
+	char *tok = NULL, detail[256], *s;
+	long long exp;
+	long code;
+	size_t count = 0;
+
+	if (!init) {
+		xts_log_init(XTS_LOG_CRIT, 0);
+		init = 1;
+	}
+	memset(&ge, 0, sizeof(ge));
+	xts_graph_error_parse((const char *)data, size, &ge);
+	if (xts_auth_parse_token_response(200, (const char *)data, size, &tok, &exp, &code, detail,
+					  sizeof(detail)) == 0)
+		xts_free(tok);
+	tok = NULL;
+	if (xts_auth_parse_token_response(400, (const char *)data, size, &tok, &exp, &code, detail,
+					  sizeof(detail)) == 0)
+		xts_free(tok);
+	j = json_loadb((const char *)data, size, 0, NULL);
+	if (j != NULL) {
+		if (xts_graph_page_parse(j, &value, &next, &delta) == 0) {
+			xts_graph_members_parse(value, on_members, &count, 1);
+			if (next != NULL)
+				xts_http_same_origin(next, "https://graph.microsoft.com");
+			if (delta != NULL)
+				xts_http_same_origin(delta, "http://127.0.0.1:8080");
+		}
+		xts_batch_parse_response(j, on_sub, &count);
+		json_decref(j);
+	}
+	s = xts_strndup((const char *)data, size < 200 ? size : 200);
+	if (s != NULL) {
+		xts_http_parse_retry_after(s, 1700000000);
+		xts_http_url_check(s);
+		xts_throttle_cost_of("GET", s);
+		xts_free(s);
+	}
+	return 0;
+}

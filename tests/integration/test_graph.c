@@ -1,0 +1,1315 @@
+/* SPDX-License-Identifier: MIT */
+/* The Graph client against the Graph emulator over real TLS (its test CA as
+ * ca_file), on libuv through uvglue: credentials, delta paging and resync,
+ * link and TLS safety, size cap, 429/503 handling (timed from the emulator's
+ * request log), the $batch writer and test-connection. Prints TAP. It does
+ * not test the engine's decisions. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "err.h"
+#include "graph.h"
+#include "log.h"
+#include "mem.h"
+#include "policy_check.h"
+#include "uvglue.h"
+#include "xts_build.h"
+
+#define SRC "11111111-1111-4111-8111-111111111111"
+#define TGT "22222222-2222-4222-8222-222222222222"
+#define SAPP "aaaaaaaa-0000-4000-8000-000000000001"
+#define TAPP "bbbbbbbb-0000-4000-8000-000000000002"
+
+static uv_loop_t *loop;
+static struct xts_evloop *ev;
+static struct xts_graph_ctx *ctx;
+static char base[64], dir[256], cafile[700], otherca[700];
+static char *cert_pem, *key_pem, *cert2_pem, *key2_pem;
+static pid_t gs_pid;
+static int ntest, nfail;
+
+static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+ok(int cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	ntest++;
+	if (!cond)
+		nfail++;
+	printf("%sok %d - ", cond ? "" : "not ", ntest);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+static size_t
+collect(char *p, size_t s, size_t n, void *ud)
+{
+	xts_buf_append(ud, p, s * n);
+	return s * n;
+}
+
+/* Blocking admin call (test-side only). Returns the parsed body (new ref) or NULL. */
+static json_t *
+admin(const char *method, const char *path, const char *body)
+{
+	CURL *c = curl_easy_init();
+	struct xts_buf out = XTS_BUF_INIT, url = XTS_BUF_INIT;
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	json_t *j = NULL;
+	long st = 0;
+
+	xts_buf_printf(&url, "%s%s", base, path);
+	curl_easy_setopt(c, CURLOPT_URL, url.p);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_CAINFO, cafile);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+	if (body != NULL)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	if (curl_easy_perform(c) == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+		j = json_loads(xts_buf_str(&out), 0, NULL);
+		if (st >= 400) {
+			fprintf(stderr, "# admin %s %s -> %ld %s\n", method, path, st, xts_buf_str(&out));
+			json_decref(j);
+			j = NULL;
+		}
+	}
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	xts_buf_free(&out);
+	xts_buf_free(&url);
+	return j;
+}
+
+static void
+admin_ok(const char *method, const char *path, const char *body)
+{
+	json_t *j = admin(method, path, body);
+
+	if (j == NULL)
+		fprintf(stderr, "# admin call failed: %s %s\n", method, path);
+	json_decref(j);
+}
+
+static void
+on_watchdog(uv_timer_t *t)
+{
+	*(int *)t->data = 1;
+}
+
+/* Run the loop until *flag or timeout_ms passed. */
+static void
+spin(int *flag, int timeout_ms)
+{
+	uv_timer_t t;
+	int expired = 0;
+
+	uv_timer_init(loop, &t);
+	t.data = &expired;
+	uv_timer_start(&t, on_watchdog, (uint64_t)timeout_ms, 0);
+	while ((flag == NULL || !*flag) && !expired)
+		uv_run(loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&t, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* Run the loop until *counter >= target or timeout_ms passed. */
+static void
+spin_count(const int *counter, int target, int timeout_ms)
+{
+	uv_timer_t t;
+	int expired = 0;
+
+	uv_timer_init(loop, &t);
+	t.data = &expired;
+	uv_timer_start(&t, on_watchdog, (uint64_t)timeout_ms, 0);
+	while (*counter < target && !expired)
+		uv_run(loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&t, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+}
+
+static void
+sleep_loop(int ms)
+{
+	spin(NULL, ms);
+}
+
+static char *
+slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	struct xts_buf b = XTS_BUF_INIT;
+	char tmp[4096];
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	for (;;) {
+		n = fread(tmp, 1, sizeof(tmp), f);
+		if (n == 0)
+			break;
+		xts_buf_append(&b, tmp, n);
+	}
+	fclose(f);
+	return xts_buf_steal(&b);
+}
+
+static int
+sh(const char *cmd)
+{
+	int rc = system(cmd);
+
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static int
+start_graphsim(void)
+{
+	const char *root = getenv("XTS_SOURCE_ROOT");
+	char script[1024], portfile[600], pkidir[600], cmd[4096];
+	char *port = NULL;
+	int i;
+
+	if (root == NULL)
+		root = XTS_SOURCE_ROOT;
+	snprintf(dir, sizeof(dir), "/tmp/xts-test-graph-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(script, sizeof(script), "%s/tests/graphsim/graphsim.py", root);
+	snprintf(portfile, sizeof(portfile), "%s/port", dir);
+	snprintf(pkidir, sizeof(pkidir), "%s/pki", dir);
+	snprintf(cafile, sizeof(cafile), "%s/ca.crt", pkidir);
+	snprintf(otherca, sizeof(otherca), "%s/other/other-ca.crt", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "/usr/bin/python3 %s/tests/graphsim/mkcert.py app --cert %s/app.crt --key %s/app.key && "
+		 "/usr/bin/python3 %s/tests/graphsim/mkcert.py app --cert %s/app2.crt --key %s/app2.key && "
+		 "/usr/bin/python3 %s/tests/graphsim/mkcert.py other-ca --dir %s/other",
+		 root, dir, dir, root, dir, dir, root, dir);
+	if (sh(cmd) != 0)
+		return -1;
+	gs_pid = fork();
+	if (gs_pid < 0)
+		return -1;
+	if (gs_pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		/* the emulator must not outlive a crashed test */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			close(fd);
+		}
+		execl("/usr/bin/python3", "python3", script, "--port", "0", "--port-file", portfile,
+		      "--tls", "--pki-dir", pkidir, "--quiet", (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 300 && port == NULL; i++) {
+		usleep(100000);
+		port = slurp(portfile);
+		if (port != NULL && port[0] == '\0') {
+			xts_free(port);
+			port = NULL;
+		}
+	}
+	if (port == NULL)
+		return -1;
+	snprintf(base, sizeof(base), "https://127.0.0.1:%ld", strtol(port, NULL, 10));
+	xts_free(port);
+	snprintf(cmd, sizeof(cmd), "%s/app.crt", dir);
+	cert_pem = slurp(cmd);
+	snprintf(cmd, sizeof(cmd), "%s/app.key", dir);
+	key_pem = slurp(cmd);
+	snprintf(cmd, sizeof(cmd), "%s/app2.crt", dir);
+	cert2_pem = slurp(cmd);
+	snprintf(cmd, sizeof(cmd), "%s/app2.key", dir);
+	key2_pem = slurp(cmd);
+	return cert_pem && key_pem && cert2_pem && key2_pem ? 0 : -1;
+}
+
+static void
+conn(struct xts_tenant_conn *tc, const char *name, const char *tid, const char *app, const char *secret)
+{
+	memset(tc, 0, sizeof(*tc));
+	tc->name = name;
+	tc->tenant_id = tid;
+	tc->client_id = app;
+	tc->client_secret = secret;
+	tc->authority = base;
+	tc->graph_endpoint = base;
+	tc->ca_file = cafile;
+}
+
+/* ---- auth ---- */
+
+struct one {
+	int done, err;
+	long status;
+};
+
+struct tok {
+	int done, err;
+	long aadsts;
+	char token[16];
+};
+
+static void
+on_tok(void *arg, int err, const char *token, long aadsts, const char *detail)
+{
+	struct tok *t = arg;
+
+	t->done = 1;
+	t->err = err;
+	t->aadsts = aadsts;
+	if (token != NULL)
+		snprintf(t->token, sizeof(t->token), "%s", token);
+}
+
+static struct tok
+get_token(const struct xts_tenant_conn *tc)
+{
+	struct tok t;
+
+	memset(&t, 0, sizeof(t));
+	t.err = 12345;
+	if (xts_auth_get(xts_graph_ctx_auth(ctx), tc, 1, on_tok, &t, NULL) != 0)
+		return t;
+	spin(&t.done, 20000);
+	return t;
+}
+
+static void
+test_auth(void)
+{
+	struct xts_tenant_conn tc;
+	struct tok t;
+
+	conn(&tc, "src", SRC, SAPP, "src-secret");
+	t = get_token(&tc);
+	ok(t.done && t.err == 0 && t.token[0] != '\0', "token with a client secret (err %s)", xts_errname(t.err));
+
+	conn(&tc, "src-cert", SRC, SAPP, NULL);
+	tc.cert_pem = cert_pem;
+	tc.key_pem = key_pem;
+	t = get_token(&tc);
+	ok(t.done && t.err == 0 && t.token[0] != '\0', "token with a certificate (PS256 assertion) (err %s)",
+	   xts_errname(t.err));
+
+	conn(&tc, "src-bad", SRC, SAPP, "wrong-secret");
+	t = get_token(&tc);
+	ok(t.err == XTS_EAUTH && t.aadsts == 7000215, "wrong secret -> XTS_EAUTH AADSTS7000215 (got %s %ld)",
+	   xts_errname(t.err), t.aadsts);
+
+	conn(&tc, "src-badcert", SRC, SAPP, NULL);
+	tc.cert_pem = cert2_pem;
+	tc.key_pem = key2_pem;
+	t = get_token(&tc);
+	ok(t.err == XTS_EAUTH && t.aadsts == 700027, "unregistered certificate -> AADSTS700027 (got %s %ld)",
+	   xts_errname(t.err), t.aadsts);
+
+	conn(&tc, "nosuch", "99999999-9999-4999-8999-999999999999", SAPP, "x");
+	t = get_token(&tc);
+	ok(t.err == XTS_EAUTH && t.aadsts == 90002, "unknown tenant -> AADSTS90002 (got %s %ld)",
+	   xts_errname(t.err), t.aadsts);
+
+}
+
+static struct one get_one(struct xts_graph *g, const char *url);
+
+static void
+test_tls(void)
+{
+	struct xts_tenant_conn tc;
+	struct xts_graph *g = NULL;
+	struct one o;
+
+	/* The token may come from the cache: the Graph GET itself must fail. */
+	conn(&tc, "src-notrust", SRC, SAPP, "src-secret");
+	tc.ca_file = NULL;
+	if (xts_graph_new(ctx, &tc, &g) == 0) {
+		o = get_one(g, "/v1.0/users?$top=1");
+		ok(o.err == XTS_ETLS, "server certificate from an untrusted CA refused (got %s)", xts_errname(o.err));
+		xts_graph_free(g);
+	} else {
+		ok(0, "graph client without ca_file");
+	}
+	tc.ca_file = otherca;
+	if (xts_graph_new(ctx, &tc, &g) == 0) {
+		o = get_one(g, "/v1.0/users?$top=1");
+		ok(o.err == XTS_ETLS, "ca_file of another CA does not make the server trusted (got %s)",
+		   xts_errname(o.err));
+		xts_graph_free(g);
+	} else {
+		ok(0, "graph client with another ca_file");
+	}
+}
+
+/* ---- delta ---- */
+
+struct walk {
+	int done, err, pages, users, pause_first, paused_once;
+	char *delta;
+	char dept[64];
+	struct xts_pager *p;
+};
+
+static void
+on_resume_timer(uv_timer_t *t)
+{
+	struct walk *w = t->data;
+
+	xts_pager_resume(w->p);
+	uv_close((uv_handle_t *)t, (uv_close_cb)free);
+}
+
+static int
+on_users(void *arg, json_t *value, int last)
+{
+	struct walk *w = arg;
+	size_t i;
+	json_t *u;
+
+	w->pages++;
+	w->users += (int)json_array_size(value);
+	json_array_foreach(value, i, u) {
+		const char *d = json_string_value(json_object_get(u, "department"));
+
+		if (d != NULL)
+			snprintf(w->dept, sizeof(w->dept), "%s", d);
+	}
+	if (w->pause_first && !w->paused_once) {
+		uv_timer_t *t = calloc(1, sizeof(*t));
+
+		w->paused_once = 1;
+		uv_timer_init(loop, t);
+		t->data = w;
+		uv_timer_start(t, on_resume_timer, 50, 0);
+		return XTS_PAGE_PAUSE;
+	}
+	return XTS_PAGE_CONTINUE;
+}
+
+static void
+on_walk_done(void *arg, int err, const char *delta_link, const struct xts_graph_error *ge)
+{
+	struct walk *w = arg;
+
+	w->done = 1;
+	w->err = err;
+	free(w->delta);
+	w->delta = delta_link ? strdup(delta_link) : NULL;
+}
+
+static void
+walk_users(struct xts_graph *g, const char *link, struct walk *w)
+{
+	int ret;
+
+	w->done = w->pages = w->users = 0;
+	w->err = 12345;
+	ret = xts_delta_users_start(g, "displayName,mail,department", link, on_users, on_walk_done, w, &w->p);
+	if (ret != 0) {
+		w->err = ret;
+		return;
+	}
+	spin(&w->done, 60000);
+}
+
+static void
+test_delta(struct xts_graph *src)
+{
+	struct walk w;
+	char *link;
+	json_t *j;
+	char path[300];
+	const char *uid;
+
+	memset(&w, 0, sizeof(w));
+	admin_ok("POST", "/_admin/settings", "{\"page_size\": 100}");
+	w.pause_first = 1;
+	walk_users(src, NULL, &w);
+	ok(w.err == 0 && w.pages == 3 && w.users == 250,
+	   "initial users/delta: 3 pages, 250 users, paused once and resumed (err %s, %d pages, %d users)",
+	   xts_errname(w.err), w.pages, w.users);
+	ok(w.delta != NULL && strncmp(w.delta, base, strlen(base)) == 0 && strstr(w.delta, "deltatoken") != NULL,
+	   "deltaLink handed back at the end");
+	link = w.delta ? strdup(w.delta) : strdup("");
+
+	/* incremental: one changed user */
+	j = admin("GET", "/_admin/tenants/" SRC "/users", NULL);
+	uid = json_string_value(json_object_get(json_array_get(json_object_get(j, "value"), 7), "id"));
+	snprintf(path, sizeof(path), "/_admin/tenants/" SRC "/users/%s", uid ? uid : "x");
+	admin_ok("PATCH", path, "{\"department\": \"Incremental Dept\"}");
+	json_decref(j);
+	w.pause_first = 0;
+	walk_users(src, link, &w);
+	ok(w.err == 0 && w.users == 1 && strcmp(w.dept, "Incremental Dept") == 0 && w.delta != NULL,
+	   "incremental round returns only the changed user (%d users, dept '%s')", w.users, w.dept);
+
+	/* 410: the stored link no longer works */
+	admin_ok("POST", "/_admin/tenants/" SRC "/invalidate-delta", "{}");
+	walk_users(src, link, &w);
+	ok(w.err == XTS_EGONE, "invalidated delta token -> XTS_EGONE for a full resync (got %s)",
+	   xts_errname(w.err));
+	free(link);
+
+	/* foreign nextLink */
+	admin_ok("POST", "/_admin/faults", "{\"route\": \"users/delta\", \"kind\": \"foreign_next\", \"count\": 1}");
+	walk_users(src, NULL, &w);
+	ok(w.err == XTS_EFOREIGN, "nextLink to another host refused (got %s)", xts_errname(w.err));
+	ok(w.pages == 0, "the page carrying the foreign link is not handed over (%d pages)", w.pages);
+	admin_ok("DELETE", "/_admin/faults", NULL);
+
+	/* a stored link on another origin is refused before anything is sent */
+	walk_users(src, "https://evil.example/v1.0/users/delta?$deltatoken=x", &w);
+	ok(w.err == XTS_EFOREIGN, "stored deltaLink on another host refused (got %s)", xts_errname(w.err));
+	free(w.delta);
+}
+
+/* ---- single requests, faults ---- */
+
+static void
+on_one(void *arg, const struct xts_graph_result *r)
+{
+	struct one *o = arg;
+
+	o->done = 1;
+	o->err = r->err;
+	o->status = r->status;
+}
+
+static struct one
+get_one(struct xts_graph *g, const char *url)
+{
+	struct one o;
+
+	memset(&o, 0, sizeof(o));
+	o.err = 12345;
+	if (xts_graph_request(g, "GET", url, NULL, 0, on_one, &o, NULL) != 0)
+		return o;
+	spin(&o.done, 60000);
+	return o;
+}
+
+/* Times and statuses of logged requests whose path ends with suffix. */
+static int
+log_times(const char *suffix, double *times, long *status, int max)
+{
+	json_t *j = admin("GET", "/_admin/requests", NULL), *e;
+	size_t i, sl = strlen(suffix);
+	int n = 0;
+
+	json_array_foreach(json_object_get(j, "value"), i, e) {
+		const char *p = json_string_value(json_object_get(e, "path"));
+		size_t pl = p ? strlen(p) : 0;
+
+		if (p == NULL || pl < sl || strcmp(p + pl - sl, suffix) != 0 || n >= max)
+			continue;
+		times[n] = json_real_value(json_object_get(e, "time"));
+		status[n] = (long)json_integer_value(json_object_get(e, "status"));
+		n++;
+	}
+	json_decref(j);
+	return n;
+}
+
+static char *
+some_user(int idx)
+{
+	json_t *j = admin("GET", "/_admin/tenants/" TGT "/users", NULL);
+	const char *id = json_string_value(json_object_get(json_array_get(json_object_get(j, "value"), (size_t)idx), "id"));
+	char *r = id ? strdup(id) : strdup("none");
+
+	json_decref(j);
+	return r;
+}
+
+static void
+test_faults(struct xts_graph *tgt)
+{
+	char url[200], body[400], *uid = some_user(0), *uid2 = some_user(1);
+	double t[8];
+	long st[8];
+	int n;
+	struct one o;
+
+	snprintf(url, sizeof(url), "/v1.0/users/%s", uid);
+	admin_ok("DELETE", "/_admin/requests", NULL);
+	snprintf(body, sizeof(body),
+		 "{\"tenant\": \"" TGT "\", \"route\": \"/v1.0/users/%s$\", \"kind\": \"status\", \"status\": 429, \"retry_after\": 2, \"count\": 1}",
+		 uid);
+	admin_ok("POST", "/_admin/faults", body);
+	o = get_one(tgt, url);
+	n = log_times(url, t, st, 8);
+	ok(o.err == 0 && o.status == 200, "429 then success (err %s, status %ld)", xts_errname(o.err), o.status);
+	ok(n == 2 && st[0] == 429 && st[1] == 200 && t[1] - t[0] >= 1.95,
+	   "Retry-After 2 honoured: retry %.2f s after the 429 (%d requests)", n == 2 ? t[1] - t[0] : -1.0, n);
+	admin_ok("DELETE", "/_admin/faults", NULL);
+
+	snprintf(url, sizeof(url), "/v1.0/users/%s", uid2);
+	snprintf(body, sizeof(body),
+		 "{\"tenant\": \"" TGT "\", \"route\": \"/v1.0/users/%s$\", \"kind\": \"status\", \"status\": 503, \"retry_after\": 0, \"count\": 2}",
+		 uid2);
+	admin_ok("POST", "/_admin/faults", body);
+	o = get_one(tgt, url);
+	n = log_times(url, t, st, 8);
+	ok(o.err == 0 && n == 3 && st[0] == 503 && st[1] == 503 && st[2] == 200,
+	   "503 retried with back-off until success (%d requests, err %s)", n, xts_errname(o.err));
+	admin_ok("DELETE", "/_admin/faults", NULL);
+
+	snprintf(body, sizeof(body),
+		 "{\"tenant\": \"" TGT "\", \"route\": \"/v1.0/users/%s$\", \"kind\": \"oversize\", \"count\": 1}", uid2);
+	admin_ok("POST", "/_admin/faults", body);
+	o = get_one(tgt, url);
+	ok(o.err == XTS_ETOOBIG, "oversized response body refused (got %s)", xts_errname(o.err));
+	admin_ok("DELETE", "/_admin/faults", NULL);
+
+	o = get_one(tgt, "/v1.0/users/00000000-0000-4000-8000-00000000dead");
+	ok(o.err == XTS_ENOENT && o.status == 404, "unknown user -> XTS_ENOENT (got %s %ld)", xts_errname(o.err),
+	   o.status);
+	free(uid);
+	free(uid2);
+}
+
+struct many {
+	int done, failed;
+};
+
+static void
+on_many(void *arg, const struct xts_graph_result *r)
+{
+	struct many *m = arg;
+
+	m->done++;
+	if (r->err != 0)
+		m->failed++;
+}
+
+struct rawres {
+	int done, rc;
+	long status;
+};
+
+static void
+on_raw(void *arg, void *easy, int rc)
+{
+	struct rawres *r = arg;
+
+	r->done = 1;
+	r->rc = rc;
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r->status);
+}
+
+static size_t
+discard(char *p, size_t s, size_t n, void *ud)
+{
+	(void)p;
+	(void)ud;
+	return s * n;
+}
+
+static void
+test_engine(void)
+{
+	struct xts_graph_ctx *c2 = NULL;
+	struct xts_tenant_conn tc;
+	struct xts_graph *g = NULL;
+	struct xts_http_stats st;
+	struct xts_graph_opts o2;
+	struct many m = { 0, 0 };
+	char url[200], *uid = some_user(1);
+	int i;
+	struct one o;
+
+	conn(&tc, "target-cap", TGT, TAPP, "tgt-secret");
+	tc.max_in_flight = 2;
+	memset(&o2, 0, sizeof(o2));
+	o2.request_timeout_ms = 1500;
+	o2.backoff_min_ms = 200;
+	if (xts_graph_ctx_new(ev, &o2, &c2) != 0 || xts_graph_new(c2, &tc, &g) != 0) {
+		ok(0, "engine test setup");
+		return;
+	}
+	snprintf(url, sizeof(url), "/v1.0/users/%s", uid);
+	for (i = 0; i < 12; i++)
+		xts_graph_request(g, "GET", url, NULL, 0, on_many, &m, NULL);
+	spin_count(&m.done, 12, 30000);
+	xts_http_get_stats(xts_graph_ctx_http(c2), &st);
+	ok(m.done == 12 && m.failed == 0 && st.peak_in_flight == 2,
+	   "per-host cap: 12 concurrent requests, at most 2 in flight (peak %d, %d done)", st.peak_in_flight, m.done);
+	for (i = 0; i < 20; i++)
+		get_one(g, url);
+	xts_http_get_stats(xts_graph_ctx_http(c2), &st);
+	ok(st.requests >= 33 && st.connects <= 3,
+	   "keep-alive: %llu requests over %llu connections", st.requests, st.connects);
+
+	snprintf(url, sizeof(url), "{\"tenant\": \"" TGT "\", \"route\": \"/v1.0/users/%s$\", \"kind\": \"truncate\", \"count\": 1}", uid);
+	admin_ok("POST", "/_admin/faults", url);
+	snprintf(url, sizeof(url), "/v1.0/users/%s", uid);
+	o = get_one(g, url);
+	ok(o.err == 0, "truncated body is a transport error, retried (got %s)", xts_errname(o.err));
+	admin_ok("DELETE", "/_admin/faults", NULL);
+	snprintf(url, sizeof(url), "{\"tenant\": \"" TGT "\", \"route\": \"/v1.0/users/%s$\", \"kind\": \"reset\", \"count\": 1}", uid);
+	admin_ok("POST", "/_admin/faults", url);
+	snprintf(url, sizeof(url), "/v1.0/users/%s", uid);
+	o = get_one(g, url);
+	ok(o.err == 0, "connection reset retried (got %s)", xts_errname(o.err));
+	admin_ok("DELETE", "/_admin/faults", NULL);
+	snprintf(url, sizeof(url), "{\"tenant\": \"" TGT "\", \"route\": \"/v1.0/users/%s$\", \"kind\": \"malformed\", \"count\": 1}", uid);
+	admin_ok("POST", "/_admin/faults", url);
+	snprintf(url, sizeof(url), "/v1.0/users/%s", uid);
+	o = get_one(g, url);
+	ok(o.err == XTS_EPARSE, "malformed JSON in a 200 -> XTS_EPARSE (got %s)", xts_errname(o.err));
+	admin_ok("DELETE", "/_admin/faults", NULL);
+	{
+		struct rawres rr = { 0, -1, 0 };
+		CURL *e = curl_easy_init();
+		char u[300];
+
+		snprintf(u, sizeof(u), "%s/_admin/settings", base);
+		curl_easy_setopt(e, CURLOPT_URL, u);
+		curl_easy_setopt(e, CURLOPT_CAINFO, cafile);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+		if (xts_http_submit_easy(xts_graph_ctx_http(c2), e, on_raw, &rr, NULL) == 0)
+			spin(&rr.done, 10000);
+		else
+			curl_easy_cleanup(e);
+		ok(rr.done && rr.rc == 0 && rr.status == 200, "caller-built easy handle runs on the engine (rc %d, HTTP %ld)",
+		   rr.rc, rr.status);
+	}
+	/* a server that stalls before answering: timeout, then a retry */
+	snprintf(url, sizeof(url), "{\"tenant\": \"" TGT "\", \"route\": \"/v1.0/users/%s$\", \"kind\": \"stall_before\", \"seconds\": 4, \"count\": 1}", uid);
+	admin_ok("POST", "/_admin/faults", url);
+	snprintf(url, sizeof(url), "/v1.0/users/%s", uid);
+	{
+		long long t0 = xts_now_ms();
+
+		o = get_one(g, url);
+		xts_http_get_stats(xts_graph_ctx_http(c2), &st);
+		ok(o.err == 0 && xts_now_ms() - t0 >= 1400 && xts_now_ms() - t0 < 4000 && st.failures >= 1,
+		   "stalled response times out and is retried (err %s, %lld ms)", xts_errname(o.err),
+		   xts_now_ms() - t0);
+	}
+	admin_ok("DELETE", "/_admin/faults", NULL);
+
+	/* the token service failing for a moment is retried, not a credential error */
+	xts_auth_invalidate(xts_graph_ctx_auth(c2), xts_graph_conn(g));
+	admin_ok("POST", "/_admin/faults", "{\"route\": \"oauth2/v2.0/token$\", \"kind\": \"status\", \"status\": 503, \"retry_after\": 0, \"count\": 1}");
+	snprintf(url, sizeof(url), "/v1.0/users/%s", uid);
+	o = get_one(g, url);
+	ok(o.err == 0, "token endpoint 503 (AADSTS90006) retried, not taken as bad credentials (got %s)",
+	   xts_errname(o.err));
+	admin_ok("DELETE", "/_admin/faults", NULL);
+	xts_graph_free(g);
+	xts_graph_ctx_free(c2);
+	free(uid);
+}
+
+static void
+test_token_refresh(struct xts_graph *tgt)
+{
+	char url[200], *uid = some_user(2);
+	json_t *j, *e;
+	size_t i;
+	int tokens = 0, unauth = 0;
+	struct one a, b;
+
+	admin_ok("POST", "/_admin/settings", "{\"token_lifetime_s\": 3}");
+	xts_auth_invalidate(xts_graph_ctx_auth(ctx), xts_graph_conn(tgt));
+	admin_ok("DELETE", "/_admin/requests", NULL);
+	snprintf(url, sizeof(url), "/v1.0/users/%s", uid);
+	a = get_one(tgt, url);
+	sleep_loop(3300);
+	b = get_one(tgt, url);
+	j = admin("GET", "/_admin/requests", NULL);
+	json_array_foreach(json_object_get(j, "value"), i, e) {
+		const char *r = json_string_value(json_object_get(e, "route"));
+
+		if (r != NULL && strcmp(r, "token") == 0)
+			tokens++;
+		if (json_integer_value(json_object_get(e, "status")) == 401)
+			unauth++;
+	}
+	json_decref(j);
+	ok(a.err == 0 && b.err == 0 && tokens == 2 && unauth == 0,
+	   "short-lived token refreshed before expiry mid-cycle (%d token requests, %d 401s)", tokens, unauth);
+	admin_ok("POST", "/_admin/settings", "{\"token_lifetime_s\": 3599}");
+
+	/* a 401 from Graph: one new token, one retry */
+	{
+		char body[400];
+
+		sleep_loop(1100); /* the cached token must be older than the 1 s guard */
+		admin_ok("DELETE", "/_admin/requests", NULL);
+		snprintf(body, sizeof(body),
+			 "{\"tenant\": \"" TGT "\", \"route\": \"/v1.0/users/%s$\", \"kind\": \"status\", \"status\": 401, \"count\": 1}",
+			 uid);
+		admin_ok("POST", "/_admin/faults", body);
+		a = get_one(tgt, url);
+		admin_ok("DELETE", "/_admin/faults", NULL);
+		tokens = unauth = 0;
+		j = admin("GET", "/_admin/requests", NULL);
+		json_array_foreach(json_object_get(j, "value"), i, e) {
+			const char *r = json_string_value(json_object_get(e, "route"));
+
+			if (r != NULL && strcmp(r, "token") == 0)
+				tokens++;
+			if (json_integer_value(json_object_get(e, "status")) == 401)
+				unauth++;
+		}
+		json_decref(j);
+		ok(a.err == 0 && a.status == 200 && tokens == 1 && unauth == 1,
+		   "401 from Graph: token refreshed once and the request retried (%d token requests, %d 401s, err %s)",
+		   tokens, unauth, xts_errname(a.err));
+	}
+	free(uid);
+}
+
+/* ---- batch ---- */
+
+struct opres {
+	int done, err;
+	long status;
+	int step;
+	char user_id[64];
+};
+
+static int ops_done;
+
+static void
+on_op(void *arg, const struct xts_batch_result *r)
+{
+	struct opres *o = arg;
+
+	o->done = 1;
+	o->err = r->err;
+	o->status = r->status;
+	o->step = r->step;
+	if (r->user_id != NULL)
+		snprintf(o->user_id, sizeof(o->user_id), "%s", r->user_id);
+	ops_done++;
+}
+
+static void
+test_batch(struct xts_graph *tgt)
+{
+	struct xts_batch *b = NULL;
+	struct opres r[6];
+	struct xts_batch_op *op2 = NULL;
+	char *u1 = some_user(3), *u2 = some_user(4), *u3 = some_user(5), *u4 = some_user(6);
+	char url[200], body[400], path[300];
+	json_t *patch = json_pack("{s:s}", "department", "Batched"), *bad = json_pack("{s:i}", "noSuchProperty", 1);
+	json_t *inv, *j, *u;
+	double t[8];
+	long st[8];
+	int n, goal;
+
+	memset(r, 0, sizeof(r));
+	ops_done = 0;
+	ok(xts_batch_new(tgt, &b) == 0, "batch writer created");
+	snprintf(url, sizeof(url), "/users/%s", u1);
+	xts_batch_add(b, "PATCH", url, patch, NULL, on_op, &r[0], NULL);
+	xts_batch_add(b, "PATCH", "/users/00000000-0000-4000-8000-00000000dead", patch, NULL, on_op, &r[1], &op2);
+	snprintf(url, sizeof(url), "/users/%s", u2);
+	xts_batch_add(b, "PATCH", url, bad, NULL, on_op, &r[2], NULL);
+	snprintf(url, sizeof(url), "/users/%s", u3);
+	xts_batch_add(b, "PATCH", url, patch, op2, on_op, &r[3], NULL);
+	goal = 4;
+	spin_count(&ops_done, goal, 30000);
+	ok(r[0].done && r[0].err == 0 && r[0].status == 204, "batch: PATCH ok -> 204 (got %ld)", r[0].status);
+	ok(r[1].done && r[1].err == XTS_ENOENT && r[1].status == 404, "batch: PATCH unknown user -> 404 for that op only (got %s %ld)",
+	   xts_errname(r[1].err), r[1].status);
+	ok(r[2].done && r[2].err == XTS_EGRAPH && r[2].status == 400, "batch: unknown property -> 400 handed back (got %s %ld)",
+	   xts_errname(r[2].err), r[2].status);
+	ok(r[3].done && r[3].err != 0 && r[3].status == 424, "batch: op depending on the failed one -> 424 (got %ld)",
+	   r[3].status);
+	snprintf(path, sizeof(path), "/_admin/tenants/" TGT "/users?id=%s", u1);
+	j = admin("GET", path, NULL);
+	u = json_array_get(json_object_get(j, "value"), 0);
+	ok(json_string_value(json_object_get(u, "department")) &&
+	   strcmp(json_string_value(json_object_get(u, "department")), "Batched") == 0,
+	   "batch: the successful PATCH is visible in the target");
+	json_decref(j);
+
+	/* a sub-request answered 429 is requeued after its Retry-After */
+	admin_ok("DELETE", "/_admin/requests", NULL);
+	snprintf(body, sizeof(body),
+		 "{\"tenant\": \"" TGT "\", \"route\": \"/v1.0/users/%s$\", \"kind\": \"status\", \"status\": 429, \"retry_after\": 1, \"count\": 1}",
+		 u4);
+	admin_ok("POST", "/_admin/faults", body);
+	snprintf(url, sizeof(url), "/users/%s", u4);
+	xts_batch_add(b, "PATCH", url, patch, NULL, on_op, &r[4], NULL);
+	spin(&r[4].done, 30000);
+	snprintf(url, sizeof(url), "/v1.0/users/%s", u4);
+	n = log_times(url, t, st, 8);
+	ok(r[4].err == 0 && n == 2 && st[0] == 429 && st[1] == 204 && t[1] - t[0] >= 0.95,
+	   "batch: sub-request 429 requeued after Retry-After (%d sub-requests, %.2f s apart)", n,
+	   n == 2 ? t[1] - t[0] : -1.0);
+	admin_ok("DELETE", "/_admin/faults", NULL);
+
+	/* create = invitation, then PATCH of the new user */
+	inv = json_pack("{s:s, s:s, s:s, s:b}", "invitedUserEmailAddress", "zoe.mueller@src.example",
+			"inviteRedirectUrl", "https://myapps.microsoft.com", "invitedUserType", "Member",
+			"sendInvitationMessage", 0);
+	ok(xts_batch_create_user(b, inv, patch, on_op, &r[5]) == 0, "create_user queued");
+	spin(&r[5].done, 30000);
+	snprintf(path, sizeof(path), "/_admin/tenants/" TGT "/users?id=%s", r[5].user_id);
+	j = admin("GET", path, NULL);
+	u = json_array_get(json_object_get(j, "value"), 0);
+	ok(r[5].err == 0 && r[5].step == 2 && r[5].user_id[0] &&
+	   json_string_value(json_object_get(u, "userType")) &&
+	   strcmp(json_string_value(json_object_get(u, "userType")), "Member") == 0 &&
+	   json_string_value(json_object_get(u, "department")) &&
+	   strcmp(json_string_value(json_object_get(u, "department")), "Batched") == 0,
+	   "create_user: invitation (Member) then PATCH of the new user (err %s, step %d, id %s)",
+	   xts_errname(r[5].err), r[5].step, r[5].user_id);
+	json_decref(j);
+	json_decref(inv);
+	json_decref(patch);
+	json_decref(bad);
+	xts_batch_free(b);
+	free(u1);
+	free(u2);
+	free(u3);
+	free(u4);
+}
+
+/* ---- groups ---- */
+
+struct mem {
+	int done, err, added, removed;
+	char *delta;
+};
+
+static int
+on_members(void *arg, const struct xts_member_event *e, size_t n, int last)
+{
+	struct mem *m = arg;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (e[i].removed)
+			m->removed++;
+		else
+			m->added++;
+	}
+	return 0;
+}
+
+static void
+on_mem_done(void *arg, int err, const char *link, const struct xts_graph_error *ge)
+{
+	struct mem *m = arg;
+
+	m->done = 1;
+	m->err = err;
+	free(m->delta);
+	m->delta = link ? strdup(link) : NULL;
+}
+
+static void
+test_groups(struct xts_graph *src)
+{
+	json_t *g = admin("POST", "/_admin/tenants/" SRC "/groups", "{\"displayName\": \"Sync scope\"}");
+	json_t *users = admin("GET", "/_admin/tenants/" SRC "/users", NULL);
+	const char *gid = json_string_value(json_object_get(g, "id"));
+	char path[300], body[200], *link;
+	const char *ids[1];
+	struct mem m;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "/_admin/tenants/" SRC "/groups/%s/members", gid ? gid : "x");
+		snprintf(body, sizeof(body), "{\"id\": \"%s\"}",
+			 json_string_value(json_object_get(json_array_get(json_object_get(users, "value"), (size_t)i), "id")));
+		admin_ok("POST", path, body);
+	}
+	memset(&m, 0, sizeof(m));
+	ids[0] = gid ? gid : "x";
+	m.err = 12345;
+	if (xts_delta_groups_start(src, ids, 1, NULL, on_members, on_mem_done, &m, NULL) == 0)
+		spin(&m.done, 30000);
+	ok(m.err == 0 && m.added == 3 && m.removed == 0 && m.delta != NULL,
+	   "groups/delta: 3 members added (err %s, %d added)", xts_errname(m.err), m.added);
+	snprintf(path, sizeof(path), "/_admin/tenants/" SRC "/groups/%s/members/%s", gid ? gid : "x",
+		 json_string_value(json_object_get(json_array_get(json_object_get(users, "value"), 0), "id")));
+	admin_ok("DELETE", path, NULL);
+	link = m.delta ? strdup(m.delta) : NULL;
+	m.done = m.added = m.removed = 0;
+	m.err = 12345;
+	if (link != NULL && xts_delta_groups_start(src, ids, 1, link, on_members, on_mem_done, &m, NULL) == 0)
+		spin(&m.done, 30000);
+	ok(m.err == 0 && m.removed == 1, "groups/delta incremental: 1 member removed (err %s, %d removed, %d added)",
+	   xts_errname(m.err), m.removed, m.added);
+	free(link);
+	free(m.delta);
+	json_decref(g);
+	json_decref(users);
+}
+
+/* ---- test-connection ---- */
+
+static void partners(int inbound, int sync, int outbound);
+
+struct pcres {
+	int done, err, n;
+	enum xts_policy_finding what[8];
+	char text[2048];
+};
+
+static void
+on_pc(void *arg, const struct xts_policy_result *r)
+{
+	struct pcres *p = arg;
+	struct xts_buf b = XTS_BUF_INIT;
+	int i;
+
+	p->done = 1;
+	p->err = r->err;
+	p->n = r->n;
+	for (i = 0; i < r->n && i < 8; i++)
+		p->what[i] = r->f[i].what;
+	xts_policy_result_format(r, &b);
+	snprintf(p->text, sizeof(p->text), "%s", xts_buf_str(&b));
+	xts_buf_free(&b);
+}
+
+static struct pcres
+check(struct xts_graph *s, struct xts_graph *t)
+{
+	struct pcres p;
+	struct xts_policy_check *pc = NULL;
+
+	memset(&p, 0, sizeof(p));
+	p.err = 12345;
+	if (xts_policy_check_start(s, t, NULL, NULL, NULL, on_pc, &p, &pc) == 0)
+		spin(&p.done, 30000);
+	xts_policy_check_free(pc);
+	return p;
+}
+
+static void
+partners(int inbound, int sync, int outbound)
+{
+	char body[200];
+
+	snprintf(body, sizeof(body), "{\"inboundAllowed\": %s, \"outboundAllowed\": false, \"isSyncAllowed\": %s}",
+		 inbound ? "true" : "false", sync ? "true" : "false");
+	admin_ok("PUT", "/_admin/tenants/" TGT "/partners/" SRC, body);
+	snprintf(body, sizeof(body), "{\"inboundAllowed\": false, \"outboundAllowed\": %s, \"isSyncAllowed\": false}",
+		 outbound ? "true" : "false");
+	admin_ok("PUT", "/_admin/tenants/" SRC "/partners/" TGT, body);
+}
+
+static void
+test_policy(struct xts_graph *src, struct xts_graph *tgt)
+{
+	struct pcres p;
+	struct xts_tenant_conn tc;
+	struct xts_graph *bad = NULL;
+
+	partners(1, 1, 1);
+	p = check(src, tgt);
+	ok(p.done && p.err == 0 && p.n == 0 && strncmp(p.text, "OK:", 3) == 0, "test-connection passes (%.*s)",
+	   (int)strcspn(p.text, "\n"), p.text);
+
+	partners(0, 1, 1);
+	p = check(src, tgt);
+	ok(p.err == XTS_EPOLICY && p.n == 1 && p.what[0] == XTS_PC_TARGET_INBOUND_DENIED &&
+	   strstr(p.text, "Error code: AzureDirectoryB2BManagementPolicyCheckFailure") &&
+	   strstr(p.text, "Details: Policy permitting auto-redemption of invitations not configured.") &&
+	   strstr(p.text, "TARGET tenant"),
+	   "target without inbound auto-redemption -> Microsoft's error and which tenant to fix");
+
+	partners(1, 0, 1);
+	p = check(src, tgt);
+	ok(p.err == XTS_EPOLICY && p.n == 1 && p.what[0] == XTS_PC_TARGET_SYNC_DENIED,
+	   "target not allowing user sync inbound -> finding (%d findings)", p.n);
+
+	partners(1, 1, 0);
+	p = check(src, tgt);
+	ok(p.err == XTS_EPOLICY && p.n == 1 && p.what[0] == XTS_PC_SOURCE_OUTBOUND_DENIED &&
+	   strstr(p.text, "SOURCE tenant"),
+	   "source without outbound auto-redemption -> finding naming the source tenant");
+
+	partners(1, 1, 1);
+	{
+		struct xts_tenant_conn ds, dt;
+		struct xts_graph *gs = NULL, *gt = NULL;
+
+		conn(&ds, "src-domain", "src.example", SAPP, "src-secret");
+		conn(&dt, "tgt-domain", "tgt.example", TAPP, "tgt-secret");
+		if (xts_graph_new(ctx, &ds, &gs) == 0 && xts_graph_new(ctx, &dt, &gt) == 0) {
+			p = check(gs, gt);
+			ok(p.err == 0 && p.n == 0 && strstr(p.text, TGT) && strstr(p.text, SRC),
+			   "tenants configured by domain: GUIDs taken from the tokens' tid (%.*s)",
+			   (int)strcspn(p.text, "\n"), p.text);
+		} else {
+			ok(0, "graph clients by domain");
+		}
+		xts_graph_free(gs);
+		xts_graph_free(gt);
+	}
+	conn(&tc, "tgt-bad", TGT, TAPP, "not-the-secret");
+	if (xts_graph_new(ctx, &tc, &bad) == 0) {
+		p = check(src, bad);
+		ok(p.err == XTS_EAUTH && p.n == 1 && p.what[0] == XTS_PC_TARGET_AUTH &&
+		   strstr(p.text, "Error code: AADSTS7000215"),
+		   "test-connection with a wrong target secret names AADSTS7000215");
+		xts_graph_free(bad);
+	} else {
+		ok(0, "graph client for the bad target");
+	}
+}
+
+/* ---- governor against the emulator's limits ---- */
+
+static void
+test_rate(void)
+{
+	struct xts_graph_ctx *c2 = NULL;
+	struct xts_graph_opts o;
+	struct xts_tenant_conn tc;
+	struct xts_graph *g = NULL;
+	struct xts_batch *b = NULL;
+	static struct opres r[1000];
+	char *ids[20], url[200];
+	json_t *patch[10], *j, *e;
+	size_t i;
+	int k, n = 0, throttled = 0;
+	static double t[1000];
+	double rate = 0;
+	const int burst = 360; /* 3 % of 3,000 x 4 */
+	const double ceiling = 3000.0 * 4 / 150;
+
+	memset(&o, 0, sizeof(o));
+	o.time_scale = 4;
+	admin_ok("POST", "/_admin/settings", "{\"time_scale\": 4}");
+	admin_ok("DELETE", "/_admin/requests", NULL);
+	conn(&tc, "target-rate", TGT, TAPP, "tgt-secret");
+	if (xts_graph_ctx_new(ev, &o, &c2) != 0 || xts_graph_new(c2, &tc, &g) != 0 || xts_batch_new(g, &b) != 0) {
+		ok(0, "rate test setup");
+		return;
+	}
+	for (k = 0; k < 20; k++)
+		ids[k] = some_user(k);
+	for (k = 0; k < 10; k++)
+		patch[k] = json_pack("{s:s+}", "jobTitle", "Rate ", k % 2 ? "A" : "B");
+	memset(r, 0, sizeof(r));
+	ops_done = 0;
+	for (k = 0; k < 1000; k++) {
+		snprintf(url, sizeof(url), "/users/%s", ids[k % 20]);
+		xts_batch_add(b, "PATCH", url, patch[k % 10], NULL, on_op, &r[k], NULL);
+	}
+	spin_count(&ops_done, 1000, 120000);
+	j = admin("GET", "/_admin/requests", NULL);
+	json_array_foreach(json_object_get(j, "value"), i, e) {
+		const char *m = json_string_value(json_object_get(e, "method"));
+		long st = (long)json_integer_value(json_object_get(e, "status"));
+
+		if (m == NULL || strcmp(m, "PATCH") != 0)
+			continue;
+		if (st == 429)
+			throttled++;
+		else if (n < 1000)
+			t[n++] = json_real_value(json_object_get(e, "time"));
+	}
+	json_decref(j);
+	if (n == 1000 && t[999] > t[burst])
+		rate = (999 - burst) / (t[999] - t[burst]);
+	printf("# governor: 1000 PATCH sub-requests, %d answered 429, steady rate %.1f/s of a %.1f/s ceiling (%.1f %%)\n",
+	       throttled, rate, ceiling, 100 * rate / ceiling);
+	ok(ops_done == 1000 && n == 1000, "all 1000 PATCHes done (%d)", ops_done);
+	ok(rate >= 0.95 * ceiling && rate <= ceiling * 1.05,
+	   "write rate %.1f/s is within 95-100 %% of the documented 3,000/150 s x time_scale 4", rate);
+	ok(throttled * 100 < 1000, "under 1 %% throttled (%d 429s)", throttled);
+	xts_batch_free(b);
+	xts_graph_free(g);
+	xts_graph_ctx_free(c2);
+	for (k = 0; k < 20; k++)
+		free(ids[k]);
+	for (k = 0; k < 10; k++)
+		json_decref(patch[k]);
+	admin_ok("POST", "/_admin/settings", "{\"time_scale\": 1}");
+}
+
+/* The governor set 4x too generous: the emulator's real invitation limit
+ * (150 per 5 s) answers 429s; everything must still complete, and no new
+ * $batch may arrive while a Retry-After is running. */
+static void
+test_throttled(void)
+{
+	struct xts_graph_ctx *c3 = NULL;
+	struct xts_graph_opts o;
+	struct xts_tenant_conn tc;
+	struct xts_graph *g = NULL;
+	struct xts_batch *b = NULL;
+	static struct opres r[200];
+	static double t429[2000], ra429[2000], tbatch[2000];
+	int k, n429 = 0, nb = 0, good = 0, early = 0;
+	char mail[80];
+	json_t *j, *e;
+	size_t i;
+
+	partners(1, 1, 1);
+	memset(&o, 0, sizeof(o));
+	o.time_scale = 4;
+	o.backoff_min_ms = 200;
+	o.max_attempts = 12;
+	admin_ok("DELETE", "/_admin/requests", NULL);
+	conn(&tc, "target-throttled", TGT, TAPP, "tgt-secret");
+	if (xts_graph_ctx_new(ev, &o, &c3) != 0 || xts_graph_new(c3, &tc, &g) != 0 || xts_batch_new(g, &b) != 0) {
+		ok(0, "throttled test setup");
+		return;
+	}
+	memset(r, 0, sizeof(r));
+	ops_done = 0;
+	for (k = 0; k < 200; k++) {
+		json_t *inv;
+
+		snprintf(mail, sizeof(mail), "burst%03d@src.example", k);
+		inv = json_pack("{s:s, s:s, s:s, s:b}", "invitedUserEmailAddress", mail, "inviteRedirectUrl",
+				"https://myapps.microsoft.com", "invitedUserType", "Member", "sendInvitationMessage", 0);
+		xts_batch_create_user(b, inv, NULL, on_op, &r[k]);
+		json_decref(inv);
+	}
+	spin_count(&ops_done, 200, 120000);
+	for (k = 0; k < 200; k++)
+		good += r[k].done && r[k].err == 0 && r[k].user_id[0];
+	j = admin("GET", "/_admin/requests", NULL);
+	json_array_foreach(json_object_get(j, "value"), i, e) {
+		const char *route = json_string_value(json_object_get(e, "route"));
+		double tm = json_real_value(json_object_get(e, "time"));
+
+		if (route == NULL)
+			continue;
+		if (strcmp(route, "batch") == 0 && nb < 2000)
+			tbatch[nb++] = tm;
+		else if (json_integer_value(json_object_get(e, "status")) == 429 && n429 < 2000) {
+			ra429[n429] = json_is_integer(json_object_get(e, "retry_after")) ?
+				      (double)json_integer_value(json_object_get(e, "retry_after")) : 1.0;
+			t429[n429++] = tm;
+		}
+	}
+	json_decref(j);
+	/* an envelope arriving well after a 429 but before its Retry-After ran out */
+	for (k = 0; k < nb; k++)
+		for (int m = 0; m < n429; m++)
+			if (tbatch[k] > t429[m] + 0.3 && tbatch[k] < t429[m] + ra429[m] - 0.05) {
+				early++;
+				break;
+			}
+	printf("# invitations: 200 through a governor 4x the real limit: %d succeeded, %d sub-requests answered 429, %d batches\n",
+	       good, n429, nb);
+	ok(good == 200, "real 429s from the emulator: all 200 invitations completed (%d)", good);
+	ok(n429 > 0, "the emulator did throttle (%d 429s)", n429);
+	ok(early == 0, "no new batch sent while a Retry-After was running (%d early)", early);
+	xts_batch_free(b);
+	xts_graph_free(g);
+	xts_graph_ctx_free(c3);
+}
+
+int
+main(void)
+{
+	struct xts_tenant_conn s, t;
+	struct xts_graph *src = NULL, *tgt = NULL;
+	struct xts_graph_opts opts;
+	char body[8192];
+	json_t *certs;
+	char *certs_s;
+
+	xts_log_init(XTS_LOG_WARNING, 0);
+	xts_mem_install();
+	if (start_graphsim() != 0) {
+		printf("1..1\nnot ok 1 - graph emulator did not start\n");
+		return 1;
+	}
+	certs = json_pack("[s]", cert_pem);
+	certs_s = json_dumps(certs, JSON_COMPACT);
+	snprintf(body, sizeof(body),
+		 "{\"id\": \"" SRC "\", \"domain\": \"src.example\", \"apps\": [{\"client_id\": \"" SAPP "\", \"secret\": \"src-secret\", \"certificates\": %s}]}",
+		 certs_s);
+	admin_ok("POST", "/_admin/tenants", body);
+	admin_ok("POST", "/_admin/tenants", "{\"id\": \"" TGT "\", \"domain\": \"tgt.example\", \"apps\": [{\"client_id\": \"" TAPP "\", \"secret\": \"tgt-secret\"}]}");
+	admin_ok("POST", "/_admin/tenants/" SRC "/seed", "{\"count\": 250, \"seed\": 1}");
+	admin_ok("POST", "/_admin/tenants/" TGT "/seed", "{\"count\": 20, \"seed\": 2}");
+	xts_free(certs_s);
+	json_decref(certs);
+
+	loop = uv_default_loop();
+	memset(&opts, 0, sizeof(opts));
+	opts.backoff_min_ms = 200;
+	opts.backoff_max_ms = 2000;
+	opts.max_attempts = 5;
+	if (xts_uvglue_new(loop, &ev) != 0 || xts_graph_ctx_new(ev, &opts, &ctx) != 0) {
+		printf("1..1\nnot ok 1 - graph context\n");
+		return 1;
+	}
+	conn(&s, "source", SRC, SAPP, "src-secret");
+	conn(&t, "target", TGT, TAPP, "tgt-secret");
+	ok(xts_graph_new(ctx, &s, &src) == 0 && xts_graph_new(ctx, &t, &tgt) == 0, "graph clients created");
+	{
+		struct xts_tenant_conn plain = s;
+		struct xts_graph *g = NULL;
+
+		plain.graph_endpoint = "http://graph.example.com";
+		ok(xts_graph_new(ctx, &plain, &g) == XTS_EINVAL, "plain http:// to a non-loopback host refused");
+	}
+
+	test_auth();
+	test_tls();
+	test_delta(src);
+	test_faults(tgt);
+	test_engine();
+	test_token_refresh(tgt);
+	partners(1, 1, 1); /* invitations need the target's inbound sync policy */
+	test_batch(tgt);
+	test_groups(src);
+	test_policy(src, tgt);
+	test_rate();
+	test_throttled();
+
+	xts_graph_free(src);
+	xts_graph_free(tgt);
+	xts_graph_ctx_free(ctx);
+	xts_uvglue_free(ev);
+	uv_run(loop, UV_RUN_NOWAIT);
+	uv_loop_close(loop);
+	kill(gs_pid, SIGTERM);
+	waitpid(gs_pid, NULL, 0);
+	{
+		char cmd[400];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		sh(cmd);
+	}
+	xts_free(cert_pem);
+	xts_free(key_pem);
+	xts_free(cert2_pem);
+	xts_free(key2_pem);
+	printf("1..%d\n", ntest);
+	return nfail ? 1 : 0;
+}

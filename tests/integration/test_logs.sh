@@ -1,0 +1,82 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Integration test of `xtsyncctl logs` (daemon/ctl_logs.c) on a provisioning
+# log written by the real writer (lib/provlog.c): filters, --json, --since,
+# usage errors, and --follow across copytruncate and rename rotation.
+# It does not start the daemon. TAP output. $1 = the store_tool binary.
+set -u
+tool=$1
+dir=$(mktemp -d /tmp/xts-logs-XXXXXX)
+log=$dir/provisioning.log
+n=0
+fail=0
+fpid=
+cleanup() { [ -n "$fpid" ] && kill "$fpid" 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+ok() { n=$((n+1)); echo "ok $n - $1"; }
+nok() { n=$((n+1)); fail=$((fail+1)); echo "not ok $n - $1"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; }
+logs() { "$tool" logs "$log" logs "$@"; }
+put() { "$tool" provlog "$log" "$@"; }
+
+echo "1..27"
+put contoso-to-fabrikam Create success adele@contoso.example t-0001 "" 7200000   # 2 h old
+put contoso-to-fabrikam Update failure alex@contoso.example t-0002 AzureActiveDirectoryForbidden
+put fabrikam-to-contoso Delete success megan@fabrikam.example t-0003
+put fabrikam-to-contoso StagedDelete skipped lee@fabrikam.example t-0004
+check "writer produced 4 lines" test "$(wc -l <"$log")" -eq 4
+check "redacted values never reach the file" bash -c "! grep -q SECRET- '$log'"
+
+out=$(logs); rc=$?
+check "logs exits 0" test $rc -eq 0
+check "one readable line per entry" test "$(printf '%s\n' "$out" | wc -l)" -eq 4
+line=$(printf '%s\n' "$out" | grep alex@)
+check "readable line has time, job, action, status" \
+	bash -c "[[ '$line' =~ ^20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z\ contoso-to-fabrikam\ Update\ failure ]]"
+check "readable line has user and target" bash -c "[[ '$line' == *'user=alex@contoso.example target=t-0002'* ]]"
+check "readable line has changed attributes" bash -c "[[ '$line' == *'changed=displayName,employeeId'* ]]"
+check "readable line has the error" bash -c "[[ '$line' == *'error=AzureActiveDirectoryForbidden: The operation failed.'* ]]"
+
+check "--job filters" test "$(logs --job fabrikam-to-contoso | wc -l)" -eq 2
+check "--action is case-insensitive" test "$(logs --action stageddelete | grep -c lee@)" -eq 1
+check "--status filters" test "$(logs --status failure | wc -l)" -eq 1
+check "--user matches the UPN" test "$(logs --user megan@fabrikam.example | grep -c ' Delete ')" -eq 1
+check "--user matches the target id" test "$(logs --user t-0004 | wc -l)" -eq 1
+check "filters combine" test "$(logs --job contoso-to-fabrikam --status success | grep -c adele@)" -eq 1
+check "--since 1h drops the 2 h old entry" test "$(logs --since 1h | grep -c adele@)" -eq 0
+check "--since 3h keeps it" test "$(logs --since 3h | grep -c adele@)" -eq 1
+check "--since ISO 8601 in the future matches nothing" test "$(logs --since 2999-01-01T00:00:00Z | wc -l)" -eq 0
+json=$(logs --json --status failure)
+check "--json prints the stored line unchanged" test "$json" = "$(grep alex@ "$log")"
+check "--json output is JSON" bash -c "printf '%s' '$json' | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"provisioningStatusInfo\"][\"errorInformation\"][\"errorCode\"]==\"AzureActiveDirectoryForbidden\"'"
+
+logs --since yesterday >/dev/null 2>&1; rc1=$?
+logs --action Explode >/dev/null 2>&1; rc2=$?
+logs extra-arg >/dev/null 2>&1; rc3=$?
+check "usage errors exit 2" test "$rc1$rc2$rc3" = 222
+"$tool" logs "$dir/missing.log" logs >/dev/null 2>&1; rc=$?
+check "a missing log exits 1" test $rc -eq 1
+printf 'not json\n{"half": \n\x1b[31m\n' >>"$log"
+check "garbage lines are skipped" test "$(logs 2>/dev/null | wc -l)" -eq 4
+
+# --follow: new lines, copytruncate, rename
+fout=$dir/follow.out
+"$tool" logs "$log" logs --follow --job contoso-to-fabrikam >"$fout" 2>/dev/null &
+fpid=$!
+wait_for() { local i; for i in $(seq 1 50); do grep -q "$1" "$fout" && return 0; sleep 0.1; done; return 1; }
+put contoso-to-fabrikam Update success f1@contoso.example t-0101
+put fabrikam-to-contoso Update success other@fabrikam.example t-0102
+check "--follow shows an appended line" wait_for f1@contoso.example
+sleep 0.3
+cp "$log" "$log.1" && : >"$log"          # copytruncate
+sleep 0.5
+put contoso-to-fabrikam Disable success f2@contoso.example t-0103
+check "--follow survives copytruncate" wait_for f2@contoso.example
+mv "$log" "$log.2"                       # rename rotation
+put contoso-to-fabrikam Delete success f3@contoso.example t-0104
+check "--follow survives rename rotation" wait_for f3@contoso.example
+kill -TERM "$fpid"; wait "$fpid"; rc=$?; fpid=
+check "--follow exits 0 on SIGTERM" test $rc -eq 0
+check "--follow printed each entry once and no other job" \
+	bash -c "[ \$(grep -c f1@ '$fout') -eq 1 ] && [ \$(grep -c f2@ '$fout') -eq 1 ] && [ \$(grep -c f3@ '$fout') -eq 1 ] && ! grep -q other@ '$fout'"
+[ $fail -eq 0 ]

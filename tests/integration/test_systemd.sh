@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The systemd unit (TAP): `systemd-analyze verify` on a copy whose binary
+# paths point at the build tree, and the offline security exposure score
+# (systemd 252: `systemd-analyze security --offline=true`) must be <= 1.5.
+# Does not start the unit (no systemd PID 1 in CI containers).
+set -u
+S=${XTS_SOURCE_ROOT:?}
+B=${XTS_BUILD_ROOT:?}
+U=$S/systemd/xtsyncd.service
+T=$(mktemp -d /tmp/xts_systemd_test.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+echo "1..5"
+if ! command -v systemd-analyze >/dev/null; then
+	for i in 1 2 3 4 5; do echo "ok $i # SKIP systemd-analyze not installed"; done
+	exit 0
+fi
+sed "s|/usr/sbin/xtsyncd|$B/daemon/xtsyncd|g" "$U" >"$T/xtsyncd.service"
+if out=$(systemd-analyze verify "$T/xtsyncd.service" 2>&1); then
+	echo "ok 1 - systemd-analyze verify accepts the unit"
+else
+	echo "not ok 1 - systemd-analyze verify accepts the unit"; sed 's/^/#   /' <<<"$out"
+fi
+out=$(systemd-analyze security --offline=true "$U" 2>&1)
+score=$(sed -n 's/.*Overall exposure level for xtsyncd.service: \([0-9.]*\).*/\1/p' <<<"$out")
+echo "# exposure score: ${score:-unknown}"
+if [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 1.5) }'; then
+	echo "ok 2 - security exposure $score <= 1.5"
+else
+	echo "not ok 2 - security exposure ${score:-unknown} <= 1.5"; tail -20 <<<"$out" | sed 's/^/#   /'
+fi
+grep -q '^Type=notify$' "$U" && grep -q '^WatchdogSec=' "$U" \
+	&& echo "ok 3 - Type=notify with a watchdog" || echo "not ok 3 - Type=notify with a watchdog"
+# ExecReload validates before signalling: the first ExecReload is --check-config.
+first=$(grep -m1 '^ExecReload=' "$U")
+[[ $first == *"xtsyncd --check-config"* ]] && grep -q '^ExecReload=.*kill -HUP \$MAINPID' "$U" \
+	&& echo "ok 4 - ExecReload runs --check-config, then SIGHUP" || echo "not ok 4 - ExecReload order"
+for k in StateDirectory=xtsync LogsDirectory=xtsync RuntimeDirectory=xtsync ConfigurationDirectory=xtsync \
+	'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' ProtectSystem=strict; do
+	grep -qx "$k" "$U" || { echo "not ok 5 - unit has $k"; exit 0; }
+done
+echo "ok 5 - unit has its directories and address families"

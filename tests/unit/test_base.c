@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the base modules: error names, the byte buffer, the
+ * allocator's failure injection and the log rate limiter. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "buf.h"
+#include "err.h"
+#include "log.h"
+#include "mem.h"
+
+static void
+test_err_names(void **state)
+{
+	(void)state;
+	assert_string_equal(xts_errname(XTS_ENOMEM), "XTS_ENOMEM");
+	assert_string_equal(xts_strerror(XTS_ENOMEM), "out of memory");
+	assert_string_equal(xts_errname(XTS_EINTERNAL), "XTS_EINTERNAL");
+	assert_string_equal(xts_errname(0), "XTS_OK");
+	assert_string_equal(xts_errname(12345), "XTS_EUNKNOWN");
+	assert_true(XTS_ENOMEM < 0 && XTS_EINTERNAL < 0);
+	assert_int_equal(xts_err_from_errno(28 /* ENOSPC */), XTS_ENOSPC);
+}
+
+static void
+test_buf(void **state)
+{
+	struct xts_buf b = XTS_BUF_INIT;
+	char *s;
+	int i;
+
+	(void)state;
+	assert_string_equal(xts_buf_str(&b), "");
+	for (i = 0; i < 1000; i++)
+		assert_int_equal(xts_buf_printf(&b, "%d,", i), 0);
+	assert_int_equal(strncmp(b.p, "0,1,2,", 6), 0);
+	assert_int_equal(b.len, strlen(b.p));
+	xts_buf_reset(&b);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(xts_buf_puts(&b, "abc"), 0);
+	assert_int_equal(xts_buf_putc(&b, 'd'), 0);
+	s = xts_buf_steal(&b);
+	assert_string_equal(s, "abcd");
+	assert_null(b.p);
+	xts_free(s);
+}
+
+static void
+test_mem_fail_nth(void **state)
+{
+	void *a, *b, *c;
+
+	(void)state;
+	xts_mem_fail_after(2, 0);
+	a = xts_malloc(10);
+	b = xts_malloc(10);
+	c = xts_malloc(10);
+	assert_non_null(a);
+	assert_null(b);
+	assert_non_null(c);
+	xts_free(a);
+	xts_free(c);
+	xts_mem_fail_after(1, 1);
+	assert_null(xts_strdup("x"));
+	assert_null(xts_calloc(1, 1));
+	xts_mem_fail_after(0, 0);
+	a = xts_strdup("ok");
+	assert_string_equal(a, "ok");
+	xts_free(a);
+}
+
+static void
+test_ratelimit(void **state)
+{
+	struct xts_ratelimit rl = { 0, 60000, 3, 0, 0 };
+	int i, ok = 0;
+
+	(void)state;
+	for (i = 0; i < 10; i++)
+		ok += xts_ratelimit_ok(&rl);
+	assert_int_equal(ok, 3);
+	assert_int_equal(rl.suppressed, 7);
+}
+
+static void
+test_log_levels(void **state)
+{
+	(void)state;
+	assert_int_equal(xts_log_level_parse("debug"), XTS_LOG_DEBUG);
+	assert_int_equal(xts_log_level_parse("warning"), XTS_LOG_WARNING);
+	assert_int_equal(xts_log_level_parse("err"), XTS_LOG_ERR);
+	assert_int_equal(xts_log_level_parse("loud"), -1);
+	assert_string_equal(xts_log_level_name(XTS_LOG_INFO), "info");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_err_names),
+		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_mem_fail_nth),
+		cmocka_unit_test(test_ratelimit),
+		cmocka_unit_test(test_log_levels),
+	};
+	return cmocka_run_group_tests_name("base", tests, NULL, NULL);
+}

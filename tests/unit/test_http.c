@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the pure parts of the HTTP/Graph layer: URL safety checks
+ * (https or loopback http, same-origin for next/delta links), Retry-After,
+ * client-request-id GUIDs, Graph error bodies, delta pages, members@delta and
+ * $batch responses. The network paths are in tests/integration/test_graph.c. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "graph.h"
+#include "http.h"
+#include "log.h"
+#include "mem.h"
+#include "throttle.h"
+
+static void
+test_url_check(void **state)
+{
+	(void)state;
+	assert_int_equal(xts_http_url_check("https://graph.microsoft.com/v1.0/users"), 0);
+	assert_int_equal(xts_http_url_check("http://127.0.0.1:8080/x"), 0);
+	assert_int_equal(xts_http_url_check("http://localhost/x"), 0);
+	assert_int_equal(xts_http_url_check("http://[::1]:99/x"), 0);
+	assert_int_equal(xts_http_url_check("http://graph.microsoft.com/v1.0"), XTS_EINVAL);
+	assert_int_equal(xts_http_url_check("http://127.0.0.1.evil.example/"), XTS_EINVAL);
+	assert_int_equal(xts_http_url_check("ftp://127.0.0.1/"), XTS_EINVAL);
+	assert_int_equal(xts_http_url_check("file:///etc/passwd"), XTS_EINVAL);
+	assert_int_equal(xts_http_url_check("not a url"), XTS_EINVAL);
+	assert_int_equal(xts_http_url_check(NULL), XTS_EINVAL);
+}
+
+static void
+test_same_origin(void **state)
+{
+	(void)state;
+	assert_int_equal(xts_http_same_origin("https://graph.microsoft.com/v1.0/users/delta?$skiptoken=x",
+					      "https://graph.microsoft.com"), 0);
+	assert_int_equal(xts_http_same_origin("https://GRAPH.microsoft.com:443/a", "https://graph.microsoft.com/"), 0);
+	assert_int_equal(xts_http_same_origin("http://127.0.0.1:5000/a", "http://127.0.0.1:5000"), 0);
+	assert_int_equal(xts_http_same_origin("http://127.0.0.1:5001/a", "http://127.0.0.1:5000"), XTS_EFOREIGN);
+	assert_int_equal(xts_http_same_origin("https://127.0.0.1:5000/a", "http://127.0.0.1:5000"), XTS_EFOREIGN);
+	assert_int_equal(xts_http_same_origin("http://evil.example/v1.0/users/delta", "http://127.0.0.1:5000"),
+			 XTS_EFOREIGN);
+	assert_int_equal(xts_http_same_origin("https://graph.microsoft.com.evil.example/", "https://graph.microsoft.com"),
+			 XTS_EFOREIGN);
+	assert_int_equal(xts_http_same_origin("https://user@evil.example/", "https://graph.microsoft.com"),
+			 XTS_EFOREIGN);
+	assert_int_equal(xts_http_same_origin("::::", "https://graph.microsoft.com"), XTS_EINVAL);
+}
+
+static void
+test_retry_after(void **state)
+{
+	(void)state;
+	assert_int_equal(xts_http_parse_retry_after("5", 0), 5000);
+	assert_int_equal(xts_http_parse_retry_after(" 120 ", 0), 120000);
+	assert_int_equal(xts_http_parse_retry_after("0", 0), 0);
+	assert_int_equal(xts_http_parse_retry_after("abc", 0), -1);
+	assert_int_equal(xts_http_parse_retry_after("5x", 0), -1);
+	assert_int_equal(xts_http_parse_retry_after(NULL, 0), -1);
+	/* HTTP-date: Wed, 21 Oct 2015 07:28:00 GMT = 1445412480 */
+	assert_int_equal(xts_http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470), 10000);
+	assert_int_equal(xts_http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412490), 0);
+}
+
+static void
+test_guid(void **state)
+{
+	char a[37], b[37];
+	int i;
+
+	(void)state;
+	assert_int_equal(xts_guid_new(a), 0);
+	assert_int_equal(xts_guid_new(b), 0);
+	assert_int_equal(strlen(a), 36);
+	assert_string_not_equal(a, b);
+	assert_int_equal(a[14], '4');
+	assert_true(strchr("89ab", a[19]) != NULL);
+	for (i = 0; i < 36; i++)
+		assert_true(strchr(i == 8 || i == 13 || i == 18 || i == 23 ? "-" : "0123456789abcdef", a[i]) != NULL);
+}
+
+static void
+test_error_parse(void **state)
+{
+	struct xts_graph_error e;
+	const char *g = "{\"error\":{\"code\":\"Request_ResourceNotFound\",\"message\":\"Resource 'x' does not exist.\","
+			"\"innerError\":{\"date\":\"2024-01-01T00:00:00\",\"request-id\":\"rid-1\",\"client-request-id\":\"crid-1\"}}}";
+	const char *t = "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: Invalid client secret\"}";
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(xts_graph_error_parse(g, strlen(g), &e), 0);
+	assert_string_equal(e.code, "Request_ResourceNotFound");
+	assert_string_equal(e.message, "Resource 'x' does not exist.");
+	assert_string_equal(e.request_id, "rid-1");
+	assert_string_equal(e.client_request_id, "crid-1");
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(xts_graph_error_parse(t, strlen(t), &e), 0);
+	assert_string_equal(e.code, "invalid_client");
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(xts_graph_error_parse("<html>\n</html>", 14, &e), XTS_EPARSE);
+	assert_string_equal(e.code, "");
+	assert_string_equal(e.message, "<html>.</html>");
+	assert_int_equal(xts_graph_error_parse(NULL, 0, &e), XTS_EPARSE);
+
+	assert_int_equal(xts_graph_status_err(204), 0);
+	assert_int_equal(xts_graph_status_err(404), XTS_ENOENT);
+	assert_int_equal(xts_graph_status_err(410), XTS_EGONE);
+	assert_int_equal(xts_graph_status_err(429), XTS_ETHROTTLED);
+	assert_int_equal(xts_graph_status_err(503), XTS_ESERVER);
+	assert_int_equal(xts_graph_status_err(400), XTS_EGRAPH);
+}
+
+static void
+test_page_parse(void **state)
+{
+	json_t *p, *v;
+	const char *n, *d;
+
+	(void)state;
+	p = json_loads("{\"value\":[{\"id\":\"1\"}],\"@odata.nextLink\":\"https://g/v1.0/users/delta?$skiptoken=a\"}", 0, NULL);
+	assert_int_equal(xts_graph_page_parse(p, &v, &n, &d), 0);
+	assert_int_equal(json_array_size(v), 1);
+	assert_string_equal(n, "https://g/v1.0/users/delta?$skiptoken=a");
+	assert_null(d);
+	json_decref(p);
+	p = json_loads("{\"value\":[],\"@odata.deltaLink\":\"https://g/d\"}", 0, NULL);
+	assert_int_equal(xts_graph_page_parse(p, &v, &n, &d), 0);
+	assert_null(n);
+	assert_string_equal(d, "https://g/d");
+	json_decref(p);
+	p = json_loads("{\"value\":{}}", 0, NULL);
+	assert_int_equal(xts_graph_page_parse(p, &v, &n, &d), XTS_EPARSE);
+	json_decref(p);
+	p = json_loads("{\"value\":[],\"@odata.nextLink\":5}", 0, NULL);
+	assert_int_equal(xts_graph_page_parse(p, &v, &n, &d), XTS_EPARSE);
+	json_decref(p);
+	assert_int_equal(xts_graph_page_parse(NULL, &v, &n, &d), XTS_EPARSE);
+}
+
+struct seen {
+	int n, removed;
+	char last_member[64];
+};
+
+static int
+on_members(void *arg, const struct xts_member_event *ev, size_t n, int last)
+{
+	struct seen *s = arg;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		s->n++;
+		s->removed += ev[i].removed;
+		strncpy(s->last_member, ev[i].member_id, sizeof(s->last_member) - 1);
+	}
+	return last ? 7 : 0;
+}
+
+static void
+test_members_parse(void **state)
+{
+	struct seen s;
+	json_t *v = json_loads("[{\"id\":\"g1\",\"displayName\":\"G\",\"members@delta\":["
+			       "{\"@odata.type\":\"#microsoft.graph.user\",\"id\":\"u1\"},"
+			       "{\"@odata.type\":\"#microsoft.graph.user\",\"id\":\"u2\",\"@removed\":{\"reason\":\"deleted\"}}]},"
+			       "{\"id\":\"g2\"}]", 0, NULL);
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(xts_graph_members_parse(v, on_members, &s, 1), 7);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.removed, 1);
+	assert_string_equal(s.last_member, "u2");
+	json_decref(v);
+	v = json_loads("[{\"displayName\":\"no id\"}]", 0, NULL);
+	assert_int_equal(xts_graph_members_parse(v, on_members, &s, 0), XTS_EPARSE);
+	json_decref(v);
+}
+
+struct subs {
+	int n;
+	long status[4];
+	long long ra[4];
+	char ids[4][8];
+};
+
+static void
+on_sub(void *arg, const char *id, long status, json_t *body, long long ra)
+{
+	struct subs *s = arg;
+
+	(void)body;
+	if (s->n < 4) {
+		s->status[s->n] = status;
+		s->ra[s->n] = ra;
+		strncpy(s->ids[s->n], id, 7);
+	}
+	s->n++;
+}
+
+static void
+test_batch_parse(void **state)
+{
+	struct subs s;
+	json_t *r = json_loads("{\"responses\":[{\"id\":\"2\",\"status\":429,\"headers\":{\"retry-after\":\"7\"}},"
+			       "{\"id\":\"1\",\"status\":204},{\"id\":\"3\",\"status\":\"bad\"},{\"status\":200}]}", 0, NULL);
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(xts_batch_parse_response(r, on_sub, &s), 0);
+	assert_int_equal(s.n, 2);
+	assert_string_equal(s.ids[0], "2");
+	assert_int_equal(s.status[0], 429);
+	assert_int_equal(s.ra[0], 7000);
+	assert_int_equal(s.status[1], 204);
+	assert_int_equal(s.ra[1], -1);
+	json_decref(r);
+	r = json_loads("{\"value\":[]}", 0, NULL);
+	assert_int_equal(xts_batch_parse_response(r, on_sub, &s), XTS_EPARSE);
+	json_decref(r);
+}
+
+static void
+noop_sub(void *arg, const char *id, long status, json_t *body, long long ra)
+{
+	(void)arg;
+	(void)id;
+	(void)status;
+	(void)body;
+	(void)ra;
+}
+
+/* Allocation failure at every step of the parsers: an error or success,
+ * never a crash or a leak (ASan builds check the leaks). */
+static void
+test_parsers_alloc_failure(void **state)
+{
+	const char *page = "{\"value\":[{\"id\":\"g1\",\"members@delta\":[{\"id\":\"u1\"},{\"id\":\"u2\",\"@removed\":{}}]}],"
+			   "\"@odata.deltaLink\":\"https://g/d\"}";
+	const char *batch = "{\"responses\":[{\"id\":\"1\",\"status\":429,\"headers\":{\"Retry-After\":\"3\"}}]}";
+	const char *err = "{\"error\":{\"code\":\"X\",\"message\":\"m\",\"innerError\":{\"request-id\":\"r\"}}}";
+	struct xts_graph_error e;
+	unsigned long n;
+	int ok_runs = 0, failed_runs = 0;
+
+	(void)state;
+	assert_int_equal(xts_mem_install(), 0);
+	for (n = 1; n < 200; n++) {
+		json_t *p, *b, *v;
+		const char *nx, *d;
+		struct seen s;
+		int r1 = -1;
+
+		memset(&s, 0, sizeof(s));
+		xts_mem_fail_after(n, 0);
+		p = json_loads(page, 0, NULL);
+		if (p != NULL && xts_graph_page_parse(p, &v, &nx, &d) == 0)
+			r1 = xts_graph_members_parse(v, on_members, &s, 1);
+		b = json_loads(batch, 0, NULL);
+		if (b != NULL)
+			xts_batch_parse_response(b, noop_sub, NULL);
+		xts_graph_error_parse(err, strlen(err), &e);
+		xts_mem_fail_after(0, 0);
+		if (r1 == 7)
+			ok_runs++;
+		else
+			failed_runs++;
+		assert_true(r1 == 7 || r1 == XTS_ENOMEM || r1 == -1);
+		json_decref(p);
+		json_decref(b);
+	}
+	assert_true(failed_runs > 0); /* the injection really hit the parsers */
+	assert_true(ok_runs > 0);
+}
+
+/* A do-nothing event loop: enough to build a context without running it. */
+struct fake_timer {
+	struct xts_evloop *ev; /* first, as evloop.h requires */
+};
+
+static int
+fake_io(struct xts_evloop *ev, int fd, int events, xts_ev_io_cb cb, void *arg)
+{
+	return 0;
+}
+
+static int
+fake_timer_new(struct xts_evloop *ev, xts_ev_timer_cb cb, void *arg, struct xts_evtimer **out)
+{
+	struct fake_timer *t = xts_calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return XTS_ENOMEM;
+	t->ev = ev;
+	*out = (struct xts_evtimer *)t;
+	return 0;
+}
+
+static int
+fake_timer_start(struct xts_evtimer *t, long long ms)
+{
+	return 0;
+}
+
+static void
+fake_timer_stop(struct xts_evtimer *t)
+{
+}
+
+static void
+fake_timer_free(struct xts_evtimer *t)
+{
+	xts_free(t);
+}
+
+static const struct xts_evloop_ops fake_ops = {
+	fake_io, fake_timer_new, fake_timer_start, fake_timer_stop, fake_timer_free,
+};
+
+/* Requests of cost 1 RU the pair's governor admits at one instant. */
+static int
+burst_of(const char *env)
+{
+	struct xts_evloop ev = { &fake_ops, NULL };
+	struct xts_graph_ctx *ctx = NULL;
+	struct xts_graph *g = NULL;
+	struct xts_tenant_conn tc;
+	struct xts_throttle_cost c = xts_throttle_cost_of("GET", "/v1.0/users/x");
+	long long now = xts_now_ms();
+	int n = 0;
+
+	if (env != NULL)
+		setenv("XTSYNC_TIME_SCALE", env, 1);
+	else
+		unsetenv("XTSYNC_TIME_SCALE");
+	memset(&tc, 0, sizeof(tc));
+	tc.tenant_id = "contoso.example";
+	tc.client_id = "c";
+	tc.client_secret = "s";
+	assert_int_equal(xts_graph_ctx_new(&ev, NULL, &ctx), 0);
+	assert_int_equal(xts_graph_new(ctx, &tc, &g), 0);
+	while (n < 100000 && xts_throttle_admit(xts_graph_throttle(g), &c, now) == 0)
+		n++;
+	xts_graph_free(g);
+	xts_graph_ctx_free(ctx);
+	unsetenv("XTSYNC_TIME_SCALE");
+	return n;
+}
+
+static void
+test_time_scale_env(void **state)
+{
+	int base, scaled, bad;
+
+	(void)state;
+	base = burst_of(NULL);
+	scaled = burst_of("10");
+	bad = burst_of("lots");
+	assert_int_equal(base, 105); /* 3 % of 3,500 RU */
+	assert_int_equal(scaled, 1050);
+	assert_int_equal(bad, 105);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_url_check),
+		cmocka_unit_test(test_same_origin),
+		cmocka_unit_test(test_retry_after),
+		cmocka_unit_test(test_guid),
+		cmocka_unit_test(test_error_parse),
+		cmocka_unit_test(test_page_parse),
+		cmocka_unit_test(test_members_parse),
+		cmocka_unit_test(test_batch_parse),
+		cmocka_unit_test(test_parsers_alloc_failure),
+		cmocka_unit_test(test_time_scale_env),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

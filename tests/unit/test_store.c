@@ -1,0 +1,1109 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the shadow store on real SQLite files in a temp directory:
+ * migrations and version refusal, every CRUD path, op state transitions,
+ * staged deletions, reset, a kill -9 crash, disk-full mapping, allocation
+ * failure, and a 100k-row bulk load (rate printed as a TAP comment). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+
+#include "err.h"
+#include "log.h"
+#include "mem.h"
+#include "store.h"
+#include "store_int.h"
+
+struct fx {
+	char dir[64];
+	char db[128];
+	struct xts_store *st;
+};
+
+static void
+rm_db_files(const char *db)
+{
+	char p[160];
+
+	unlink(db);
+	snprintf(p, sizeof(p), "%s-wal", db);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", db);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-journal", db);
+	unlink(p);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/xts-store-XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->db, sizeof(f->db), "%s/xtsync.db", f->dir);
+	if (xts_store_open(f->dir, &f->st) != 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	xts_store_close(f->st);
+	rm_db_files(f->db);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Run one SQL statement on a separate raw connection; returns the first
+ * column of the first row as an int (or -1). */
+static int
+raw_int(const char *db, const char *sql)
+{
+	sqlite3 *h = NULL;
+	sqlite3_stmt *s = NULL;
+	int v = -1;
+
+	if (sqlite3_open(db, &h) != SQLITE_OK)
+		goto done;
+	if (sqlite3_prepare_v2(h, sql, -1, &s, NULL) != SQLITE_OK)
+		goto done;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+done:
+	sqlite3_finalize(s);
+	sqlite3_close(h);
+	return v;
+}
+
+/* ---- open, migrations, version ------------------------------------------- */
+
+static void
+test_migrate_and_reopen(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_job j;
+
+	assert_true(xts_store_schema_version() >= 1);
+	assert_int_equal(xts_store_user_version(f->st), xts_store_schema_version());
+	{
+		sqlite3_stmt *s = NULL;
+
+		assert_int_equal(sqlite3_prepare_v2(xts_store__db(f->st), "PRAGMA journal_mode", -1, &s,
+		    NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+		sqlite3_finalize(s);
+	}
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+	    "AND name IN ('job','source_user','link','op','member','cycle','outbox')"), 7);
+	assert_int_equal(xts_store_job_ensure(f->st, "j1"), 0);
+	assert_int_equal(xts_store_job_set_delta(f->st, "j1", "https://graph/delta?token=1"), 0);
+	xts_store_close(f->st);
+	f->st = NULL;
+
+	assert_int_equal(xts_store_open(f->dir, &f->st), 0);
+	assert_int_equal(xts_store_user_version(f->st), xts_store_schema_version());
+	assert_int_equal(xts_store_job_get(f->st, "j1", &j), 0);
+	assert_string_equal(j.delta_link, "https://graph/delta?token=1");
+	xts_store_job_clear(&j);
+	assert_int_equal(xts_store_check(f->st), 0);
+}
+
+static void
+test_newer_version_refused(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store *st2 = (void *)1;
+	char sql[64];
+
+	xts_store_close(f->st);
+	f->st = NULL;
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", xts_store_schema_version() + 1);
+	raw_int(f->db, sql);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), xts_store_schema_version() + 1);
+	assert_int_equal(xts_store_open(f->dir, &st2), XTS_ESTORE);
+	assert_null(st2);
+	/* Nothing was changed by the refused open. */
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), xts_store_schema_version() + 1);
+}
+
+static void
+test_not_a_database(void **state)
+{
+	char dir[] = "/tmp/xts-store-bad-XXXXXX";
+	char db[64];
+	struct xts_store *st = NULL;
+	FILE *fp;
+	int i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(db, sizeof(db), "%s/xtsync.db", dir);
+	fp = fopen(db, "w");
+	assert_non_null(fp);
+	for (i = 0; i < 4096; i++)
+		fputc("garbage!"[i % 8], fp);
+	fclose(fp);
+	assert_int_equal(xts_store_open(dir, &st), XTS_ESTORE);
+	assert_null(st);
+	rm_db_files(db);
+	rmdir(dir);
+	assert_int_equal(xts_store_open("/nonexistent/dir/xts", &st), XTS_EIO);
+	assert_null(st);
+}
+
+/* ---- jobs and cycles ------------------------------------------------------ */
+
+static int
+count_job_cb(void *arg, const struct xts_store_job *j)
+{
+	int *n = arg;
+
+	assert_non_null(j->name);
+	(*n)++;
+	return 0;
+}
+
+static void
+test_job_crud(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_job j;
+	int n = 0;
+
+	assert_int_equal(xts_store_job_get(f->st, "nope", &j), XTS_ENOENT);
+	assert_int_equal(xts_store_job_set_delta(f->st, "nope", "x"), XTS_ENOENT);
+	assert_int_equal(xts_store_job_ensure(f->st, "a"), 0);
+	assert_int_equal(xts_store_job_ensure(f->st, "a"), 0); /* idempotent */
+	assert_int_equal(xts_store_job_ensure(f->st, "b"), 0);
+	assert_int_equal(xts_store_job_get(f->st, "a", &j), 0);
+	assert_string_equal(j.name, "a");
+	assert_null(j.delta_link);
+	assert_int_equal(j.state, XTS_JOB_IDLE);
+	assert_int_equal(j.cycle_counter, 0);
+	xts_store_job_clear(&j);
+
+	assert_int_equal(xts_store_job_set_delta(f->st, "a", "users-link"), 0);
+	assert_int_equal(xts_store_job_set_groups_delta(f->st, "a", "groups-link"), 0);
+	assert_int_equal(xts_store_job_set_fingerprint(f->st, "a", "sha256:abc"), 0);
+	assert_int_equal(xts_store_job_set_state(f->st, "a", XTS_JOB_QUARANTINED,
+	    "AzureDirectoryB2BManagementPolicyCheckFailure", 1000, 2000, 3), 0);
+	assert_int_equal(xts_store_job_set_state(f->st, "a", 99, NULL, 0, 0, 0), XTS_EINVAL);
+	assert_int_equal(xts_store_job_get(f->st, "a", &j), 0);
+	assert_string_equal(j.delta_link, "users-link");
+	assert_string_equal(j.groups_delta_link, "groups-link");
+	assert_string_equal(j.schema_fingerprint, "sha256:abc");
+	assert_int_equal(j.state, XTS_JOB_QUARANTINED);
+	assert_string_equal(j.state_reason, "AzureDirectoryB2BManagementPolicyCheckFailure");
+	assert_int_equal(j.quarantine_since, 1000);
+	assert_int_equal(j.next_retry, 2000);
+	assert_int_equal(j.retry_step, 3);
+	xts_store_job_clear(&j);
+	assert_int_equal(xts_store_job_set_delta(f->st, "a", NULL), 0);
+	assert_int_equal(xts_store_job_get(f->st, "a", &j), 0);
+	assert_null(j.delta_link);
+	xts_store_job_clear(&j);
+
+	assert_int_equal(xts_store_job_foreach(f->st, count_job_cb, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(xts_job_state_name(XTS_JOB_DELETIONS_HELD), "deletions-held");
+	assert_int_equal(xts_job_state_parse("quarantined"), XTS_JOB_QUARANTINED);
+	assert_int_equal(xts_job_state_parse("bogus"), -1);
+
+	/* Deleting a job cascades to its rows. */
+	{
+		struct xts_store_user u = { .source_id = "u1", .in_scope = 1, .is_member = 1 };
+		struct xts_store_link l = { .source_id = "u1", .target_id = "t1" };
+
+		assert_int_equal(xts_store_user_put(f->st, "b", &u), 0);
+		assert_int_equal(xts_store_link_put(f->st, "b", &l), 0);
+	}
+	assert_int_equal(xts_store_job_delete(f->st, "b"), 0);
+	assert_int_equal(xts_store_job_delete(f->st, "b"), XTS_ENOENT);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user"), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM link"), 0);
+}
+
+struct cyc_seen {
+	long long ids[8];
+	int n;
+};
+
+static int
+cycle_cb(void *arg, const struct xts_store_cycle *c)
+{
+	struct cyc_seen *s = arg;
+
+	if (s->n < 8)
+		s->ids[s->n] = c->id;
+	s->n++;
+	return 0;
+}
+
+static void
+test_cycles(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_job j;
+	struct cyc_seen seen = { { 0 }, 0 };
+	long long c1 = 0, c2 = 0, c3 = 0;
+	json_t *counts = json_pack("{s:i,s:i}", "created", 3, "failed", 1);
+
+	assert_int_equal(xts_store_cycle_begin(f->st, "j", XTS_CYCLE_INITIAL, 100, &c1), 0);
+	assert_int_equal(c1, 1);
+	assert_int_equal(xts_store_cycle_end(f->st, "j", c1, 150, "success", counts), 0);
+	assert_int_equal(xts_store_cycle_begin(f->st, "j", XTS_CYCLE_INCREMENTAL, 200, &c2), 0);
+	assert_int_equal(c2, 2);
+	assert_int_equal(xts_store_cycle_begin(f->st, "j", XTS_CYCLE_INCREMENTAL, 300, &c3), 0);
+	assert_int_equal(c3, 3);
+	assert_int_equal(xts_store_cycle_begin(f->st, "j", 7, 300, &c3), XTS_EINVAL);
+	assert_int_equal(xts_store_cycle_end(f->st, "j", 99, 1, "x", NULL), XTS_ENOENT);
+	assert_int_equal(xts_store_job_get(f->st, "j", &j), 0);
+	assert_int_equal(j.cycle_counter, 3);
+	assert_int_equal(j.last_cycle_start, 300);
+	assert_int_equal(j.last_cycle_end, 150);
+	assert_string_equal(j.last_cycle_result, "success");
+	assert_non_null(j.counts);
+	assert_int_equal(json_integer_value(json_object_get(j.counts, "created")), 3);
+	xts_store_job_clear(&j);
+
+	assert_int_equal(xts_store_cycle_foreach(f->st, "j", 0, cycle_cb, &seen), 0);
+	assert_int_equal(seen.n, 3);
+	assert_int_equal(seen.ids[0], 3); /* newest first */
+	assert_int_equal(seen.ids[2], 1);
+	seen.n = 0;
+	assert_int_equal(xts_store_cycle_foreach(f->st, "j", 2, cycle_cb, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	json_decref(counts);
+}
+
+/* ---- source users --------------------------------------------------------- */
+
+struct user_walk {
+	int n;
+	char last[64];
+	int ordered;
+	struct xts_store *st;
+	int write_during;
+};
+
+static int
+user_cb(void *arg, const struct xts_store_user *u)
+{
+	struct user_walk *w = arg;
+
+	if (w->last[0] && strcmp(w->last, u->source_id) >= 0)
+		w->ordered = 0;
+	snprintf(w->last, sizeof(w->last), "%s", u->source_id);
+	w->n++;
+	if (w->write_during) {
+		/* Writing from inside the walk must work (no statement is open). */
+		struct xts_store_user c = *u;
+
+		c.last_seen_cycle = 42;
+		if (xts_store_user_put(w->st, "j", &c) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+test_users(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_user_row r;
+	struct user_walk w;
+	json_t *attrs = json_pack("{s:s,s:[s,s]}", "displayName", "Adele Vance", "otherMails",
+	    "a@x", "b@x");
+	char id[32];
+	long long n = 0;
+	int i;
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	{
+		struct xts_store_user u = { .source_id = "u-1", .attrs = attrs, .in_scope = 1,
+			.scope_reason = "group", .is_member = 1, .manager_id = "m-1",
+			.last_seen_cycle = 5 };
+
+		assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+		/* A user of an unknown job violates the foreign key. */
+		assert_int_equal(xts_store_user_put(f->st, "nojob", &u), XTS_EINVAL);
+	}
+	assert_int_equal(xts_store_user_get(f->st, "j", "u-1", &r), 0);
+	assert_string_equal(r.u.source_id, "u-1");
+	assert_true(json_equal(r.u.attrs, attrs));
+	assert_int_equal(r.u.in_scope, 1);
+	assert_string_equal(r.u.scope_reason, "group");
+	assert_int_equal(r.u.is_member, 1);
+	assert_string_equal(r.u.manager_id, "m-1");
+	assert_int_equal(r.u.deleted, 0);
+	assert_int_equal(r.u.last_seen_cycle, 5);
+	xts_store_user_row_clear(&r);
+
+	assert_int_equal(xts_store_user_mark_deleted(f->st, "j", "u-1", 6), 0);
+	assert_int_equal(xts_store_user_get(f->st, "j", "u-1", &r), 0);
+	assert_int_equal(r.u.deleted, 1);
+	assert_int_equal(r.u.last_seen_cycle, 6);
+	xts_store_user_row_clear(&r);
+	assert_int_equal(xts_store_user_count(f->st, "j", 1, &n), 0);
+	assert_int_equal(n, 0); /* deleted users are not in scope */
+	assert_int_equal(xts_store_user_remove(f->st, "j", "u-1"), 0);
+	assert_int_equal(xts_store_user_remove(f->st, "j", "u-1"), XTS_ENOENT);
+	assert_int_equal(xts_store_user_get(f->st, "j", "u-1", &r), XTS_ENOENT);
+	assert_int_equal(xts_store_user_mark_deleted(f->st, "j", "u-1", 6), XTS_ENOENT);
+
+	/* 600 users: more than two keyset pages. Even ids seen in cycle 2. */
+	assert_int_equal(xts_store_begin(f->st), 0);
+	for (i = 0; i < 600; i++) {
+		struct xts_store_user u = { .source_id = id, .in_scope = i % 3 != 0, .is_member = 1,
+			.last_seen_cycle = i % 2 ? 1 : 2 };
+
+		snprintf(id, sizeof(id), "user-%05d", i);
+		assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	}
+	assert_int_equal(xts_store_commit(f->st), 0);
+	assert_int_equal(xts_store_user_count(f->st, "j", 0, &n), 0);
+	assert_int_equal(n, 600);
+	assert_int_equal(xts_store_user_count(f->st, "j", 1, &n), 0);
+	assert_int_equal(n, 400);
+
+	memset(&w, 0, sizeof(w));
+	w.ordered = 1;
+	assert_int_equal(xts_store_user_foreach(f->st, "j", 0, user_cb, &w), 0);
+	assert_int_equal(w.n, 600);
+	assert_true(w.ordered);
+	assert_string_equal(w.last, "user-00599");
+
+	memset(&w, 0, sizeof(w));
+	w.ordered = 1;
+	assert_int_equal(xts_store_user_foreach(f->st, "j", 2, user_cb, &w), 0);
+	assert_int_equal(w.n, 300); /* the odd ones were last seen in cycle 1 */
+
+	/* Writes from the callback: every row touched once, walk completes. */
+	memset(&w, 0, sizeof(w));
+	w.ordered = 1;
+	w.st = f->st;
+	w.write_during = 1;
+	assert_int_equal(xts_store_user_foreach(f->st, "j", 0, user_cb, &w), 0);
+	assert_int_equal(w.n, 600);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user WHERE last_seen_cycle = 42"),
+	    600);
+	json_decref(attrs);
+}
+
+/* ---- links ---------------------------------------------------------------- */
+
+static int
+link_count_cb(void *arg, const struct xts_store_link *l)
+{
+	(void)l;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+stop_cb(void *arg, const struct xts_store_link *l)
+{
+	(void)l;
+	(*(int *)arg)++;
+	return 7;
+}
+
+static void
+test_links(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_link_row r;
+	json_t *exp = json_pack("{s:s}", "displayName", "Adele");
+	int n = 0;
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	{
+		struct xts_store_link l = { .source_id = "s1", .target_id = "t1", .exported = exp,
+			.origin = XTS_LINK_CREATED };
+		struct xts_store_link l2 = { .source_id = "s2", .target_id = "t1" };
+		struct xts_store_link bad = { .source_id = "s3", .target_id = "t3", .origin = 9 };
+
+		assert_int_equal(xts_store_link_put(f->st, "j", &l), 0);
+		/* t1 is already linked to s1 in this job. */
+		assert_int_equal(xts_store_link_put(f->st, "j", &l2), XTS_EEXIST);
+		assert_int_equal(xts_store_link_put(f->st, "j", &bad), XTS_EINVAL);
+	}
+	assert_int_equal(xts_store_link_get(f->st, "j", "s1", &r), 0);
+	assert_string_equal(r.l.target_id, "t1");
+	assert_true(json_equal(r.l.exported, exp));
+	assert_int_equal(r.l.origin, XTS_LINK_CREATED);
+	assert_int_equal(r.l.target_state, XTS_TARGET_ACTIVE);
+	assert_true(r.l.created > 0);
+	xts_store_link_row_clear(&r);
+	assert_int_equal(xts_store_link_get_by_target(f->st, "j", "t1", &r), 0);
+	assert_string_equal(r.l.source_id, "s1");
+	xts_store_link_row_clear(&r);
+	assert_int_equal(xts_store_link_get_by_target(f->st, "j", "t9", &r), XTS_ENOENT);
+
+	assert_int_equal(xts_store_link_set_exported(f->st, "j", "s1", NULL), 0);
+	assert_int_equal(xts_store_link_set_target_state(f->st, "j", "s1", XTS_TARGET_SOFT_DELETED,
+	    12345), 0);
+	assert_int_equal(xts_store_link_set_target_state(f->st, "j", "s1", 5, 0), XTS_EINVAL);
+	assert_int_equal(xts_store_link_set_exported(f->st, "j", "zz", exp), XTS_ENOENT);
+	assert_int_equal(xts_store_link_get(f->st, "j", "s1", &r), 0);
+	assert_null(r.l.exported);
+	assert_int_equal(r.l.target_state, XTS_TARGET_SOFT_DELETED);
+	assert_int_equal(r.l.deleted_at, 12345);
+	xts_store_link_row_clear(&r);
+
+	{
+		struct xts_store_link l = { .source_id = "s2", .target_id = "t2",
+			.origin = XTS_LINK_MATCHED };
+
+		assert_int_equal(xts_store_link_put(f->st, "j", &l), 0);
+	}
+	assert_int_equal(xts_store_link_foreach(f->st, "j", link_count_cb, &n), 0);
+	assert_int_equal(n, 2);
+	n = 0;
+	assert_int_equal(xts_store_link_foreach(f->st, "j", stop_cb, &n), 7);
+	assert_int_equal(n, 1);
+	assert_int_equal(xts_store_link_remove(f->st, "j", "s2"), 0);
+	assert_int_equal(xts_store_link_remove(f->st, "j", "s2"), XTS_ENOENT);
+	json_decref(exp);
+}
+
+/* ---- pending operations --------------------------------------------------- */
+
+static void
+assert_op_state(struct xts_store *st, long long id, int state, int attempts)
+{
+	struct xts_store_op_row r;
+
+	assert_int_equal(xts_store_op_get(st, id, &r), 0);
+	assert_int_equal(r.o.state, state);
+	assert_int_equal(r.o.attempts, attempts);
+	xts_store_op_row_clear(&r);
+}
+
+static int
+op_ids_cb(void *arg, const struct xts_store_op *o)
+{
+	long long *ids = arg;
+
+	ids[++ids[0]] = o->id;
+	return 0;
+}
+
+static void
+test_op_transitions(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_op_row r;
+	json_t *payload = json_pack("{s:s}", "invitedUserEmailAddress", "adele@contoso.example");
+	long long id = 0, id2 = 0, n = 0, ids[16] = { 0 };
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	assert_int_equal(xts_store_op_add(f->st, "j", "s1", XTS_OP_CREATE, payload, XTS_OP_INFLIGHT,
+	    1, &id), XTS_EINVAL);
+	assert_int_equal(xts_store_op_add(f->st, "j", "s1", XTS_OP_CREATE, payload, XTS_OP_PLANNED,
+	    1, &id), 0);
+	assert_true(id > 0);
+	assert_int_equal(xts_store_op_get(f->st, id, &r), 0);
+	assert_string_equal(r.o.source_id, "s1");
+	assert_int_equal(r.o.kind, XTS_OP_CREATE);
+	assert_true(json_equal(r.o.payload, payload));
+	assert_int_equal(r.o.cycle_id, 1);
+	xts_store_op_row_clear(&r);
+
+	/* planned: done/fail/requeue are refused */
+	assert_int_equal(xts_store_op_done(f->st, id), XTS_EINVAL);
+	assert_int_equal(xts_store_op_fail(f->st, id, XTS_EGRAPH, "x", 0), XTS_EINVAL);
+	assert_int_equal(xts_store_op_requeue(f->st, id), XTS_EINVAL);
+	/* planned -> in-flight -> failed (escrow) -> in-flight -> done */
+	assert_int_equal(xts_store_op_start(f->st, id), 0);
+	assert_op_state(f->st, id, XTS_OP_INFLIGHT, 1);
+	assert_int_equal(xts_store_op_start(f->st, id), XTS_EINVAL);
+	assert_int_equal(xts_store_op_set_payload(f->st, id, payload), XTS_EINVAL);
+	assert_int_equal(xts_store_op_fail(f->st, id, XTS_ETHROTTLED, "Request_ThrottledTemporarily",
+	    5000), 0);
+	assert_int_equal(xts_store_op_get(f->st, id, &r), 0);
+	assert_int_equal(r.o.state, XTS_OP_FAILED);
+	assert_int_equal(r.o.last_error, XTS_ETHROTTLED);
+	assert_string_equal(r.o.last_error_msg, "Request_ThrottledTemporarily");
+	assert_int_equal(r.o.next_attempt, 5000);
+	xts_store_op_row_clear(&r);
+	/* due filter: not due at 4999, due at 5000 */
+	assert_int_equal(xts_store_op_foreach(f->st, "j", XTS_OP_FAILED, 4999, op_ids_cb, ids), 0);
+	assert_int_equal(ids[0], 0);
+	assert_int_equal(xts_store_op_foreach(f->st, "j", XTS_OP_FAILED, 5000, op_ids_cb, ids), 0);
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[1], id);
+	assert_int_equal(xts_store_op_start(f->st, id), 0);
+	assert_op_state(f->st, id, XTS_OP_INFLIGHT, 2);
+	/* crash recovery: in-flight -> planned */
+	assert_int_equal(xts_store_op_requeue(f->st, id), 0);
+	assert_op_state(f->st, id, XTS_OP_PLANNED, 2);
+	assert_int_equal(xts_store_op_start(f->st, id), 0);
+	assert_int_equal(xts_store_op_done(f->st, id), 0);
+	assert_op_state(f->st, id, XTS_OP_DONE, 3);
+	assert_int_equal(xts_store_op_done(f->st, id), XTS_EINVAL);
+	assert_int_equal(xts_store_op_cancel(f->st, id), XTS_EINVAL);
+	assert_int_equal(xts_store_op_start(f->st, 999999), XTS_ENOENT);
+	assert_int_equal(xts_store_op_get(f->st, 999999, &r), XTS_ENOENT);
+
+	/* find_open and cancel */
+	assert_int_equal(xts_store_op_find_open(f->st, "j", "s1", -1, &r), XTS_ENOENT);
+	assert_int_equal(xts_store_op_add(f->st, "j", "s1", XTS_OP_UPDATE, NULL, XTS_OP_PLANNED, 2,
+	    &id2), 0);
+	assert_int_equal(xts_store_op_find_open(f->st, "j", "s1", XTS_OP_DELETE, &r), XTS_ENOENT);
+	assert_int_equal(xts_store_op_find_open(f->st, "j", "s1", XTS_OP_UPDATE, &r), 0);
+	assert_int_equal(r.o.id, id2);
+	assert_null(r.o.payload);
+	xts_store_op_row_clear(&r);
+	assert_int_equal(xts_store_op_find_open(f->st, "j", "s1", -1, &r), 0);
+	assert_int_equal(r.o.id, id2);
+	xts_store_op_row_clear(&r);
+	assert_int_equal(xts_store_op_set_payload(f->st, id2, payload), 0);
+	assert_int_equal(xts_store_op_cancel(f->st, id2), 0);
+	assert_op_state(f->st, id2, XTS_OP_DONE, 0);
+	assert_int_equal(xts_store_op_count(f->st, "j", XTS_OP_DONE, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(xts_store_op_purge_done(f->st, "j", xts_wall_ms() + 1000), 0);
+	assert_int_equal(xts_store_op_count(f->st, "j", XTS_OP_DONE, &n), 0);
+	assert_int_equal(n, 0);
+
+	assert_string_equal(xts_op_kind_name(XTS_OP_MANAGER), "manager");
+	assert_int_equal(xts_op_kind_parse("restore"), XTS_OP_RESTORE);
+	assert_string_equal(xts_op_state_name(XTS_OP_INFLIGHT), "in-flight");
+	assert_int_equal(xts_op_state_parse("staged"), XTS_OP_STAGED);
+	assert_int_equal(xts_op_state_parse("nope"), -1);
+	json_decref(payload);
+}
+
+static void
+test_staged_release_once(void **state)
+{
+	struct fx *f = *state;
+	long long n = 0, released = -1, ids[16] = { 0 };
+	char sid[16];
+	int i;
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	assert_int_equal(xts_store_job_ensure(f->st, "other"), 0);
+	for (i = 0; i < 5; i++) {
+		snprintf(sid, sizeof(sid), "gone-%d", i);
+		assert_int_equal(xts_store_op_add(f->st, "j", sid, XTS_OP_DELETE, NULL, XTS_OP_STAGED, 3,
+		    NULL), 0);
+	}
+	assert_int_equal(xts_store_op_add(f->st, "other", "x", XTS_OP_DELETE, NULL, XTS_OP_STAGED, 1,
+	    NULL), 0);
+	assert_int_equal(xts_store_op_count(f->st, "j", XTS_OP_STAGED, &n), 0);
+	assert_int_equal(n, 5);
+	assert_int_equal(xts_store_op_release_staged(f->st, "j", &released), 0);
+	assert_int_equal(released, 5);
+	assert_int_equal(xts_store_op_count(f->st, "j", XTS_OP_PLANNED, &n), 0);
+	assert_int_equal(n, 5);
+	/* Released exactly once. */
+	assert_int_equal(xts_store_op_release_staged(f->st, "j", &released), 0);
+	assert_int_equal(released, 0);
+	assert_int_equal(xts_store_op_count(f->st, "j", XTS_OP_PLANNED, &n), 0);
+	assert_int_equal(n, 5);
+	/* The other job's staged deletion is untouched. */
+	assert_int_equal(xts_store_op_count(f->st, "other", XTS_OP_STAGED, &n), 0);
+	assert_int_equal(n, 1);
+	/* Walk the released set in order. */
+	assert_int_equal(xts_store_op_foreach(f->st, "j", XTS_OP_PLANNED, 0, op_ids_cb, ids), 0);
+	assert_int_equal(ids[0], 5);
+	assert_true(ids[1] < ids[5]);
+	/* A newly staged set needs a new release. */
+	assert_int_equal(xts_store_op_add(f->st, "j", "gone-9", XTS_OP_DELETE, NULL, XTS_OP_STAGED, 4,
+	    NULL), 0);
+	assert_int_equal(xts_store_op_release_staged(f->st, "j", &released), 0);
+	assert_int_equal(released, 1);
+}
+
+static void
+test_reset_keeps_links(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_job j;
+	struct xts_store_link_row lr;
+	struct xts_store_user_row ur;
+	json_t *exp = json_pack("{s:s}", "displayName", "A");
+	long long cyc = 0, op_inflight = 0, op_planned = 0, n = 0;
+	struct xts_store_op_row r;
+
+	assert_int_equal(xts_store_cycle_begin(f->st, "j", XTS_CYCLE_INITIAL, 10, &cyc), 0);
+	assert_int_equal(xts_store_job_set_delta(f->st, "j", "d1"), 0);
+	assert_int_equal(xts_store_job_set_groups_delta(f->st, "j", "g1"), 0);
+	assert_int_equal(xts_store_job_set_fingerprint(f->st, "j", "fp"), 0);
+	assert_int_equal(xts_store_job_set_state(f->st, "j", XTS_JOB_QUARANTINED, "X", 1, 2, 3), 0);
+	{
+		struct xts_store_user u = { .source_id = "s1", .in_scope = 1, .is_member = 1 };
+		struct xts_store_link l = { .source_id = "s1", .target_id = "t1", .exported = exp,
+			.origin = XTS_LINK_CREATED, .target_state = XTS_TARGET_DISABLED };
+
+		assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+		assert_int_equal(xts_store_link_put(f->st, "j", &l), 0);
+	}
+	assert_int_equal(xts_store_member_add(f->st, "j", "g", "s1"), 0);
+	assert_int_equal(xts_store_op_add(f->st, "j", "s2", XTS_OP_CREATE, NULL, XTS_OP_PLANNED, cyc,
+	    &op_inflight), 0);
+	assert_int_equal(xts_store_op_start(f->st, op_inflight), 0);
+	assert_int_equal(xts_store_op_add(f->st, "j", "s1", XTS_OP_UPDATE, NULL, XTS_OP_PLANNED, cyc,
+	    &op_planned), 0);
+	assert_int_equal(xts_store_outbox_add(f->st, "j", "quarantine:X", "ops@x", "s", "b", 1, NULL), 0);
+
+	assert_int_equal(xts_store_reset_job(f->st, "j"), 0);
+	assert_int_equal(xts_store_reset_job(f->st, "nope"), XTS_ENOENT);
+
+	assert_int_equal(xts_store_job_get(f->st, "j", &j), 0);
+	assert_null(j.delta_link);
+	assert_null(j.groups_delta_link);
+	assert_null(j.schema_fingerprint);
+	assert_int_equal(j.state, XTS_JOB_IDLE);
+	assert_null(j.state_reason);
+	assert_int_equal(j.next_retry, 0);
+	assert_int_equal(j.cycle_counter, cyc); /* cycle ids never repeat */
+	xts_store_job_clear(&j);
+	assert_int_equal(xts_store_user_get(f->st, "j", "s1", &ur), XTS_ENOENT);
+	assert_int_equal(xts_store_member_count_groups(f->st, "j", "s1", &n), 0);
+	assert_int_equal(n, 0);
+	/* the link survives with its target id, origin and target state */
+	assert_int_equal(xts_store_link_get(f->st, "j", "s1", &lr), 0);
+	assert_string_equal(lr.l.target_id, "t1");
+	assert_int_equal(lr.l.origin, XTS_LINK_CREATED);
+	assert_int_equal(lr.l.target_state, XTS_TARGET_DISABLED);
+	assert_null(lr.l.exported);
+	xts_store_link_row_clear(&lr);
+	/* the in-flight create survives; the planned update does not */
+	assert_int_equal(xts_store_op_get(f->st, op_inflight, &r), 0);
+	assert_int_equal(r.o.state, XTS_OP_INFLIGHT);
+	xts_store_op_row_clear(&r);
+	assert_int_equal(xts_store_op_get(f->st, op_planned, &r), XTS_ENOENT);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM cycle"), 1);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM outbox"), 1);
+	json_decref(exp);
+}
+
+/* ---- membership ----------------------------------------------------------- */
+
+static int
+member_cb(void *arg, const char *g, const char *m)
+{
+	int *n = arg;
+
+	assert_non_null(g);
+	assert_non_null(m);
+	(*n)++;
+	return 0;
+}
+
+static void
+test_members(void **state)
+{
+	struct fx *f = *state;
+	long long n = 0;
+	int walked = 0, i;
+	char mid[32];
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	assert_int_equal(xts_store_member_add(f->st, "j", "g1", "u1"), 0);
+	assert_int_equal(xts_store_member_add(f->st, "j", "g1", "u1"), 0); /* idempotent */
+	assert_int_equal(xts_store_member_add(f->st, "j", "g2", "u1"), 0);
+	assert_int_equal(xts_store_member_count_groups(f->st, "j", "u1", &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(xts_store_member_remove(f->st, "j", "g2", "u1"), 0);
+	assert_int_equal(xts_store_member_remove(f->st, "j", "g2", "u1"), XTS_ENOENT);
+	assert_int_equal(xts_store_member_count_groups(f->st, "j", "u1", &n), 0);
+	assert_int_equal(n, 1);
+	for (i = 0; i < 300; i++) {
+		snprintf(mid, sizeof(mid), "m%04d", i);
+		assert_int_equal(xts_store_member_add(f->st, "j", i < 150 ? "g3" : "g4", mid), 0);
+	}
+	assert_int_equal(xts_store_member_foreach(f->st, "j", "g3", member_cb, &walked), 0);
+	assert_int_equal(walked, 150);
+	walked = 0;
+	assert_int_equal(xts_store_member_foreach(f->st, "j", NULL, member_cb, &walked), 0);
+	assert_int_equal(walked, 301);
+	assert_int_equal(xts_store_member_clear_group(f->st, "j", "g3"), 0);
+	walked = 0;
+	assert_int_equal(xts_store_member_foreach(f->st, "j", NULL, member_cb, &walked), 0);
+	assert_int_equal(walked, 151);
+}
+
+/* ---- outbox --------------------------------------------------------------- */
+
+static int
+mail_ids_cb(void *arg, const struct xts_store_mail *m)
+{
+	long long *ids = arg;
+
+	ids[++ids[0]] = m->id;
+	return 0;
+}
+
+static void
+test_outbox(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_mail_row r;
+	long long id = 0, id2 = 0, ids[8] = { 0 };
+
+	assert_int_equal(xts_store_outbox_add(f->st, "j", "quarantine:1", "a@x,b@x", "Subj", "Body",
+	    1000, &id), 0);
+	assert_int_equal(xts_store_outbox_add(f->st, "j", "quarantine:1", "a@x", "S2", "B2", 2000,
+	    &id2), XTS_EEXIST);
+	assert_int_equal(id2, id);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM outbox"), 1);
+	assert_int_equal(xts_store_outbox_get(f->st, id, &r), 0);
+	assert_string_equal(r.m.subject, "Subj"); /* the first one is kept */
+	assert_string_equal(r.m.recipients, "a@x,b@x");
+	assert_int_equal(r.m.sent_at, 0);
+	xts_store_mail_row_clear(&r);
+
+	assert_int_equal(xts_store_outbox_foreach_due(f->st, 999, mail_ids_cb, ids), 0);
+	assert_int_equal(ids[0], 0);
+	assert_int_equal(xts_store_outbox_foreach_due(f->st, 1000, mail_ids_cb, ids), 0);
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(xts_store_outbox_mark_failed(f->st, id, 5000, "connection refused"), 0);
+	ids[0] = 0;
+	assert_int_equal(xts_store_outbox_foreach_due(f->st, 4999, mail_ids_cb, ids), 0);
+	assert_int_equal(ids[0], 0);
+	assert_int_equal(xts_store_outbox_get(f->st, id, &r), 0);
+	assert_int_equal(r.m.attempts, 1);
+	assert_string_equal(r.m.last_error, "connection refused");
+	xts_store_mail_row_clear(&r);
+	assert_int_equal(xts_store_outbox_mark_sent(f->st, id, 6000), 0);
+	assert_int_equal(xts_store_outbox_mark_sent(f->st, id, 6001), XTS_ENOENT);
+	assert_int_equal(xts_store_outbox_foreach_due(f->st, 99999, mail_ids_cb, ids), 0);
+	assert_int_equal(ids[0], 0);
+	assert_int_equal(xts_store_outbox_get(f->st, 424242, &r), XTS_ENOENT);
+}
+
+/* ---- transactions, crash, disk full, allocation failure ------------------- */
+
+static void
+test_transactions(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_job j;
+
+	assert_int_equal(xts_store_commit(f->st), XTS_EINVAL);
+	assert_int_equal(xts_store_rollback(f->st), XTS_EINVAL);
+	assert_int_equal(xts_store_begin(f->st), 0);
+	assert_true(xts_store_in_tx(f->st));
+	assert_int_equal(xts_store_begin(f->st), XTS_EINVAL);
+	assert_int_equal(xts_store_job_ensure(f->st, "rolled"), 0);
+	/* multi-statement calls nest as savepoints inside the transaction */
+	{
+		long long c = 0;
+
+		assert_int_equal(xts_store_cycle_begin(f->st, "rolled", XTS_CYCLE_INITIAL, 1, &c), 0);
+	}
+	assert_int_equal(xts_store_rollback(f->st), 0);
+	assert_false(xts_store_in_tx(f->st));
+	assert_int_equal(xts_store_job_get(f->st, "rolled", &j), XTS_ENOENT);
+	assert_int_equal(xts_store_begin(f->st), 0);
+	assert_int_equal(xts_store_job_ensure(f->st, "kept"), 0);
+	assert_int_equal(xts_store_commit(f->st), 0);
+	assert_int_equal(xts_store_job_get(f->st, "kept", &j), 0);
+	xts_store_job_clear(&j);
+}
+
+static void
+test_crash_mid_transaction(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_user_row r;
+	long long n = 0;
+	pid_t pid;
+	int status = 0;
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	xts_store_close(f->st);
+	f->st = NULL;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct xts_store *st = NULL;
+		char id[32];
+		int i;
+
+		if (xts_store_open(f->dir, &st) != 0)
+			_exit(10);
+		/* page 1: committed */
+		if (xts_store_begin(st) != 0)
+			_exit(11);
+		for (i = 0; i < 500; i++) {
+			struct xts_store_user u = { .source_id = id, .in_scope = 1, .is_member = 1 };
+
+			snprintf(id, sizeof(id), "committed-%04d", i);
+			if (xts_store_user_put(st, "j", &u) != 0)
+				_exit(12);
+		}
+		if (xts_store_commit(st) != 0)
+			_exit(13);
+		/* page 2: killed before commit */
+		if (xts_store_begin(st) != 0)
+			_exit(14);
+		for (i = 0; i < 5000; i++) {
+			struct xts_store_user u = { .source_id = id, .in_scope = 1, .is_member = 1 };
+
+			snprintf(id, sizeof(id), "uncommitted-%04d", i);
+			if (xts_store_user_put(st, "j", &u) != 0)
+				_exit(15);
+		}
+		if (xts_store_link_put(st, "j", &(struct xts_store_link){ .source_id = "x",
+		    .target_id = "y" }) != 0)
+			_exit(16);
+		raise(SIGKILL);
+		_exit(17);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+
+	assert_int_equal(xts_store_open(f->dir, &f->st), 0);
+	assert_int_equal(xts_store_check(f->st), 0);
+	assert_int_equal(xts_store_user_count(f->st, "j", 0, &n), 0);
+	assert_int_equal(n, 500);
+	assert_int_equal(xts_store_user_get(f->st, "j", "committed-0499", &r), 0);
+	xts_store_user_row_clear(&r);
+	assert_int_equal(xts_store_user_get(f->st, "j", "uncommitted-0000", &r), XTS_ENOENT);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM link"), 0);
+}
+
+static void
+test_disk_full(void **state)
+{
+	struct fx *f = *state;
+	char *big;
+	int i, ret = 0, pages = -1;
+	char id[32];
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	{
+		sqlite3_stmt *s = NULL;
+
+		assert_int_equal(sqlite3_prepare_v2(xts_store__db(f->st), "PRAGMA page_count", -1, &s,
+		    NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		pages = sqlite3_column_int(s, 0);
+		sqlite3_finalize(s);
+	}
+	{
+		char sql[64];
+
+		snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %d", pages + 2);
+		assert_int_equal(sqlite3_exec(xts_store__db(f->st), sql, NULL, NULL, NULL), SQLITE_OK);
+	}
+	big = malloc(20000);
+	assert_non_null(big);
+	memset(big, 'x', 19999);
+	big[19999] = '\0';
+	for (i = 0; i < 100 && ret == 0; i++) {
+		struct xts_store_user u = { .source_id = id, .scope_reason = big };
+
+		snprintf(id, sizeof(id), "u%d", i);
+		ret = xts_store_user_put(f->st, "j", &u);
+	}
+	free(big);
+	assert_int_equal(ret, XTS_ENOSPC);
+	/* The store stays usable for reads and small writes that fit. */
+	assert_int_equal(xts_store_job_set_delta(f->st, "j", NULL), 0);
+	assert_int_equal(xts_store_check(f->st), 0);
+}
+
+static void
+test_alloc_failure(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_user_row r;
+	json_t *attrs = json_pack("{s:s}", "a", "b");
+	unsigned long nth;
+	int ret, ok = 0, nomem = 0;
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	{
+		struct xts_store_user u = { .source_id = "s", .attrs = attrs, .scope_reason = "r",
+			.manager_id = "m" };
+
+		assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	}
+	for (nth = 1; nth < 400; nth++) {
+		xts_mem_fail_after(nth, 0);
+		ret = xts_store_user_get(f->st, "j", "s", &r);
+		xts_mem_fail_after(0, 0);
+		if (ret == 0) {
+			assert_string_equal(r.u.manager_id, "m");
+			ok++;
+		} else {
+			assert_int_equal(ret, XTS_ENOMEM);
+			nomem++;
+		}
+		xts_store_user_row_clear(&r);
+	}
+	assert_true(nomem > 0);
+	assert_true(ok > 0);
+	assert_int_equal(xts_store_user_get(f->st, "j", "s", &r), 0);
+	xts_store_user_row_clear(&r);
+	json_decref(attrs);
+}
+
+static void
+test_bulk_100k(void **state)
+{
+	struct fx *f = *state;
+	long long t0, t1, n = 0;
+	char id[48];
+	json_t *attrs = json_pack("{s:s,s:s,s:s}", "displayName", "Some User", "mail",
+	    "some.user@contoso.example", "department", "Research");
+	int i, page = 1000;
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	t0 = xts_now_ms();
+	for (i = 0; i < 100000; i++) {
+		struct xts_store_user u = { .source_id = id, .attrs = attrs, .in_scope = 1,
+			.is_member = 1, .last_seen_cycle = 1 };
+
+		if (i % page == 0)
+			assert_int_equal(xts_store_begin(f->st), 0);
+		snprintf(id, sizeof(id), "%08x-0000-4000-8000-%012d", i, i);
+		assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+		if (i % page == page - 1)
+			assert_int_equal(xts_store_commit(f->st), 0);
+	}
+	t1 = xts_now_ms();
+	assert_int_equal(xts_store_user_count(f->st, "j", 0, &n), 0);
+	assert_int_equal(n, 100000);
+	printf("# store: 100000 source users in pages of %d: %lld ms (%.0f rows/s)\n", page, t1 - t0,
+	    100000.0 * 1000.0 / (double)(t1 - t0 > 0 ? t1 - t0 : 1));
+	fflush(stdout);
+	json_decref(attrs);
+}
+
+/* Links and ops across more than two keyset pages (the shared walker):
+ * every row once, in key order, a callback may write, a stop is returned. */
+struct walk_seen {
+	struct xts_store *st;
+	int n;
+	char last[32];
+	long long last_id;
+	int ordered;
+	int stop_at;
+};
+
+static int
+walk_link_cb(void *arg, const struct xts_store_link *l)
+{
+	struct walk_seen *w = arg;
+
+	if (strcmp(l->source_id, w->last) <= 0)
+		w->ordered = 0;
+	snprintf(w->last, sizeof(w->last), "%s", l->source_id);
+	return ++w->n == w->stop_at ? 42 : 0;
+}
+
+static int
+walk_op_cb(void *arg, const struct xts_store_op *o)
+{
+	struct walk_seen *w = arg;
+
+	if (o->id <= w->last_id)
+		w->ordered = 0;
+	w->last_id = o->id;
+	w->n++;
+	/* write from inside the walk: the op leaves the walked state */
+	return xts_store_op_start(w->st, o->id);
+}
+
+static void
+test_walks_across_pages(void **state)
+{
+	struct fx *f = *state;
+	struct walk_seen w;
+	long long n;
+	char sid[32], tid[32];
+	int i;
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	assert_int_equal(xts_store_begin(f->st), 0);
+	for (i = 0; i < 700; i++) {
+		struct xts_store_link l = { .source_id = sid, .target_id = tid, .origin = XTS_LINK_CREATED };
+
+		snprintf(sid, sizeof(sid), "s%04d", i);
+		snprintf(tid, sizeof(tid), "t%04d", i);
+		assert_int_equal(xts_store_link_put(f->st, "j", &l), 0);
+		assert_int_equal(xts_store_op_add(f->st, "j", sid, XTS_OP_UPDATE, NULL, XTS_OP_PLANNED, 1,
+		    NULL), 0);
+	}
+	assert_int_equal(xts_store_commit(f->st), 0);
+
+	memset(&w, 0, sizeof(w));
+	w.ordered = 1;
+	assert_int_equal(xts_store_link_foreach(f->st, "j", walk_link_cb, &w), 0);
+	assert_int_equal(w.n, 700);
+	assert_true(w.ordered);
+
+	memset(&w, 0, sizeof(w));
+	w.ordered = 1;
+	w.stop_at = 300; /* on the second page */
+	assert_int_equal(xts_store_link_foreach(f->st, "j", walk_link_cb, &w), 42);
+	assert_int_equal(w.n, 300);
+
+	memset(&w, 0, sizeof(w));
+	w.ordered = 1;
+	w.st = f->st;
+	assert_int_equal(xts_store_op_foreach(f->st, "j", XTS_OP_PLANNED, 0, walk_op_cb, &w), 0);
+	assert_int_equal(w.n, 700);
+	assert_true(w.ordered);
+	assert_int_equal(xts_store_op_count(f->st, "j", XTS_OP_PLANNED, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(xts_store_op_count(f->st, "j", XTS_OP_INFLIGHT, &n), 0);
+	assert_int_equal(n, 700);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_migrate_and_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
+		cmocka_unit_test(test_not_a_database),
+		cmocka_unit_test_setup_teardown(test_job_crud, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cycles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_links, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_op_transitions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_staged_release_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_keeps_links, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_members, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_walks_across_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_mid_transaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bulk_100k, setup, teardown),
+	};
+
+	if (xts_mem_install() != 0)
+		return 1;
+	xts_log_init(XTS_LOG_CRIT, 0);
+	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
