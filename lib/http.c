@@ -38,6 +38,9 @@ struct xts_http {
 	struct xts_evloop *ev;
 	CURLM *multi;
 	struct xts_evtimer *timer;
+	struct xts_evtimer *watch; /* the stall watchdog, armed while transfers exist */
+	int watch_armed;
+	long watch_tick_ms, watch_grace_ms, easy_deadline_ms;
 	struct host *hosts;
 	struct xts_http_xfer *all; /* every queued or running transfer */
 	struct cablob *cablobs;
@@ -59,6 +62,8 @@ struct xts_http_xfer {
 	int quiet;
 	int toobig;
 	int cap;
+	long long deadline; /* xts_now_ms() after which the watchdog fails it */
+	long timeout_ms;
 	size_t max_body;
 	struct xts_buf body;
 	char *hv[H__N];
@@ -400,6 +405,98 @@ fail:
 }
 
 static void pump(struct xts_http *h, struct host *ho);
+static void rearm_after_error(struct xts_http *h, CURLMcode mc);
+
+/* The stall watchdog's period and how long past a transfer's own timeout it
+ * waits for libcurl before failing the transfer itself (defaults). */
+#define WATCH_TICK_MS 1000L
+#define WATCH_GRACE_MS 5000L
+
+/* Finish a running transfer: out of the multi, counters, the caller's callback
+ * (detail, when not NULL, replaces libcurl's error text), freed, and the
+ * host's queue moves on. */
+static void
+complete(struct xts_http *h, struct xts_http_xfer *x, CURLcode rc, const char *detail)
+{
+	struct xts_http_resp r;
+	struct host *ho = x->host;
+
+	curl_multi_remove_handle(h->multi, x->easy);
+	x->running = 0;
+	ho->in_flight--;
+	h->active--;
+	{
+		long nc = 0;
+
+		curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nc);
+		h->st.connects += (unsigned long long)(nc > 0 ? nc : 0);
+		h->st.requests++;
+	}
+
+	if (x->rcb != NULL) {
+		if (rc != CURLE_OK)
+			h->st.failures++;
+		x->rcb(x->arg, x->easy, (int)rc);
+		xfer_free(x);
+		pump(h, ho);
+		return;
+	}
+	memset(&r, 0, sizeof(r));
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r.status);
+	if (xts_buf_reserve(&x->body, 1) != 0)
+		rc = CURLE_OUT_OF_MEMORY;
+	r.body = x->body.p ? x->body.p : "";
+	r.body_len = x->body.len;
+	r.content_type = x->hv[H_CTYPE];
+	r.location = x->hv[H_LOCATION];
+	r.request_id = x->hv[H_REQID];
+	r.client_request_id = x->creqid;
+	r.throttle_scope = x->hv[H_TSCOPE];
+	r.throttle_info = x->hv[H_TINFO];
+	r.retry_after_ms = xts_http_parse_retry_after(x->hv[H_RETRY], xts_wall_ms() / 1000);
+	r.throttle_pct = -1;
+	if (x->hv[H_TPCT] != NULL) {
+		char *end;
+		double d = strtod(x->hv[H_TPCT], &end);
+
+		if (end != x->hv[H_TPCT] && d >= 0 && d < 100)
+			r.throttle_pct = d;
+	}
+	r.err_detail = "";
+	if (x->toobig) {
+		r.err = XTS_ETOOBIG;
+		r.err_detail = "response body exceeds the size cap";
+	} else if (rc != CURLE_OK) {
+		switch (rc) {
+		case CURLE_OPERATION_TIMEDOUT:
+			r.err = XTS_ETIMEDOUT;
+			break;
+		case CURLE_OUT_OF_MEMORY:
+			r.err = XTS_ENOMEM;
+			break;
+		case CURLE_PEER_FAILED_VERIFICATION:
+		case CURLE_SSL_CONNECT_ERROR:
+		case CURLE_SSL_CERTPROBLEM:
+		case CURLE_SSL_CIPHER:
+		case CURLE_SSL_CACERT_BADFILE:
+		case CURLE_SSL_ISSUER_ERROR:
+			r.err = XTS_ETLS;
+			break;
+		default:
+			r.err = XTS_EHTTP;
+			break;
+		}
+		r.err_detail = detail != NULL ? detail : x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
+	}
+	if (r.err != 0)
+		h->st.failures++;
+	if (r.err != 0 && !x->quiet)
+		xts_log_rl(XTS_LOG_WARNING, 10000, 20, "http: %s failed: %s (%s) client-request-id=%s", ho->key,
+			   xts_strerror(r.err), r.err_detail, x->creqid);
+	x->cb(x->arg, &r);
+	xfer_free(x);
+	pump(h, ho);
+}
 
 static void
 check_done(struct xts_http *h)
@@ -407,96 +504,60 @@ check_done(struct xts_http *h)
 	CURLMsg *m;
 	int left;
 
-	for (;;) {
+	while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
 		struct xts_http_xfer *x = NULL;
-		struct xts_http_resp r;
-		struct host *ho;
-		CURLcode rc;
 
-		m = curl_multi_info_read(h->multi, &left);
-		if (m == NULL)
-			break;
 		if (m->msg != CURLMSG_DONE)
 			continue;
-		rc = m->data.result;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-		curl_multi_remove_handle(h->multi, x->easy);
-		ho = x->host;
-		ho->in_flight--;
-		h->active--;
-		{
-			long nc = 0;
-
-			curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nc);
-			h->st.connects += (unsigned long long)(nc > 0 ? nc : 0);
-			h->st.requests++;
-		}
-
-		if (x->rcb != NULL) {
-			if (rc != CURLE_OK)
-				h->st.failures++;
-			x->rcb(x->arg, x->easy, (int)rc);
-			xfer_free(x);
-			pump(h, ho);
-			continue;
-		}
-		memset(&r, 0, sizeof(r));
-		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r.status);
-		if (xts_buf_reserve(&x->body, 1) != 0)
-			rc = CURLE_OUT_OF_MEMORY;
-		r.body = x->body.p ? x->body.p : "";
-		r.body_len = x->body.len;
-		r.content_type = x->hv[H_CTYPE];
-		r.location = x->hv[H_LOCATION];
-		r.request_id = x->hv[H_REQID];
-		r.client_request_id = x->creqid;
-		r.throttle_scope = x->hv[H_TSCOPE];
-		r.throttle_info = x->hv[H_TINFO];
-		r.retry_after_ms = xts_http_parse_retry_after(x->hv[H_RETRY], xts_wall_ms() / 1000);
-		r.throttle_pct = -1;
-		if (x->hv[H_TPCT] != NULL) {
-			char *end;
-			double d = strtod(x->hv[H_TPCT], &end);
-
-			if (end != x->hv[H_TPCT] && d >= 0 && d < 100)
-				r.throttle_pct = d;
-		}
-		r.err_detail = "";
-		if (x->toobig) {
-			r.err = XTS_ETOOBIG;
-			r.err_detail = "response body exceeds the size cap";
-		} else if (rc != CURLE_OK) {
-			switch (rc) {
-			case CURLE_OPERATION_TIMEDOUT:
-				r.err = XTS_ETIMEDOUT;
-				break;
-			case CURLE_OUT_OF_MEMORY:
-				r.err = XTS_ENOMEM;
-				break;
-			case CURLE_PEER_FAILED_VERIFICATION:
-			case CURLE_SSL_CONNECT_ERROR:
-			case CURLE_SSL_CERTPROBLEM:
-			case CURLE_SSL_CIPHER:
-			case CURLE_SSL_CACERT_BADFILE:
-			case CURLE_SSL_ISSUER_ERROR:
-				r.err = XTS_ETLS;
-				break;
-			default:
-				r.err = XTS_EHTTP;
-				break;
-			}
-			r.err_detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
-		}
-		if (r.err != 0)
-			h->st.failures++;
-		if (r.err != 0 && !x->quiet)
-			xts_log_rl(XTS_LOG_WARNING, 10000, 20,
-				   "http: %s failed: %s (%s) client-request-id=%s", ho->key,
-				   xts_strerror(r.err), r.err_detail, x->creqid);
-		x->cb(x->arg, &r);
-		xfer_free(x);
-		pump(h, ho);
+		complete(h, x, m->data.result, NULL);
 	}
+}
+
+/* Start a transfer's clock and make sure the watchdog runs. */
+static void
+started(struct xts_http *h, struct xts_http_xfer *x)
+{
+	x->running = 1;
+	x->deadline = xts_now_ms() + x->timeout_ms + h->watch_grace_ms;
+	if (!h->watch_armed && xts_ev_timer_start(h->watch, h->watch_tick_ms) == 0)
+		h->watch_armed = 1;
+}
+
+/* The stall watchdog. After one of libcurl 7.88's own allocations fails, a
+ * transfer can be left with neither a timer nor a socket watch: its
+ * CURLOPT_TIMEOUT never fires and the cycle would wait forever. Once a second
+ * while transfers exist: let libcurl run its due timers, then fail every
+ * transfer still running WATCH_GRACE_MS past its own timeout (libcurl, when
+ * healthy, has failed it by then). */
+static void
+on_watch(void *arg)
+{
+	struct xts_http *h = arg;
+	struct xts_http_xfer *x;
+	int running;
+
+	h->watch_armed = 0;
+	rearm_after_error(h, curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running));
+	check_done(h);
+	for (;;) {
+		long long now = xts_now_ms();
+
+		for (x = h->all; x != NULL; x = x->anext)
+			if (x->running && now > x->deadline)
+				break;
+		if (x == NULL)
+			break;
+		h->st.stalls++;
+		xts_log_rl(XTS_LOG_ERR, 10000, 5,
+			   "http: %s: no progress from libcurl %ld ms past the transfer's %ld ms timeout; "
+			   "failing it client-request-id=%s",
+			   x->host->key, h->watch_grace_ms, x->timeout_ms, x->creqid);
+		/* the callback may submit or cancel: rescan from the head */
+		complete(h, x, CURLE_OPERATION_TIMEDOUT, "stalled inside libcurl past the transfer's timeout");
+	}
+	if (h->active > 0 && !h->watch_armed && xts_ev_timer_start(h->watch, h->watch_tick_ms) == 0)
+		h->watch_armed = 1;
 }
 
 /* When curl_multi_socket_action fails (out of memory), libcurl skips its timer
@@ -595,7 +656,13 @@ xts_http_new(struct xts_evloop *ev, struct xts_http **out)
 	if (h == NULL)
 		return XTS_ENOMEM;
 	h->ev = ev;
+	h->watch_tick_ms = WATCH_TICK_MS;
+	h->watch_grace_ms = WATCH_GRACE_MS;
+	h->easy_deadline_ms = XTS_HTTP_EASY_DEADLINE_MS;
 	ret = xts_ev_timer_new(ev, on_timer, h, &h->timer);
+	if (ret != 0)
+		goto fail;
+	ret = xts_ev_timer_new(ev, on_watch, h, &h->watch);
 	if (ret != 0)
 		goto fail;
 	h->multi = curl_multi_init();
@@ -611,6 +678,7 @@ xts_http_new(struct xts_evloop *ev, struct xts_http **out)
 	*out = h;
 	return 0;
 fail:
+	xts_ev_timer_free(h->watch);
 	xts_ev_timer_free(h->timer);
 	xts_free(h);
 	return ret;
@@ -656,7 +724,7 @@ xfer_setup(struct xts_http_xfer *x, const struct xts_http_req *req)
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 30L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 120000L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, x->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "xtsync/0.1");
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
@@ -719,7 +787,7 @@ pump(struct xts_http *h, struct host *ho)
 			xfer_free(x);
 			continue;
 		}
-		x->running = 1;
+		started(h, x);
 		ho->in_flight++;
 		if (ho->in_flight > h->st.peak_in_flight)
 			h->st.peak_in_flight = ho->in_flight;
@@ -747,6 +815,7 @@ xts_http_submit(struct xts_http *h, const struct xts_http_req *req, xts_http_cb 
 	x->quiet = req->quiet;
 	x->max_body = req->max_body ? req->max_body : XTS_HTTP_MAX_BODY_DEFAULT;
 	x->cap = req->max_in_flight > 0 ? req->max_in_flight : XTS_HTTP_MAX_IN_FLIGHT_DEFAULT;
+	x->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 120000L;
 	ret = xts_guid_new(x->creqid);
 	if (ret != 0)
 		goto fail;
@@ -776,7 +845,7 @@ xts_http_submit(struct xts_http *h, const struct xts_http_req *req, xts_http_cb 
 			ret = XTS_ENOMEM;
 			goto fail;
 		}
-		x->running = 1;
+		started(h, x);
 		x->host->in_flight++;
 		if (x->host->in_flight > h->st.peak_in_flight)
 			h->st.peak_in_flight = x->host->in_flight;
@@ -815,6 +884,7 @@ xts_http_submit_easy(struct xts_http *h, void *easy, xts_http_easy_cb cb, void *
 	x->rcb = cb;
 	x->arg = arg;
 	x->cap = 1 << 30;
+	x->timeout_ms = h->easy_deadline_ms;
 	x->host = host_by_key(h, "caller-built");
 	if (x->host == NULL) {
 		xts_free(x);
@@ -826,7 +896,7 @@ xts_http_submit_easy(struct xts_http *h, void *easy, xts_http_easy_cb cb, void *
 		return XTS_ENOMEM;
 	}
 	x->easy = easy;
-	x->running = 1;
+	started(h, x);
 	x->host->in_flight++;
 	x->anext = h->all;
 	if (h->all != NULL)
@@ -866,6 +936,17 @@ xts_http_cancel(struct xts_http_xfer *x)
 	h->active--;
 	xfer_free(x);
 	pump(h, ho);
+}
+
+void
+xts_http_set_watchdog(struct xts_http *h, long tick_ms, long grace_ms, long easy_deadline_ms)
+{
+	if (tick_ms > 0)
+		h->watch_tick_ms = tick_ms;
+	if (grace_ms >= 0)
+		h->watch_grace_ms = grace_ms;
+	if (easy_deadline_ms > 0)
+		h->easy_deadline_ms = easy_deadline_ms;
 }
 
 void
@@ -914,6 +995,7 @@ xts_http_free(struct xts_http *h)
 		xts_free(ho);
 	}
 	curl_multi_cleanup(h->multi);
+	xts_ev_timer_free(h->watch);
 	xts_ev_timer_free(h->timer);
 	xts_free(h);
 }

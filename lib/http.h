@@ -75,14 +75,25 @@ typedef void (*xts_http_easy_cb)(void *arg, void *easy, int curlcode);
  * loop. Ownership of easy passes to the engine: it is cleaned up after cb, or
  * by xts_http_free/xts_http_cancel (then cb does not fire; the caller frees
  * its own state). The caller must not set CURLOPT_PRIVATE. No per-host cap,
- * no size cap: the caller's options apply as set. 0 or XTS_EINVAL/ENOMEM (then
- * easy is still the caller's). */
+ * no size cap: the caller's options apply as set, and the caller sets its own
+ * CURLOPT_TIMEOUT_MS (below XTS_HTTP_EASY_DEADLINE_MS: past it the stall
+ * watchdog fails the transfer with CURLE_OPERATION_TIMEDOUT). 0 or
+ * XTS_EINVAL/ENOMEM (then easy is still the caller's). */
+#define XTS_HTTP_EASY_DEADLINE_MS 600000L
 int xts_http_submit_easy(struct xts_http *h, void *easy, xts_http_easy_cb cb, void *arg,
 			 struct xts_http_xfer **out);
 
 /* Abort a queued or running transfer; its callback will not fire. Not for a
  * transfer whose callback is running (it is freed when the callback returns). */
 void xts_http_cancel(struct xts_http_xfer *x);
+
+/* Tune the stall watchdog, which fails a transfer libcurl has lost track of
+ * (see http.c): it ticks every tick_ms (default 1000) and fails a transfer
+ * still running grace_ms (default 5000) past its timeout; a caller-built
+ * transfer's timeout counts as easy_deadline_ms (default
+ * XTS_HTTP_EASY_DEADLINE_MS). A value <= 0 (grace < 0) keeps the current one.
+ * Applies to transfers started afterwards. For tests. */
+void xts_http_set_watchdog(struct xts_http *h, long tick_ms, long grace_ms, long easy_deadline_ms);
 
 /* The loop h runs on (borrowed). */
 struct xts_evloop *xts_http_evloop(struct xts_http *h);
@@ -95,6 +106,7 @@ struct xts_http_stats {
 	unsigned long long requests;    /* completed transfers */
 	unsigned long long connects;    /* new connections curl had to open */
 	unsigned long long failures;    /* transfers ending in a transport error */
+	unsigned long long stalls;      /* transfers the stall watchdog failed (libcurl lost them) */
 	int peak_in_flight;             /* highest in-flight count seen on one host */
 };
 void xts_http_get_stats(const struct xts_http *h, struct xts_http_stats *out);

@@ -43,8 +43,11 @@ def machine():
     return "%s, %d cores, %s" % (model, os.cpu_count() or 0, platform.release())
 
 
+TAP_MODE = [False]   # --smoke: every figure line becomes a TAP comment
+
+
 def out(line):
-    print(line)
+    print("# " + line if TAP_MODE[0] and not line.startswith("#") else line)
     sys.stdout.flush()
 
 
@@ -394,6 +397,7 @@ def main():
     tap = None
     if a.smoke:
         tap = X.Tap()
+        TAP_MODE[0] = True
         a.engine_users, a.users, a.ceiling_users, a.latency_users, a.samples = "2000", 300, 150, 50, 3
         a.time_scale = 2.0
     out("# machine: %s; build: %s" % (machine(), X.BUILD))

@@ -170,7 +170,7 @@ main(void)
 	printf("%s %d - both timings are positive\n", t1 > t0 && t2 > t1 ? "ok" : "not ok", n_test);
 	printf("# store JSON text of a user (%zu bytes): jansson json_dumpb twice %.2f us, one pass %.2f us\n",
 	       b.len, (t1 - t0) * 10.0, (t2 - t1) * 10.0);
-	printf("RESULT store_json jansson_us=%.2f onepass_us=%.2f\n", (t1 - t0) * 10.0, (t2 - t1) * 10.0);
+	printf("# RESULT store_json jansson_us=%.2f onepass_us=%.2f\n", (t1 - t0) * 10.0, (t2 - t1) * 10.0);
 	json_decref(user);
 	xts_buf_free(&b);
 	return n_fail == 0 && ok && bytes > 0 ? 0 : 1;

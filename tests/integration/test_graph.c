@@ -699,6 +699,41 @@ test_engine(void)
 		ok(rr.done && rr.rc == 0 && rr.status == 200, "caller-built easy handle runs on the engine (rc %d, HTTP %ld)",
 		   rr.rc, rr.status);
 	}
+	{
+		/* A transfer libcurl will never finish on its own (no CURLOPT_TIMEOUT,
+		 * the server silent for 2.5 s) stands for one libcurl lost after an
+		 * allocation of its own failed: the stall watchdog must fail it at its
+		 * deadline (1 s here, ticking every 100 ms), not leave it hanging. */
+		struct rawres rr = { 0, -1, 0 };
+		CURL *e = curl_easy_init();
+		char u[300];
+		unsigned long long stalls0;
+		long long t0 = xts_now_ms(), el;
+
+		xts_http_get_stats(xts_graph_ctx_http(c2), &st);
+		stalls0 = st.stalls;
+		admin_ok("POST", "/_admin/faults",
+			 "{\"route\": \"/v1.0/xts-watchdog$\", \"kind\": \"stall_before\", \"seconds\": 2.5, \"count\": 1}");
+		xts_http_set_watchdog(xts_graph_ctx_http(c2), 100, 0, 1000);
+		snprintf(u, sizeof(u), "%s/v1.0/xts-watchdog", base);
+		curl_easy_setopt(e, CURLOPT_URL, u);
+		curl_easy_setopt(e, CURLOPT_CAINFO, cafile);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+		if (xts_http_submit_easy(xts_graph_ctx_http(c2), e, on_raw, &rr, NULL) == 0)
+			spin(&rr.done, 5000);
+		else
+			curl_easy_cleanup(e);
+		el = xts_now_ms() - t0;
+		xts_http_get_stats(xts_graph_ctx_http(c2), &st);
+		ok(rr.done && rr.rc == CURLE_OPERATION_TIMEDOUT && st.stalls == stalls0 + 1 && el >= 1000,
+		   "stall watchdog fails a transfer libcurl would never finish at its deadline (rc %d, %lld ms, "
+		   "stalls %llu)", rr.rc, el, st.stalls - stalls0);
+		xts_http_set_watchdog(xts_graph_ctx_http(c2), 1000, 5000, XTS_HTTP_EASY_DEADLINE_MS);
+		admin_ok("DELETE", "/_admin/faults", NULL);
+		/* let the stalled exchange end before later tests read the request log */
+		if (xts_now_ms() - t0 < 3000)
+			sleep_loop(3000 - (xts_now_ms() - t0));
+	}
 	/* a server that stalls before answering: timeout, then a retry */
 	snprintf(url, sizeof(url), "{\"tenant\": \"" TGT "\", \"route\": \"/v1.0/users/%s$\", \"kind\": \"stall_before\", \"seconds\": 4, \"count\": 1}", uid);
 	admin_ok("POST", "/_admin/faults", url);
