@@ -2,7 +2,9 @@
 /* xtsyncd's main: command-line options of the contract, --check-config,
  * --dump-keys and --version; everything else is xts_daemon_run (loop.c).
  * The daemon never forks and always logs to stderr (journald under systemd). */
+#include <errno.h>
 #include <getopt.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -102,6 +104,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "xtsyncd: cannot install allocator hooks\n");
 		return 1;
 	}
+	/* Before any secret is read: the process holds client secrets, private
+	 * keys, access tokens and the SMTP password, so it never writes a core
+	 * dump (nor lets a same-uid process ptrace it or read /proc/PID/mem). */
+	if (prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L) != 0)
+		fprintf(stderr, "xtsyncd: warning: cannot disable core dumps: %s\n", strerror(errno));
 	if (check)
 		return check_config(o.config_path);
 	if (o.dry_run && !o.once) {

@@ -2,8 +2,12 @@
 # SPDX-License-Identifier: MIT
 # A real SMTP server for tests (Debian's python3-aiosmtpd): listens on a
 # loopback port and stores each received message as DIR/NNNN.eml with the
-# envelope in DIR/NNNN.env. No relaying, no TLS, no authentication.
-# usage: smtpsink.py DIR [PORT]   (PORT 0 = pick one; prints "port N" when ready)
+# envelope in DIR/NNNN.env. No relaying, no TLS.
+# usage: smtpsink.py DIR [PORT [USER PASSWORD_FILE]]
+#   PORT 0 = pick one; prints "port N" when ready. With USER and PASSWORD_FILE
+#   the server requires AUTH (PLAIN or LOGIN; allowed without TLS since it only
+#   listens on loopback): MAIL before a successful AUTH is refused (530), a
+#   wrong password gets 535, and each .env records "auth USER".
 import os
 import signal
 import socket
@@ -11,6 +15,7 @@ import sys
 import threading
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Sink:
@@ -25,6 +30,8 @@ class Sink:
             self.count += 1
             base = os.path.join(self.outdir, '%04d' % self.count)
         with open(base + '.env.tmp', 'w') as f:
+            if session.auth_data is not None:
+                f.write('auth %s\n' % session.auth_data.login.decode('utf-8', 'replace'))
             f.write('from %s\n' % envelope.mail_from)
             for r in envelope.rcpt_tos:
                 f.write('to %s\n' % r)
@@ -36,6 +43,18 @@ class Sink:
         os.rename(base + '.env.tmp', base + '.env')
         os.rename(base + '.eml.tmp', base + '.eml')
         return '250 OK'
+
+
+class Authenticator:
+    def __init__(self, user, password):
+        self.user, self.password = user.encode(), password.encode()
+        self.failures = 0
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        if (isinstance(auth_data, LoginPassword) and auth_data.login == self.user and
+                auth_data.password == self.password):
+            return AuthResult(success=True, auth_data=auth_data)
+        return AuthResult(success=False, handled=False)
 
 
 def free_port():
@@ -52,7 +71,13 @@ def main():
     if port == 0:
         port = free_port()
     os.makedirs(outdir, exist_ok=True)
-    ctl = Controller(Sink(outdir), hostname='127.0.0.1', port=port)
+    kw = {}
+    if len(sys.argv) > 4:
+        with open(sys.argv[4]) as f:
+            password = f.read().rstrip('\n')
+        kw = dict(authenticator=Authenticator(sys.argv[3], password), auth_required=True,
+                  auth_require_tls=False)
+    ctl = Controller(Sink(outdir), hostname='127.0.0.1', port=port, **kw)
     ctl.start()
     print('port %d' % port, flush=True)
     stop = threading.Event()

@@ -80,10 +80,17 @@ def world(incremental):
     return env, src, tgt
 
 
+# A transfer libcurl lost after one of its own allocations failed is failed by
+# lib/http.c's stall watchdog 5 s past the request timeout: a short timeout
+# keeps that well inside HANG_S (a transfer still stuck then is a real hang).
+DRIVER_ENV = dict(os.environ)
+DRIVER_ENV.setdefault("XTSYNC_REQUEST_TIMEOUT_MS", "8000")
+
+
 def drive(env, n, sticky):
     try:
         p = subprocess.run([DRIVER, env.conf, env.tmp, str(n), "1" if sticky else "0"], capture_output=True,
-                           text=True, timeout=HANG_S)
+                           text=True, timeout=HANG_S, env=DRIVER_ENV)
     except subprocess.TimeoutExpired as e:
         p = subprocess.CompletedProcess(e.cmd, -1, "", "timed out after %d s (a hang)" % HANG_S)
     with open(os.path.join(env.tmp, "driver.log"), "w") as f:

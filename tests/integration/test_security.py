@@ -11,15 +11,21 @@
 # (c) a server whose certificate comes from an untrusted CA is refused before
 #     any request; http:// to a non-loopback host is refused at config time;
 # (d) the control socket refuses a user who is neither root nor in
-#     control_group and admits a member (a group made with groupadd, removed after).
+#     control_group and admits a member (a group made with groupadd, removed after);
+# (e) xtsyncd aborted with RLIMIT_CORE unlimited writes no core dump (it holds
+#     the secrets in memory), where a control process on the same machine does.
+# The SMTP sink requires AUTH with the configured password.
 import base64
 import glob
 import os
 import re
+import resource
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import xtsenv as X  # noqa: E402
@@ -87,7 +93,9 @@ try:
     wfile(os.path.join(creds, "tgt-secret"), client_secret + "\n", 0o400)
     wfile(os.path.join(creds, "smtp-password"), smtp_password + "\n", 0o400)
     sinkdir = os.path.join(tmp, "sink")
-    sink, smtp_port = X.start_smtpsink(sinkdir)
+    # the sink requires SMTP AUTH with this password: the mail arriving proves
+    # xtsync sent it (and so that the search below covers AUTH PLAIN's base64)
+    sink, smtp_port = X.start_smtpsink(sinkdir, auth=("xtsync", os.path.join(creds, "smtp-password")))
     procs.append(sink)
     conf = os.path.join(tmp, "xtsync.conf")
 
@@ -131,7 +139,9 @@ try:
     t.ok(p.returncode == 3, "2 deletions over the threshold of 1: held (a notification mail is due)",
          quiet(p.stderr))
     mails = X.poll(lambda: glob.glob(os.path.join(sinkdir, "*.eml")), timeout=20)
-    t.ok(len(mails or []) == 1, "the held-deletions mail arrived at the SMTP server")
+    envs = [open(m[:-4] + ".env").read() for m in mails or []]
+    t.ok(len(mails or []) == 1 and all(e.startswith("auth xtsync\n") for e in envs),
+         "the held-deletions mail arrived at the SMTP server, which required AUTH as xtsync", envs)
     d = subprocess.Popen([XTSYNCD, "-c", conf, "--foreground"], stdout=subprocess.DEVNULL,
                          stderr=open(os.path.join(tmp, "live.log"), "w"), env=run_env)
     procs.append(d)
@@ -214,6 +224,37 @@ try:
         t.ok(c.returncode == 2 and "authority" in c.stdout + c.stderr,
              "http:// to a non-loopback host (%s) is refused at config time" % host, c.stdout + c.stderr)
     wfile(conf, config(), 0o644)
+
+    # ---- (e) no core dump: a crash must not write the secrets in memory to disk
+    # (core_pattern is often a plain file name in the process's cwd; a control
+    # process shows whether this machine writes cores at all)
+    def unlimited_core():
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+    ctrl_dir, core_dir = os.path.join(tmp, "dump-ctrl"), os.path.join(tmp, "dump-xtsyncd")
+    os.makedirs(ctrl_dir)
+    os.makedirs(core_dir)
+    subprocess.run([sys.executable, "-c", "import os; os.abort()"], cwd=ctrl_dir, preexec_fn=unlimited_core,
+                   capture_output=True)
+    pattern = open("/proc/sys/kernel/core_pattern").read().strip()
+    if not glob.glob(os.path.join(ctrl_dir, "core*")):
+        t.n += 1
+        print("ok %d # SKIP no core file from a control process here (core_pattern %r)" % (t.n, pattern))
+    else:
+        d = subprocess.Popen([XTSYNCD, "-c", conf, "--foreground"], stdout=subprocess.DEVNULL, cwd=core_dir,
+                             stderr=open(os.path.join(tmp, "live-core.log"), "w"), env=run_env,
+                             preexec_fn=unlimited_core)
+        procs.append(d)
+        X.poll(lambda: os.path.exists(os.path.join(tmp, "control.sock")), timeout=30)
+        time.sleep(0.5)
+        d.send_signal(signal.SIGABRT)
+        d.wait(30)
+        cores = glob.glob(os.path.join(core_dir, "core*")) + glob.glob(os.path.join(tmp, "core*"))
+        t.ok(d.returncode == -signal.SIGABRT and not cores,
+             "xtsyncd killed by SIGABRT with RLIMIT_CORE unlimited writes no core dump (the control "
+             "process did; core_pattern %r)" % pattern, "exit %s, cores %s" % (d.returncode, cores))
+        if os.path.exists(os.path.join(tmp, "control.sock")):
+            os.unlink(os.path.join(tmp, "control.sock"))
 
     # ---- (d) the control socket: not root and not in control_group -> refused; a member -> allowed
     if os.geteuid() != 0 or shutil.which("groupadd") is None or shutil.which("setpriv") is None:

@@ -263,10 +263,11 @@ def wait_cycles(env, job, n, timeout=120):
     return None
 
 
-def start_smtpsink(outdir, port=0):
-    """tests/integration/smtpsink.py on a loopback port: (Popen, port)."""
-    p = subprocess.Popen([PY, os.path.join(SRC, "tests/integration/smtpsink.py"), outdir, str(port)],
-                         stdout=subprocess.PIPE, text=True)
+def start_smtpsink(outdir, port=0, auth=None):
+    """tests/integration/smtpsink.py on a loopback port: (Popen, port).
+    auth=(user, password_file): the server requires SMTP AUTH."""
+    p = subprocess.Popen([PY, os.path.join(SRC, "tests/integration/smtpsink.py"), outdir, str(port)] +
+                         (list(auth) if auth else []), stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline().split()
     if len(line) != 2 or line[0] != "port":
         p.kill()
