@@ -15,6 +15,7 @@
 
 #include "control.h"
 #include "err.h"
+#include "jsonload.h"
 #include "log.h"
 #include "mem.h"
 
@@ -267,7 +268,7 @@ handle_line(struct client *cl, char *line, size_t len)
 		len--;
 	if (len == 0)
 		return;
-	msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	msg = xts_json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (msg == NULL) {
 		char why[300];
 		snprintf(why, sizeof(why), "malformed request: not JSON (%s at column %d)", jerr.text, jerr.column);

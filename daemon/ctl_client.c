@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "ctl_client.h"
 #include "err.h"
+#include "jsonload.h"
 #include "log.h"
 #include "mem.h"
 
@@ -124,7 +125,7 @@ xts_ctl_request(const char *socket_path, json_t *req, int timeout_ms, json_t **r
 		snprintf(err, errlen, "xtsyncd closed the connection without a reply");
 		goto done;
 	}
-	*resp = json_loadb(in.p, nl != NULL ? (size_t)(nl - in.p) : in.len, 0, &jerr);
+	*resp = xts_json_loadb(in.p, nl != NULL ? (size_t)(nl - in.p) : in.len, 0, &jerr);
 	if (*resp == NULL || !json_is_object(*resp)) {
 		json_decref(*resp);
 		*resp = NULL;

@@ -10,6 +10,7 @@
 #include "ctl_eval.h"
 #include "err.h"
 #include "expr.h"
+#include "jsonload.h"
 #include "mem.h"
 
 static void
@@ -25,9 +26,9 @@ load_attrs(const char *arg)
 	json_t *v;
 
 	if (arg[0] == '@')
-		v = json_load_file(arg + 1, JSON_REJECT_DUPLICATES, &jerr);
+		v = xts_json_load_file(arg + 1, JSON_REJECT_DUPLICATES, &jerr);
 	else
-		v = json_loads(arg, JSON_REJECT_DUPLICATES, &jerr);
+		v = xts_json_loads(arg, JSON_REJECT_DUPLICATES, &jerr);
 	if (!v) {
 		if (arg[0] == '@')
 			fprintf(stderr, "error: --attributes %s: line %d: %s\n", arg + 1, jerr.line,

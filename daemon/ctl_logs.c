@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "ctl_logs.h"
+#include "jsonload.h"
 #include "log.h"
 #include "mem.h"
 
@@ -261,7 +262,7 @@ handle_line(const char *line, size_t len, const struct filter *f)
 
 	if (len == 0)
 		return;
-	o = json_loadb(line, len, 0, &e);
+	o = xts_json_loadb(line, len, 0, &e);
 	if (!json_is_object(o)) {
 		xts_log_rl(XTS_LOG_WARNING, 10000, 3, "logs: skipping a line that is not a JSON object");
 		json_decref(o);

@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "buf.h"
 #include "err.h"
+#include "jsonload.h"
 #include "log.h"
 #include "mem.h"
 
@@ -53,6 +54,7 @@ struct xts_auth {
 	struct entry *entries;
 	struct xts_auth_wait *ready;
 	long long margin_ms;
+	long timeout_ms; /* one token request */
 };
 
 static const struct {
@@ -118,7 +120,7 @@ xts_auth_parse_token_response(long status, const char *body, size_t len, char **
 	*aadsts = 0;
 	if (detail != NULL && detail_len > 0)
 		detail[0] = '\0';
-	j = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
+	j = xts_json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
 	if (j == NULL && (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')) {
 		/* Our memory, not the tenant's answer: never a credential problem
 		 * (XTS_EAUTH would quarantine the job for hours). jansson names
@@ -297,6 +299,7 @@ xts_auth_new(struct xts_http *http, struct xts_auth **out)
 		return XTS_ENOMEM;
 	a->http = http;
 	a->margin_ms = 300000;
+	a->timeout_ms = 60000;
 	a->ev = xts_http_evloop(http);
 	ret = xts_ev_timer_new(a->ev, on_ready, a, &a->timer);
 	if (ret != 0) {
@@ -320,6 +323,13 @@ entry_drop_token(struct entry *e)
 	e->token = NULL;
 	e->refresh_at = 0;
 	e->expires_at = 0;
+}
+
+void
+xts_auth_set_timeout(struct xts_auth *a, long ms)
+{
+	if (ms > 0)
+		a->timeout_ms = ms < 60000 ? ms : 60000;
 }
 
 void
@@ -469,7 +479,7 @@ start_request(struct xts_auth *a, struct entry *e, const struct xts_tenant_conn 
 	req.body_len = body.len;
 	req.ca_file = tc->ca_file;
 	req.max_body = 1024 * 1024;
-	req.timeout_ms = 60000;
+	req.timeout_ms = a->timeout_ms;
 	ret = xts_http_submit(a->http, &req, on_token, e, &e->xfer);
 done:
 	if (enc != NULL) {

@@ -45,6 +45,9 @@ typedef void (*xts_auth_cb)(void *arg, int err, const char *token, long aadsts,
 
 /* Token cache on top of http (borrowed). Returns 0 or XTS_ENOMEM. */
 int xts_auth_new(struct xts_http *http, struct xts_auth **out);
+/* Timeout of one token request: ms (at most 60 s, the default); ms <= 0
+ * keeps the current one. */
+void xts_auth_set_timeout(struct xts_auth *a, long ms);
 /* Cancels waiters (their callbacks do not fire) and wipes tokens. */
 void xts_auth_free(struct xts_auth *a);
 

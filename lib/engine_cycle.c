@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "engine_internal.h"
 #include "err.h"
+#include "jsonload.h"
 #include "log.h"
 #include "mem.h"
 #include "notify.h"
@@ -523,7 +524,7 @@ step_groups(struct eng_cycle *cy)
 	 * assignment reads every group in full and forgets the memberships of
 	 * groups no longer assigned (their members are re-evaluated). */
 	if (cy->stored_groups_link != NULL)
-		doc = json_loads(cy->stored_groups_link, 0, NULL);
+		doc = xts_json_loads(cy->stored_groups_link, 0, NULL);
 	if (json_is_object(doc) && json_is_string(json_object_get(doc, "groups")) &&
 	    strcasecmp(json_string_value(json_object_get(doc, "groups")), cy->gkey) == 0 &&
 	    json_is_array(json_object_get(doc, "links"))) {

@@ -14,6 +14,7 @@
 #include "err.h"
 #include "graph.h"
 #include "graph_internal.h"
+#include "jsonload.h"
 #include "log.h"
 #include "mem.h"
 
@@ -119,6 +120,7 @@ xts_graph_ctx_new(struct xts_evloop *ev, const struct xts_graph_opts *opts,
 	ret = xts_auth_new(c->http, &c->auth);
 	if (ret != 0)
 		goto fail;
+	xts_auth_set_timeout(c->auth, c->opts.request_timeout_ms);
 	*out = c;
 	return 0;
 fail:
@@ -356,7 +358,7 @@ xts_graph_error_parse(const char *body, size_t len, struct xts_graph_error *e)
 	e->code[0] = e->message[0] = '\0';
 	if (body == NULL)
 		body = "";
-	j = json_loadb(body, len, 0, NULL);
+	j = xts_json_loadb(body, len, 0, NULL);
 	err = json_object_get(j, "error");
 	if (json_is_object(err)) {
 		copy_str(e->code, sizeof(e->code), json_string_value(json_object_get(err, "code")));
@@ -745,7 +747,7 @@ on_http(void *arg, const struct xts_http_resp *resp)
 	}
 	err = xts_graph_status_err(resp->status);
 	if (resp->body_len > 0) {
-		body = json_loadb(resp->body, resp->body_len, 0, NULL);
+		body = xts_json_loadb(resp->body, resp->body_len, 0, NULL);
 		if (body == NULL && err == 0 && resp->status != 204) {
 			err = XTS_EPARSE;
 			snprintf(ge.code, sizeof(ge.code), "InvalidJson");

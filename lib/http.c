@@ -61,6 +61,8 @@ struct xts_http_xfer {
 	int running; /* 0 queued, 1 in the multi */
 	int quiet;
 	int toobig;
+	int sent_checked; /* the request line was seen (debug callback) */
+	int query_lost;   /* ... and it lacked the URL's query string */
 	int cap;
 	long long deadline; /* xts_now_ms() after which the watchdog fails it */
 	long timeout_ms;
@@ -294,6 +296,32 @@ write_cb(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
+/* libcurl 7.88 ignores a failed allocation while it copies the URL's query
+ * (parseurlandfillconn: the result of curl_url_get(CURLUPART_QUERY) is not
+ * checked) and then sends the request without it: users/delta without its
+ * $select answers with Graph's default properties only, and the engine would
+ * take the missing attributes for empty ones. For a URL with a query, the
+ * request line libcurl sends is checked here; one without the query fails
+ * the transfer (a transport error, retried). */
+static int
+debug_cb(CURL *e, curl_infotype type, char *data, size_t size, void *ud)
+{
+	struct xts_http_xfer *x = ud;
+	const char *q, *eol;
+
+	(void)e;
+	if (type != CURLINFO_HEADER_OUT || x->sent_checked)
+		return 0;
+	x->sent_checked = 1;
+	q = strchr(x->url, '?');
+	if (q == NULL)
+		return 0;
+	eol = memchr(data, '\n', size);
+	if (memmem(data, eol != NULL ? (size_t)(eol - data) : size, q, strlen(q)) == NULL)
+		x->query_lost = 1;
+	return 0;
+}
+
 static size_t
 header_cb(char *p, size_t size, size_t n, void *ud)
 {
@@ -463,6 +491,11 @@ complete(struct xts_http *h, struct xts_http_xfer *x, CURLcode rc, const char *d
 			r.throttle_pct = d;
 	}
 	r.err_detail = "";
+	if (rc == CURLE_OK && x->query_lost) {
+		rc = CURLE_SEND_ERROR;
+		detail = "libcurl sent the request without the URL's query string (an allocation failed inside libcurl)";
+		h->st.query_lost++;
+	}
 	if (x->toobig) {
 		r.err = XTS_ETOOBIG;
 		r.err_detail = "response body exceeds the size cap";
@@ -504,9 +537,12 @@ check_done(struct xts_http *h)
 	CURLMsg *m;
 	int left;
 
-	while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
+	for (;;) {
 		struct xts_http_xfer *x = NULL;
 
+		m = curl_multi_info_read(h->multi, &left);
+		if (m == NULL)
+			break;
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
@@ -734,6 +770,11 @@ xfer_setup(struct xts_http_xfer *x, const struct xts_http_req *req)
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	if (strchr(x->url, '?') != NULL) {
+		curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, debug_cb);
+		curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
+		curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+	}
 	if (x->ca_file != NULL) {
 		struct cablob *cb = cablob_get(x->h, x->ca_file);
 		struct curl_blob blob;

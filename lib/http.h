@@ -107,6 +107,7 @@ struct xts_http_stats {
 	unsigned long long connects;    /* new connections curl had to open */
 	unsigned long long failures;    /* transfers ending in a transport error */
 	unsigned long long stalls;      /* transfers the stall watchdog failed (libcurl lost them) */
+	unsigned long long query_lost;  /* transfers failed because libcurl dropped the query */
 	int peak_in_flight;             /* highest in-flight count seen on one host */
 };
 void xts_http_get_stats(const struct xts_http *h, struct xts_http_stats *out);

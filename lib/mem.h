@@ -24,6 +24,9 @@ int xts_mem_install(void);
 /* Test hook: make the Nth allocation from now (1-based) and every later one
  * fail when sticky is non-zero, or only that one otherwise. n == 0 disables. */
 void xts_mem_fail_after(unsigned long n, int sticky);
+/* Test hook: the nth allocation from now of exactly n bytes fails (once);
+ * nth == 0 disables. */
+void xts_mem_fail_size(size_t n, unsigned long nth);
 /* Allocations made since start (for the fail-Nth loop). */
 unsigned long xts_mem_count(void);
 

@@ -15,6 +15,7 @@
 #include "err.h"
 #include "graph.h"
 #include "graph_internal.h"
+#include "jsonload.h"
 #include "log.h"
 #include "mem.h"
 #include "policy_check.h"
@@ -398,7 +399,7 @@ token_tid(const char *token)
 				goto done;
 		}
 	}
-	j = json_loadb(xts_buf_str(&raw), raw.len, 0, NULL);
+	j = xts_json_loadb(xts_buf_str(&raw), raw.len, 0, NULL);
 	if (is_guid(json_string_value(json_object_get(j, "tid"))))
 		tid = xts_strdup(json_string_value(json_object_get(j, "tid")));
 	json_decref(j);

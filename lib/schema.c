@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "err.h"
 #include "expr.h"
+#include "jsonload.h"
 #include "mem.h"
 #include "schema.h"
 #include "scope_filter.h"
@@ -827,7 +828,7 @@ xts_schema_load_file(const char *path, struct xts_schema **out, struct xts_schem
 			ret = xts_err_from_errno(e) == XTS_ENOENT ? XTS_ENOENT : XTS_EIO;
 		goto done;
 	}
-	doc = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+	doc = xts_json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
 	if (doc == NULL) {
 		ret = xts_schema_problem_add(probs, "$", "not valid JSON: line %d column %d: %s",
 					     jerr.line, jerr.column, jerr.text);
@@ -860,7 +861,7 @@ xts_schema_builtin(struct xts_schema **out)
 	if (out == NULL)
 		return XTS_EINVAL;
 	*out = NULL;
-	doc = json_loads(xts_schema_builtin_json, 0, &jerr);
+	doc = xts_json_loads(xts_schema_builtin_json, 0, &jerr);
 	if (doc == NULL)
 		return jerr.position > 0 ? XTS_EINTERNAL : XTS_ENOMEM;
 	ret = xts_schema_load_json(doc, out, &probs);

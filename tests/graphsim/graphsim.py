@@ -110,7 +110,8 @@ class Sim:
             tid = req.tenant.id if req.tenant is not None else None
             self.log.append({"seq": seq, "time": time.time(), "method": req.method, "path": req.path,
                              "tenant": tid, "app": req.app, "status": status, "route": req.route,
-                             "batch_parent": req.batch_parent, "retry_after": retry_after})
+                             "batch_parent": req.batch_parent, "retry_after": retry_after,
+                             "query": sorted(req.query)})
             if len(self.log) > int(self.settings["max_log"]):
                 del self.log[:len(self.log) // 10]
             key = (tid or "-", req.route or "-")
