@@ -307,7 +307,7 @@ static int
 debug_cb(CURL *e, curl_infotype type, char *data, size_t size, void *ud)
 {
 	struct xts_http_xfer *x = ud;
-	const char *q, *eol;
+	const char *q;
 
 	(void)e;
 	if (type != CURLINFO_HEADER_OUT || x->sent_checked)
@@ -316,8 +316,8 @@ debug_cb(CURL *e, curl_infotype type, char *data, size_t size, void *ud)
 	q = strchr(x->url, '?');
 	if (q == NULL)
 		return 0;
-	eol = memchr(data, '\n', size);
-	if (memmem(data, eol != NULL ? (size_t)(eol - data) : size, q, strlen(q)) == NULL)
+	/* the whole header block: the request line (HTTP/1.1) or :path (HTTP/2) */
+	if (memmem(data, size, q, strlen(q)) == NULL)
 		x->query_lost = 1;
 	return 0;
 }
