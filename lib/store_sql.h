@@ -47,16 +47,25 @@ XTS_STORE_STMT(CYCLE_END_JOB, "UPDATE job SET last_cycle_end = ?, last_cycle_res
 XTS_STORE_STMT(CYCLE_PAGE, "SELECT id, kind, started, ended, result, counts FROM cycle "
 	"WHERE job = ? AND id < ? ORDER BY id DESC LIMIT ?")
 
-XTS_STORE_STMT(USER_PUT, "INSERT OR REPLACE INTO source_user(job, " XTS_USER_COLS ") "
-	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+/* An upsert, not INSERT OR REPLACE: a replaced row would get a new rowid
+ * (a delete and an append) instead of being updated in place. */
+XTS_STORE_STMT(USER_PUT, "INSERT INTO source_user(job, " XTS_USER_COLS ") "
+	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job, source_id) DO UPDATE SET "
+	"attrs = excluded.attrs, in_scope = excluded.in_scope, scope_reason = excluded.scope_reason, "
+	"is_member = excluded.is_member, manager_id = excluded.manager_id, deleted = excluded.deleted, "
+	"last_seen_cycle = excluded.last_seen_cycle")
 XTS_STORE_STMT(USER_GET, "SELECT " XTS_USER_COLS " FROM source_user WHERE job = ? AND source_id = ?")
 XTS_STORE_STMT(USER_MARK_DELETED, "UPDATE source_user SET deleted = 1, last_seen_cycle = ? "
 	"WHERE job = ? AND source_id = ?")
 XTS_STORE_STMT(USER_REMOVE, "DELETE FROM source_user WHERE job = ? AND source_id = ?")
 XTS_STORE_STMT(USER_PAGE, "SELECT " XTS_USER_COLS " FROM source_user WHERE job = ? AND source_id > ? "
 	"ORDER BY source_id LIMIT ?")
-XTS_STORE_STMT(USER_PAGE_SEEN, "SELECT " XTS_USER_COLS " FROM source_user WHERE job = ? "
-	"AND source_id > ? AND last_seen_cycle < ? ORDER BY source_id LIMIT ?")
+/* The sweep's walk goes in index order (last_seen_cycle, rowid) of
+ * source_user_seen: the rows it wants are a range of that index, while in
+ * source id order it would read every user of the job to find them. */
+XTS_STORE_STMT(USER_PAGE_SEEN, "SELECT " XTS_USER_COLS ", rowid FROM source_user "
+	"INDEXED BY source_user_seen WHERE job = ?1 AND last_seen_cycle < ?2 "
+	"AND (last_seen_cycle, rowid) > (?3, ?4) ORDER BY last_seen_cycle, rowid LIMIT ?5")
 XTS_STORE_STMT(USER_COUNT, "SELECT count(*) FROM source_user WHERE job = ?")
 XTS_STORE_STMT(USER_COUNT_SCOPE, "SELECT count(*) FROM source_user WHERE job = ? AND in_scope = 1 "
 	"AND deleted = 0")
