@@ -61,6 +61,23 @@ int xts_store_schema_version(void);
  * open transaction returns XTS_EINVAL. After any failed call inside the
  * transaction the caller should roll back. */
 int xts_store_begin(struct xts_store *st);
+/* The same, but its commit does not wait for the disk (WAL with
+ * synchronous=NORMAL for this one transaction): it is atomic and survives
+ * the process being killed (the frames are in the OS's cache), but a power
+ * loss or OS crash may roll back it and the relaxed commits after it - as a
+ * whole suffix, never part of one and never an earlier fsynced commit. The
+ * next ordinary commit (any write in or outside xts_store_begin) fsyncs the
+ * WAL and so makes every earlier commit durable too. Only for decisions that
+ * nothing outside the store acts on before such a commit, and whose loss
+ * costs only redoing them (the engine's read phase: docs/internals/store.md).
+ * synchronous=FULL is restored when the transaction ends; every later
+ * statement fails rather than run without it. */
+int xts_store_begin_relaxed(struct xts_store *st);
+/* Make every earlier relaxed commit durable: when there was one since the
+ * last xts_store_sync, run a small fsynced write transaction (it rewrites
+ * user_version with its own value); otherwise do nothing. Not inside a
+ * transaction (XTS_EINVAL). Blocks on one fsync at most. */
+int xts_store_sync(struct xts_store *st);
 int xts_store_commit(struct xts_store *st);
 int xts_store_rollback(struct xts_store *st);
 /* 1 while an explicit transaction is open. */

@@ -102,7 +102,7 @@ static int
 groups_page(struct eng_cycle *cy, long first, long n)
 {
 	long i;
-	int ret = xts_store_begin(cy->st);
+	int ret = xts_store_begin_relaxed(cy->st);
 
 	for (i = first; i < first + n && ret == 0; i++) {
 		char id[64];
@@ -135,7 +135,7 @@ users_page_apply(struct eng_cycle *cy, const char *text, size_t len, long *users
 		return XTS_EPARSE;
 	}
 	value = json_object_get(page, "value");
-	ret = xts_store_begin(cy->st);
+	ret = xts_store_begin_relaxed(cy->st);
 	json_array_foreach(value, i, entry) {
 		if (ret != 0)
 			break;
@@ -272,6 +272,8 @@ main(int argc, char **argv)
 		ret = xts_store_job_set_delta(st, cy.c.name, "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=x");
 	if (ret == 0)
 		ret = xts_store_commit(st);
+	if (ret == 0)
+		ret = xts_store_sync(st);
 	tp = now_s();
 	cpu_total = cpu_s() - c0;
 	if (ret != 0) {

@@ -920,6 +920,96 @@ test_transactions(void **state)
 	xts_store_job_clear(&j);
 }
 
+static int
+raw_sync_level(struct xts_store *st)
+{
+	sqlite3_stmt *s = NULL;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(xts_store__db(st), "PRAGMA synchronous", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* Relaxed transactions: NORMAL only while one is open, FULL back after
+ * commit and rollback, xts_store_sync only when needed, and a kill -9 right
+ * after a relaxed commit keeps it. */
+static void
+test_relaxed_transactions(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_user_row r;
+	struct xts_store_user u = { .source_id = "r-1", .in_scope = 1, .is_member = 1 };
+	long long n = 0;
+	pid_t pid;
+	int status = 0;
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	assert_int_equal(raw_sync_level(f->st), 2); /* FULL */
+	assert_int_equal(xts_store_sync(f->st), 0); /* nothing to do */
+	assert_int_equal(f->st->unsynced, 0);
+
+	assert_int_equal(xts_store_begin_relaxed(f->st), 0);
+	assert_true(xts_store_in_tx(f->st));
+	assert_int_equal(xts_store_begin(f->st), XTS_EINVAL);
+	assert_int_equal(xts_store_begin_relaxed(f->st), XTS_EINVAL);
+	assert_int_equal(xts_store_sync(f->st), XTS_EINVAL);
+	assert_int_equal(raw_sync_level(f->st), 1); /* NORMAL */
+	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	assert_int_equal(xts_store_commit(f->st), 0);
+	assert_int_equal(raw_sync_level(f->st), 2);
+	assert_int_equal(f->st->unsynced, 1);
+	assert_int_equal(xts_store_user_get(f->st, "j", "r-1", &r), 0);
+	xts_store_user_row_clear(&r);
+	assert_int_equal(xts_store_sync(f->st), 0);
+	assert_int_equal(f->st->unsynced, 0);
+	assert_int_equal(xts_store_user_version(f->st), xts_store_schema_version());
+
+	u.source_id = "r-2";
+	assert_int_equal(xts_store_begin_relaxed(f->st), 0);
+	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	assert_int_equal(xts_store_rollback(f->st), 0);
+	assert_int_equal(raw_sync_level(f->st), 2);
+	assert_int_equal(f->st->unsynced, 0);
+	assert_int_equal(xts_store_user_get(f->st, "j", "r-2", &r), XTS_ENOENT);
+	/* An ordinary transaction after a relaxed one is FULL again. */
+	assert_int_equal(xts_store_begin(f->st), 0);
+	assert_int_equal(raw_sync_level(f->st), 2);
+	assert_int_equal(xts_store_rollback(f->st), 0);
+
+	xts_store_close(f->st);
+	f->st = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct xts_store *st = NULL;
+		char id[32];
+		int i;
+
+		if (xts_store_open(f->dir, &st) != 0 || xts_store_begin_relaxed(st) != 0)
+			_exit(10);
+		for (i = 0; i < 300; i++) {
+			struct xts_store_user c = { .source_id = id, .in_scope = 1, .is_member = 1 };
+
+			snprintf(id, sizeof(id), "relaxed-%04d", i);
+			if (xts_store_user_put(st, "j", &c) != 0)
+				_exit(11);
+		}
+		if (xts_store_commit(st) != 0)
+			_exit(12);
+		raise(SIGKILL);
+		_exit(13);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(xts_store_open(f->dir, &f->st), 0);
+	assert_int_equal(xts_store_check(f->st), 0);
+	assert_int_equal(xts_store_user_count(f->st, "j", 0, &n), 0);
+	assert_int_equal(n, 301);
+}
+
 static void
 test_crash_mid_transaction(void **state)
 {
@@ -1193,6 +1283,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_walks_across_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relaxed_transactions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_mid_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
