@@ -14,6 +14,7 @@
 #include "err.h"
 #include "graph.h"
 #include "graph_internal.h"
+#include "json_load.h"
 #include "log.h"
 #include "mem.h"
 
@@ -745,7 +746,7 @@ on_http(void *arg, const struct xts_http_resp *resp)
 	}
 	err = xts_graph_status_err(resp->status);
 	if (resp->body_len > 0) {
-		body = json_loadb(resp->body, resp->body_len, 0, NULL);
+		body = xts_json_loadb(resp->body, resp->body_len, 0, NULL);
 		if (body == NULL && err == 0 && resp->status != 204) {
 			err = XTS_EPARSE;
 			snprintf(ge.code, sizeof(ge.code), "InvalidJson");

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "json_load.h"
 #include "log.h"
 #include "mem.h"
 #include "store_int.h"
@@ -370,7 +371,7 @@ xts_store__col_json(sqlite3_stmt *s, int col, int *err)
 
 	if (t == NULL)
 		return NULL;
-	j = json_loadb(t, (size_t)sqlite3_column_bytes(s, col), JSON_DECODE_ANY, &jerr);
+	j = xts_json_loadb(t, (size_t)sqlite3_column_bytes(s, col), JSON_DECODE_ANY, &jerr);
 	if (j == NULL) {
 		if (json_error_code(&jerr) == json_error_out_of_memory) {
 			*err = XTS_ENOMEM;

@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "engine_internal.h"
 #include "err.h"
+#include "json_load.h"
 #include "log.h"
 #include "mem.h"
 
@@ -121,12 +122,13 @@ groups_page(struct eng_cycle *cy, long first, long n)
 	return ret;
 }
 
-/* Same as users_cb in lib/engine_cycle.c: parse, one transaction per page. */
+/* Same as users_cb in lib/engine_cycle.c: parse (as lib/graph.c does for
+ * every response body), one transaction per page. */
 static int
 users_page_apply(struct eng_cycle *cy, const char *text, size_t len, long *users)
 {
 	json_error_t je;
-	json_t *page = json_loadb(text, len, 0, &je), *value, *entry;
+	json_t *page = xts_json_loadb(text, len, 0, &je), *value, *entry;
 	size_t i;
 	int ret;
 
