@@ -352,7 +352,9 @@ int xts_store_member_clear_group(struct xts_store *st, const char *job, const ch
 /* *count = number of the job's assigned groups member_id is recorded in. */
 int xts_store_member_count_groups(struct xts_store *st, const char *job, const char *member_id,
     long long *count);
-/* Walk the members of one group (group_id != NULL) or of all groups. */
+/* Walk the members of one group (group_id != NULL) or of all groups, in
+ * member id order (then group id); either way one pass over the job's
+ * members (the table is keyed member first). */
 int xts_store_member_foreach(struct xts_store *st, const char *job, const char *group_id,
     int (*cb)(void *arg, const char *group_id, const char *member_id), void *arg);
 

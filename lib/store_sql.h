@@ -64,10 +64,15 @@ XTS_STORE_STMT(USER_PAGE, "SELECT " XTS_USER_COLS " FROM source_user WHERE job =
 	"ORDER BY source_id LIMIT ?")
 /* The sweep's walk goes in index order (last_seen_cycle, rowid) of
  * source_user_seen: the rows it wants are a range of that index, while in
- * source id order it would read every user of the job to find them. */
+ * source id order it would read every user of the job to find them. The
+ * keyset is two exact seeks merged (the rest of the current cycle's rows,
+ * then later cycles): SQLite seeks a row value (last_seen_cycle, rowid) >
+ * (?, ?) by its first column only, and would rescan the rows a page skipped
+ * (deleted users) on every later page. */
 XTS_STORE_STMT(USER_PAGE_SEEN, "SELECT " XTS_USER_COLS ", rowid FROM source_user "
-	"INDEXED BY source_user_seen WHERE job = ?1 AND last_seen_cycle < ?2 "
-	"AND (last_seen_cycle, rowid) > (?3, ?4) ORDER BY last_seen_cycle, rowid LIMIT ?5")
+	"INDEXED BY source_user_seen WHERE job = ?1 AND last_seen_cycle = ?3 AND rowid > ?4 "
+	"UNION ALL SELECT " XTS_USER_COLS ", rowid FROM source_user INDEXED BY source_user_seen "
+	"WHERE job = ?1 AND last_seen_cycle > ?3 AND last_seen_cycle < ?2 ORDER BY 8, 9 LIMIT ?5")
 XTS_STORE_STMT(USER_COUNT, "SELECT count(*) FROM source_user WHERE job = ?")
 XTS_STORE_STMT(USER_COUNT_SCOPE, "SELECT count(*) FROM source_user WHERE job = ? AND in_scope = 1 "
 	"AND deleted = 0")
@@ -113,14 +118,16 @@ XTS_STORE_STMT(OP_COUNT, "SELECT count(*) FROM op WHERE job = ? AND state = ?")
 XTS_STORE_STMT(OP_RELEASE, "UPDATE op SET state = 0, updated = ? WHERE job = ? AND state = 4")
 XTS_STORE_STMT(OP_PURGE, "DELETE FROM op WHERE job = ? AND state = 2 AND updated < ?")
 
+/* member's key is (job, member_id, group_id) (migration 0003): the group-first
+ * statements below scan the job's members once. */
 XTS_STORE_STMT(MEM_ADD, "INSERT OR IGNORE INTO member(job, group_id, member_id) VALUES (?, ?, ?)")
 XTS_STORE_STMT(MEM_REMOVE, "DELETE FROM member WHERE job = ? AND group_id = ? AND member_id = ?")
 XTS_STORE_STMT(MEM_CLEAR_GROUP, "DELETE FROM member WHERE job = ? AND group_id = ?")
 XTS_STORE_STMT(MEM_COUNT, "SELECT count(*) FROM member WHERE job = ? AND member_id = ?")
 XTS_STORE_STMT(MEM_PAGE_GROUP, "SELECT group_id, member_id FROM member WHERE job = ? AND group_id = ? "
 	"AND member_id > ? ORDER BY member_id LIMIT ?")
-XTS_STORE_STMT(MEM_PAGE_ALL, "SELECT group_id, member_id FROM member WHERE job = ? "
-	"AND (group_id, member_id) > (?, ?) ORDER BY group_id, member_id LIMIT ?")
+XTS_STORE_STMT(MEM_PAGE_ALL, "SELECT group_id, member_id FROM member WHERE job = ?1 "
+	"AND (member_id, group_id) > (?3, ?2) ORDER BY member_id, group_id LIMIT ?4")
 
 XTS_STORE_STMT(OB_ADD, "INSERT INTO outbox(job, event_key, recipients, subject, body, created, "
 	"next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job, event_key) DO NOTHING")

@@ -144,8 +144,9 @@ test_newer_version_refused(void **state)
 	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), xts_store_schema_version() + 1);
 }
 
-/* A store written by schema version 1 (WITHOUT ROWID users and links) moves
- * to the current version with its rows, keys and constraints intact. */
+/* A store written by schema version 1 (WITHOUT ROWID users and links,
+ * membership keyed group first) moves to the current version with its rows,
+ * keys and constraints intact. */
 static void
 test_migrate_from_v1(void **state)
 {
@@ -170,7 +171,9 @@ test_migrate_from_v1(void **state)
 	    "last_seen_cycle) VALUES ('j', 'u-2', '{\"displayName\":\"B\"}', 1, 1, 'u-1', 3), "
 	    "('j', 'u-1', '{\"displayName\":\"A\"}', 0, 0, NULL, 2);"
 	    "INSERT INTO link(job, source_id, target_id, exported, target_state, origin) VALUES "
-	    "('j', 'u-2', 't-2', '{\"displayName\":\"B\"}', 1, 2);", NULL, NULL, &msg), SQLITE_OK);
+	    "('j', 'u-2', 't-2', '{\"displayName\":\"B\"}', 1, 2);"
+	    "INSERT INTO member(job, group_id, member_id) VALUES ('j', 'g1', 'u-2'), ('j', 'g2', 'u-2'), "
+	    "('j', 'g1', 'u-1');", NULL, NULL, &msg), SQLITE_OK);
 	sqlite3_close(h);
 
 	assert_int_equal(xts_store_open(f->dir, &f->st), 0);
@@ -198,10 +201,18 @@ test_migrate_from_v1(void **state)
 	assert_int_equal(xts_store_link_put(f->st, "j", &l), XTS_EEXIST);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name IN "
 	    "('source_user_key', 'source_user_seen', 'link_key', 'link_target')"), 4);
+	assert_int_equal(xts_store_member_count_groups(f->st, "j", "u-2", &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(xts_store_member_remove(f->st, "j", "g1", "u-1"), 0);
+	assert_int_equal(xts_store_member_count_groups(f->st, "j", "u-1", &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = "
+	    "'member_by_member'"), 0);
 	/* Deleting the job still cascades. */
 	assert_int_equal(xts_store_job_delete(f->st, "j"), 0);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user"), 0);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM link"), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM member"), 0);
 	assert_int_equal(xts_store_check(f->st), 0);
 }
 
