@@ -561,8 +561,6 @@ xts_store_open_path(const char *db_path, struct xts_store **out)
 	ret = exec_sql(st, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
 	    "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 10000; "
 	    "PRAGMA journal_size_limit = 67108864;", "pragmas");
-	if (ret == 0 && getenv("XTS_EXP_PRAGMAS"))
-		ret = exec_sql(st, getenv("XTS_EXP_PRAGMAS"), "exp");
 	if (ret < 0)
 		goto done;
 	ret = pragma_int(st, "PRAGMA foreign_keys", &v);
