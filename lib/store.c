@@ -261,8 +261,11 @@ xts_store__json_text(const json_t *j, struct xts_buf *b, int depth)
 	return 0;
 }
 
+/* text_static: the statement is stepped and reset before the caller's
+ * strings can go (xts_store__exec), so 't' texts are bound without a copy.
+ * 'j' texts live in st->jbuf, which the next 'j' reuses: always copied. */
 static int
-bind_v(struct xts_store *st, sqlite3_stmt *s, const char *fmt, va_list ap)
+bind_v(struct xts_store *st, sqlite3_stmt *s, const char *fmt, va_list ap, int text_static)
 {
 	int i, rc = SQLITE_OK;
 
@@ -271,7 +274,8 @@ bind_v(struct xts_store *st, sqlite3_stmt *s, const char *fmt, va_list ap)
 		case 't': {
 			const char *t = va_arg(ap, const char *);
 
-			rc = t ? sqlite3_bind_text(s, i, t, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
+			rc = t ? sqlite3_bind_text(s, i, t, -1, text_static ? SQLITE_STATIC : SQLITE_TRANSIENT) :
+				 sqlite3_bind_null(s, i);
 			break;
 		}
 		case 'i':
@@ -310,7 +314,7 @@ xts_store__bind(struct xts_store *st, sqlite3_stmt *s, const char *fmt, ...)
 	int ret;
 
 	va_start(ap, fmt);
-	ret = bind_v(st, s, fmt, ap);
+	ret = bind_v(st, s, fmt, ap, 0);
 	va_end(ap);
 	return ret;
 }
@@ -338,7 +342,7 @@ xts_store__exec(struct xts_store *st, enum xts_store_stmt id, int *changes, cons
 	if (s == NULL)
 		return ret;
 	va_start(ap, fmt);
-	ret = bind_v(st, s, fmt, ap);
+	ret = bind_v(st, s, fmt, ap, 1);
 	va_end(ap);
 	if (ret < 0)
 		return ret;
