@@ -15,7 +15,7 @@
 
 #include "control.h"
 #include "err.h"
-#include "jsonload.h"
+#include "json_load.h"
 #include "log.h"
 #include "mem.h"
 

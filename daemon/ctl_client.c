@@ -12,7 +12,7 @@
 #include "buf.h"
 #include "ctl_client.h"
 #include "err.h"
-#include "jsonload.h"
+#include "json_load.h"
 #include "log.h"
 #include "mem.h"
 

@@ -10,7 +10,7 @@
 #include "ctl_eval.h"
 #include "err.h"
 #include "expr.h"
-#include "jsonload.h"
+#include "json_load.h"
 #include "mem.h"
 
 static void

@@ -19,7 +19,7 @@
 
 #include "config.h"
 #include "ctl_logs.h"
-#include "jsonload.h"
+#include "json_load.h"
 #include "log.h"
 #include "mem.h"
 

@@ -16,7 +16,7 @@
 #include "auth.h"
 #include "buf.h"
 #include "err.h"
-#include "jsonload.h"
+#include "json_load.h"
 #include "log.h"
 #include "mem.h"
 

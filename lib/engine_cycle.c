@@ -11,7 +11,7 @@
 #include "buf.h"
 #include "engine_internal.h"
 #include "err.h"
-#include "jsonload.h"
+#include "json_load.h"
 #include "log.h"
 #include "mem.h"
 #include "notify.h"
@@ -316,7 +316,9 @@ groups_cb(void *arg, const struct xts_member_event *ev, size_t n, int last)
 	int ret;
 
 	(void)last;
-	ret = xts_store_begin(cy->st);
+	/* Relaxed (no fsync): nothing acts on the read phase's commits before
+	 * step_post's fsynced barrier (see users_cb). */
+	ret = xts_store_begin_relaxed(cy->st);
 	for (i = 0; i < n && ret == 0; i++) {
 		if (ev[i].odata_type != NULL && strcmp(ev[i].odata_type, "#microsoft.graph.user") != 0)
 			continue;
@@ -605,8 +607,15 @@ users_cb(void *arg, json_t *value, int last)
 	(void)last;
 	if (cy->canceled)
 		return XTS_ECANCELED;
-	/* One page of decisions becomes durable at once (or not at all). */
-	ret = xts_store_begin(cy->st);
+	/* One page of decisions is committed at once (or not at all), without
+	 * an fsync (xts_store_begin_relaxed): a page's decisions gate no
+	 * external write until step_post commits the round with an fsync (which
+	 * makes these frames durable too) and only then starts the apply phase;
+	 * the delta link is stored only in that commit. A power loss before it
+	 * rolls the store back to an earlier commit, decisions and delta link
+	 * together, and the next cycle reads those pages again. A kill -9 loses
+	 * nothing: the frames are in the OS's cache. */
+	ret = xts_store_begin_relaxed(cy->st);
 	json_array_foreach(value, i, entry) {
 		if (ret != 0)
 			break;
@@ -836,13 +845,18 @@ step_post(struct eng_cycle *cy)
 	}
 	if (ret == 0)
 		ret = guard(cy, &sj);
-	/* Only now, with every decision of the round durable, the links. */
+	/* Only now, with every decision of the round committed, the links. This
+	 * commit and xts_store_sync fsync: the barrier that makes the round's
+	 * relaxed page commits durable before the apply phase acts on them. */
 	if (ret == 0 && cy->users_link != NULL)
 		ret = xts_store_job_set_delta(cy->st, cy->c.name, cy->users_link);
 	if (ret == 0 && cy->groups_link != NULL)
 		ret = xts_store_job_set_groups_delta(cy->st, cy->c.name, cy->groups_link);
 	if (ret == 0)
 		ret = xts_store_commit(cy->st);
+	/* The commit above fsyncs if it wrote anything; this makes sure. */
+	if (ret == 0)
+		ret = xts_store_sync(cy->st);
 	xts_store_job_clear(&sj);
 	if (ret != 0) {
 		if (xts_store_in_tx(cy->st))

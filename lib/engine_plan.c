@@ -49,9 +49,12 @@ eng_log_simple(struct eng_cycle *cy, int action, int status, const char *source_
 /* ---- operations ----------------------------------------------------------- */
 
 /* Put the one open operation of kind for sid: reuse an open op of the same
- * kind (payload replaced), cancel open ops of the other non-manager kinds. */
+ * kind (payload replaced), cancel open ops of the other non-manager kinds.
+ * *none_open (may be NULL) is set to 1 when sid had no open op of any kind
+ * before the call: then the only open op it has now is the one added here. */
 static int
-op_put(struct eng_cycle *cy, const char *sid, int kind, json_t *payload, int staged)
+op_put_ex(struct eng_cycle *cy, const char *sid, int kind, json_t *payload, int staged,
+	  int *none_open)
 {
 	struct xts_store_op_row r;
 	int k, ret, reused = 0;
@@ -59,6 +62,8 @@ op_put(struct eng_cycle *cy, const char *sid, int kind, json_t *payload, int sta
 	memset(&r, 0, sizeof(r));
 	ret = xts_store_op_find_open(cy->st, cy->c.name, sid, -1, &r);
 	xts_store_op_row_clear(&r);
+	if (none_open != NULL)
+		*none_open = ret == XTS_ENOENT;
 	if (ret == XTS_ENOENT)
 		goto add;
 	if (ret != 0)
@@ -93,7 +98,15 @@ add:
 }
 
 static int
-manager_put(struct eng_cycle *cy, const char *sid, const char *mgr)
+op_put(struct eng_cycle *cy, const char *sid, int kind, json_t *payload, int staged)
+{
+	return op_put_ex(cy, sid, kind, payload, staged, NULL);
+}
+
+/* none_open: op_put_ex just said sid had no open op, so there is no open
+ * manager op to look up (one statement less per new user). */
+static int
+manager_put(struct eng_cycle *cy, const char *sid, const char *mgr, int none_open)
 {
 	struct xts_store_op_row r;
 	json_t *p;
@@ -103,7 +116,7 @@ manager_put(struct eng_cycle *cy, const char *sid, const char *mgr)
 	p = json_pack("{s:s?}", "manager", mgr);
 	if (p == NULL)
 		return XTS_ENOMEM;
-	ret = xts_store_op_find_open(cy->st, cy->c.name, sid, XTS_OP_MANAGER, &r);
+	ret = none_open ? XTS_ENOENT : xts_store_op_find_open(cy->st, cy->c.name, sid, XTS_OP_MANAGER, &r);
 	if (ret == 0 && r.o.state != XTS_OP_INFLIGHT)
 		ret = xts_store_op_set_payload(cy->st, r.o.id, p);
 	else if (ret == XTS_ENOENT)
@@ -191,7 +204,7 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 	struct xts_expr_error xe;
 	json_t *desired = NULL, *redacted = NULL, *changes = NULL, *payload = NULL;
 	const char *why = NULL, *mgr;
-	int ret, linked, internal, in = 0, a;
+	int ret, linked, internal, in = 0, a, none_open = 0;
 
 	memset(&lr, 0, sizeof(lr));
 	memset(&xe, 0, sizeof(xe));
@@ -279,9 +292,9 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 			ret = XTS_ENOMEM;
 			goto done;
 		}
-		ret = op_put(cy, sid, XTS_OP_CREATE, payload, 0);
+		ret = op_put_ex(cy, sid, XTS_OP_CREATE, payload, 0, &none_open);
 		if (ret == 0 && ref != NULL && mgr != NULL)
-			ret = manager_put(cy, sid, mgr);
+			ret = manager_put(cy, sid, mgr, none_open);
 		goto done;
 	}
 	ret = xts_mapping_diff(s, desired, lr.l.exported, &changes);
@@ -303,7 +316,7 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 	if (ret == 0 && ref != NULL) {
 		const char *was = json_string_value(json_object_get(lr.l.exported, "manager"));
 		if (mgr != NULL && (was == NULL || strcmp(was, mgr) != 0))
-			ret = manager_put(cy, sid, mgr);
+			ret = manager_put(cy, sid, mgr, 0);
 	}
 done:
 	json_decref(desired);

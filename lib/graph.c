@@ -14,7 +14,7 @@
 #include "err.h"
 #include "graph.h"
 #include "graph_internal.h"
-#include "jsonload.h"
+#include "json_load.h"
 #include "log.h"
 #include "mem.h"
 

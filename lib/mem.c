@@ -10,7 +10,6 @@
 #include <sqlite3.h>
 
 #include "err.h"
-#include "jsonload.h"
 #include "mem.h"
 
 static unsigned long alloc_count;
@@ -137,43 +136,10 @@ json_malloc(size_t n)
 	return p;
 }
 
-json_t *
-xts_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *err)
+void
+xts_mem_json_guard(int on)
 {
-	json_t *j;
-
-	json_parsing++;
-	j = json_loadb(buf, len, flags, err);
-	json_parsing--;
-	return j;
-}
-
-json_t *
-xts_json_loads(const char *s, size_t flags, json_error_t *err)
-{
-	return xts_json_loadb(s, strlen(s), flags, err);
-}
-
-json_t *
-xts_json_loadf(FILE *f, size_t flags, json_error_t *err)
-{
-	json_t *j;
-
-	json_parsing++;
-	j = json_loadf(f, flags, err);
-	json_parsing--;
-	return j;
-}
-
-json_t *
-xts_json_load_file(const char *path, size_t flags, json_error_t *err)
-{
-	json_t *j;
-
-	json_parsing++;
-	j = json_load_file(path, flags, err);
-	json_parsing--;
-	return j;
+	json_parsing += on ? 1 : -1;
 }
 
 /* SQLite wants the allocation size back from a pointer: keep it in a header. */

@@ -24,6 +24,10 @@ int xts_mem_install(void);
 /* Test hook: make the Nth allocation from now (1-based) and every later one
  * fail when sticky is non-zero, or only that one otherwise. n == 0 disables. */
 void xts_mem_fail_after(unsigned long n, int sticky);
+/* While on (calls nest), an allocation that fails through jansson's allocator
+ * ends the process (see mem.c: jansson's parser cannot survive one). Only
+ * json_load.c sets it, around jansson's own parser. */
+void xts_mem_json_guard(int on);
 /* Test hook: the nth allocation from now of exactly n bytes fails (once);
  * nth == 0 disables. */
 void xts_mem_fail_size(size_t n, unsigned long nth);

@@ -15,7 +15,7 @@
 #include "err.h"
 #include "graph.h"
 #include "graph_internal.h"
-#include "jsonload.h"
+#include "json_load.h"
 #include "log.h"
 #include "mem.h"
 #include "policy_check.h"

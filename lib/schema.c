@@ -16,7 +16,7 @@
 #include "buf.h"
 #include "err.h"
 #include "expr.h"
-#include "jsonload.h"
+#include "json_load.h"
 #include "mem.h"
 #include "schema.h"
 #include "scope_filter.h"

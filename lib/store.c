@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "err.h"
-#include "jsonload.h"
+#include "json_load.h"
 #include "log.h"
 #include "mem.h"
 #include "store_int.h"
@@ -91,12 +91,36 @@ xts_store__db(struct xts_store *st)
 	return st->db;
 }
 
+/* Put synchronous=FULL back after a relaxed transaction (which ended in
+ * commit, rollback or an error). Called again before every statement until
+ * it succeeds: nothing runs with NORMAL outside xts_store_begin_relaxed. */
+static int
+sync_restore(struct xts_store *st)
+{
+	char *msg = NULL;
+	int rc;
+
+	if (!st->relaxed || st->in_tx || !sqlite3_get_autocommit(st->db))
+		return 0;
+	rc = sqlite3_exec(st->db, "PRAGMA synchronous = FULL", NULL, NULL, &msg);
+	sqlite3_free(msg);
+	if (rc != SQLITE_OK)
+		return xts_store__err(st, rc, "synchronous = FULL");
+	st->relaxed = 0;
+	return 0;
+}
+
 sqlite3_stmt *
 xts_store__stmt(struct xts_store *st, enum xts_store_stmt id, int *err)
 {
 	sqlite3_stmt *s = st->stmt[id];
 	int rc;
 
+	if (st->relaxed) {
+		*err = sync_restore(st);
+		if (*err != 0)
+			return NULL;
+	}
 	if (s == NULL) {
 		rc = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
 		if (rc != SQLITE_OK) {
@@ -237,8 +261,11 @@ xts_store__json_text(const json_t *j, struct xts_buf *b, int depth)
 	return 0;
 }
 
+/* text_static: the statement is stepped and reset before the caller's
+ * strings can go (xts_store__exec), so 't' texts are bound without a copy.
+ * 'j' texts live in st->jbuf, which the next 'j' reuses: always copied. */
 static int
-bind_v(struct xts_store *st, sqlite3_stmt *s, const char *fmt, va_list ap)
+bind_v(struct xts_store *st, sqlite3_stmt *s, const char *fmt, va_list ap, int text_static)
 {
 	int i, rc = SQLITE_OK;
 
@@ -247,7 +274,8 @@ bind_v(struct xts_store *st, sqlite3_stmt *s, const char *fmt, va_list ap)
 		case 't': {
 			const char *t = va_arg(ap, const char *);
 
-			rc = t ? sqlite3_bind_text(s, i, t, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
+			rc = t ? sqlite3_bind_text(s, i, t, -1, text_static ? SQLITE_STATIC : SQLITE_TRANSIENT) :
+				 sqlite3_bind_null(s, i);
 			break;
 		}
 		case 'i':
@@ -286,7 +314,7 @@ xts_store__bind(struct xts_store *st, sqlite3_stmt *s, const char *fmt, ...)
 	int ret;
 
 	va_start(ap, fmt);
-	ret = bind_v(st, s, fmt, ap);
+	ret = bind_v(st, s, fmt, ap, 0);
 	va_end(ap);
 	return ret;
 }
@@ -314,7 +342,7 @@ xts_store__exec(struct xts_store *st, enum xts_store_stmt id, int *changes, cons
 	if (s == NULL)
 		return ret;
 	va_start(ap, fmt);
-	ret = bind_v(st, s, fmt, ap);
+	ret = bind_v(st, s, fmt, ap, 1);
 	va_end(ap);
 	if (ret < 0)
 		return ret;
@@ -527,7 +555,16 @@ xts_store_open_path(const char *db_path, struct xts_store **out)
 		if (ret < 0)
 			goto done;
 	}
-	ret = exec_sql(st, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", "pragmas");
+	/* cache_size 16 MiB (SQLite's default is 2 MiB): the hot interior and
+	 * key-index pages of a large job stay in memory; it is a ceiling, a
+	 * small store never uses it. wal_autocheckpoint 10,000 pages (40 MiB,
+	 * default 1,000): a page rewritten by many page-sized transactions (the
+	 * scattered key indexes) is copied into the database once per
+	 * checkpoint, not once per 1,000 frames; journal_size_limit truncates
+	 * the WAL back to 64 MiB after a checkpoint that let it grow past. */
+	ret = exec_sql(st, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
+	    "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 10000; "
+	    "PRAGMA journal_size_limit = 67108864;", "pragmas");
 	if (ret < 0)
 		goto done;
 	ret = pragma_int(st, "PRAGMA foreign_keys", &v);
@@ -598,6 +635,27 @@ xts_store_begin(struct xts_store *st)
 }
 
 int
+xts_store_begin_relaxed(struct xts_store *st)
+{
+	int ret;
+
+	if (st->in_tx || st->sp_depth > 0)
+		return XTS_EINVAL;
+	/* SQLite refuses to change synchronous inside a transaction, and in WAL
+	 * mode reads it at COMMIT: set it here, restore it when the
+	 * transaction is over (sync_restore). */
+	ret = xts_store__exec(st, XTS_ST_SYNC_NORMAL, NULL, "");
+	if (ret == 0)
+		ret = xts_store__exec(st, XTS_ST_BEGIN, NULL, "");
+	st->relaxed = 1;
+	if (ret == 0)
+		st->in_tx = 1;
+	else if (sync_restore(st) != 0)
+		ret = XTS_ESTORE;
+	return ret;
+}
+
+int
 xts_store_commit(struct xts_store *st)
 {
 	int ret;
@@ -612,7 +670,41 @@ xts_store_commit(struct xts_store *st)
 			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	}
 	st->in_tx = 0;
+	if (st->relaxed) {
+		if (ret == 0)
+			st->unsynced = 1;
+		if (sync_restore(st) != 0 && ret == 0)
+			ret = XTS_ESTORE;
+	}
 	return ret;
+}
+
+int
+xts_store_sync(struct xts_store *st)
+{
+	char sql[64];
+	int ret;
+
+	if (st->in_tx || st->sp_depth > 0)
+		return XTS_EINVAL;
+	if (!st->unsynced)
+		return 0;
+	ret = sync_restore(st);
+	if (ret != 0)
+		return ret;
+	/* Any write commits with an fsync of the WAL, and that fsync covers the
+	 * frames of the relaxed commits before it. user_version is a write
+	 * that always happens (page 1) and changes nothing. */
+	snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE; PRAGMA user_version = %d; COMMIT",
+	    xts_store_n_migrations);
+	ret = exec_sql(st, sql, "sync");
+	if (ret != 0) {
+		if (!sqlite3_get_autocommit(st->db))
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		return ret;
+	}
+	st->unsynced = 0;
+	return 0;
 }
 
 int
@@ -625,6 +717,8 @@ xts_store_rollback(struct xts_store *st)
 	if (!sqlite3_get_autocommit(st->db))
 		ret = xts_store__exec(st, XTS_ST_ROLLBACK, NULL, "");
 	st->in_tx = 0;
+	if (st->relaxed && sync_restore(st) != 0 && ret == 0)
+		ret = XTS_ESTORE;
 	return ret;
 }
 

@@ -61,6 +61,23 @@ int xts_store_schema_version(void);
  * open transaction returns XTS_EINVAL. After any failed call inside the
  * transaction the caller should roll back. */
 int xts_store_begin(struct xts_store *st);
+/* The same, but its commit does not wait for the disk (WAL with
+ * synchronous=NORMAL for this one transaction): it is atomic and survives
+ * the process being killed (the frames are in the OS's cache), but a power
+ * loss or OS crash may roll back it and the relaxed commits after it - as a
+ * whole suffix, never part of one and never an earlier fsynced commit. The
+ * next ordinary commit (any write in or outside xts_store_begin) fsyncs the
+ * WAL and so makes every earlier commit durable too. Only for decisions that
+ * nothing outside the store acts on before such a commit, and whose loss
+ * costs only redoing them (the engine's read phase: docs/internals/store.md).
+ * synchronous=FULL is restored when the transaction ends; every later
+ * statement fails rather than run without it. */
+int xts_store_begin_relaxed(struct xts_store *st);
+/* Make every earlier relaxed commit durable: when there was one since the
+ * last xts_store_sync, run a small fsynced write transaction (it rewrites
+ * user_version with its own value); otherwise do nothing. Not inside a
+ * transaction (XTS_EINVAL). Blocks on one fsync at most. */
+int xts_store_sync(struct xts_store *st);
 int xts_store_commit(struct xts_store *st);
 int xts_store_rollback(struct xts_store *st);
 /* 1 while an explicit transaction is open. */
@@ -166,6 +183,7 @@ struct xts_store_user {
 /* Owned copy returned by xts_store_user_get; strings and attrs owned. */
 struct xts_store_user_row {
 	struct xts_store_user u;
+	long long key; /* the store's row key (walk position); not for callers */
 };
 void xts_store_user_row_clear(struct xts_store_user_row *r);
 
@@ -180,7 +198,9 @@ int xts_store_user_mark_deleted(struct xts_store *st, const char *job, const cha
 int xts_store_user_remove(struct xts_store *st, const char *job, const char *source_id);
 /* Walk users ordered by source id. seen_before_cycle > 0 limits the walk to
  * rows with last_seen_cycle < seen_before_cycle (after an initial cycle:
- * users the full read did not return); 0 walks all. */
+ * users the full read did not return), ordered by last_seen_cycle and then
+ * in no particular order (a range of an index: it does not read the users it
+ * skips); 0 walks all. */
 int xts_store_user_foreach(struct xts_store *st, const char *job, long long seen_before_cycle,
     int (*cb)(void *arg, const struct xts_store_user *u), void *arg);
 /* Number of user rows of the job (in_scope_only: only in-scope, non-deleted). */
@@ -332,7 +352,9 @@ int xts_store_member_clear_group(struct xts_store *st, const char *job, const ch
 /* *count = number of the job's assigned groups member_id is recorded in. */
 int xts_store_member_count_groups(struct xts_store *st, const char *job, const char *member_id,
     long long *count);
-/* Walk the members of one group (group_id != NULL) or of all groups. */
+/* Walk the members of one group (group_id != NULL) or of all groups, in
+ * member id order (then group id); either way one pass over the job's
+ * members (the table is keyed member first). */
 int xts_store_member_foreach(struct xts_store *st, const char *job, const char *group_id,
     int (*cb)(void *arg, const char *group_id, const char *member_id), void *arg);
 

@@ -32,6 +32,8 @@ struct xts_store {
 	char *path;
 	int in_tx;        /* explicit xts_store_begin transaction open */
 	int sp_depth;     /* internal savepoints open */
+	int relaxed;      /* synchronous=NORMAL set by xts_store_begin_relaxed, FULL not yet back */
+	int unsynced;     /* a relaxed commit since the last xts_store_sync */
 	sqlite3_stmt *stmt[XTS_ST__COUNT];
 	struct xts_buf jbuf; /* scratch for serialising 'j' parameters */
 };

@@ -38,6 +38,8 @@ user_from_row(sqlite3_stmt *s, struct xts_store_user_row *r)
 	r->u.manager_id = xts_store__col_dup(s, 5, &err);
 	r->u.deleted = sqlite3_column_int(s, 6);
 	r->u.last_seen_cycle = sqlite3_column_int64(s, 7);
+	if (sqlite3_column_count(s) > 8)
+		r->key = sqlite3_column_int64(s, 8);
 	if (err == 0 && r->u.source_id == NULL)
 		err = XTS_ESTORE;
 	if (err < 0)
@@ -50,7 +52,7 @@ xts_store_user_put(struct xts_store *st, const char *job, const struct xts_store
 {
 	if (job == NULL || u == NULL || u->source_id == NULL)
 		return XTS_EINVAL;
-	return xts_store__exec(st, XTS_ST_USER_PUT, NULL, "ttjitittI", job, u->source_id, u->attrs,
+	return xts_store__exec(st, XTS_ST_USER_PUT, NULL, "ttjititiI", job, u->source_id, u->attrs,
 	    u->in_scope ? 1 : 0, u->scope_reason, u->is_member ? 1 : 0, u->manager_id,
 	    u->deleted ? 1 : 0, u->last_seen_cycle);
 }
@@ -134,14 +136,17 @@ static sqlite3_stmt *
 user_page(struct xts_store *st, void *ctx, const void *last, int *err)
 {
 	const struct user_walk *w = ctx;
-	const char *after = last != NULL ? ((const struct xts_store_user_row *)last)->u.source_id : "";
+	const struct xts_store_user_row *l = last;
+	const char *after = l != NULL ? l->u.source_id : "";
 	sqlite3_stmt *s;
 
 	if (w->seen_before_cycle > 0) {
+		/* keyset (last_seen_cycle, rowid); the first page starts below any */
 		s = xts_store__stmt(st, XTS_ST_USER_PAGE_SEEN, err);
 		if (s != NULL)
-			*err = xts_store__bind(st, s, "ttIi", w->job, after, w->seen_before_cycle,
-			    XTS_STORE_PAGE);
+			*err = xts_store__bind(st, s, "tIIIi", w->job, w->seen_before_cycle,
+			    l != NULL ? l->u.last_seen_cycle : (long long)(~0ULL >> 1) * -1 - 1,
+			    l != NULL ? l->key : 0LL, XTS_STORE_PAGE);
 	} else {
 		s = xts_store__stmt(st, XTS_ST_USER_PAGE, err);
 		if (s != NULL)

@@ -17,6 +17,8 @@
 XTS_STORE_STMT(BEGIN, "BEGIN IMMEDIATE")
 XTS_STORE_STMT(COMMIT, "COMMIT")
 XTS_STORE_STMT(ROLLBACK, "ROLLBACK")
+XTS_STORE_STMT(SYNC_NORMAL, "PRAGMA synchronous = NORMAL")
+XTS_STORE_STMT(SYNC_FULL, "PRAGMA synchronous = FULL")
 XTS_STORE_STMT(SP_BEGIN, "SAVEPOINT xts_sp")
 XTS_STORE_STMT(SP_RELEASE, "RELEASE xts_sp")
 XTS_STORE_STMT(SP_ROLLBACK, "ROLLBACK TO xts_sp")
@@ -47,16 +49,30 @@ XTS_STORE_STMT(CYCLE_END_JOB, "UPDATE job SET last_cycle_end = ?, last_cycle_res
 XTS_STORE_STMT(CYCLE_PAGE, "SELECT id, kind, started, ended, result, counts FROM cycle "
 	"WHERE job = ? AND id < ? ORDER BY id DESC LIMIT ?")
 
-XTS_STORE_STMT(USER_PUT, "INSERT OR REPLACE INTO source_user(job, " XTS_USER_COLS ") "
-	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+/* An upsert, not INSERT OR REPLACE: a replaced row would get a new rowid
+ * (a delete and an append) instead of being updated in place. */
+XTS_STORE_STMT(USER_PUT, "INSERT INTO source_user(job, " XTS_USER_COLS ") "
+	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job, source_id) DO UPDATE SET "
+	"attrs = excluded.attrs, in_scope = excluded.in_scope, scope_reason = excluded.scope_reason, "
+	"is_member = excluded.is_member, manager_id = excluded.manager_id, deleted = excluded.deleted, "
+	"last_seen_cycle = excluded.last_seen_cycle")
 XTS_STORE_STMT(USER_GET, "SELECT " XTS_USER_COLS " FROM source_user WHERE job = ? AND source_id = ?")
 XTS_STORE_STMT(USER_MARK_DELETED, "UPDATE source_user SET deleted = 1, last_seen_cycle = ? "
 	"WHERE job = ? AND source_id = ?")
 XTS_STORE_STMT(USER_REMOVE, "DELETE FROM source_user WHERE job = ? AND source_id = ?")
 XTS_STORE_STMT(USER_PAGE, "SELECT " XTS_USER_COLS " FROM source_user WHERE job = ? AND source_id > ? "
 	"ORDER BY source_id LIMIT ?")
-XTS_STORE_STMT(USER_PAGE_SEEN, "SELECT " XTS_USER_COLS " FROM source_user WHERE job = ? "
-	"AND source_id > ? AND last_seen_cycle < ? ORDER BY source_id LIMIT ?")
+/* The sweep's walk goes in index order (last_seen_cycle, rowid) of
+ * source_user_seen: the rows it wants are a range of that index, while in
+ * source id order it would read every user of the job to find them. The
+ * keyset is two exact seeks merged (the rest of the current cycle's rows,
+ * then later cycles): SQLite seeks a row value (last_seen_cycle, rowid) >
+ * (?, ?) by its first column only, and would rescan the rows a page skipped
+ * (deleted users) on every later page. */
+XTS_STORE_STMT(USER_PAGE_SEEN, "SELECT " XTS_USER_COLS ", rowid FROM source_user "
+	"INDEXED BY source_user_seen WHERE job = ?1 AND last_seen_cycle = ?3 AND rowid > ?4 "
+	"UNION ALL SELECT " XTS_USER_COLS ", rowid FROM source_user INDEXED BY source_user_seen "
+	"WHERE job = ?1 AND last_seen_cycle > ?3 AND last_seen_cycle < ?2 ORDER BY 8, 9 LIMIT ?5")
 XTS_STORE_STMT(USER_COUNT, "SELECT count(*) FROM source_user WHERE job = ?")
 XTS_STORE_STMT(USER_COUNT_SCOPE, "SELECT count(*) FROM source_user WHERE job = ? AND in_scope = 1 "
 	"AND deleted = 0")
@@ -102,14 +118,16 @@ XTS_STORE_STMT(OP_COUNT, "SELECT count(*) FROM op WHERE job = ? AND state = ?")
 XTS_STORE_STMT(OP_RELEASE, "UPDATE op SET state = 0, updated = ? WHERE job = ? AND state = 4")
 XTS_STORE_STMT(OP_PURGE, "DELETE FROM op WHERE job = ? AND state = 2 AND updated < ?")
 
+/* member's key is (job, member_id, group_id) (migration 0003): the group-first
+ * statements below scan the job's members once. */
 XTS_STORE_STMT(MEM_ADD, "INSERT OR IGNORE INTO member(job, group_id, member_id) VALUES (?, ?, ?)")
 XTS_STORE_STMT(MEM_REMOVE, "DELETE FROM member WHERE job = ? AND group_id = ? AND member_id = ?")
 XTS_STORE_STMT(MEM_CLEAR_GROUP, "DELETE FROM member WHERE job = ? AND group_id = ?")
 XTS_STORE_STMT(MEM_COUNT, "SELECT count(*) FROM member WHERE job = ? AND member_id = ?")
 XTS_STORE_STMT(MEM_PAGE_GROUP, "SELECT group_id, member_id FROM member WHERE job = ? AND group_id = ? "
 	"AND member_id > ? ORDER BY member_id LIMIT ?")
-XTS_STORE_STMT(MEM_PAGE_ALL, "SELECT group_id, member_id FROM member WHERE job = ? "
-	"AND (group_id, member_id) > (?, ?) ORDER BY group_id, member_id LIMIT ?")
+XTS_STORE_STMT(MEM_PAGE_ALL, "SELECT group_id, member_id FROM member WHERE job = ?1 "
+	"AND (member_id, group_id) > (?3, ?2) ORDER BY member_id, group_id LIMIT ?4")
 
 XTS_STORE_STMT(OB_ADD, "INSERT INTO outbox(job, event_key, recipients, subject, body, created, "
 	"next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job, event_key) DO NOTHING")

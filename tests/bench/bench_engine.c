@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "engine_internal.h"
 #include "err.h"
+#include "json_load.h"
 #include "log.h"
 #include "mem.h"
 
@@ -102,7 +103,7 @@ static int
 groups_page(struct eng_cycle *cy, long first, long n)
 {
 	long i;
-	int ret = xts_store_begin(cy->st);
+	int ret = xts_store_begin_relaxed(cy->st);
 
 	for (i = first; i < first + n && ret == 0; i++) {
 		char id[64];
@@ -121,12 +122,13 @@ groups_page(struct eng_cycle *cy, long first, long n)
 	return ret;
 }
 
-/* Same as users_cb in lib/engine_cycle.c: parse, one transaction per page. */
+/* Same as users_cb in lib/engine_cycle.c: parse (as lib/graph.c does for
+ * every response body), one transaction per page. */
 static int
 users_page_apply(struct eng_cycle *cy, const char *text, size_t len, long *users)
 {
 	json_error_t je;
-	json_t *page = json_loadb(text, len, 0, &je), *value, *entry;
+	json_t *page = xts_json_loadb(text, len, 0, &je), *value, *entry;
 	size_t i;
 	int ret;
 
@@ -135,7 +137,7 @@ users_page_apply(struct eng_cycle *cy, const char *text, size_t len, long *users
 		return XTS_EPARSE;
 	}
 	value = json_object_get(page, "value");
-	ret = xts_store_begin(cy->st);
+	ret = xts_store_begin_relaxed(cy->st);
 	json_array_foreach(value, i, entry) {
 		if (ret != 0)
 			break;
@@ -272,6 +274,8 @@ main(int argc, char **argv)
 		ret = xts_store_job_set_delta(st, cy.c.name, "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=x");
 	if (ret == 0)
 		ret = xts_store_commit(st);
+	if (ret == 0)
+		ret = xts_store_sync(st);
 	tp = now_s();
 	cpu_total = cpu_s() - c0;
 	if (ret != 0) {

@@ -2,9 +2,11 @@
 /* libFuzzer target: arbitrary bytes as Graph response bodies into every
  * parser the client has (delta/list pages, members@delta, $batch responses,
  * token-endpoint answers, Graph error bodies, Retry-After, link origin
- * checks). It checks for crashes, leaks and UB, not for semantics. */
+ * checks). It checks for crashes, leaks and UB, not for semantics - except
+ * that the fast JSON reader must give jansson's result (abort otherwise). */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -13,6 +15,7 @@
 #include "err.h"
 #include "graph.h"
 #include "http.h"
+#include "json_load.h"
 #include "log.h"
 #include "mem.h"
 
@@ -62,6 +65,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					  sizeof(detail)) == 0)
 		xts_free(tok);
 	j = json_loadb((const char *)data, size, 0, NULL);
+	{
+		/* The fast reader (lib/json_load.c) must agree with jansson on
+		 * every input: same verdict, same value, same key order. */
+		json_t *f = xts_json_loadb((const char *)data, size, 0, NULL);
+		char *a = f != NULL ? json_dumps(f, JSON_COMPACT) : NULL;
+		char *b = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_malloc_t jm;
+		json_free_t jf;
+
+		if ((f == NULL) != (j == NULL) || (f != NULL && !json_equal(f, j)) ||
+		    (a != NULL && b != NULL && strcmp(a, b) != 0))
+			abort();
+		json_get_alloc_funcs(&jm, &jf);
+		jf(a);
+		jf(b);
+		json_decref(f);
+	}
 	if (j != NULL) {
 		if (xts_graph_page_parse(j, &value, &next, &delta) == 0) {
 			xts_graph_members_parse(value, on_members, &count, 1);

@@ -144,6 +144,78 @@ test_newer_version_refused(void **state)
 	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), xts_store_schema_version() + 1);
 }
 
+/* A store written by schema version 1 (WITHOUT ROWID users and links,
+ * membership keyed group first) moves to the current version with its rows,
+ * keys and constraints intact. */
+static void
+test_migrate_from_v1(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_user_row ur;
+	struct xts_store_link_row lr;
+	struct xts_store_link l;
+	sqlite3 *h = NULL;
+	char *msg = NULL;
+	long long n = 0;
+
+	xts_store_close(f->st);
+	f->st = NULL;
+	rm_db_files(f->db);
+	assert_int_equal(xts_store_migrations[0].version, 1);
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, xts_store_migrations[0].sql, NULL, NULL, &msg), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 1;"
+	    "INSERT INTO job(name) VALUES ('j');"
+	    "INSERT INTO source_user(job, source_id, attrs, in_scope, is_member, manager_id, "
+	    "last_seen_cycle) VALUES ('j', 'u-2', '{\"displayName\":\"B\"}', 1, 1, 'u-1', 3), "
+	    "('j', 'u-1', '{\"displayName\":\"A\"}', 0, 0, NULL, 2);"
+	    "INSERT INTO link(job, source_id, target_id, exported, target_state, origin) VALUES "
+	    "('j', 'u-2', 't-2', '{\"displayName\":\"B\"}', 1, 2);"
+	    "INSERT INTO member(job, group_id, member_id) VALUES ('j', 'g1', 'u-2'), ('j', 'g2', 'u-2'), "
+	    "('j', 'g1', 'u-1');", NULL, NULL, &msg), SQLITE_OK);
+	sqlite3_close(h);
+
+	assert_int_equal(xts_store_open(f->dir, &f->st), 0);
+	assert_int_equal(xts_store_user_version(f->st), xts_store_schema_version());
+	assert_int_equal(xts_store_user_get(f->st, "j", "u-2", &ur), 0);
+	assert_string_equal(json_string_value(json_object_get(ur.u.attrs, "displayName")), "B");
+	assert_int_equal(ur.u.in_scope, 1);
+	assert_string_equal(ur.u.manager_id, "u-1");
+	assert_int_equal(ur.u.last_seen_cycle, 3);
+	xts_store_user_row_clear(&ur);
+	assert_int_equal(xts_store_user_get(f->st, "j", "u-1", &ur), 0);
+	assert_int_equal(ur.u.is_member, 0);
+	xts_store_user_row_clear(&ur);
+	assert_int_equal(xts_store_user_count(f->st, "j", 0, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(xts_store_link_get(f->st, "j", "u-2", &lr), 0);
+	assert_string_equal(lr.l.target_id, "t-2");
+	assert_int_equal(lr.l.target_state, XTS_TARGET_DISABLED);
+	assert_int_equal(lr.l.origin, XTS_LINK_ADOPTED);
+	xts_store_link_row_clear(&lr);
+	/* The keys still hold: one target per job, one row per source id. */
+	memset(&l, 0, sizeof(l));
+	l.source_id = "u-1";
+	l.target_id = "t-2";
+	assert_int_equal(xts_store_link_put(f->st, "j", &l), XTS_EEXIST);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name IN "
+	    "('source_user_key', 'source_user_seen', 'link_key', 'link_target')"), 4);
+	assert_int_equal(xts_store_member_count_groups(f->st, "j", "u-2", &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(xts_store_member_remove(f->st, "j", "g1", "u-1"), 0);
+	assert_int_equal(xts_store_member_count_groups(f->st, "j", "u-1", &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = "
+	    "'member_by_member'"), 0);
+	/* Deleting the job still cascades. */
+	assert_int_equal(xts_store_job_delete(f->st, "j"), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user"), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM link"), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM member"), 0);
+	assert_int_equal(xts_store_check(f->st), 0);
+}
+
 static void
 test_not_a_database(void **state)
 {
@@ -357,6 +429,22 @@ test_users(void **state)
 	assert_int_equal(r.u.last_seen_cycle, 5);
 	xts_store_user_row_clear(&r);
 
+	{
+		/* Replacing a row stores every field, deleted included. */
+		struct xts_store_user u = { .source_id = "u-1", .attrs = attrs, .deleted = 1,
+			.last_seen_cycle = 5 };
+
+		assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+		assert_int_equal(xts_store_user_get(f->st, "j", "u-1", &r), 0);
+		assert_int_equal(r.u.deleted, 1);
+		assert_int_equal(r.u.in_scope, 0);
+		assert_null(r.u.scope_reason);
+		xts_store_user_row_clear(&r);
+		u.deleted = 0;
+		u.in_scope = 1;
+		assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+		assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user"), 1);
+	}
 	assert_int_equal(xts_store_user_mark_deleted(f->st, "j", "u-1", 6), 0);
 	assert_int_equal(xts_store_user_get(f->st, "j", "u-1", &r), 0);
 	assert_int_equal(r.u.deleted, 1);
@@ -395,6 +483,25 @@ test_users(void **state)
 	w.ordered = 1;
 	assert_int_equal(xts_store_user_foreach(f->st, "j", 2, user_cb, &w), 0);
 	assert_int_equal(w.n, 300); /* the odd ones were last seen in cycle 1 */
+	assert_string_equal(w.last, "user-00599"); /* rowid order within a cycle */
+
+	/* The seen walk with writes that move rows out of (and within) the
+	 * range: each wanted row is visited exactly once. */
+	assert_int_equal(xts_store_begin(f->st), 0);
+	for (i = 0; i < 600; i += 2) {
+		struct xts_store_user u = { .source_id = id, .is_member = 1, .last_seen_cycle = 1 + i % 4 };
+
+		snprintf(id, sizeof(id), "user-%05d", i);
+		assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	}
+	assert_int_equal(xts_store_commit(f->st), 0);
+	memset(&w, 0, sizeof(w));
+	w.st = f->st;
+	w.write_during = 1;
+	assert_int_equal(xts_store_user_foreach(f->st, "j", 3, user_cb, &w), 0);
+	assert_int_equal(w.n, 450); /* 300 odd in cycle 1, 150 even in cycle 1 */
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user WHERE last_seen_cycle = 42"),
+	    450);
 
 	/* Writes from the callback: every row touched once, walk completes. */
 	memset(&w, 0, sizeof(w));
@@ -824,6 +931,96 @@ test_transactions(void **state)
 	xts_store_job_clear(&j);
 }
 
+static int
+raw_sync_level(struct xts_store *st)
+{
+	sqlite3_stmt *s = NULL;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(xts_store__db(st), "PRAGMA synchronous", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* Relaxed transactions: NORMAL only while one is open, FULL back after
+ * commit and rollback, xts_store_sync only when needed, and a kill -9 right
+ * after a relaxed commit keeps it. */
+static void
+test_relaxed_transactions(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_user_row r;
+	struct xts_store_user u = { .source_id = "r-1", .in_scope = 1, .is_member = 1 };
+	long long n = 0;
+	pid_t pid;
+	int status = 0;
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	assert_int_equal(raw_sync_level(f->st), 2); /* FULL */
+	assert_int_equal(xts_store_sync(f->st), 0); /* nothing to do */
+	assert_int_equal(f->st->unsynced, 0);
+
+	assert_int_equal(xts_store_begin_relaxed(f->st), 0);
+	assert_true(xts_store_in_tx(f->st));
+	assert_int_equal(xts_store_begin(f->st), XTS_EINVAL);
+	assert_int_equal(xts_store_begin_relaxed(f->st), XTS_EINVAL);
+	assert_int_equal(xts_store_sync(f->st), XTS_EINVAL);
+	assert_int_equal(raw_sync_level(f->st), 1); /* NORMAL */
+	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	assert_int_equal(xts_store_commit(f->st), 0);
+	assert_int_equal(raw_sync_level(f->st), 2);
+	assert_int_equal(f->st->unsynced, 1);
+	assert_int_equal(xts_store_user_get(f->st, "j", "r-1", &r), 0);
+	xts_store_user_row_clear(&r);
+	assert_int_equal(xts_store_sync(f->st), 0);
+	assert_int_equal(f->st->unsynced, 0);
+	assert_int_equal(xts_store_user_version(f->st), xts_store_schema_version());
+
+	u.source_id = "r-2";
+	assert_int_equal(xts_store_begin_relaxed(f->st), 0);
+	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	assert_int_equal(xts_store_rollback(f->st), 0);
+	assert_int_equal(raw_sync_level(f->st), 2);
+	assert_int_equal(f->st->unsynced, 0);
+	assert_int_equal(xts_store_user_get(f->st, "j", "r-2", &r), XTS_ENOENT);
+	/* An ordinary transaction after a relaxed one is FULL again. */
+	assert_int_equal(xts_store_begin(f->st), 0);
+	assert_int_equal(raw_sync_level(f->st), 2);
+	assert_int_equal(xts_store_rollback(f->st), 0);
+
+	xts_store_close(f->st);
+	f->st = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct xts_store *st = NULL;
+		char id[32];
+		int i;
+
+		if (xts_store_open(f->dir, &st) != 0 || xts_store_begin_relaxed(st) != 0)
+			_exit(10);
+		for (i = 0; i < 300; i++) {
+			struct xts_store_user c = { .source_id = id, .in_scope = 1, .is_member = 1 };
+
+			snprintf(id, sizeof(id), "relaxed-%04d", i);
+			if (xts_store_user_put(st, "j", &c) != 0)
+				_exit(11);
+		}
+		if (xts_store_commit(st) != 0)
+			_exit(12);
+		raise(SIGKILL);
+		_exit(13);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(xts_store_open(f->dir, &f->st), 0);
+	assert_int_equal(xts_store_check(f->st), 0);
+	assert_int_equal(xts_store_user_count(f->st, "j", 0, &n), 0);
+	assert_int_equal(n, 301);
+}
+
 static void
 test_crash_mid_transaction(void **state)
 {
@@ -1084,6 +1281,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_migrate_and_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
 		cmocka_unit_test(test_not_a_database),
 		cmocka_unit_test_setup_teardown(test_job_crud, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cycles, setup, teardown),
@@ -1096,6 +1294,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_walks_across_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relaxed_transactions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_mid_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
