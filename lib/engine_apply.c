@@ -618,7 +618,11 @@ dispatch(struct aop *a)
 		if (a->linked) {
 			/* Invited earlier but the attribute write failed: update. */
 			json_t *ch = NULL;
-			json_object_set_new(a->write, cy->c.link_attr, link_pair(a));
+
+			if (json_object_set_new(a->write, cy->c.link_attr, link_pair(a)) != 0) {
+				op_failed(a, XTS_ENOMEM, NULL, NULL);
+				return;
+			}
 			ret = xts_mapping_diff(cy->sch->s, a->write, a->lr.l.exported, &ch);
 			if (ret == 0) {
 				a->old = a->lr.l.exported != NULL ? json_incref(a->lr.l.exported) : NULL;
@@ -642,15 +646,24 @@ dispatch(struct aop *a)
 		}
 		break;
 	case XTS_OP_UPDATE:
-		a->write = json_deep_copy(json_object_get(a->payload, "changes"));
-		if (a->write == NULL)
-			a->write = json_object();
+		/* As for a create: a failed copy is out of memory, not "nothing
+		 * changed" (that lost the update: the op counted done, nothing
+		 * sent, and the stored export still the old values). */
+		a->write = json_object_get(a->payload, "changes") != NULL ?
+				   json_deep_copy(json_object_get(a->payload, "changes")) : json_object();
+		if (a->write == NULL) {
+			op_failed(a, XTS_ENOMEM, NULL, NULL);
+			return;
+		}
 		a->old = a->lr.l.exported != NULL ? json_incref(a->lr.l.exported) : NULL;
 		/* Invited, but the create's attribute write failed: the target does
 		 * not carry the link yet. Stamp it with this update, or a later
 		 * restart could not find the user by its link. */
-		if (a->write != NULL && json_object_get(a->lr.l.exported, cy->c.link_attr) == NULL)
-			json_object_set_new(a->write, cy->c.link_attr, link_pair(a));
+		if (json_object_get(a->lr.l.exported, cy->c.link_attr) == NULL &&
+		    json_object_set_new(a->write, cy->c.link_attr, link_pair(a)) != 0) {
+			op_failed(a, XTS_ENOMEM, NULL, NULL);
+			return;
+		}
 		if (json_object_size(a->write) == 0) {
 			op_succeeded(a, -1, 0);
 			return;
