@@ -34,6 +34,8 @@ struct host {
 	struct host *next;
 };
 
+#define PEND_MAX 32
+
 struct xts_http {
 	struct xts_evloop *ev;
 	CURLM *multi;
@@ -41,6 +43,9 @@ struct xts_http {
 	struct xts_evtimer *watch; /* the stall watchdog, armed while transfers exist */
 	int watch_armed;
 	long watch_tick_ms, watch_grace_ms, easy_deadline_ms;
+	/* socket watches the loop could not set up (out of memory), retried */
+	struct { int fd, ev; } pend[PEND_MAX];
+	int npend;
 	struct host *hosts;
 	struct xts_http_xfer *all; /* every queued or running transfer */
 	struct cablob *cablobs;
@@ -434,6 +439,7 @@ fail:
 
 static void pump(struct xts_http *h, struct host *ho);
 static void rearm_after_error(struct xts_http *h, CURLMcode mc);
+static void retry_pending(struct xts_http *h);
 
 /* The stall watchdog's period and how long past a transfer's own timeout it
  * waits for libcurl before failing the transfer itself (defaults). */
@@ -574,6 +580,7 @@ on_watch(void *arg)
 	int running;
 
 	h->watch_armed = 0;
+	retry_pending(h);
 	rearm_after_error(h, curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running));
 	check_done(h);
 	for (;;) {
@@ -592,7 +599,8 @@ on_watch(void *arg)
 		/* the callback may submit or cancel: rescan from the head */
 		complete(h, x, CURLE_OPERATION_TIMEDOUT, "stalled inside libcurl past the transfer's timeout");
 	}
-	if (h->active > 0 && !h->watch_armed && xts_ev_timer_start(h->watch, h->watch_tick_ms) == 0)
+	if ((h->active > 0 || h->npend > 0) && !h->watch_armed &&
+	    xts_ev_timer_start(h->watch, h->npend > 0 ? 50 : h->watch_tick_ms) == 0)
 		h->watch_armed = 1;
 }
 
@@ -639,11 +647,24 @@ on_io(void *arg, int fd, int events)
 	check_done(h);
 }
 
+/* Retry the socket watches that failed; those that still fail stay. */
+static void
+retry_pending(struct xts_http *h)
+{
+	int i, n = 0;
+
+	for (i = 0; i < h->npend; i++) {
+		if (xts_ev_io_watch(h->ev, h->pend[i].fd, h->pend[i].ev, on_io, h) != 0)
+			h->pend[n++] = h->pend[i];
+	}
+	h->npend = n;
+}
+
 static int
 sock_cb(CURL *easy, curl_socket_t s, int what, void *ud, void *sockp)
 {
 	struct xts_http *h = ud;
-	int ev = 0;
+	int ev = 0, i;
 
 	(void)easy;
 	(void)sockp;
@@ -661,8 +682,26 @@ sock_cb(CURL *easy, curl_socket_t s, int what, void *ud, void *sockp)
 		ev = 0;
 		break;
 	}
-	if (xts_ev_io_watch(h->ev, (int)s, ev, on_io, h) != 0)
+	for (i = 0; i < h->npend; i++) {
+		if (h->pend[i].fd == (int)s) {
+			h->pend[i] = h->pend[--h->npend];
+			break;
+		}
+	}
+	if (xts_ev_io_watch(h->ev, (int)s, ev, on_io, h) == 0)
+		return 0;
+	/* Out of memory for the watch. Returning -1 would abort libcurl's
+	 * call and leave the multi handle in an undefined state (libcurl 7.88
+	 * then faults); keep the wish and set the watch up a moment later
+	 * (the poll is level-triggered: no event is lost meanwhile). */
+	if (h->npend == PEND_MAX)
 		return -1;
+	h->pend[h->npend].fd = (int)s;
+	h->pend[h->npend].ev = ev;
+	h->npend++;
+	xts_log_rl(XTS_LOG_WARNING, 10000, 5, "http: cannot watch socket %d yet (out of memory); retrying", (int)s);
+	if (!h->watch_armed && xts_ev_timer_start(h->watch, 50) == 0)
+		h->watch_armed = 1;
 	return 0;
 }
 
