@@ -2,7 +2,8 @@
 /* The project's allocator. Every allocation in lib/ and daemon/ goes through
  * these so that tests can inject "fail the Nth allocation" (anomaly testing);
  * jansson, SQLite and libcurl are pointed at the same hooks by xts_mem_install().
- * Allocation failure is reported, never aborts. */
+ * Allocation failure is reported, never aborts, with one exception: inside
+ * jansson's parser it ends the process (xts_mem_json_guard, json_load.h). */
 #ifndef XTS_MEM_H
 #define XTS_MEM_H
 

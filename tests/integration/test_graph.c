@@ -630,6 +630,30 @@ discard(char *p, size_t s, size_t n, void *ud)
 	return s * n;
 }
 
+/* GET base + path with a caller-built easy handle (no CURLOPT_TIMEOUT) on
+ * c's engine, waiting at most spin_ms for the callback (then cancelled). */
+static struct rawres
+raw_get(struct xts_graph_ctx *c, const char *path, int spin_ms)
+{
+	struct rawres rr = { 0, -1, 0 };
+	struct xts_http_xfer *x = NULL;
+	CURL *e = curl_easy_init();
+	char u[300];
+
+	snprintf(u, sizeof(u), "%s%s", base, path);
+	curl_easy_setopt(e, CURLOPT_URL, u);
+	curl_easy_setopt(e, CURLOPT_CAINFO, cafile);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+	if (xts_http_submit_easy(xts_graph_ctx_http(c), e, on_raw, &rr, &x) != 0) {
+		curl_easy_cleanup(e);
+		return rr;
+	}
+	spin(&rr.done, spin_ms);
+	if (!rr.done)
+		xts_http_cancel(x); /* its callback must not write into a dead frame */
+	return rr;
+}
+
 static void
 test_engine(void)
 {
@@ -684,18 +708,8 @@ test_engine(void)
 	ok(o.err == XTS_EPARSE, "malformed JSON in a 200 -> XTS_EPARSE (got %s)", xts_errname(o.err));
 	admin_ok("DELETE", "/_admin/faults", NULL);
 	{
-		struct rawres rr = { 0, -1, 0 };
-		CURL *e = curl_easy_init();
-		char u[300];
+		struct rawres rr = raw_get(c2, "/_admin/settings", 10000);
 
-		snprintf(u, sizeof(u), "%s/_admin/settings", base);
-		curl_easy_setopt(e, CURLOPT_URL, u);
-		curl_easy_setopt(e, CURLOPT_CAINFO, cafile);
-		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
-		if (xts_http_submit_easy(xts_graph_ctx_http(c2), e, on_raw, &rr, NULL) == 0)
-			spin(&rr.done, 10000);
-		else
-			curl_easy_cleanup(e);
 		ok(rr.done && rr.rc == 0 && rr.status == 200, "caller-built easy handle runs on the engine (rc %d, HTTP %ld)",
 		   rr.rc, rr.status);
 	}
@@ -704,9 +718,7 @@ test_engine(void)
 		 * the server silent for 2.5 s) stands for one libcurl lost after an
 		 * allocation of its own failed: the stall watchdog must fail it at its
 		 * deadline (1 s here, ticking every 100 ms), not leave it hanging. */
-		struct rawres rr = { 0, -1, 0 };
-		CURL *e = curl_easy_init();
-		char u[300];
+		struct rawres rr;
 		unsigned long long stalls0;
 		long long t0 = xts_now_ms(), el;
 
@@ -715,14 +727,7 @@ test_engine(void)
 		admin_ok("POST", "/_admin/faults",
 			 "{\"route\": \"/v1.0/xts-watchdog$\", \"kind\": \"stall_before\", \"seconds\": 2.5, \"count\": 1}");
 		xts_http_set_watchdog(xts_graph_ctx_http(c2), 100, 0, 1000);
-		snprintf(u, sizeof(u), "%s/v1.0/xts-watchdog", base);
-		curl_easy_setopt(e, CURLOPT_URL, u);
-		curl_easy_setopt(e, CURLOPT_CAINFO, cafile);
-		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
-		if (xts_http_submit_easy(xts_graph_ctx_http(c2), e, on_raw, &rr, NULL) == 0)
-			spin(&rr.done, 5000);
-		else
-			curl_easy_cleanup(e);
+		rr = raw_get(c2, "/v1.0/xts-watchdog", 5000);
 		el = xts_now_ms() - t0;
 		xts_http_get_stats(xts_graph_ctx_http(c2), &st);
 		ok(rr.done && rr.rc == CURLE_OPERATION_TIMEDOUT && st.stalls == stalls0 + 1 && el >= 1000,
