@@ -113,6 +113,8 @@ eng_cycle_free(struct eng_cycle *cy)
 	if (cy->target != NULL)
 		cy->target->ops->free(cy->target);
 	xts_ev_timer_free(cy->timer);
+	if (cy->st != NULL)
+		xts_store_batch_abort(cy->st, &cy->batch);
 	if (cy->st != NULL && xts_store_in_tx(cy->st))
 		xts_store_rollback(cy->st);
 	eng_schema_unref(cy->sch);
@@ -308,17 +310,15 @@ step_recover(struct eng_cycle *cy)
 
 /* ---- groups -------------------------------------------------------------------- */
 
-static int
-groups_cb(void *arg, const struct xts_member_event *ev, size_t n, int last)
+int
+eng_groups_page(struct eng_cycle *cy, const struct xts_member_event *ev, size_t n, int last)
 {
-	struct eng_cycle *cy = arg;
 	size_t i;
 	int ret;
 
 	(void)last;
-	/* Relaxed (no fsync): nothing acts on the read phase's commits before
-	 * step_post's fsynced barrier (see users_cb). */
-	ret = xts_store_begin_relaxed(cy->st);
+	/* In the read phase's relaxed store batch (see eng_users_page). */
+	ret = xts_store_batch_begin(cy->st, &cy->batch);
 	for (i = 0; i < n && ret == 0; i++) {
 		if (ev[i].odata_type != NULL && strcmp(ev[i].odata_type, "#microsoft.graph.user") != 0)
 			continue;
@@ -336,12 +336,25 @@ groups_cb(void *arg, const struct xts_member_event *ev, size_t n, int last)
 		if (ret == 0 && cy->kind != XTS_CYCLE_INITIAL &&
 		    json_object_set_new(cy->changed, ev[i].member_id, json_true()) != 0)
 			ret = XTS_ENOMEM;
+		cy->batch_users++;
 	}
-	if (ret == 0)
-		ret = xts_store_commit(cy->st);
-	if (ret != 0 && xts_store_in_tx(cy->st))
-		xts_store_rollback(cy->st);
-	return ret == 0 ? XTS_PAGE_CONTINUE : ret;
+	if (ret == 0 && cy->batch_users >= ENG_USERS_PER_TX) {
+		ret = xts_store_batch_commit(cy->st, &cy->batch);
+		cy->batch_users = 0;
+	}
+	if (ret != 0) {
+		xts_store_batch_abort(cy->st, &cy->batch);
+		cy->batch_users = 0;
+		return ret;
+	}
+	xts_store_batch_pause(cy->st, cy->batch);
+	return XTS_PAGE_CONTINUE;
+}
+
+static int
+groups_cb(void *arg, const struct xts_member_event *ev, size_t n, int last)
+{
+	return eng_groups_page(arg, ev, n, last);
 }
 
 /* Credentials refused while reading (revoked or expired secret): like a
@@ -421,8 +434,16 @@ static void
 groups_done(void *arg, int err, const char *delta_link, const struct xts_graph_error *gerr)
 {
 	struct eng_cycle *cy = arg;
+	int ret;
 
 	cy->pager = NULL;
+	/* The member pages read (even of a walk that failed) are kept, as
+	 * when each page was its own transaction: they are true facts, and
+	 * reading them again is harmless. */
+	ret = xts_store_batch_commit(cy->st, &cy->batch);
+	cy->batch_users = 0;
+	if (ret != 0 && err == 0)
+		err = ret;
 	if (err == XTS_EGONE && json_is_string(json_array_get(cy->gstored, cy->gchunk))) {
 		xts_warn("job %s: groups delta token expired; reading assigned groups %zu-%zu in full", cy->c.name,
 			 cy->gchunk * GROUPS_PER_READ + 1,
@@ -596,26 +617,30 @@ build_select(struct eng_cycle *cy)
 	return cy->select != NULL ? 0 : XTS_ENOMEM;
 }
 
-static int
-users_cb(void *arg, json_t *value, int last)
+int
+eng_users_page(struct eng_cycle *cy, json_t *value, int last)
 {
-	struct eng_cycle *cy = arg;
 	json_t *entry;
 	size_t i;
 	int ret;
 
-	(void)last;
-	if (cy->canceled)
+	if (cy->canceled) {
+		xts_store_batch_abort(cy->st, &cy->batch);
 		return XTS_ECANCELED;
-	/* One page of decisions is committed at once (or not at all), without
-	 * an fsync (xts_store_begin_relaxed): a page's decisions gate no
-	 * external write until step_post commits the round with an fsync (which
-	 * makes these frames durable too) and only then starts the apply phase;
-	 * the delta link is stored only in that commit. A power loss before it
-	 * rolls the store back to an earlier commit, decisions and delta link
-	 * together, and the next cycle reads those pages again. A kill -9 loses
-	 * nothing: the frames are in the OS's cache. */
-	ret = xts_store_begin_relaxed(cy->st);
+	}
+	/* Pages are decided in one relaxed transaction (a store batch: several
+	 * pages, ENG_USERS_PER_TX users), committed at once or not at all,
+	 * without an fsync: their decisions gate no external write until
+	 * step_post commits the round with an fsync (which makes these frames
+	 * durable too) and only then starts the apply phase; the delta link is
+	 * stored only in that commit. A power loss before it rolls the store
+	 * back to an earlier commit, decisions and delta link together, and the
+	 * next cycle reads those pages again. A kill -9 loses nothing
+	 * committed (the frames are in the OS's cache) and the open batch's
+	 * pages are read again too. Batched because a commit writes every page
+	 * it dirtied and the id-keyed indexes are dirtied at random: one
+	 * transaction per Graph page wrote each index page many times. */
+	ret = xts_store_batch_begin(cy->st, &cy->batch);
 	json_array_foreach(value, i, entry) {
 		if (ret != 0)
 			break;
@@ -623,17 +648,27 @@ users_cb(void *arg, json_t *value, int last)
 			continue;
 		ret = eng_plan_entry(cy, entry);
 		cy->counts.users++;
+		cy->batch_users++;
 	}
-	if (ret == 0)
-		ret = xts_store_commit(cy->st);
+	if (ret == 0 && (last || cy->batch_users >= ENG_USERS_PER_TX)) {
+		ret = xts_store_batch_commit(cy->st, &cy->batch);
+		cy->batch_users = 0;
+	}
 	if (ret != 0) {
-		if (xts_store_in_tx(cy->st))
-			xts_store_rollback(cy->st);
+		xts_store_batch_abort(cy->st, &cy->batch);
+		cy->batch_users = 0;
 		xts_err("job %s: a users page could not be stored: %s", cy->c.name, xts_strerror(ret));
 		return ret;
 	}
+	xts_store_batch_pause(cy->st, cy->batch);
 	cy->counts.pages++;
 	return XTS_PAGE_CONTINUE;
+}
+
+static int
+users_cb(void *arg, json_t *value, int last)
+{
+	return eng_users_page(arg, value, last);
 }
 
 static void
@@ -643,6 +678,16 @@ users_done(void *arg, int err, const char *delta_link, const struct xts_graph_er
 	int ret;
 
 	cy->pager = NULL;
+	/* The batch of a failed read is dropped (the next cycle reads its pages
+	 * again); a successful read committed it at its last page. */
+	if (err == 0 && !cy->canceled) {
+		err = xts_store_batch_commit(cy->st, &cy->batch);
+		if (err != 0)
+			xts_err("job %s: the last users pages could not be stored: %s", cy->c.name,
+				xts_strerror(err));
+	}
+	xts_store_batch_abort(cy->st, &cy->batch);
+	cy->batch_users = 0;
 	if (err == XTS_EGONE && cy->stored_users_link != NULL) {
 		xts_warn("job %s: users delta token no longer valid (%s); full resync (existing users "
 			 "are matched, not duplicated)", cy->c.name, gerr != NULL ? gerr->code : "410");

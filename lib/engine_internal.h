@@ -118,6 +118,8 @@ struct eng_cycle {
 	char *users_link, *groups_link;
 	char *stored_users_link, *stored_groups_link;
 	json_t *changed;       /* object used as a set of member ids whose membership changed */
+	unsigned long batch;   /* the read phase's open store batch (xts_store_batch_begin), 0 = none */
+	long batch_users;      /* users decided in it */
 	/* assigned groups are read 50 at a time (the $filter limit of groups/delta):
 	 * one delta link per chunk, stored together as {"groups": KEY, "links": [...]} */
 	size_t gchunk;         /* chunk being read */
@@ -163,6 +165,14 @@ void eng_apply_start(struct eng_cycle *cy);
 void eng_apply_cancel(struct eng_cycle *cy);
 
 /* engine_cycle.c */
+/* Users read per relaxed read-phase transaction (whole Graph pages). */
+#define ENG_USERS_PER_TX 10000
+/* Decide one users/delta page (value: its "value" array, borrowed) of the
+ * read phase in the cycle's store batch, committed every ENG_USERS_PER_TX
+ * users and at the last page. XTS_PAGE_CONTINUE or XTS_E*. */
+int eng_users_page(struct eng_cycle *cy, json_t *value, int last);
+/* The same for one groups/delta page of member events (members@delta). */
+int eng_groups_page(struct eng_cycle *cy, const struct xts_member_event *ev, size_t n, int last);
 void eng_cycle_next(struct eng_cycle *cy, void (*step)(struct eng_cycle *cy));
 void eng_cycle_finish(struct eng_cycle *cy, int result);
 void eng_cycle_free(struct eng_cycle *cy);

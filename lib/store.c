@@ -110,12 +110,19 @@ sync_restore(struct xts_store *st)
 	return 0;
 }
 
+static int batch_yield(struct xts_store *st);
+
 sqlite3_stmt *
 xts_store__stmt(struct xts_store *st, enum xts_store_stmt id, int *err)
 {
 	sqlite3_stmt *s = st->stmt[id];
 	int rc;
 
+	if (st->batch_gen != 0 && !st->batch_active) {
+		*err = batch_yield(st);
+		if (*err != 0)
+			return NULL;
+	}
 	if (st->relaxed) {
 		*err = sync_restore(st);
 		if (*err != 0)
@@ -533,6 +540,12 @@ xts_store_open_path(const char *db_path, struct xts_store **out)
 		ret = xts_store__err(st, rc, "busy_timeout");
 		goto done;
 	}
+	/* 8 KiB pages for a new store (a no-op on an existing one): fewer,
+	 * shallower b-tree pages for rows of about 1 KiB; benchmark 1 runs 10 %
+	 * faster than with 4 KiB. Must come before the first table. */
+	ret = exec_sql(st, "PRAGMA page_size = 8192", "page_size");
+	if (ret < 0)
+		goto done;
 	/* journal_mode answers with the mode in force: insist on wal. */
 	{
 		sqlite3_stmt *s = NULL;
@@ -621,11 +634,35 @@ xts_store_close(struct xts_store *st)
 
 /* ---- transactions -------------------------------------------------------- */
 
+/* Someone other than its owner uses the store: commit the paused batch
+ * first. A failed commit rolls it back; its owner learns at its next
+ * xts_store_batch_begin/commit. */
+static int
+batch_yield(struct xts_store *st)
+{
+	int ret;
+
+	if (st->batch_gen == 0 || st->batch_active)
+		return 0;
+	st->batch_active = 1;
+	ret = xts_store_commit(st);
+	if (ret != 0) {
+		xts_err("store: committing the paused read batch failed: %s", xts_strerror(ret));
+		st->batch_lost = st->batch_gen;
+	}
+	st->batch_gen = 0;
+	st->batch_active = 0;
+	return ret;
+}
+
 int
 xts_store_begin(struct xts_store *st)
 {
 	int ret;
 
+	ret = batch_yield(st);
+	if (ret != 0)
+		return ret;
 	if (st->in_tx || st->sp_depth > 0)
 		return XTS_EINVAL;
 	ret = xts_store__exec(st, XTS_ST_BEGIN, NULL, "");
@@ -639,6 +676,9 @@ xts_store_begin_relaxed(struct xts_store *st)
 {
 	int ret;
 
+	ret = batch_yield(st);
+	if (ret != 0)
+		return ret;
 	if (st->in_tx || st->sp_depth > 0)
 		return XTS_EINVAL;
 	/* SQLite refuses to change synchronous inside a transaction, and in WAL
@@ -660,6 +700,9 @@ xts_store_commit(struct xts_store *st)
 {
 	int ret;
 
+	ret = batch_yield(st);
+	if (ret != 0)
+		return ret;
 	if (!st->in_tx)
 		return XTS_EINVAL;
 	ret = xts_store__exec(st, XTS_ST_COMMIT, NULL, "");
@@ -685,6 +728,9 @@ xts_store_sync(struct xts_store *st)
 	char sql[64];
 	int ret;
 
+	ret = batch_yield(st);
+	if (ret != 0)
+		return ret;
 	if (st->in_tx || st->sp_depth > 0)
 		return XTS_EINVAL;
 	if (!st->unsynced)
@@ -712,7 +758,7 @@ xts_store_rollback(struct xts_store *st)
 {
 	int ret = 0;
 
-	if (!st->in_tx)
+	if (batch_yield(st) != 0 || !st->in_tx)
 		return XTS_EINVAL;
 	if (!sqlite3_get_autocommit(st->db))
 		ret = xts_store__exec(st, XTS_ST_ROLLBACK, NULL, "");
@@ -725,7 +771,78 @@ xts_store_rollback(struct xts_store *st)
 int
 xts_store_in_tx(const struct xts_store *st)
 {
-	return st->in_tx;
+	return st->in_tx && (st->batch_gen == 0 || st->batch_active);
+}
+
+int
+xts_store_batch_begin(struct xts_store *st, unsigned long *gen)
+{
+	int ret;
+
+	if (*gen != 0 && *gen == st->batch_gen) {
+		st->batch_active = 1;
+		return 0;
+	}
+	if (*gen != 0 && *gen == st->batch_lost) {
+		st->batch_lost = 0;
+		*gen = 0;
+		return XTS_ESTORE;
+	}
+	/* *gen (if any) was committed on someone else's call: start anew. */
+	*gen = 0;
+	ret = xts_store_begin_relaxed(st);
+	if (ret != 0)
+		return ret;
+	st->batch_gen = *gen = ++st->batch_next;
+	st->batch_active = 1;
+	return 0;
+}
+
+void
+xts_store_batch_pause(struct xts_store *st, unsigned long gen)
+{
+	if (gen != 0 && gen == st->batch_gen)
+		st->batch_active = 0;
+}
+
+int
+xts_store_batch_commit(struct xts_store *st, unsigned long *gen)
+{
+	unsigned long g = *gen;
+	int ret = 0;
+
+	*gen = 0;
+	if (g == 0)
+		return 0;
+	if (g == st->batch_gen) {
+		st->batch_active = 1;
+		ret = xts_store_commit(st);
+		st->batch_gen = 0;
+		st->batch_active = 0;
+	} else if (g == st->batch_lost) {
+		st->batch_lost = 0;
+		ret = XTS_ESTORE;
+	}
+	return ret;
+}
+
+void
+xts_store_batch_abort(struct xts_store *st, unsigned long *gen)
+{
+	unsigned long g = *gen;
+
+	*gen = 0;
+	if (g == 0)
+		return;
+	if (g == st->batch_gen) {
+		st->batch_active = 1;
+		if (st->in_tx)
+			xts_store_rollback(st);
+		st->batch_gen = 0;
+		st->batch_active = 0;
+	} else if (g == st->batch_lost) {
+		st->batch_lost = 0;
+	}
 }
 
 int

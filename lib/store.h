@@ -80,8 +80,27 @@ int xts_store_begin_relaxed(struct xts_store *st);
 int xts_store_sync(struct xts_store *st);
 int xts_store_commit(struct xts_store *st);
 int xts_store_rollback(struct xts_store *st);
-/* 1 while an explicit transaction is open. */
+/* 1 while an explicit transaction is open (a paused batch does not count). */
 int xts_store_in_tx(const struct xts_store *st);
+
+/* A relaxed transaction (as xts_store_begin_relaxed) that spans several
+ * turns of the event loop: the read phase decides page after page in one
+ * transaction, so that a commit writes each dirtied index page once, not once
+ * per Graph page. Between the owner's turns the batch is paused; the first
+ * store call by anyone else (any statement, begin, sync, rollback) commits
+ * it first, so nobody else ever runs inside it and nothing they write is
+ * relaxed. *gen names the owner's batch (0: none yet).
+ * begin: resume *gen if it is still open, else begin a new one (after
+ *   committing another owner's paused batch); XTS_ESTORE if *gen was lost (its
+ *   commit on someone else's call failed: its decisions are gone).
+ * pause: leave it open for the next turn.
+ * commit: commit it if still open (0 also when someone else's call committed
+ *   it; XTS_ESTORE if that commit failed). *gen = 0.
+ * abort: roll it back if still open. *gen = 0. */
+int xts_store_batch_begin(struct xts_store *st, unsigned long *gen);
+void xts_store_batch_pause(struct xts_store *st, unsigned long gen);
+int xts_store_batch_commit(struct xts_store *st, unsigned long *gen);
+void xts_store_batch_abort(struct xts_store *st, unsigned long *gen);
 
 /* PRAGMA integrity_check: 0 when "ok", XTS_ESTORE otherwise (logged). */
 int xts_store_check(struct xts_store *st);

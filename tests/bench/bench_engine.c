@@ -98,38 +98,31 @@ users_page(struct xts_buf *b, long first, long n, long total, int last)
 	return ret;
 }
 
-/* Same replacement code path as groups_cb in lib/engine_cycle.c. */
+/* One members@delta page as lib/graph_delta.c hands it to groups_cb. */
 static int
-groups_page(struct eng_cycle *cy, long first, long n)
+groups_page(struct eng_cycle *cy, long first, long n, int last)
 {
+	struct xts_member_event ev[1000];
+	static char ids[1000][64];
 	long i;
-	int ret = xts_store_begin_relaxed(cy->st);
 
-	for (i = first; i < first + n && ret == 0; i++) {
-		char id[64];
-		uid(id, sizeof(id), i);
-		ret = xts_store_member_add(cy->st, cy->c.name, GROUP_ID, id);
-		if (ret == XTS_EEXIST)
-			ret = 0;
-		if (ret == 0 && cy->kind != XTS_CYCLE_INITIAL &&
-		    json_object_set_new(cy->changed, id, json_true()) != 0)
-			ret = XTS_ENOMEM;
+	for (i = 0; i < n; i++) {
+		uid(ids[i], sizeof(ids[i]), first + i);
+		ev[i].group_id = GROUP_ID;
+		ev[i].member_id = ids[i];
+		ev[i].odata_type = "#microsoft.graph.user";
+		ev[i].removed = 0;
 	}
-	if (ret == 0)
-		ret = xts_store_commit(cy->st);
-	if (ret != 0 && xts_store_in_tx(cy->st))
-		xts_store_rollback(cy->st);
-	return ret;
+	return eng_groups_page(cy, ev, (size_t)n, last);
 }
 
-/* Same as users_cb in lib/engine_cycle.c: parse (as lib/graph.c does for
- * every response body), one transaction per page. */
+/* lib/graph.c parses every response body; lib/engine_cycle.c's users_cb
+ * hands the page's value array to eng_users_page. */
 static int
-users_page_apply(struct eng_cycle *cy, const char *text, size_t len, long *users)
+users_page_apply(struct eng_cycle *cy, const char *text, size_t len, int last, long *users)
 {
 	json_error_t je;
-	json_t *page = xts_json_loadb(text, len, 0, &je), *value, *entry;
-	size_t i;
+	json_t *page = xts_json_loadb(text, len, 0, &je), *value;
 	int ret;
 
 	if (page == NULL) {
@@ -137,17 +130,8 @@ users_page_apply(struct eng_cycle *cy, const char *text, size_t len, long *users
 		return XTS_EPARSE;
 	}
 	value = json_object_get(page, "value");
-	ret = xts_store_begin_relaxed(cy->st);
-	json_array_foreach(value, i, entry) {
-		if (ret != 0)
-			break;
-		ret = eng_plan_entry(cy, entry);
-		(*users)++;
-	}
-	if (ret == 0)
-		ret = xts_store_commit(cy->st);
-	if (ret != 0 && xts_store_in_tx(cy->st))
-		xts_store_rollback(cy->st);
+	*users += (long)json_array_size(value);
+	ret = eng_users_page(cy, value, last);
 	json_decref(page);
 	return ret;
 }
@@ -253,7 +237,10 @@ main(int argc, char **argv)
 	c0 = cpu_s();
 	/* groups phase: members@delta of the assigned group, 1,000 per page */
 	for (i = 0; ret == 0 && cy.c.n_groups > 0 && i < n; i += 1000)
-		ret = groups_page(&cy, i, i + 1000 <= n ? 1000 : n - i);
+		ret = groups_page(&cy, i, i + 1000 <= n ? 1000 : n - i, i + 1000 >= n);
+	/* the end of the walk (groups_done) */
+	if (ret == 0)
+		ret = xts_store_batch_commit(st, &cy.batch);
 	tg = now_s();
 	/* users phase: one parsed page, one transaction */
 	for (i = 0; ret == 0 && i < n; i += page) {
@@ -262,7 +249,7 @@ main(int argc, char **argv)
 		ret = users_page(&b, i, m, n, i + m >= n);
 		gen += now_s() - g0;
 		if (ret == 0)
-			ret = users_page_apply(&cy, b.p, b.len, &users);
+			ret = users_page_apply(&cy, b.p, b.len, i + m >= n, &users);
 	}
 	tu = now_s();
 	/* post: sweep walk (nobody to sweep on a full read) and the delta link */

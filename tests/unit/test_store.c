@@ -1021,6 +1021,277 @@ test_relaxed_transactions(void **state)
 	assert_int_equal(n, 301);
 }
 
+/* A VFS over the default one that can fail writes to the WAL: the disk
+ * failing under a commit, for the paused batch's lost path. */
+static sqlite3_vfs *real_vfs;
+static int fail_wal_writes;
+
+struct shim_file {
+	sqlite3_file base;
+	sqlite3_file *real;
+	int wal;
+};
+
+#define REAL(f) (((struct shim_file *)(f))->real)
+static int
+shim_close(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xClose(REAL(f));
+}
+
+static int
+shim_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+{
+	return REAL(f)->pMethods->xRead(REAL(f), b, n, o);
+}
+
+static int
+shim_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{
+	if (fail_wal_writes && ((struct shim_file *)f)->wal)
+		return SQLITE_IOERR_WRITE;
+	return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
+}
+static int
+shim_truncate(sqlite3_file *f, sqlite3_int64 n)
+{
+	return REAL(f)->pMethods->xTruncate(REAL(f), n);
+}
+
+static int
+shim_sync(sqlite3_file *f, int fl)
+{
+	return REAL(f)->pMethods->xSync(REAL(f), fl);
+}
+
+static int
+shim_size(sqlite3_file *f, sqlite3_int64 *n)
+{
+	return REAL(f)->pMethods->xFileSize(REAL(f), n);
+}
+
+static int
+shim_lock(sqlite3_file *f, int l)
+{
+	return REAL(f)->pMethods->xLock(REAL(f), l);
+}
+
+static int
+shim_unlock(sqlite3_file *f, int l)
+{
+	return REAL(f)->pMethods->xUnlock(REAL(f), l);
+}
+
+static int
+shim_check(sqlite3_file *f, int *r)
+{
+	return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r);
+}
+
+static int
+shim_fctl(sqlite3_file *f, int op, void *a)
+{
+	return REAL(f)->pMethods->xFileControl(REAL(f), op, a);
+}
+
+static int
+shim_sector(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+
+static int
+shim_dev(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+
+static int
+shim_shmmap(sqlite3_file *f, int p, int sz, int e, void volatile **m)
+{
+	return REAL(f)->pMethods->xShmMap(REAL(f), p, sz, e, m);
+}
+
+static int
+shim_shmlock(sqlite3_file *f, int o, int n, int fl)
+{
+	return REAL(f)->pMethods->xShmLock(REAL(f), o, n, fl);
+}
+
+static void
+shim_shmbarrier(sqlite3_file *f)
+{
+	REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+
+static int
+shim_shmunmap(sqlite3_file *f, int d)
+{
+	return REAL(f)->pMethods->xShmUnmap(REAL(f), d);
+}
+
+static int
+shim_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **p)
+{
+	return REAL(f)->pMethods->xFetch(REAL(f), o, n, p);
+}
+
+static int
+shim_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p)
+{
+	return REAL(f)->pMethods->xUnfetch(REAL(f), o, p);
+}
+
+
+static const sqlite3_io_methods shim_io = {
+	3, shim_close, shim_read, shim_write, shim_truncate, shim_sync, shim_size, shim_lock,
+	shim_unlock, shim_check, shim_fctl, shim_sector, shim_dev, shim_shmmap, shim_shmlock,
+	shim_shmbarrier, shim_shmunmap, shim_fetch, shim_unfetch,
+};
+
+static int
+shim_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out)
+{
+	struct shim_file *sf = (struct shim_file *)f;
+	int rc;
+
+	(void)v;
+	sf->real = (sqlite3_file *)&sf[1];
+	sf->wal = (flags & SQLITE_OPEN_WAL) != 0;
+	rc = real_vfs->xOpen(real_vfs, name, sf->real, flags, out);
+	sf->base.pMethods = rc == SQLITE_OK && sf->real->pMethods != NULL ? &shim_io : NULL;
+	return rc;
+}
+
+static sqlite3_vfs shim_vfs;
+
+static void
+shim_install(void)
+{
+	real_vfs = sqlite3_vfs_find(NULL);
+	assert_non_null(real_vfs);
+	shim_vfs = *real_vfs;
+	shim_vfs.zName = "xts-test-shim";
+	shim_vfs.szOsFile = (int)sizeof(struct shim_file) + real_vfs->szOsFile;
+	shim_vfs.xOpen = shim_open;
+	shim_vfs.pNext = NULL;
+	assert_int_equal(sqlite3_vfs_register(&shim_vfs, 1), SQLITE_OK);
+}
+
+static int
+user_there(struct xts_store *st, const char *id)
+{
+	struct xts_store_user_row r;
+	int ret = xts_store_user_get(st, "j", id, &r);
+
+	if (ret == 0)
+		xts_store_user_row_clear(&r);
+	return ret == 0;
+}
+
+/* The read phase's batch: one relaxed transaction over several turns,
+ * invisible while paused, committed by anybody else's first store call (and
+ * that call is not relaxed), owners told apart, aborted cleanly, and a
+ * commit that fails on someone else's call reported to the owner as lost. */
+static void
+test_batch(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_user u = { .source_id = "b-1", .in_scope = 1, .is_member = 1 };
+	unsigned long g = 0, a = 0, b = 0, first;
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	assert_int_equal(xts_store_batch_begin(f->st, &g), 0);
+	assert_true(g != 0);
+	assert_true(xts_store_in_tx(f->st));
+	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	xts_store_batch_pause(f->st, g);
+	/* Paused: invisible to others, not committed, still relaxed. */
+	assert_false(xts_store_in_tx(f->st));
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user"), 0);
+	assert_int_equal(raw_sync_level(f->st), 1);
+	/* Resumed by its owner: the same transaction. */
+	first = g;
+	assert_int_equal(xts_store_batch_begin(f->st, &g), 0);
+	assert_int_equal(g, first);
+	u.source_id = "b-2";
+	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	xts_store_batch_pause(f->st, g);
+	/* Someone else's plain write commits the batch first and runs with
+	 * synchronous=FULL itself. */
+	assert_int_equal(xts_store_job_set_delta(f->st, "j", "https://example/delta"), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user"), 2);
+	assert_int_equal(raw_sync_level(f->st), 2);
+	/* The owner's next turn starts a new batch; its commit is fine. */
+	assert_int_equal(xts_store_batch_begin(f->st, &g), 0);
+	assert_true(g != first);
+	u.source_id = "b-3";
+	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	assert_int_equal(xts_store_batch_commit(f->st, &g), 0);
+	assert_int_equal(g, 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user"), 3);
+
+	/* Two owners interleaved: each one's begin commits the other's. */
+	assert_int_equal(xts_store_batch_begin(f->st, &a), 0);
+	u.source_id = "a-1";
+	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	xts_store_batch_pause(f->st, a);
+	assert_int_equal(xts_store_batch_begin(f->st, &b), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user WHERE source_id = 'a-1'"), 1);
+	u.source_id = "b-4";
+	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	xts_store_batch_pause(f->st, b);
+	assert_int_equal(xts_store_batch_commit(f->st, &a), 0); /* committed already */
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user WHERE source_id = 'b-4'"), 0);
+	assert_int_equal(xts_store_batch_commit(f->st, &b), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user WHERE source_id = 'b-4'"), 1);
+
+	/* Abort drops the open batch; an ordinary transaction follows. */
+	assert_int_equal(xts_store_batch_begin(f->st, &g), 0);
+	u.source_id = "x-1";
+	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	xts_store_batch_pause(f->st, g);
+	xts_store_batch_abort(f->st, &g);
+	assert_int_equal(g, 0);
+	assert_false(user_there(f->st, "x-1"));
+	assert_int_equal(xts_store_begin(f->st), 0);
+	assert_int_equal(raw_sync_level(f->st), 2);
+	assert_int_equal(xts_store_rollback(f->st), 0);
+	/* A paused batch and someone else's explicit transaction. */
+	assert_int_equal(xts_store_batch_begin(f->st, &g), 0);
+	u.source_id = "c-1";
+	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	xts_store_batch_pause(f->st, g);
+	assert_int_equal(xts_store_begin(f->st), 0);
+	assert_int_equal(xts_store_rollback(f->st), 0);
+	assert_true(user_there(f->st, "c-1"));
+	assert_int_equal(xts_store_batch_commit(f->st, &g), 0);
+
+	/* Lost: the disk fails under the commit that someone else's call makes. */
+	xts_store_close(f->st);
+	f->st = NULL;
+	shim_install();
+	assert_int_equal(xts_store_open(f->dir, &f->st), 0);
+	assert_int_equal(xts_store_batch_begin(f->st, &g), 0);
+	u.source_id = "lost-1";
+	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	xts_store_batch_pause(f->st, g);
+	fail_wal_writes = 1;
+	assert_int_not_equal(xts_store_job_set_delta(f->st, "j", NULL), 0);
+	fail_wal_writes = 0;
+	assert_int_equal(xts_store_batch_begin(f->st, &g), XTS_ESTORE);
+	assert_int_equal(g, 0);
+	assert_false(user_there(f->st, "lost-1"));
+	assert_true(user_there(f->st, "b-1"));
+	/* The store works on. */
+	assert_int_equal(xts_store_job_set_delta(f->st, "j", NULL), 0);
+	assert_int_equal(xts_store_check(f->st), 0);
+	xts_store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(sqlite3_vfs_unregister(&shim_vfs), SQLITE_OK);
+	assert_int_equal(xts_store_open(f->dir, &f->st), 0);
+}
+
 static void
 test_crash_mid_transaction(void **state)
 {
@@ -1295,6 +1566,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relaxed_transactions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_mid_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
