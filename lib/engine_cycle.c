@@ -735,6 +735,11 @@ step_users(struct eng_cycle *cy)
 	}
 	if (cy->select == NULL)
 		ret = build_select(cy);
+	if (ret == 0) {
+		int yes = 0;
+		ret = xts_store_job_untouched(cy->st, cy->c.name, &yes);
+		cy->untouched = yes != 0;
+	}
 	if (ret == 0)
 		ret = xts_delta_users_start(cy->src->g, cy->select, cy->stored_users_link, users_cb,
 					    users_done, cy, &cy->pager);

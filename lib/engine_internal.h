@@ -118,6 +118,8 @@ struct eng_cycle {
 	char *users_link, *groups_link;
 	char *stored_users_link, *stored_groups_link;
 	json_t *changed;       /* object used as a set of member ids whose membership changed */
+	bool untouched;        /* the job had no open op and no link when the users read began */
+	bool fresh;            /* deciding a user that untouched job has no row for: no op, no link */
 	unsigned long batch;   /* the read phase's open store batch (xts_store_batch_begin), 0 = none */
 	long batch_users;      /* users decided in it */
 	/* assigned groups are read 50 at a time (the $filter limit of groups/delta):

@@ -60,7 +60,7 @@ op_put_ex(struct eng_cycle *cy, const char *sid, int kind, json_t *payload, int 
 	int k, ret, reused = 0;
 
 	memset(&r, 0, sizeof(r));
-	ret = xts_store_op_find_open(cy->st, cy->c.name, sid, -1, &r);
+	ret = cy->fresh ? XTS_ENOENT : xts_store_op_find_open(cy->st, cy->c.name, sid, -1, &r);
 	xts_store_op_row_clear(&r);
 	if (none_open != NULL)
 		*none_open = ret == XTS_ENOENT;
@@ -208,7 +208,7 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 
 	memset(&lr, 0, sizeof(lr));
 	memset(&xe, 0, sizeof(xe));
-	ret = xts_store_link_get(cy->st, cy->c.name, sid, &lr);
+	ret = cy->fresh ? XTS_ENOENT : xts_store_link_get(cy->st, cy->c.name, sid, &lr);
 	if (ret != 0 && ret != XTS_ENOENT)
 		return ret;
 	linked = ret == 0;
@@ -335,7 +335,7 @@ eng_plan_entry(struct eng_cycle *cy, json_t *entry)
 	struct xts_store_user_row ur;
 	const char *sid = json_string_value(json_object_get(entry, "id")), *key;
 	json_t *attrs = NULL, *v;
-	int ret;
+	int ret, known;
 
 	if (sid == NULL || sid[0] == '\0')
 		return 0;
@@ -343,6 +343,7 @@ eng_plan_entry(struct eng_cycle *cy, json_t *entry)
 	ret = xts_store_user_get(cy->st, cy->c.name, sid, &ur);
 	if (ret != 0 && ret != XTS_ENOENT)
 		return ret;
+	known = ret == 0;
 	ret = 0;
 	if (json_object_get(entry, "@removed") != NULL) {
 		ret = eng_plan_user(cy, sid, ur.u.attrs, 1);
@@ -367,8 +368,14 @@ eng_plan_entry(struct eng_cycle *cy, json_t *entry)
 		if (json_object_set(attrs, key, v) != 0)
 			ret = XTS_ENOMEM;
 	}
-	if (ret == 0)
+	if (ret == 0) {
+		/* No row, and the job had no open op and no link when the read
+		 * began: every op and link of this job since was planned with a row
+		 * (the read phase creates no link), so this user has neither. */
+		cy->fresh = cy->untouched && !known;
 		ret = eng_plan_user(cy, sid, attrs, 0);
+		cy->fresh = false;
+	}
 done:
 	json_decref(attrs);
 	xts_store_user_row_clear(&ur);

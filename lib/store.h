@@ -352,6 +352,10 @@ int xts_store_op_find_open(struct xts_store *st, const char *job, const char *so
     struct xts_store_op_row *out);
 /* Count the job's ops in a state. */
 int xts_store_op_count(struct xts_store *st, const char *job, int state, long long *n);
+/* *yes = 1 when the job has no open operation (any state but done) and no
+ * link: then a user without a source_user row has neither (the read phase's
+ * fast path for new users, engine_plan.c). */
+int xts_store_job_untouched(struct xts_store *st, const char *job, int *yes);
 /* `allow-deletions`: every staged op of the job -> planned, in one
  * statement; *released (may be NULL) gets how many. A second call releases
  * nothing (0) until new deletions are staged. */

@@ -115,6 +115,8 @@ XTS_STORE_STMT(OP_PAGE_DUE_REFS, "SELECT " XTS_OP_COLS " FROM op WHERE job = ? A
 XTS_STORE_STMT(OP_FIND_OPEN, "SELECT " XTS_OP_COLS " FROM op WHERE job = ?1 AND source_id = ?2 "
 	"AND state <> 2 AND (?3 < 0 OR kind = ?3) ORDER BY id DESC LIMIT 1")
 XTS_STORE_STMT(OP_COUNT, "SELECT count(*) FROM op WHERE job = ? AND state = ?")
+XTS_STORE_STMT(JOB_UNTOUCHED, "SELECT NOT EXISTS (SELECT 1 FROM op WHERE job = ?1 AND state <> 2) "
+	"AND NOT EXISTS (SELECT 1 FROM link WHERE job = ?1)")
 XTS_STORE_STMT(OP_RELEASE, "UPDATE op SET state = 0, updated = ? WHERE job = ? AND state = 4")
 XTS_STORE_STMT(OP_PURGE, "DELETE FROM op WHERE job = ? AND state = 2 AND updated < ?")
 

@@ -242,7 +242,12 @@ main(int argc, char **argv)
 	if (ret == 0)
 		ret = xts_store_batch_commit(st, &cy.batch);
 	tg = now_s();
-	/* users phase: one parsed page, one transaction */
+	/* users phase: as step_users, then page after page */
+	if (ret == 0) {
+		int yes = 0;
+		ret = xts_store_job_untouched(st, cy.c.name, &yes);
+		cy.untouched = yes != 0;
+	}
 	for (i = 0; ret == 0 && i < n; i += page) {
 		long m = i + page <= n ? page : n - i;
 		double g0 = now_s();

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of the read phase's decisions (engine_plan.c through
+ * eng_users_page) on a real store, without a network: the fast path for
+ * users of an untouched job, and the cases it must not take (a link or an
+ * open operation without a source_user row, as xtsyncctl restart leaves). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include "engine_internal.h"
+#include "err.h"
+#include "log.h"
+#include "mem.h"
+
+struct fx {
+	char dir[64];
+	struct xts_store *st;
+	struct xts_engine e;
+	struct eng_schema es;
+	struct eng_tenant src, tgt;
+	struct eng_cycle cy;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/xts-plan-XXXXXX");
+	if (mkdtemp(f->dir) == NULL || xts_store_open(f->dir, &f->st) != 0 ||
+	    xts_schema_builtin(&f->es.s) != 0)
+		return -1;
+	f->es.refs = 1;
+	f->src.tenant_id = (char *)"11111111-1111-4111-8111-111111111111";
+	f->tgt.tenant_id = (char *)"22222222-2222-4222-8222-222222222222";
+	f->e.o.store = f->st;
+	f->cy.e = &f->e;
+	f->cy.st = f->st;
+	f->cy.sch = &f->es;
+	f->cy.src = &f->src;
+	f->cy.tgt = &f->tgt;
+	f->cy.kind = XTS_CYCLE_INITIAL;
+	f->cy.c.name = (char *)"j";
+	f->cy.c.link_attr = (char *)"extension_2222222222224222822222222222abcd_xtsyncSourceLink";
+	f->cy.c.notify = (char *)"";
+	f->cy.c.scope = XTS_SCOPE_ALL;
+	f->cy.c.deprovision = XTS_DEPROVISION_DISABLE;
+	f->cy.changed = json_object();
+	if (f->cy.changed == NULL || xts_store_job_ensure(f->st, "j") != 0 ||
+	    xts_store_cycle_begin(f->st, "j", XTS_CYCLE_INITIAL, xts_wall_ms(), &f->cy.id) != 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	xts_store_batch_abort(f->st, &f->cy.batch);
+	json_decref(f->cy.changed);
+	xts_store_close(f->st);
+	xts_schema_free(f->es.s);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+static json_t *
+entry(const char *id)
+{
+	char upn[64];
+
+	snprintf(upn, sizeof(upn), "%s@contoso.example", id);
+	return json_pack("{s:s,s:s,s:n,s:s,s:b,s:s,s:s,s:s}", "id", id, "userType", "Member",
+			 "creationType", "userPrincipalName", upn, "accountEnabled", 1, "displayName", id,
+			 "mail", upn, "department", "Sales");
+}
+
+/* Begin the users read as step_users does, then decide one page. */
+static int
+read_page(struct fx *f, const char *const *ids, size_t n)
+{
+	json_t *page = json_array();
+	size_t i;
+	int yes = 0, ret;
+
+	assert_non_null(page);
+	for (i = 0; i < n; i++)
+		assert_int_equal(json_array_append_new(page, entry(ids[i])), 0);
+	assert_int_equal(xts_store_job_untouched(f->st, "j", &yes), 0);
+	f->cy.untouched = yes != 0;
+	ret = eng_users_page(&f->cy, page, 1);
+	json_decref(page);
+	return ret;
+}
+
+/* 1 when the user has an open op of kind. */
+static int
+open_op(struct fx *f, const char *id, int kind)
+{
+	struct xts_store_op_row r;
+	int ret;
+
+	memset(&r, 0, sizeof(r));
+	ret = xts_store_op_find_open(f->st, "j", id, kind, &r);
+	xts_store_op_row_clear(&r);
+	assert_true(ret == 0 || ret == XTS_ENOENT);
+	return ret == 0;
+}
+
+static long long
+ops_of(struct fx *f, int state)
+{
+	long long n = -1;
+
+	assert_int_equal(xts_store_op_count(f->st, "j", state, &n), 0);
+	return n;
+}
+
+/* New users of an untouched job: one create each, also for a user the
+ * delta round returns twice. */
+static void
+test_untouched_job(void **state)
+{
+	struct fx *f = *state;
+	const char *const ids[] = { "u-1", "u-2", "u-1" };
+	int yes = 0;
+
+	assert_int_equal(xts_store_job_untouched(f->st, "j", &yes), 0);
+	assert_true(yes);
+	assert_int_equal(read_page(f, ids, 3), 0);
+	assert_true(open_op(f, "u-1", XTS_OP_CREATE));
+	assert_true(open_op(f, "u-2", XTS_OP_CREATE));
+	assert_int_equal(ops_of(f, XTS_OP_PLANNED), 2);
+	assert_int_equal(xts_store_job_untouched(f->st, "j", &yes), 0);
+	assert_false(yes);
+}
+
+/* xtsyncctl restart forgets source users and keeps links: a linked user
+ * without a row is updated, never created again. */
+static void
+test_link_without_row(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_link l = { .source_id = "u-3", .target_id = "t-3" };
+	const char *const ids[] = { "u-3", "u-4" };
+	int yes = 1;
+
+	assert_int_equal(xts_store_link_put(f->st, "j", &l), 0);
+	assert_int_equal(xts_store_job_untouched(f->st, "j", &yes), 0);
+	assert_false(yes);
+	assert_int_equal(read_page(f, ids, 2), 0);
+	assert_false(open_op(f, "u-3", XTS_OP_CREATE));
+	assert_true(open_op(f, "u-3", XTS_OP_UPDATE));
+	assert_true(open_op(f, "u-4", XTS_OP_CREATE));
+}
+
+/* A create left by a crash (restart keeps in-flight ops; the cycle's
+ * recovery step puts them back to planned before the read): it is reused,
+ * never doubled. */
+static void
+test_open_op_without_row(void **state)
+{
+	struct fx *f = *state;
+	const char *const ids[] = { "u-5" };
+	long long op = 0;
+	int yes = 1;
+
+	assert_int_equal(xts_store_op_add(f->st, "j", "u-5", XTS_OP_CREATE, NULL, XTS_OP_PLANNED, 1, &op), 0);
+	assert_int_equal(xts_store_op_start(f->st, op), 0);
+	assert_int_equal(xts_store_op_requeue(f->st, op), 0);
+	assert_int_equal(xts_store_job_untouched(f->st, "j", &yes), 0);
+	assert_false(yes);
+	assert_int_equal(read_page(f, ids, 1), 0);
+	assert_int_equal(ops_of(f, XTS_OP_PLANNED), 1);
+	assert_true(open_op(f, "u-5", XTS_OP_CREATE));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_untouched_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_link_without_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_op_without_row, setup, teardown),
+	};
+
+	if (xts_mem_install() != 0)
+		return 1;
+	xts_log_init(XTS_LOG_CRIT, 0);
+	return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
+}
