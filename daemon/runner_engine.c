@@ -86,7 +86,9 @@ copy_file(const char *from, const char *to)
 }
 
 /* Copy state_dir/xtsync.db (+ its WAL) into a new temp dir and open it there.
- * On the loop thread no transaction of ours is open, so the pair is consistent. */
+ * On the loop thread no transaction of ours is open (a paused read batch is
+ * not committed: its frames, if any reached the WAL, have no commit frame and
+ * are ignored when the copy is opened), so the pair is consistent. */
 static int
 snapshot_open(const char *state_dir, char **dir_out, struct xts_store **out)
 {

@@ -113,6 +113,7 @@ eng_cycle_free(struct eng_cycle *cy)
 	if (cy->target != NULL)
 		cy->target->ops->free(cy->target);
 	xts_ev_timer_free(cy->timer);
+	xts_ev_timer_free(cy->btimer);
 	if (cy->st != NULL)
 		xts_store_batch_abort(cy->st, &cy->batch);
 	if (cy->st != NULL && xts_store_in_tx(cy->st))
@@ -310,6 +311,65 @@ step_recover(struct eng_cycle *cy)
 
 /* ---- groups -------------------------------------------------------------------- */
 
+/* ---- the read batch ------------------------------------------------------------ */
+
+/* A paused batch holds SQLite's write lock, and the mail flusher writes the
+ * outbox through its own connection (busy_timeout 5 s): a batch left paused
+ * for ENG_BATCH_IDLE_MS (a slow or throttled page) is committed. */
+static void
+batch_idle_cb(void *arg)
+{
+	struct eng_cycle *cy = arg;
+	int ret = xts_store_batch_commit(cy->st, &cy->batch);
+
+	cy->batch_users = 0;
+	if (ret != 0 && cy->batch_err == 0) {
+		xts_err("job %s: the read batch could not be stored: %s", cy->c.name, xts_strerror(ret));
+		cy->batch_err = ret;
+	}
+}
+
+static int
+batch_resume(struct eng_cycle *cy)
+{
+	int ret = cy->batch_err;
+
+	if (cy->btimer != NULL)
+		xts_ev_timer_stop(cy->btimer);
+	cy->batch_err = 0;
+	if (ret == 0)
+		ret = xts_store_batch_begin(cy->st, &cy->batch);
+	return ret;
+}
+
+static int
+batch_pause(struct eng_cycle *cy)
+{
+	xts_store_batch_pause(cy->st, cy->batch);
+	if (cy->batch == 0 || cy->e->o.ev == NULL)
+		return 0;
+	if (cy->btimer == NULL && xts_ev_timer_new(cy->e->o.ev, batch_idle_cb, cy, &cy->btimer) != 0)
+		return XTS_ENOMEM;
+	return xts_ev_timer_start(cy->btimer, ENG_BATCH_IDLE_MS);
+}
+
+/* Commit (ok) or drop the batch at the end of a walk; the error of a commit
+ * the idle timer made counts too. */
+static int
+batch_end(struct eng_cycle *cy, int ok)
+{
+	int ret = cy->batch_err;
+
+	if (cy->btimer != NULL)
+		xts_ev_timer_stop(cy->btimer);
+	cy->batch_err = 0;
+	if (ok && ret == 0)
+		ret = xts_store_batch_commit(cy->st, &cy->batch);
+	xts_store_batch_abort(cy->st, &cy->batch);
+	cy->batch_users = 0;
+	return ret;
+}
+
 int
 eng_groups_page(struct eng_cycle *cy, const struct xts_member_event *ev, size_t n, int last)
 {
@@ -318,7 +378,7 @@ eng_groups_page(struct eng_cycle *cy, const struct xts_member_event *ev, size_t 
 
 	(void)last;
 	/* In the read phase's relaxed store batch (see eng_users_page). */
-	ret = xts_store_batch_begin(cy->st, &cy->batch);
+	ret = batch_resume(cy);
 	for (i = 0; i < n && ret == 0; i++) {
 		if (ev[i].odata_type != NULL && strcmp(ev[i].odata_type, "#microsoft.graph.user") != 0)
 			continue;
@@ -342,12 +402,12 @@ eng_groups_page(struct eng_cycle *cy, const struct xts_member_event *ev, size_t 
 		ret = xts_store_batch_commit(cy->st, &cy->batch);
 		cy->batch_users = 0;
 	}
+	if (ret == 0)
+		ret = batch_pause(cy);
 	if (ret != 0) {
-		xts_store_batch_abort(cy->st, &cy->batch);
-		cy->batch_users = 0;
+		batch_end(cy, 0);
 		return ret;
 	}
-	xts_store_batch_pause(cy->st, cy->batch);
 	return XTS_PAGE_CONTINUE;
 }
 
@@ -440,8 +500,7 @@ groups_done(void *arg, int err, const char *delta_link, const struct xts_graph_e
 	/* The member pages read (even of a walk that failed) are kept, as
 	 * when each page was its own transaction: they are true facts, and
 	 * reading them again is harmless. */
-	ret = xts_store_batch_commit(cy->st, &cy->batch);
-	cy->batch_users = 0;
+	ret = batch_end(cy, 1);
 	if (ret != 0 && err == 0)
 		err = ret;
 	if (err == XTS_EGONE && json_is_string(json_array_get(cy->gstored, cy->gchunk))) {
@@ -625,7 +684,7 @@ eng_users_page(struct eng_cycle *cy, json_t *value, int last)
 	int ret;
 
 	if (cy->canceled) {
-		xts_store_batch_abort(cy->st, &cy->batch);
+		batch_end(cy, 0);
 		return XTS_ECANCELED;
 	}
 	/* Pages are decided in one relaxed transaction (a store batch: several
@@ -640,7 +699,7 @@ eng_users_page(struct eng_cycle *cy, json_t *value, int last)
 	 * pages are read again too. Batched because a commit writes every page
 	 * it dirtied and the id-keyed indexes are dirtied at random: one
 	 * transaction per Graph page wrote each index page many times. */
-	ret = xts_store_batch_begin(cy->st, &cy->batch);
+	ret = batch_resume(cy);
 	json_array_foreach(value, i, entry) {
 		if (ret != 0)
 			break;
@@ -654,13 +713,13 @@ eng_users_page(struct eng_cycle *cy, json_t *value, int last)
 		ret = xts_store_batch_commit(cy->st, &cy->batch);
 		cy->batch_users = 0;
 	}
+	if (ret == 0)
+		ret = batch_pause(cy);
 	if (ret != 0) {
-		xts_store_batch_abort(cy->st, &cy->batch);
-		cy->batch_users = 0;
+		batch_end(cy, 0);
 		xts_err("job %s: a users page could not be stored: %s", cy->c.name, xts_strerror(ret));
 		return ret;
 	}
-	xts_store_batch_pause(cy->st, cy->batch);
 	cy->counts.pages++;
 	return XTS_PAGE_CONTINUE;
 }
@@ -680,14 +739,11 @@ users_done(void *arg, int err, const char *delta_link, const struct xts_graph_er
 	cy->pager = NULL;
 	/* The batch of a failed read is dropped (the next cycle reads its pages
 	 * again); a successful read committed it at its last page. */
-	if (err == 0 && !cy->canceled) {
-		err = xts_store_batch_commit(cy->st, &cy->batch);
-		if (err != 0)
-			xts_err("job %s: the last users pages could not be stored: %s", cy->c.name,
-				xts_strerror(err));
+	ret = batch_end(cy, err == 0 && !cy->canceled);
+	if (ret != 0 && err == 0) {
+		xts_err("job %s: the last users pages could not be stored: %s", cy->c.name, xts_strerror(ret));
+		err = ret;
 	}
-	xts_store_batch_abort(cy->st, &cy->batch);
-	cy->batch_users = 0;
 	if (err == XTS_EGONE && cy->stored_users_link != NULL) {
 		xts_warn("job %s: users delta token no longer valid (%s); full resync (existing users "
 			 "are matched, not duplicated)", cy->c.name, gerr != NULL ? gerr->code : "410");

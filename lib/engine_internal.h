@@ -122,6 +122,8 @@ struct eng_cycle {
 	bool fresh;            /* deciding a user that untouched job has no row for: no op, no link */
 	unsigned long batch;   /* the read phase's open store batch (xts_store_batch_begin), 0 = none */
 	long batch_users;      /* users decided in it */
+	int batch_err;         /* its commit by the idle timer failed (XTS_E*), 0 = no */
+	struct xts_evtimer *btimer; /* commits it after ENG_BATCH_IDLE_MS paused */
 	/* assigned groups are read 50 at a time (the $filter limit of groups/delta):
 	 * one delta link per chunk, stored together as {"groups": KEY, "links": [...]} */
 	size_t gchunk;         /* chunk being read */
@@ -168,7 +170,10 @@ void eng_apply_cancel(struct eng_cycle *cy);
 
 /* engine_cycle.c */
 /* Users read per relaxed read-phase transaction (whole Graph pages). */
-#define ENG_USERS_PER_TX 10000
+#define ENG_USERS_PER_TX 50000
+/* A batch paused this long (waiting for a slow page) is committed: it holds
+ * SQLite's write lock, which the mail flusher's connection waits for. */
+#define ENG_BATCH_IDLE_MS 1000
 /* Decide one users/delta page (value: its "value" array, borrowed) of the
  * read phase in the cycle's store batch, committed every ENG_USERS_PER_TX
  * users and at the last page. XTS_PAGE_CONTINUE or XTS_E*. */
