@@ -217,7 +217,10 @@ xts_mem_install(void)
 	if (installed)
 		return 0;
 	json_set_alloc_funcs(json_malloc, xts_free);
-	if (sqlite3_config(SQLITE_CONFIG_MALLOC, &sq_methods) != SQLITE_OK)
+	/* No memory statistics: SQLite would take a global mutex around every
+	 * allocation to keep them, and nothing here reads them. */
+	if (sqlite3_config(SQLITE_CONFIG_MALLOC, &sq_methods) != SQLITE_OK ||
+	    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) != SQLITE_OK)
 		return XTS_EINTERNAL;
 	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, xts_malloc, xts_free, xts_realloc,
 				 xts_strdup, xts_calloc) != CURLE_OK)

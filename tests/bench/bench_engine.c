@@ -193,6 +193,11 @@ main(int argc, char **argv)
 	}
 	if (n <= 0 || page <= 0 || page > 1000)
 		usage();
+	/* The allocators the daemon runs with (xtsyncd.c). */
+	if (xts_mem_install() != 0) {
+		fprintf(stderr, "bench_engine: xts_mem_install failed\n");
+		return 1;
+	}
 	xts_log_set_level(XTS_LOG_WARNING);
 	if (dir == NULL) {
 		dir = mkdtemp(tmpl);
