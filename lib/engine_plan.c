@@ -327,6 +327,34 @@ done:
 	return ret;
 }
 
+/* A delta entry as the attributes of a user without a stored row, in place:
+ * manager@delta becomes "manager" (its id, or null), annotations ("@odata.*",
+ * "x@delta") go. The same object eng_plan_entry builds for a stored user. */
+static int
+entry_to_attrs(json_t *entry)
+{
+	const char *key;
+	json_t *v, *mgr = NULL;
+	void *tmp;
+	int have_mgr = 0;
+
+	json_object_foreach_safe(entry, tmp, key, v) {
+		if (strcmp(key, "manager@delta") == 0) {
+			const char *mid = json_string_value(json_object_get(json_array_get(v, 0), "id"));
+			json_decref(mgr);
+			mgr = mid != NULL ? json_string(mid) : json_null();
+			if (mgr == NULL)
+				return XTS_ENOMEM;
+			have_mgr = 1;
+		}
+		if (key[0] == '@' || strchr(key, '@') != NULL)
+			json_object_del(entry, key);
+	}
+	if (have_mgr && json_object_set_new(entry, "manager", mgr) != 0)
+		return XTS_ENOMEM;
+	return 0;
+}
+
 /* Merge a delta entry into the stored attributes: incremental rounds may
  * carry only the changed properties; manager arrives as manager@delta. */
 int
@@ -350,7 +378,14 @@ eng_plan_entry(struct eng_cycle *cy, json_t *entry)
 		xts_store_user_row_clear(&ur);
 		return ret;
 	}
-	attrs = ur.u.attrs != NULL ? json_deep_copy(ur.u.attrs) : json_object();
+	if (ur.u.attrs == NULL) {
+		/* No stored row: the entry itself (the page's, decided once)
+		 * becomes the attributes, without a copy. */
+		attrs = json_incref(entry);
+		ret = entry_to_attrs(attrs);
+		goto decide;
+	}
+	attrs = json_deep_copy(ur.u.attrs);
 	if (attrs == NULL) {
 		ret = XTS_ENOMEM;
 		goto done;
@@ -368,6 +403,7 @@ eng_plan_entry(struct eng_cycle *cy, json_t *entry)
 		if (json_object_set(attrs, key, v) != 0)
 			ret = XTS_ENOMEM;
 	}
+decide:
 	if (ret == 0) {
 		/* No row, and the job had no open op and no link when the read
 		 * began: every op and link of this job since was planned with a row

@@ -118,7 +118,14 @@ eval_one(const struct xts_schema_mapping *m, const struct xts_expr_ctx *ctx, jso
 	switch (m->source_type) {
 	case XTS_SOURCE_ATTRIBUTE:
 		v = lookup(ctx->attrs, m->source_attr);
-		*value = v != NULL ? json_deep_copy(v) : json_null();
+		/* Scalars are shared (nothing here changes a json value in place);
+		 * arrays and objects are copied, since results are edited. */
+		if (v == NULL)
+			*value = json_null();
+		else if (json_is_object(v) || json_is_array(v))
+			*value = json_deep_copy(v);
+		else
+			*value = json_incref((json_t *)v);
 		break;
 	case XTS_SOURCE_CONSTANT:
 		*value = json_string(m->constant != NULL ? m->constant : "");

@@ -150,6 +150,40 @@ test_untouched_job(void **state)
 	assert_false(yes);
 }
 
+/* A new user's entry becomes its stored attributes: manager@delta as
+ * "manager", annotations dropped; the manager op is planned. */
+static void
+test_entry_attrs(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_user_row r;
+	json_t *page = json_array(), *e = entry("u-6"), *m;
+	const char *key;
+	json_t *v;
+	int yes = 0;
+
+	assert_non_null(page);
+	assert_non_null(e);
+	m = json_pack("[{s:s,s:s}]", "@odata.type", "#microsoft.graph.user", "id", "m-1");
+	assert_non_null(m);
+	assert_int_equal(json_object_set_new(e, "manager@delta", m), 0);
+	assert_int_equal(json_object_set_new(e, "@odata.etag", json_string("W/1")), 0);
+	assert_int_equal(json_array_append_new(page, e), 0);
+	assert_int_equal(xts_store_job_untouched(f->st, "j", &yes), 0);
+	f->cy.untouched = yes != 0;
+	assert_int_equal(eng_users_page(&f->cy, page, 1), 0);
+	json_decref(page);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(xts_store_user_get(f->st, "j", "u-6", &r), 0);
+	assert_string_equal(json_string_value(json_object_get(r.u.attrs, "manager")), "m-1");
+	assert_string_equal(json_string_value(json_object_get(r.u.attrs, "department")), "Sales");
+	json_object_foreach(r.u.attrs, key, v)
+		assert_null(strchr(key, '@'));
+	xts_store_user_row_clear(&r);
+	assert_true(open_op(f, "u-6", XTS_OP_CREATE));
+	assert_true(open_op(f, "u-6", XTS_OP_MANAGER));
+}
+
 /* xtsyncctl restart forgets source users and keeps links: a linked user
  * without a row is updated, never created again. */
 static void
@@ -195,6 +229,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_untouched_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_entry_attrs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_link_without_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_op_without_row, setup, teardown),
 	};
