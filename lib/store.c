@@ -338,6 +338,19 @@ xts_store__run(struct xts_store *st, sqlite3_stmt *s, const char *what)
 	return ret;
 }
 
+/* The cached statement id with parameters bound (text without a copy: the
+ * caller runs it at once); NULL and *err on failure. */
+static sqlite3_stmt *
+stmt_bound(struct xts_store *st, enum xts_store_stmt id, int *err, const char *fmt, va_list ap)
+{
+	sqlite3_stmt *s = xts_store__stmt(st, id, err);
+
+	if (s == NULL)
+		return NULL;
+	*err = bind_v(st, s, fmt, ap, 1);
+	return *err == 0 ? s : NULL;
+}
+
 int
 xts_store__exec(struct xts_store *st, enum xts_store_stmt id, int *changes, const char *fmt, ...)
 {
@@ -345,17 +358,37 @@ xts_store__exec(struct xts_store *st, enum xts_store_stmt id, int *changes, cons
 	va_list ap;
 	int ret = 0;
 
-	s = xts_store__stmt(st, id, &ret);
-	if (s == NULL)
-		return ret;
 	va_start(ap, fmt);
-	ret = bind_v(st, s, fmt, ap, 1);
+	s = stmt_bound(st, id, &ret, fmt, ap);
 	va_end(ap);
-	if (ret < 0)
+	if (s == NULL)
 		return ret;
 	ret = xts_store__run(st, s, stmt_sql[id]);
 	if (ret == 0 && changes)
 		*changes = sqlite3_changes(st->db);
+	return ret;
+}
+
+int
+xts_store__int(struct xts_store *st, enum xts_store_stmt id, long long *out, const char *what,
+    const char *fmt, ...)
+{
+	sqlite3_stmt *s;
+	va_list ap;
+	int rc, ret = 0;
+
+	*out = 0;
+	va_start(ap, fmt);
+	s = stmt_bound(st, id, &ret, fmt, ap);
+	va_end(ap);
+	if (s == NULL)
+		return ret;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	else
+		ret = xts_store__err(st, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc, what);
+	sqlite3_reset(s);
 	return ret;
 }
 

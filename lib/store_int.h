@@ -66,6 +66,11 @@ int xts_store__run(struct xts_store *st, sqlite3_stmt *s, const char *what);
 /* Prepare-bind-run in one: the cached statement `id` with `fmt` bindings.
  * *changes (may be NULL) gets sqlite3_changes(). */
 int xts_store__exec(struct xts_store *st, enum xts_store_stmt id, int *changes, const char *fmt, ...);
+/* Run statement id (parameters bound by fmt as xts_store__bind) that returns
+ * one row of one integer column into *out; `what` names it in the log.
+ * 0 or XTS_E* (*out = 0). */
+int xts_store__int(struct xts_store *st, enum xts_store_stmt id, long long *out, const char *what,
+    const char *fmt, ...);
 
 /* Column copies: NULL column -> NULL with *err untouched; allocation or
  * JSON failure sets *err. */

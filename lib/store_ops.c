@@ -324,49 +324,22 @@ xts_store_op_find_open(struct xts_store *st, const char *job, const char *source
 int
 xts_store_job_untouched(struct xts_store *st, const char *job, int *yes)
 {
-	sqlite3_stmt *s;
-	int rc, ret = 0;
+	long long v = 0;
+	int ret;
 
 	if (job == NULL || yes == NULL)
 		return XTS_EINVAL;
-	*yes = 0;
-	s = xts_store__stmt(st, XTS_ST_JOB_UNTOUCHED, &ret);
-	if (s == NULL)
-		return ret;
-	ret = xts_store__bind(st, s, "t", job);
-	if (ret == 0) {
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_ROW)
-			*yes = sqlite3_column_int(s, 0) != 0;
-		else
-			ret = xts_store__err(st, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc, "job untouched");
-	}
-	sqlite3_reset(s);
+	ret = xts_store__int(st, XTS_ST_JOB_UNTOUCHED, &v, "job untouched", "t", job);
+	*yes = v != 0;
 	return ret;
 }
 
 int
 xts_store_op_count(struct xts_store *st, const char *job, int state, long long *n)
 {
-	sqlite3_stmt *s;
-	int rc, ret = 0;
-
 	if (job == NULL || n == NULL)
 		return XTS_EINVAL;
-	*n = 0;
-	s = xts_store__stmt(st, XTS_ST_OP_COUNT, &ret);
-	if (s == NULL)
-		return ret;
-	ret = xts_store__bind(st, s, "ti", job, state);
-	if (ret == 0) {
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_ROW)
-			*n = sqlite3_column_int64(s, 0);
-		else
-			ret = xts_store__err(st, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc, "op count");
-	}
-	sqlite3_reset(s);
-	return ret;
+	return xts_store__int(st, XTS_ST_OP_COUNT, n, "op count", "ti", job, state);
 }
 
 int

@@ -193,25 +193,10 @@ xts_store_user_foreach(struct xts_store *st, const char *job, long long seen_bef
 int
 xts_store_user_count(struct xts_store *st, const char *job, int in_scope_only, long long *n)
 {
-	sqlite3_stmt *s;
-	int rc, ret = 0;
-
 	if (job == NULL || n == NULL)
 		return XTS_EINVAL;
-	*n = 0;
-	s = xts_store__stmt(st, in_scope_only ? XTS_ST_USER_COUNT_SCOPE : XTS_ST_USER_COUNT, &ret);
-	if (s == NULL)
-		return ret;
-	ret = xts_store__bind(st, s, "t", job);
-	if (ret == 0) {
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_ROW)
-			*n = sqlite3_column_int64(s, 0);
-		else
-			ret = xts_store__err(st, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc, "user count");
-	}
-	sqlite3_reset(s);
-	return ret;
+	return xts_store__int(st, in_scope_only ? XTS_ST_USER_COUNT_SCOPE : XTS_ST_USER_COUNT, n,
+	    "user count", "t", job);
 }
 
 /* ---- links --------------------------------------------------------------- */
@@ -422,25 +407,9 @@ int
 xts_store_member_count_groups(struct xts_store *st, const char *job, const char *member_id,
     long long *count)
 {
-	sqlite3_stmt *s;
-	int rc, ret = 0;
-
 	if (job == NULL || member_id == NULL || count == NULL)
 		return XTS_EINVAL;
-	*count = 0;
-	s = xts_store__stmt(st, XTS_ST_MEM_COUNT, &ret);
-	if (s == NULL)
-		return ret;
-	ret = xts_store__bind(st, s, "tt", job, member_id);
-	if (ret == 0) {
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_ROW)
-			*count = sqlite3_column_int64(s, 0);
-		else
-			ret = xts_store__err(st, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc, "member count");
-	}
-	sqlite3_reset(s);
-	return ret;
+	return xts_store__int(st, XTS_ST_MEM_COUNT, count, "member count", "tt", job, member_id);
 }
 
 struct member_pair {
