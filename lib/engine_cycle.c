@@ -114,6 +114,8 @@ eng_cycle_free(struct eng_cycle *cy)
 		cy->target->ops->free(cy->target);
 	xts_ev_timer_free(cy->timer);
 	xts_ev_timer_free(cy->btimer);
+	eng_groups_drop(cy);
+	xts_free(cy->mev);
 	if (cy->st != NULL)
 		xts_store_batch_abort(cy->st, &cy->batch);
 	if (cy->st != NULL && xts_store_in_tx(cy->st))
@@ -370,45 +372,116 @@ batch_end(struct eng_cycle *cy, int ok)
 	return ret;
 }
 
+/* Member events are buffered and written sorted by the member table's key
+ * (job, member_id, group_id), ENG_USERS_PER_TX at a time and at the end of
+ * each walk, in one short relaxed transaction: inserted in key order they
+ * touch each leaf of that b-tree once, where page by page they landed at
+ * random. Events for the same (member, group) keep their order. */
+struct eng_mev {
+	char *group, *member;
+	int removed;
+	size_t seq;
+};
+
+static int
+mev_cmp(const void *a, const void *b)
+{
+	const struct eng_mev *x = a, *y = b;
+	int c = strcmp(x->member, y->member);
+
+	if (c == 0)
+		c = strcmp(x->group, y->group);
+	if (c == 0)
+		c = x->seq < y->seq ? -1 : x->seq > y->seq;
+	return c;
+}
+
+void
+eng_groups_drop(struct eng_cycle *cy)
+{
+	size_t i;
+
+	for (i = 0; i < cy->n_mev; i++) {
+		xts_free(cy->mev[i].group);
+		xts_free(cy->mev[i].member);
+	}
+	cy->n_mev = 0;
+}
+
 int
-eng_groups_page(struct eng_cycle *cy, const struct xts_member_event *ev, size_t n, int last)
+eng_groups_flush(struct eng_cycle *cy)
 {
 	size_t i;
 	int ret;
 
-	(void)last;
-	/* In the read phase's relaxed store batch (see eng_users_page). */
-	ret = batch_resume(cy);
-	for (i = 0; i < n && ret == 0; i++) {
-		if (ev[i].odata_type != NULL && strcmp(ev[i].odata_type, "#microsoft.graph.user") != 0)
-			continue;
-		if (ev[i].removed) {
-			ret = xts_store_member_remove(cy->st, cy->c.name, ev[i].group_id, ev[i].member_id);
+	if (cy->n_mev == 0)
+		return 0;
+	qsort(cy->mev, cy->n_mev, sizeof(cy->mev[0]), mev_cmp);
+	/* Relaxed (no fsync): nothing acts on the read phase's commits before
+	 * step_post's fsynced barrier (see eng_users_page). */
+	ret = xts_store_begin_relaxed(cy->st);
+	for (i = 0; i < cy->n_mev && ret == 0; i++) {
+		const struct eng_mev *m = &cy->mev[i];
+		if (m->removed) {
+			ret = xts_store_member_remove(cy->st, cy->c.name, m->group, m->member);
 			if (ret == XTS_ENOENT)
 				ret = 0;
 		} else {
-			ret = xts_store_member_add(cy->st, cy->c.name, ev[i].group_id, ev[i].member_id);
+			ret = xts_store_member_add(cy->st, cy->c.name, m->group, m->member);
 			if (ret == XTS_EEXIST)
 				ret = 0;
 		}
-		/* A full users round re-decides every member anyway (and sweeps
-		 * those it does not return): no set of a million ids in memory. */
-		if (ret == 0 && cy->kind != XTS_CYCLE_INITIAL &&
-		    json_object_set_new(cy->changed, ev[i].member_id, json_true()) != 0)
-			ret = XTS_ENOMEM;
-		cy->batch_users++;
-	}
-	if (ret == 0 && cy->batch_users >= ENG_USERS_PER_TX) {
-		ret = xts_store_batch_commit(cy->st, &cy->batch);
-		cy->batch_users = 0;
 	}
 	if (ret == 0)
-		ret = batch_pause(cy);
-	if (ret != 0) {
-		batch_end(cy, 0);
-		return ret;
+		ret = xts_store_commit(cy->st);
+	if (ret != 0 && xts_store_in_tx(cy->st))
+		xts_store_rollback(cy->st);
+	eng_groups_drop(cy);
+	return ret;
+}
+
+int
+eng_groups_page(struct eng_cycle *cy, const struct xts_member_event *ev, size_t n, int last)
+{
+	size_t i;
+	int ret = 0;
+
+	(void)last;
+	if (cy->n_mev + n > cy->cap_mev) {
+		size_t cap = cy->cap_mev > 0 ? cy->cap_mev : 1024;
+		struct eng_mev *p;
+		while (cap < cy->n_mev + n)
+			cap *= 2;
+		p = xts_realloc(cy->mev, cap * sizeof(*p));
+		if (p == NULL)
+			return XTS_ENOMEM;
+		cy->mev = p;
+		cy->cap_mev = cap;
 	}
-	return XTS_PAGE_CONTINUE;
+	for (i = 0; i < n && ret == 0; i++) {
+		struct eng_mev *m = &cy->mev[cy->n_mev];
+		if (ev[i].odata_type != NULL && strcmp(ev[i].odata_type, "#microsoft.graph.user") != 0)
+			continue;
+		m->group = xts_strdup(ev[i].group_id);
+		m->member = xts_strdup(ev[i].member_id);
+		m->removed = ev[i].removed;
+		m->seq = cy->mev_seq++;
+		if (m->group == NULL || m->member == NULL) {
+			xts_free(m->group);
+			xts_free(m->member);
+			ret = XTS_ENOMEM;
+			break;
+		}
+		cy->n_mev++;
+		/* A full users round re-decides every member anyway (and sweeps
+		 * those it does not return): no set of a million ids in memory. */
+		if (cy->kind != XTS_CYCLE_INITIAL &&
+		    json_object_set_new(cy->changed, ev[i].member_id, json_true()) != 0)
+			ret = XTS_ENOMEM;
+	}
+	if (ret == 0 && cy->n_mev >= ENG_USERS_PER_TX)
+		ret = eng_groups_flush(cy);
+	return ret != 0 ? ret : XTS_PAGE_CONTINUE;
 }
 
 static int
@@ -500,9 +573,11 @@ groups_done(void *arg, int err, const char *delta_link, const struct xts_graph_e
 	/* The member pages read (even of a walk that failed) are kept, as
 	 * when each page was its own transaction: they are true facts, and
 	 * reading them again is harmless. */
-	ret = batch_end(cy, 1);
-	if (ret != 0 && err == 0)
+	ret = eng_groups_flush(cy);
+	if (ret != 0 && err == 0) {
+		xts_err("job %s: group members could not be stored: %s", cy->c.name, xts_strerror(ret));
 		err = ret;
+	}
 	if (err == XTS_EGONE && json_is_string(json_array_get(cy->gstored, cy->gchunk))) {
 		xts_warn("job %s: groups delta token expired; reading assigned groups %zu-%zu in full", cy->c.name,
 			 cy->gchunk * GROUPS_PER_READ + 1,

@@ -124,6 +124,8 @@ struct eng_cycle {
 	long batch_users;      /* users decided in it */
 	int batch_err;         /* its commit by the idle timer failed (XTS_E*), 0 = no */
 	struct xts_evtimer *btimer; /* commits it after ENG_BATCH_IDLE_MS paused */
+	struct eng_mev *mev;   /* member events read, not yet written (eng_groups_page) */
+	size_t n_mev, cap_mev, mev_seq;
 	/* assigned groups are read 50 at a time (the $filter limit of groups/delta):
 	 * one delta link per chunk, stored together as {"groups": KEY, "links": [...]} */
 	size_t gchunk;         /* chunk being read */
@@ -178,8 +180,13 @@ void eng_apply_cancel(struct eng_cycle *cy);
  * read phase in the cycle's store batch, committed every ENG_USERS_PER_TX
  * users and at the last page. XTS_PAGE_CONTINUE or XTS_E*. */
 int eng_users_page(struct eng_cycle *cy, json_t *value, int last);
-/* The same for one groups/delta page of member events (members@delta). */
+/* One groups/delta page of member events (members@delta): buffered, written
+ * sorted by key every ENG_USERS_PER_TX events (eng_groups_flush, also at the
+ * end of each walk). XTS_PAGE_CONTINUE or XTS_E*. */
 int eng_groups_page(struct eng_cycle *cy, const struct xts_member_event *ev, size_t n, int last);
+int eng_groups_flush(struct eng_cycle *cy);
+/* Forget the buffered events (the cycle is freed). */
+void eng_groups_drop(struct eng_cycle *cy);
 void eng_cycle_next(struct eng_cycle *cy, void (*step)(struct eng_cycle *cy));
 void eng_cycle_finish(struct eng_cycle *cy, int result);
 void eng_cycle_free(struct eng_cycle *cy);

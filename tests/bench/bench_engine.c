@@ -245,7 +245,7 @@ main(int argc, char **argv)
 		ret = groups_page(&cy, i, i + 1000 <= n ? 1000 : n - i, i + 1000 >= n);
 	/* the end of the walk (groups_done) */
 	if (ret == 0)
-		ret = xts_store_batch_commit(st, &cy.batch);
+		ret = eng_groups_flush(&cy);
 	tg = now_s();
 	/* users phase: as step_users, then page after page */
 	if (ret == 0) {
@@ -294,6 +294,7 @@ main(int argc, char **argv)
 	       (double)users / (tp - t0 - gen), (double)maxrss_kib() / 1024.0, nops[0]);
 	xts_buf_free(&b);
 	json_decref(cy.changed);
+	xts_free(cy.mev);
 	xts_store_close(st);
 	xts_schema_free(es.s);
 	if (strcmp(dir, tmpl) == 0) {

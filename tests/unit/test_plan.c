@@ -69,6 +69,8 @@ teardown(void **state)
 	char cmd[128];
 
 	xts_store_batch_abort(f->st, &f->cy.batch);
+	eng_groups_drop(&f->cy);
+	xts_free(f->cy.mev);
 	json_decref(f->cy.changed);
 	xts_store_close(f->st);
 	xts_schema_free(f->es.s);
@@ -184,6 +186,44 @@ test_entry_attrs(void **state)
 	assert_true(open_op(f, "u-6", XTS_OP_MANAGER));
 }
 
+static long long
+memberships(struct fx *f, const char *member)
+{
+	long long n = -1;
+
+	assert_int_equal(xts_store_member_count_groups(f->st, "j", member, &n), 0);
+	return n;
+}
+
+/* Member events are written sorted, later: the end state is that of applying
+ * them in order (add then remove, remove then add, across pages), other
+ * object types are ignored, and nothing is written before the flush. */
+static void
+test_members_buffered(void **state)
+{
+	struct fx *f = *state;
+	const char *user = "#microsoft.graph.user";
+	const struct xts_member_event p1[] = {
+		{ "g-1", "m-2", user, 0 }, { "g-1", "m-1", user, 0 }, { "g-2", "m-1", user, 0 },
+		{ "g-1", "m-3", user, 0 }, { "g-1", "dev-1", "#microsoft.graph.device", 0 },
+	};
+	const struct xts_member_event p2[] = {
+		{ "g-1", "m-3", user, 1 }, { "g-2", "m-1", user, 1 }, { "g-2", "m-1", user, 0 },
+		{ "g-1", "m-2", user, 1 }, { "g-1", "m-2", user, 0 }, { "g-1", "m-2", user, 1 },
+	};
+
+	assert_int_equal(xts_store_member_add(f->st, "j", "g-9", "m-3"), 0);
+	assert_int_equal(eng_groups_page(&f->cy, p1, 5, 0), 0);
+	assert_int_equal(eng_groups_page(&f->cy, p2, 6, 1), 0);
+	assert_int_equal(memberships(f, "m-1"), 0); /* not written yet */
+	assert_int_equal(eng_groups_flush(&f->cy), 0);
+	assert_int_equal(memberships(f, "m-1"), 2);
+	assert_int_equal(memberships(f, "m-2"), 0);
+	assert_int_equal(memberships(f, "m-3"), 1); /* g-9 only */
+	assert_int_equal(memberships(f, "dev-1"), 0);
+	assert_int_equal(eng_groups_flush(&f->cy), 0); /* nothing left */
+}
+
 /* xtsyncctl restart forgets source users and keeps links: a linked user
  * without a row is updated, never created again. */
 static void
@@ -230,6 +270,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_untouched_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entry_attrs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_members_buffered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_link_without_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_op_without_row, setup, teardown),
 	};
