@@ -347,8 +347,8 @@ batch_resume(struct eng_cycle *cy)
 static int
 batch_pause(struct eng_cycle *cy)
 {
-	xts_store_batch_pause(cy->st, cy->batch);
-	if (cy->batch == 0 || cy->e->o.ev == NULL)
+	xts_store_batch_pause(cy->st, &cy->batch);
+	if (!cy->batch.open || cy->e->o.ev == NULL)
 		return 0;
 	if (cy->btimer == NULL && xts_ev_timer_new(cy->e->o.ev, batch_idle_cb, cy, &cy->btimer) != 0)
 		return XTS_ENOMEM;

@@ -118,7 +118,7 @@ xts_store__stmt(struct xts_store *st, enum xts_store_stmt id, int *err)
 	sqlite3_stmt *s = st->stmt[id];
 	int rc;
 
-	if (st->batch_gen != 0 && !st->batch_active) {
+	if (st->batch != NULL && !st->batch_active) {
 		*err = batch_yield(st);
 		if (*err != 0)
 			return NULL;
@@ -673,17 +673,19 @@ xts_store_close(struct xts_store *st)
 static int
 batch_yield(struct xts_store *st)
 {
+	struct xts_store_batch *b = st->batch;
 	int ret;
 
-	if (st->batch_gen == 0 || st->batch_active)
+	if (b == NULL || st->batch_active)
 		return 0;
 	st->batch_active = 1;
 	ret = xts_store_commit(st);
 	if (ret != 0) {
 		xts_err("store: committing the paused read batch failed: %s", xts_strerror(ret));
-		st->batch_lost = st->batch_gen;
+		b->lost = 1;
 	}
-	st->batch_gen = 0;
+	b->open = 0;
+	st->batch = NULL;
 	st->batch_active = 0;
 	return ret;
 }
@@ -804,78 +806,72 @@ xts_store_rollback(struct xts_store *st)
 int
 xts_store_in_tx(const struct xts_store *st)
 {
-	return st->in_tx && (st->batch_gen == 0 || st->batch_active);
+	return st->in_tx && (st->batch == NULL || st->batch_active);
 }
 
 int
-xts_store_batch_begin(struct xts_store *st, unsigned long *gen)
+xts_store_batch_begin(struct xts_store *st, struct xts_store_batch *b)
 {
 	int ret;
 
-	if (*gen != 0 && *gen == st->batch_gen) {
+	if (b->lost) {
+		b->lost = 0;
+		return XTS_ESTORE;
+	}
+	if (st->batch == b) {
 		st->batch_active = 1;
 		return 0;
 	}
-	if (*gen != 0 && *gen == st->batch_lost) {
-		st->batch_lost = 0;
-		*gen = 0;
-		return XTS_ESTORE;
-	}
-	/* *gen (if any) was committed on someone else's call: start anew. */
-	*gen = 0;
+	/* Not open (never, or committed on someone else's call): begin anew. */
 	ret = xts_store_begin_relaxed(st);
 	if (ret != 0)
 		return ret;
-	st->batch_gen = *gen = ++st->batch_next;
+	st->batch = b;
 	st->batch_active = 1;
+	b->open = 1;
 	return 0;
 }
 
 void
-xts_store_batch_pause(struct xts_store *st, unsigned long gen)
+xts_store_batch_pause(struct xts_store *st, struct xts_store_batch *b)
 {
-	if (gen != 0 && gen == st->batch_gen)
+	if (st->batch == b)
 		st->batch_active = 0;
 }
 
-int
-xts_store_batch_commit(struct xts_store *st, unsigned long *gen)
+/* Close the handle's open batch: commit or roll back. */
+static int
+batch_close(struct xts_store *st, struct xts_store_batch *b, int commit)
 {
-	unsigned long g = *gen;
 	int ret = 0;
 
-	*gen = 0;
-	if (g == 0)
-		return 0;
-	if (g == st->batch_gen) {
-		st->batch_active = 1;
+	st->batch_active = 1;
+	if (commit)
 		ret = xts_store_commit(st);
-		st->batch_gen = 0;
-		st->batch_active = 0;
-	} else if (g == st->batch_lost) {
-		st->batch_lost = 0;
-		ret = XTS_ESTORE;
-	}
+	else if (st->in_tx)
+		ret = xts_store_rollback(st);
+	st->batch = NULL;
+	st->batch_active = 0;
+	b->open = 0;
 	return ret;
 }
 
-void
-xts_store_batch_abort(struct xts_store *st, unsigned long *gen)
+int
+xts_store_batch_commit(struct xts_store *st, struct xts_store_batch *b)
 {
-	unsigned long g = *gen;
-
-	*gen = 0;
-	if (g == 0)
-		return;
-	if (g == st->batch_gen) {
-		st->batch_active = 1;
-		if (st->in_tx)
-			xts_store_rollback(st);
-		st->batch_gen = 0;
-		st->batch_active = 0;
-	} else if (g == st->batch_lost) {
-		st->batch_lost = 0;
+	if (b->lost) {
+		b->lost = 0;
+		return XTS_ESTORE;
 	}
+	return st->batch == b ? batch_close(st, b, 1) : 0;
+}
+
+void
+xts_store_batch_abort(struct xts_store *st, struct xts_store_batch *b)
+{
+	b->lost = 0;
+	if (st->batch == b)
+		batch_close(st, b, 0);
 }
 
 int

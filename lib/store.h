@@ -89,18 +89,24 @@ int xts_store_in_tx(const struct xts_store *st);
  * per Graph page. Between the owner's turns the batch is paused; the first
  * store call by anyone else (any statement, begin, sync, rollback) commits
  * it first, so nobody else ever runs inside it and nothing they write is
- * relaxed. *gen names the owner's batch (0: none yet).
- * begin: resume *gen if it is still open, else begin a new one (after
- *   committing another owner's paused batch); XTS_ESTORE if *gen was lost (its
- *   commit on someone else's call failed: its decisions are gone).
+ * relaxed. The owner keeps a handle (zeroed at first) for as long as its
+ * batch may be open: the store points at it while it is.
+ * begin: resume the handle's batch if still open, else begin a new one
+ *   (after committing another owner's paused batch); XTS_ESTORE if the
+ *   handle's batch was lost (its commit on someone else's call failed: its
+ *   decisions are gone).
  * pause: leave it open for the next turn.
- * commit: commit it if still open (0 also when someone else's call committed
- *   it; XTS_ESTORE if that commit failed). *gen = 0.
- * abort: roll it back if still open. *gen = 0. */
-int xts_store_batch_begin(struct xts_store *st, unsigned long *gen);
-void xts_store_batch_pause(struct xts_store *st, unsigned long gen);
-int xts_store_batch_commit(struct xts_store *st, unsigned long *gen);
-void xts_store_batch_abort(struct xts_store *st, unsigned long *gen);
+ * commit: commit it if still open (0 also when someone else's call
+ *   committed it; XTS_ESTORE if that commit failed).
+ * abort: roll it back if still open; forget a loss. */
+struct xts_store_batch {
+	int open; /* the store's open batch is this one */
+	int lost; /* its commit on someone else's call failed */
+};
+int xts_store_batch_begin(struct xts_store *st, struct xts_store_batch *b);
+void xts_store_batch_pause(struct xts_store *st, struct xts_store_batch *b);
+int xts_store_batch_commit(struct xts_store *st, struct xts_store_batch *b);
+void xts_store_batch_abort(struct xts_store *st, struct xts_store_batch *b);
 
 /* PRAGMA integrity_check: 0 when "ok", XTS_ESTORE otherwise (logged). */
 int xts_store_check(struct xts_store *st);

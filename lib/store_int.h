@@ -34,9 +34,7 @@ struct xts_store {
 	int sp_depth;     /* internal savepoints open */
 	int relaxed;      /* synchronous=NORMAL set by xts_store_begin_relaxed, FULL not yet back */
 	int unsynced;     /* a relaxed commit since the last xts_store_sync */
-	unsigned long batch_gen;   /* the open relaxed batch (xts_store_batch_begin), 0 = none */
-	unsigned long batch_next;  /* last batch number handed out */
-	unsigned long batch_lost;  /* a batch whose commit by batch_yield failed, 0 = none */
+	struct xts_store_batch *batch; /* the open relaxed batch's owner handle, NULL = none */
 	int batch_active;          /* its owner is using the store now (not paused) */
 	sqlite3_stmt *stmt[XTS_ST__COUNT];
 	struct xts_buf jbuf; /* scratch for serialising 'j' parameters */

@@ -1192,55 +1192,57 @@ user_there(struct xts_store *st, const char *id)
 /* The read phase's batch: one relaxed transaction over several turns,
  * invisible while paused, committed by anybody else's first store call (and
  * that call is not relaxed), owners told apart, aborted cleanly, and a
- * commit that fails on someone else's call reported to the owner as lost. */
+ * commit that fails on someone else's call reported to its owner as lost,
+ * to each owner whose batch was lost. */
 static void
 test_batch(void **state)
 {
 	struct fx *f = *state;
 	struct xts_store_user u = { .source_id = "b-1", .in_scope = 1, .is_member = 1 };
-	unsigned long g = 0, a = 0, b = 0, first;
+	struct xts_store_batch g = { 0 }, a = { 0 }, b = { 0 };
 
 	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
 	assert_int_equal(xts_store_batch_begin(f->st, &g), 0);
-	assert_true(g != 0);
+	assert_true(g.open);
 	assert_true(xts_store_in_tx(f->st));
 	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
-	xts_store_batch_pause(f->st, g);
+	xts_store_batch_pause(f->st, &g);
 	/* Paused: invisible to others, not committed, still relaxed. */
 	assert_false(xts_store_in_tx(f->st));
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user"), 0);
 	assert_int_equal(raw_sync_level(f->st), 1);
 	/* Resumed by its owner: the same transaction. */
-	first = g;
 	assert_int_equal(xts_store_batch_begin(f->st, &g), 0);
-	assert_int_equal(g, first);
 	u.source_id = "b-2";
 	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
-	xts_store_batch_pause(f->st, g);
+	xts_store_batch_pause(f->st, &g);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user"), 0);
 	/* Someone else's plain write commits the batch first and runs with
 	 * synchronous=FULL itself. */
 	assert_int_equal(xts_store_job_set_delta(f->st, "j", "https://example/delta"), 0);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user"), 2);
 	assert_int_equal(raw_sync_level(f->st), 2);
+	assert_false(g.open);
 	/* The owner's next turn starts a new batch; its commit is fine. */
 	assert_int_equal(xts_store_batch_begin(f->st, &g), 0);
-	assert_true(g != first);
+	assert_true(g.open);
 	u.source_id = "b-3";
 	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
 	assert_int_equal(xts_store_batch_commit(f->st, &g), 0);
-	assert_int_equal(g, 0);
+	assert_false(g.open);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user"), 3);
 
 	/* Two owners interleaved: each one's begin commits the other's. */
 	assert_int_equal(xts_store_batch_begin(f->st, &a), 0);
 	u.source_id = "a-1";
 	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
-	xts_store_batch_pause(f->st, a);
+	xts_store_batch_pause(f->st, &a);
 	assert_int_equal(xts_store_batch_begin(f->st, &b), 0);
+	assert_false(a.open);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user WHERE source_id = 'a-1'"), 1);
 	u.source_id = "b-4";
 	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
-	xts_store_batch_pause(f->st, b);
+	xts_store_batch_pause(f->st, &b);
 	assert_int_equal(xts_store_batch_commit(f->st, &a), 0); /* committed already */
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user WHERE source_id = 'b-4'"), 0);
 	assert_int_equal(xts_store_batch_commit(f->st, &b), 0);
@@ -1250,9 +1252,9 @@ test_batch(void **state)
 	assert_int_equal(xts_store_batch_begin(f->st, &g), 0);
 	u.source_id = "x-1";
 	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
-	xts_store_batch_pause(f->st, g);
+	xts_store_batch_pause(f->st, &g);
 	xts_store_batch_abort(f->st, &g);
-	assert_int_equal(g, 0);
+	assert_false(g.open);
 	assert_false(user_there(f->st, "x-1"));
 	assert_int_equal(xts_store_begin(f->st), 0);
 	assert_int_equal(raw_sync_level(f->st), 2);
@@ -1261,30 +1263,43 @@ test_batch(void **state)
 	assert_int_equal(xts_store_batch_begin(f->st, &g), 0);
 	u.source_id = "c-1";
 	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
-	xts_store_batch_pause(f->st, g);
+	xts_store_batch_pause(f->st, &g);
 	assert_int_equal(xts_store_begin(f->st), 0);
 	assert_int_equal(xts_store_rollback(f->st), 0);
 	assert_true(user_there(f->st, "c-1"));
 	assert_int_equal(xts_store_batch_commit(f->st, &g), 0);
 
-	/* Lost: the disk fails under the commit that someone else's call makes. */
+	/* Lost: the disk fails under the commits that someone else's calls
+	 * make, of two owners' batches in turn; each owner learns of its own. */
 	xts_store_close(f->st);
 	f->st = NULL;
 	shim_install();
 	assert_int_equal(xts_store_open(f->dir, &f->st), 0);
-	assert_int_equal(xts_store_batch_begin(f->st, &g), 0);
-	u.source_id = "lost-1";
+	assert_int_equal(xts_store_batch_begin(f->st, &a), 0);
+	u.source_id = "lost-a";
 	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
-	xts_store_batch_pause(f->st, g);
+	xts_store_batch_pause(f->st, &a);
 	fail_wal_writes = 1;
 	assert_int_not_equal(xts_store_job_set_delta(f->st, "j", NULL), 0);
 	fail_wal_writes = 0;
-	assert_int_equal(xts_store_batch_begin(f->st, &g), XTS_ESTORE);
-	assert_int_equal(g, 0);
-	assert_false(user_there(f->st, "lost-1"));
+	assert_true(a.lost);
+	assert_int_equal(xts_store_batch_begin(f->st, &b), 0);
+	u.source_id = "lost-b";
+	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	xts_store_batch_pause(f->st, &b);
+	fail_wal_writes = 1;
+	assert_int_not_equal(xts_store_job_set_delta(f->st, "j", NULL), 0);
+	fail_wal_writes = 0;
+	assert_int_equal(xts_store_batch_begin(f->st, &a), XTS_ESTORE);
+	assert_int_equal(xts_store_batch_commit(f->st, &b), XTS_ESTORE);
+	assert_false(a.lost || b.lost || a.open || b.open);
+	assert_false(user_there(f->st, "lost-a"));
+	assert_false(user_there(f->st, "lost-b"));
 	assert_true(user_there(f->st, "b-1"));
-	/* The store works on. */
+	/* The store works on, and so do the owners. */
 	assert_int_equal(xts_store_job_set_delta(f->st, "j", NULL), 0);
+	assert_int_equal(xts_store_batch_begin(f->st, &a), 0);
+	assert_int_equal(xts_store_batch_commit(f->st, &a), 0);
 	assert_int_equal(xts_store_check(f->st), 0);
 	xts_store_close(f->st);
 	f->st = NULL;
