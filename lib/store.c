@@ -670,6 +670,23 @@ xts_store_close(struct xts_store *st)
 /* Someone other than its owner uses the store: commit the paused batch
  * first. A failed commit rolls it back; its owner learns at its next
  * xts_store_batch_begin/commit. */
+/* Close the handle's open batch: commit or roll back. */
+static int
+batch_close(struct xts_store *st, struct xts_store_batch *b, int commit)
+{
+	int ret = 0;
+
+	st->batch_active = 1;
+	if (commit)
+		ret = xts_store_commit(st);
+	else if (st->in_tx)
+		ret = xts_store_rollback(st);
+	st->batch = NULL;
+	st->batch_active = 0;
+	b->open = 0;
+	return ret;
+}
+
 static int
 batch_yield(struct xts_store *st)
 {
@@ -678,28 +695,32 @@ batch_yield(struct xts_store *st)
 
 	if (b == NULL || st->batch_active)
 		return 0;
-	st->batch_active = 1;
-	ret = xts_store_commit(st);
+	ret = batch_close(st, b, 1);
 	if (ret != 0) {
 		xts_err("store: committing the paused read batch failed: %s", xts_strerror(ret));
 		b->lost = 1;
 	}
-	b->open = 0;
-	st->batch = NULL;
-	st->batch_active = 0;
+	return ret;
+}
+
+/* Before a transaction of our own: commit a paused batch; none may be open. */
+static int
+tx_can_begin(struct xts_store *st)
+{
+	int ret = batch_yield(st);
+
+	if (ret == 0 && (st->in_tx || st->sp_depth > 0))
+		ret = XTS_EINVAL;
 	return ret;
 }
 
 int
 xts_store_begin(struct xts_store *st)
 {
-	int ret;
+	int ret = tx_can_begin(st);
 
-	ret = batch_yield(st);
 	if (ret != 0)
 		return ret;
-	if (st->in_tx || st->sp_depth > 0)
-		return XTS_EINVAL;
 	ret = xts_store__exec(st, XTS_ST_BEGIN, NULL, "");
 	if (ret == 0)
 		st->in_tx = 1;
@@ -709,13 +730,10 @@ xts_store_begin(struct xts_store *st)
 int
 xts_store_begin_relaxed(struct xts_store *st)
 {
-	int ret;
+	int ret = tx_can_begin(st);
 
-	ret = batch_yield(st);
 	if (ret != 0)
 		return ret;
-	if (st->in_tx || st->sp_depth > 0)
-		return XTS_EINVAL;
 	/* SQLite refuses to change synchronous inside a transaction, and in WAL
 	 * mode reads it at COMMIT: set it here, restore it when the
 	 * transaction is over (sync_restore). */
@@ -763,11 +781,9 @@ xts_store_sync(struct xts_store *st)
 	char sql[64];
 	int ret;
 
-	ret = batch_yield(st);
+	ret = tx_can_begin(st);
 	if (ret != 0)
 		return ret;
-	if (st->in_tx || st->sp_depth > 0)
-		return XTS_EINVAL;
 	if (!st->unsynced)
 		return 0;
 	ret = sync_restore(st);
@@ -839,22 +855,6 @@ xts_store_batch_pause(struct xts_store *st, struct xts_store_batch *b)
 		st->batch_active = 0;
 }
 
-/* Close the handle's open batch: commit or roll back. */
-static int
-batch_close(struct xts_store *st, struct xts_store_batch *b, int commit)
-{
-	int ret = 0;
-
-	st->batch_active = 1;
-	if (commit)
-		ret = xts_store_commit(st);
-	else if (st->in_tx)
-		ret = xts_store_rollback(st);
-	st->batch = NULL;
-	st->batch_active = 0;
-	b->open = 0;
-	return ret;
-}
 
 int
 xts_store_batch_commit(struct xts_store *st, struct xts_store_batch *b)
