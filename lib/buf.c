@@ -53,6 +53,13 @@ xts_buf_puts(struct xts_buf *b, const char *s)
 int
 xts_buf_putc(struct xts_buf *b, char c)
 {
+	/* the common case without reserve and memcpy: JSON text writers call
+	 * this for every brace, comma and colon */
+	if (b->cap - b->len >= 2) {
+		b->p[b->len++] = c;
+		b->p[b->len] = '\0';
+		return 0;
+	}
 	return xts_buf_append(b, &c, 1);
 }
 
