@@ -4,6 +4,7 @@
  * job and cycle rows. Users, links and membership are in store_rows.c;
  * operations and the outbox in store_ops.c. No policy lives here. */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,45 @@ xts_store__stmt(struct xts_store *st, enum xts_store_stmt id, int *err)
  * (valid UTF-8, as jansson guarantees) copied. Reals and anything nested
  * deeper than 64 levels go through jansson. 0 or XTS_ENOMEM (never a partial
  * text: the caller binds nothing on failure). */
+/* Nonzero when one of the eight bytes of w is below 0x20, '"' or '\\'.
+ * has_zero(x) = (x - 0x01..01) & ~x & 0x80..80 is exact as a whole-word
+ * test; bytes >= 0x80 (UTF-8) never match: ~x clears their top bit. */
+#define ONES ((uint64_t)0x0101010101010101ULL)
+#define HIGHS ((uint64_t)0x8080808080808080ULL)
+static inline int
+needs_escape8(uint64_t w)
+{
+	uint64_t q = w ^ (ONES * '"'), bs = w ^ (ONES * '\\');
+	uint64_t lt = (w - ONES * 0x20) & ~w;
+
+	return ((lt | ((q - ONES) & ~q) | ((bs - ONES) & ~bs)) & HIGHS) != 0;
+}
+
+/* Nonzero when no byte of p[0..n) needs escaping: eight bytes at a time,
+ * the last eight overlapping what came before. */
+static int
+clean_text(const char *p, size_t n)
+{
+	uint64_t w;
+	size_t i;
+
+	if (n < 8) {
+		for (i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)p[i];
+			if (c < 0x20 || c == '"' || c == '\\')
+				return 0;
+		}
+		return 1;
+	}
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		if (needs_escape8(w))
+			return 0;
+	}
+	memcpy(&w, p + n - 8, 8);
+	return !needs_escape8(w);
+}
+
 static int
 json_str_text(const char *p, size_t n, struct xts_buf *b)
 {
@@ -162,6 +202,12 @@ json_str_text(const char *p, size_t n, struct xts_buf *b)
 		return XTS_ENOMEM;
 	o = b->p + b->len;
 	*o++ = '"';
+	if (clean_text(p, n)) {
+		/* the common case: names, addresses, ids */
+		memcpy(o, p, n);
+		o += n;
+		goto close;
+	}
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 
@@ -186,6 +232,7 @@ json_str_text(const char *p, size_t n, struct xts_buf *b)
 			*o++ = hex[c & 15];
 		}
 	}
+close:
 	*o++ = '"';
 	*o = '\0';
 	b->len = (size_t)(o - b->p);
@@ -200,16 +247,18 @@ xts_store__json_text(const json_t *j, struct xts_buf *b, int depth)
 
 	switch (json_typeof(j)) {
 	case JSON_OBJECT: {
-		const char *k;
-		json_t *v;
+		void *it;
 		int first = 1;
 
 		if (depth > 64)
 			break;
 		ret = xts_buf_putc(b, '{');
-		json_object_foreach((json_t *)j, k, v) {
-			if (ret != 0)
-				break;
+		/* the iterator itself, not json_object_foreach, which looks each
+		 * key up again for its value and its successor */
+		for (it = json_object_iter((json_t *)j); it != NULL && ret == 0;
+		     it = json_object_iter_next((json_t *)j, it)) {
+			const char *k = json_object_iter_key(it);
+
 			if (!first)
 				ret = xts_buf_putc(b, ',');
 			first = 0;
@@ -218,7 +267,7 @@ xts_store__json_text(const json_t *j, struct xts_buf *b, int depth)
 			if (ret == 0)
 				ret = xts_buf_putc(b, ':');
 			if (ret == 0)
-				ret = xts_store__json_text(v, b, depth + 1);
+				ret = xts_store__json_text(json_object_iter_value(it), b, depth + 1);
 		}
 		if (ret == 0)
 			ret = xts_buf_putc(b, '}');

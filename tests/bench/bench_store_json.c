@@ -106,7 +106,7 @@ main(void)
 	int i, ok = 1;
 	size_t bytes = 0;
 
-	printf("1..9\n");
+	printf("1..10\n");
 	v = json_pack("{s:s,s:s,s:i,s:b,s:n,s:[s,s]}", "displayName", "Zoë Müller \"Z\" \\ /",
 		      "ctl", "a\tb\nc\rd\be\ff\x01\x1f", "n", -42, "t", 1, "z", "phones", "+48 1", "汉字");
 	same(v, "an object of strings with escapes, UTF-8, numbers, true, null and an array");
@@ -133,6 +133,43 @@ main(void)
 	json_array_append_new(v, json_string("bottom"));
 	same(deep, "a value nested 100 deep");
 	json_decref(deep);
+	{
+		/* the eight-bytes-at-a-time scan (clean_text): every length
+		 * across the word boundaries, clean, and with one byte that needs
+		 * escaping at each position; "é" puts bytes >= 0x80 in the words */
+		static const char special[] = { '"', '\\', '\n', 0x01, 0x1f, 0x00 };
+		char s[48];
+		size_t n, pos, k, m;
+		int all = 1;
+
+		for (n = 0; n <= 40; n++) {
+			for (m = 0; m < n; m++)
+				s[m] = m % 5 == 3 && m + 1 < n ? (char)0xc3 : (m % 5 == 4 && m > 0 &&
+					s[m - 1] == (char)0xc3 ? (char)0xa9 : (char)(0x20 + (m * 7) % 0x5f));
+			for (m = 0; m < n; m++)
+				if (s[m] == '"' || s[m] == '\\')
+					s[m] = '~';
+			v = json_stringn(s, n);
+			all &= v != NULL && same(v, NULL);
+			json_decref(v);
+			for (pos = 0; pos < n; pos++) {
+				for (k = 0; k < sizeof(special); k++) {
+					char keep = s[pos];
+
+					if ((unsigned char)keep >= 0x80)
+						continue;
+					s[pos] = special[k];
+					v = json_stringn(s, n);
+					all &= v != NULL && same(v, NULL);
+					json_decref(v);
+					s[pos] = keep;
+				}
+			}
+		}
+		n_test++;
+		printf("%s %d - strings of 0 to 40 bytes, clean and with one byte to escape at each position\n",
+		       all ? "ok" : "not ok", n_test);
+	}
 	for (i = 0; i < 2000; i++) {
 		v = random_value(&seed, 0);
 		ok &= same(v, NULL);
