@@ -103,6 +103,14 @@ op_put(struct eng_cycle *cy, const char *sid, int kind, json_t *payload, int sta
 	return op_put_ex(cy, sid, kind, payload, staged, NULL);
 }
 
+/* o[key] = a new string, or null for NULL; json_pack's "s?" without its
+ * format parser (this runs twice for every new user). */
+static int
+set_str_or_null(json_t *o, const char *key, const char *v)
+{
+	return json_object_set_new(o, key, v != NULL ? json_string(v) : json_null());
+}
+
 /* none_open: op_put_ex just said sid had no open op, so there is no open
  * manager op to look up (one statement less per new user). */
 static int
@@ -113,9 +121,11 @@ manager_put(struct eng_cycle *cy, const char *sid, const char *mgr, int none_ope
 	int ret;
 
 	memset(&r, 0, sizeof(r));
-	p = json_pack("{s:s?}", "manager", mgr);
-	if (p == NULL)
+	p = json_object();
+	if (p == NULL || set_str_or_null(p, "manager", mgr) != 0) {
+		json_decref(p);
 		return XTS_ENOMEM;
+	}
 	ret = none_open ? XTS_ENOENT : xts_store_op_find_open(cy->st, cy->c.name, sid, XTS_OP_MANAGER, &r);
 	if (ret == 0 && r.o.state != XTS_OP_INFLIGHT)
 		ret = xts_store_op_set_payload(cy->st, r.o.id, p);
@@ -284,11 +294,12 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 	if (!linked) {
 		const char *mail = json_string_value(json_object_get(attrs, "mail"));
 		const char *upn = json_string_value(json_object_get(attrs, "userPrincipalName"));
-		payload = json_pack("{s:O,s:O,s:s?,s:s?}", "attrs", desired, "redacted",
-				    redacted != NULL ? redacted : json_null(), "email",
-				    mail != NULL && mail[0] != '\0' ? mail : upn, "displayName",
-				    json_string_value(json_object_get(attrs, "displayName")));
-		if (payload == NULL) {
+		payload = json_object();
+		if (payload == NULL || json_object_set(payload, "attrs", desired) != 0 ||
+		    json_object_set(payload, "redacted", redacted != NULL ? redacted : json_null()) != 0 ||
+		    set_str_or_null(payload, "email", mail != NULL && mail[0] != '\0' ? mail : upn) != 0 ||
+		    set_str_or_null(payload, "displayName",
+				    json_string_value(json_object_get(attrs, "displayName"))) != 0) {
 			ret = XTS_ENOMEM;
 			goto done;
 		}
