@@ -711,7 +711,18 @@ on_http(void *arg, const struct xts_http_resp *resp)
 		finish(r, resp->err, 0, NULL, &ge, NULL);
 		return;
 	}
-	xts_throttle_feedback(g->throttle, resp->status, resp->retry_after_ms, resp->throttle_pct, now);
+	{
+		/* A 429 without Retry-After gates the tenant for an exponential
+		 * backoff of this request's attempts, not a fixed time: "If no
+		 * Retry-After header is provided by the response, we recommend
+		 * implementing an exponential backoff retry policy"
+		 * (concepts/throttling.md). */
+		long long ra = resp->retry_after_ms;
+
+		if (resp->status == 429 && ra <= 0)
+			ra = xts_graph__backoff_ms(g, r->attempts);
+		xts_throttle_feedback(g->throttle, resp->status, ra, resp->throttle_pct, now);
+	}
 	if (resp->status == 401 && !r->reauthed) {
 		/* Typically an access token that expired in flight. */
 		xts_graph_error_parse(resp->body, resp->body_len, &ge);
@@ -754,6 +765,13 @@ on_http(void *arg, const struct xts_http_resp *resp)
 			copy_str(ge.message, sizeof(ge.message), "response body is not JSON");
 		}
 	}
+	/* "Requests in a batch are evaluated individually against throttling
+	 * limits ... The batch itself fails with a status code of 424 (Failed
+	 * Dependency)" (concepts/throttling.md, "Throttling and batching"). Such
+	 * an envelope still carries every sub-response with its own status:
+	 * the caller (graph_batch.c) reads them like a 200's. */
+	if (resp->status == 424 && json_is_array(json_object_get(body, "responses")))
+		err = 0;
 	if (err != 0 && resp->status >= 300) {
 		xts_graph_error_parse(resp->body, resp->body_len, &ge);
 		if (ge.request_id[0] == '\0')

@@ -622,9 +622,13 @@ on_batch(void *arg, const struct xts_graph_result *res)
 				xts_throttle_feedback(b->g->throttle, st, -1, -1, now);
 				op_finish(op, 0, st, sb->body, NULL);
 			} else if (st == 429) {
-				xts_throttle_feedback(b->g->throttle, 429, sb->ra, -1, now);
-				retry_or_fail(op, XTS_ETHROTTLED, st, sb->body,
-					      sb->ra > 0 ? sb->ra : 5000);
+				/* no Retry-After: "we recommend implementing an
+				 * exponential backoff retry policy" (throttling.md);
+				 * the tenant's gate waits that long too */
+				long long ra = sb->ra > 0 ? sb->ra : xts_graph__backoff_ms(b->g, op->attempts + 1);
+
+				xts_throttle_feedback(b->g->throttle, 429, ra, -1, now);
+				retry_or_fail(op, XTS_ETHROTTLED, st, sb->body, ra);
 			} else if (st == 500 || st == 502 || st == 503 || st == 504) {
 				long long d = xts_graph__backoff_ms(b->g, op->attempts + 1);
 

@@ -190,6 +190,8 @@ class Sim:
         ra = f.retry_after
         if ra is None and f.status in (429, 503):
             ra = 2
+        if ra == "none":
+            ra = None   # no Retry-After at all (throttling.md: then back off exponentially)
         if ra is not None:
             hdrs["Retry-After"] = str(ra)
         if req.route == "token":
@@ -269,7 +271,17 @@ class Sim:
             out.append(self._sub_resp(rid, resp))
         if self.settings["reorder_batch"]:
             self.rng.shuffle(out)
-        resp = G.Resp(200, {"responses": out})
+        # concepts/throttling.md, "Throttling and batching": a throttled request "fails with a
+        # status of 429 ... The batch itself fails with a status code of 424 (Failed Dependency)";
+        # every sub-response is still in the body.
+        throttled = any(o["status"] == 429 for o in out)
+        resp = G.Resp(424 if throttled else 200, {"responses": out})
+        if throttled:
+            with self.log_lock:
+                for e in reversed(self.log):
+                    if e["seq"] == parent_seq:
+                        e["status"] = 424
+                        break
         resp.headers["_recorded"] = parent_seq
         return resp
 

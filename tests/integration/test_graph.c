@@ -929,7 +929,7 @@ static void
 test_batch(struct xts_graph *tgt)
 {
 	struct xts_batch *b = NULL;
-	struct opres r[6];
+	struct opres r[8];
 	struct xts_batch_op *op2 = NULL;
 	char *u1 = some_user(3), *u2 = some_user(4), *u3 = some_user(5), *u4 = some_user(6);
 	char url[200], body[400], path[300];
@@ -974,12 +974,44 @@ test_batch(struct xts_graph *tgt)
 	admin_ok("POST", "/_admin/faults", body);
 	snprintf(url, sizeof(url), "/users/%s", u4);
 	xts_batch_add(b, "PATCH", url, patch, NULL, on_op, &r[4], NULL);
+	snprintf(url, sizeof(url), "/users/%s", u3);
+	xts_batch_add(b, "PATCH", url, patch, NULL, on_op, &r[6], NULL);
 	spin(&r[4].done, 30000);
 	snprintf(url, sizeof(url), "/v1.0/users/%s", u4);
 	n = log_times(url, t, st, 8);
 	ok(r[4].err == 0 && n == 2 && st[0] == 429 && st[1] == 204 && t[1] - t[0] >= 0.95,
 	   "batch: sub-request 429 requeued after Retry-After (%d sub-requests, %.2f s apart)", n,
 	   n == 2 ? t[1] - t[0] : -1.0);
+	/* the envelope of that first try was 424 (concepts/throttling.md); the
+	 * other request in it succeeded there and is not sent again */
+	n = log_times("/v1.0/$batch", t, st, 8);
+	ok(n >= 1 && st[0] == 424, "batch: the envelope with a throttled sub-request is 424 (got %ld)",
+	   n >= 1 ? st[0] : 0L);
+	snprintf(url, sizeof(url), "/v1.0/users/%s", u3);
+	n = log_times(url, t, st, 8);
+	ok(r[6].done && r[6].err == 0 && r[6].status == 204 && n == 1,
+	   "batch: a sub-request that succeeded inside a 424 envelope is done, not retried (err %s, %d sent)",
+	   xts_errname(r[6].err), n);
+	admin_ok("DELETE", "/_admin/faults", NULL);
+
+	/* a sub-request 429 without Retry-After: exponential backoff from
+	 * backoff_min (half of it jitter), not a fixed wait (5 s before)
+	 * (concepts/throttling.md: "If no Retry-After header is provided by the
+	 * response, we recommend implementing an exponential backoff") */
+	admin_ok("DELETE", "/_admin/requests", NULL);
+	snprintf(body, sizeof(body),
+		 "{\"tenant\": \"" TGT "\", \"route\": \"/v1.0/users/%s$\", \"kind\": \"status\", \"status\": 429, \"retry_after\": \"none\", \"count\": 2}",
+		 u2);
+	admin_ok("POST", "/_admin/faults", body);
+	snprintf(url, sizeof(url), "/users/%s", u2);
+	xts_batch_add(b, "PATCH", url, patch, NULL, on_op, &r[7], NULL);
+	spin(&r[7].done, 30000);
+	snprintf(url, sizeof(url), "/v1.0/users/%s", u2);
+	n = log_times(url, t, st, 8);
+	ok(r[7].err == 0 && n == 3 && st[0] == 429 && st[1] == 429 && st[2] == 204 && t[1] - t[0] >= 0.1 &&
+	   t[1] - t[0] < 3.0 && t[2] - t[1] < 3.5 && t[2] - t[1] + 0.1 >= t[1] - t[0],
+	   "batch: 429 without Retry-After backs off exponentially (%d sent, %.2f s then %.2f s)", n,
+	   n == 3 ? t[1] - t[0] : -1.0, n == 3 ? t[2] - t[1] : -1.0);
 	admin_ok("DELETE", "/_admin/faults", NULL);
 
 	/* create = invitation, then PATCH of the new user */
