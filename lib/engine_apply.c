@@ -284,6 +284,12 @@ simple_cb(void *arg, const struct xts_batch_result *r)
 		op_succeeded(a, XTS_TARGET_SOFT_DELETED, xts_wall_ms());
 		return;
 	}
+	if (gone && a->kind == XTS_OP_MANAGER && json_is_null(json_object_get(a->write, "manager"))) {
+		/* DELETE manager/$ref answered 404: there is no manager, which is
+		 * what the removal wanted */
+		op_succeeded(a, -1, 0);
+		return;
+	}
 	if (gone && a->kind != XTS_OP_MANAGER) {
 		/* The target user no longer exists: forget the link; the next cycle
 		 * plans a create, which matches first. */

@@ -137,6 +137,21 @@ manager_put(struct eng_cycle *cy, const char *sid, const char *mgr, int none_ope
 	return ret;
 }
 
+/* Cancel sid's open manager op, if it has one not in flight. */
+static int
+manager_cancel(struct eng_cycle *cy, const char *sid)
+{
+	struct xts_store_op_row r;
+	int ret = 0;
+
+	memset(&r, 0, sizeof(r));
+	if (xts_store_op_find_open(cy->st, cy->c.name, sid, XTS_OP_MANAGER, &r) == 0 &&
+	    r.o.state != XTS_OP_INFLIGHT)
+		ret = xts_store_op_cancel(cy->st, r.o.id);
+	xts_store_op_row_clear(&r);
+	return ret;
+}
+
 /* The schema's reference (manager) mapping, or NULL. */
 static const struct xts_schema_mapping *
 reference_mapping(const struct xts_schema *s)
@@ -268,15 +283,8 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 				eng_log_simple(cy, XTS_PROV_SKIP, XTS_PROV_SKIPPED, sid, attrs, NULL,
 					       why != NULL ? why : "out of scope");
 			ret = op_put(cy, sid, -1, NULL, 0);
-			if (ret == 0) {
-				/* A create planned earlier is not wanted any more. */
-				struct xts_store_op_row r;
-				memset(&r, 0, sizeof(r));
-				if (xts_store_op_find_open(cy->st, cy->c.name, sid, XTS_OP_MANAGER, &r) == 0 &&
-				    r.o.state != XTS_OP_INFLIGHT)
-					ret = xts_store_op_cancel(cy->st, r.o.id);
-				xts_store_op_row_clear(&r);
-			}
+			if (ret == 0) /* a create planned earlier is not wanted any more */
+				ret = manager_cancel(cy, sid);
 		}
 		goto done;
 	}
@@ -306,6 +314,8 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 		ret = op_put_ex(cy, sid, XTS_OP_CREATE, payload, 0, &none_open);
 		if (ret == 0 && ref != NULL && mgr != NULL)
 			ret = manager_put(cy, sid, mgr, none_open);
+		else if (ret == 0 && ref != NULL && !none_open && json_is_null(json_object_get(attrs, "manager")))
+			ret = manager_cancel(cy, sid); /* removed before it was written */
 		goto done;
 	}
 	ret = xts_mapping_diff(s, desired, lr.l.exported, &changes);
@@ -328,6 +338,11 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 		const char *was = json_string_value(json_object_get(lr.l.exported, "manager"));
 		if (mgr != NULL && (was == NULL || strcmp(was, mgr) != 0))
 			ret = manager_put(cy, sid, mgr, 0);
+		else if (mgr == NULL && json_is_null(json_object_get(attrs, "manager")))
+			/* the source says the manager was removed (manager@delta
+			 * without one): DELETE .../manager/$ref (user-delete-manager.md)
+			 * if one was written, else drop a planned one */
+			ret = was != NULL ? manager_put(cy, sid, NULL, 0) : manager_cancel(cy, sid);
 	}
 done:
 	json_decref(desired);
@@ -336,6 +351,27 @@ done:
 	json_decref(payload);
 	xts_store_link_row_clear(&lr);
 	return ret;
+}
+
+/* The manager a manager@delta array names: the id of its first entry not
+ * marked "@removed" ("Removed instances are represented by their id and an
+ * @removed object", concepts/delta-query-overview.md), else json null (no
+ * manager any more). A new reference; NULL only without memory. */
+static json_t *
+delta_manager(const json_t *arr)
+{
+	const char *mid = NULL;
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(arr, i, m) {
+		if (json_object_get(m, "@removed") != NULL)
+			continue;
+		mid = json_string_value(json_object_get(m, "id"));
+		if (mid != NULL)
+			break;
+	}
+	return mid != NULL ? json_string(mid) : json_null();
 }
 
 /* A delta entry as the attributes of a user without a stored row, in place:
@@ -351,9 +387,8 @@ entry_to_attrs(json_t *entry)
 
 	json_object_foreach_safe(entry, tmp, key, v) {
 		if (strcmp(key, "manager@delta") == 0) {
-			const char *mid = json_string_value(json_object_get(json_array_get(v, 0), "id"));
 			json_decref(mgr);
-			mgr = mid != NULL ? json_string(mid) : json_null();
+			mgr = delta_manager(v);
 			if (mgr == NULL)
 				return XTS_ENOMEM;
 			have_mgr = 1;
@@ -403,9 +438,7 @@ eng_plan_entry(struct eng_cycle *cy, json_t *entry)
 	}
 	json_object_foreach(entry, key, v) {
 		if (strcmp(key, "manager@delta") == 0) {
-			json_t *m = json_array_get(v, 0);
-			const char *mid = json_string_value(json_object_get(m, "id"));
-			if (json_object_set_new(attrs, "manager", mid != NULL ? json_string(mid) : json_null()) != 0)
+			if (json_object_set_new(attrs, "manager", delta_manager(v)) != 0)
 				ret = XTS_ENOMEM;
 			continue;
 		}

@@ -113,6 +113,28 @@ try:
     t.ok(upd and [mp["displayName"] for mp in upd[-1].get("modifiedProperties", [])] == ["jobTitle"],
          "the Update names only jobTitle in modifiedProperties", upd[-1:] if upd else pl[-2:])
 
+    # ---- a manager removed in the source is removed in the target
+    # (manager@delta without one -> DELETE /users/{id}/manager/$ref, user-delete-manager.md)
+    tgt = {u.get(LINK): u for u in X.users_list(sim.users(B))}
+    mm = next((m for m in members[6:] if m.get("manager") and tgt.get("%s:%s" % (A, m["id"]), {}).get("manager")),
+              None)
+    t.ok(mm is not None, "a synced member with a synced manager exists for the removal check")
+    if mm is not None:
+        sim.call("PUT", "/_admin/tenants/%s/users/%s/manager" % (A, mm["id"]), {"id": None})
+        seq = sim.last_seq()
+        p = env.once()
+        reqs = sim.requests(seq)["value"]
+        tgt = {u.get(LINK): u for u in X.users_list(sim.users(B))}
+        t.ok(p.returncode == 0 and not tgt["%s:%s" % (A, mm["id"])].get("manager") and
+             [r["route"] for r in reqs if r["route"].startswith("users.manager")] == ["users.manager.delete"],
+             "a manager removed in the source: one DELETE manager/$ref, the target has no manager",
+             (p.returncode, [(r["method"], r["path"], r["status"]) for r in reqs if r["method"] != "GET"]))
+        seq = sim.last_seq()
+        p = env.once()
+        reqs = sim.requests(seq)["value"]
+        t.ok(p.returncode == 0 and not [r for r in reqs if r["method"] != "GET" and r["route"] not in ("token", "batch")],
+             "the next cycle writes nothing more", [(r["method"], r["path"]) for r in reqs if r["method"] != "GET"])
+
     # ---- deletion threshold: 4 deletions > 3 are held
     gone = members[2:6]
     for m in gone:

@@ -186,6 +186,53 @@ test_entry_attrs(void **state)
 	assert_true(open_op(f, "u-6", XTS_OP_MANAGER));
 }
 
+/* manager@delta entries marked "@removed" name no manager
+ * (concepts/delta-query-overview.md): a new user gets "manager": null and no
+ * manager op; a later round removing a planned manager drops that op. */
+static void
+test_manager_removed(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_user_row r;
+	json_t *page = json_array(), *e = entry("u-7"), *m;
+	int yes = 0;
+
+	assert_non_null(page);
+	assert_non_null(e);
+	m = json_pack("[{s:s,s:{s:s}},{s:s}]", "id", "m-old", "@removed", "reason", "deleted", "id", "m-2");
+	assert_non_null(m);
+	assert_int_equal(json_object_set_new(e, "manager@delta", m), 0);
+	assert_int_equal(json_array_append_new(page, e), 0);
+	e = entry("u-8");
+	m = json_pack("[{s:s,s:{s:s}}]", "id", "m-old", "@removed", "reason", "deleted");
+	assert_non_null(e);
+	assert_non_null(m);
+	assert_int_equal(json_object_set_new(e, "manager@delta", m), 0);
+	assert_int_equal(json_array_append_new(page, e), 0);
+	assert_int_equal(xts_store_job_untouched(f->st, "j", &yes), 0);
+	f->cy.untouched = yes != 0;
+	assert_int_equal(eng_users_page(&f->cy, page, 0), 0);
+	json_decref(page);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(xts_store_user_get(f->st, "j", "u-7", &r), 0);
+	assert_string_equal(json_string_value(json_object_get(r.u.attrs, "manager")), "m-2");
+	xts_store_user_row_clear(&r);
+	assert_true(open_op(f, "u-7", XTS_OP_MANAGER));
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(xts_store_user_get(f->st, "j", "u-8", &r), 0);
+	assert_true(json_is_null(json_object_get(r.u.attrs, "manager")));
+	xts_store_user_row_clear(&r);
+	assert_false(open_op(f, "u-8", XTS_OP_MANAGER));
+	/* the next round: u-7's manager removed before it was written */
+	page = json_pack("[{s:s,s:[{s:s,s:{s:s}}]}]", "id", "u-7", "manager@delta", "id", "m-2", "@removed",
+			 "reason", "deleted");
+	assert_non_null(page);
+	assert_int_equal(eng_users_page(&f->cy, page, 1), 0);
+	json_decref(page);
+	assert_false(open_op(f, "u-7", XTS_OP_MANAGER));
+	assert_true(open_op(f, "u-7", XTS_OP_CREATE));
+}
+
 static long long
 memberships(struct fx *f, const char *member)
 {
@@ -270,6 +317,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_untouched_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entry_attrs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_manager_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_members_buffered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_link_without_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_op_without_row, setup, teardown),
