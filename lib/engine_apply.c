@@ -69,6 +69,28 @@ list_remove(struct eng_cycle *cy, struct aop *a)
 	}
 }
 
+static void op_unsent(struct aop *a);
+
+void
+eng_apply_stop(struct eng_cycle *cy)
+{
+	struct aop *a;
+
+	/* Matching reads in flight: dropped, their ops planned again. */
+	for (;;) {
+		for (a = list_head(cy); a != NULL && a->req == NULL; a = a->next)
+			;
+		if (a == NULL)
+			break;
+		xts_graph_cancel(a->req);
+		a->req = NULL;
+		op_unsent(a);
+	}
+	/* Queued writes end with XTS_ECANCELED from the loop; sent ones finish. */
+	if (cy->target != NULL && cy->target->ops->stop != NULL)
+		cy->target->ops->stop(cy->target);
+}
+
 void
 eng_apply_cancel(struct eng_cycle *cy)
 {
@@ -271,6 +293,23 @@ aop_finish(struct aop *a)
 	refill(cy);
 }
 
+/* The cycle was stopped before this op's write went out (or before a retry
+ * of one whose outcome recovery must establish anyway): planned again, not a
+ * failure, nothing logged. The next cycle sends it; a create matches first. */
+static void
+op_unsent(struct aop *a)
+{
+	struct eng_cycle *cy = a->cy;
+	int ret = xts_store_op_requeue(cy->st, a->id);
+
+	if (ret != 0)
+		xts_err("job %s: cannot put back the unsent op %lld: %s (recovered next cycle)", cy->c.name,
+			a->id, xts_strerror(ret));
+	xts_debug("job %s: %s of user %s not sent: the cycle was stopped", cy->c.name,
+		  xts_op_kind_name(a->kind), a->sid);
+	aop_finish(a);
+}
+
 /* ---- writes ------------------------------------------------------------------- */
 
 static void
@@ -279,6 +318,11 @@ simple_cb(void *arg, const struct xts_batch_result *r)
 	struct aop *a = arg;
 	struct eng_cycle *cy = a->cy;
 	int gone = r->status == 404;
+
+	if (r->err == XTS_ECANCELED) {
+		op_unsent(a);
+		return;
+	}
 
 	if (a->kind == XTS_OP_DELETE && (r->err == 0 || gone)) {
 		op_succeeded(a, XTS_TARGET_SOFT_DELETED, xts_wall_ms());
@@ -380,6 +424,20 @@ create_cb(void *arg, const struct xts_batch_result *r)
 				r->user_id, xts_strerror(ret));
 		xts_free((char *)a->lr.l.target_id);
 		a->lr.l.target_id = xts_strdup(r->user_id);
+	}
+	if (r->err == XTS_ECANCELED && r->step == 2 && r->user_id != NULL) {
+		/* Invited (the link is recorded above), stopped before the
+		 * attribute PATCH: the user exists, so its Create is logged now;
+		 * the planned op makes the PATCH next cycle (the linked path). */
+		cy->counts.created++;
+		log_op(a, XTS_PROV_CREATE, XTS_PROV_WARNING, NULL,
+		       "invited; the cycle was stopped before the attribute update, which the next cycle makes");
+		op_unsent(a);
+		return;
+	}
+	if (r->err == XTS_ECANCELED) {
+		op_unsent(a);
+		return;
 	}
 	if (r->err != 0) {
 		op_failed(a, r->err, r->gerr, r->step == 2 ? "invited, but the attribute update failed" :

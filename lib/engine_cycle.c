@@ -907,21 +907,30 @@ count_link(void *arg, const struct xts_store_link *l)
 	return 1; /* one is enough */
 }
 
+struct staged_log {
+	struct eng_cycle *cy;
+	bool all; /* the job becomes held now: every held op; else only new ones */
+};
+
 static int
 log_staged(void *arg, const struct xts_store_op *o)
 {
-	struct eng_cycle *cy = arg;
+	struct staged_log *sl = arg;
+	struct eng_cycle *cy = sl->cy;
 	struct xts_store_user_row ur;
 	struct xts_store_link_row lr;
 
 	memset(&ur, 0, sizeof(ur));
 	memset(&lr, 0, sizeof(lr));
-	xts_store_user_get(cy->st, cy->c.name, o->source_id, &ur);
-	xts_store_link_get(cy->st, cy->c.name, o->source_id, &lr);
-	eng_log_simple(cy, XTS_PROV_STAGED_DELETE, XTS_PROV_SKIPPED, o->source_id, ur.u.attrs,
-		       lr.l.target_id, o->kind == XTS_OP_DELETE ?
-		       "delete held by the deletion threshold (xtsyncctl allow-deletions)" :
-		       "disable held by the deletion threshold (xtsyncctl allow-deletions)");
+	/* One StagedDelete line per held op, not one per cycle it stays held. */
+	if (sl->all || o->cycle_id == cy->id) {
+		xts_store_user_get(cy->st, cy->c.name, o->source_id, &ur);
+		xts_store_link_get(cy->st, cy->c.name, o->source_id, &lr);
+		eng_log_simple(cy, XTS_PROV_STAGED_DELETE, XTS_PROV_SKIPPED, o->source_id, ur.u.attrs,
+			       lr.l.target_id, o->kind == XTS_OP_DELETE ?
+			       "delete held by the deletion threshold (xtsyncctl allow-deletions)" :
+			       "disable held by the deletion threshold (xtsyncctl allow-deletions)");
+	}
 	eng_plan_line(cy, "HELD %s user %s", xts_op_kind_name(o->kind), o->source_id);
 	xts_store_user_row_clear(&ur);
 	xts_store_link_row_clear(&lr);
@@ -945,15 +954,29 @@ guard(struct eng_cycle *cy, struct xts_store_job *sj)
 		}
 		return ret;
 	}
-	if (sj->state != XTS_JOB_DELETIONS_HELD &&
-	    (cy->c.deletion_threshold == 0 || staged <= cy->c.deletion_threshold)) {
+	if (cy->c.deletion_threshold == 0) {
+		/* "0 turns the guard off" (contract): also for what an earlier
+		 * threshold held. */
+		ret = xts_store_op_release_staged(cy->st, cy->c.name, &released);
+		if (ret == 0 && sj->state == XTS_JOB_DELETIONS_HELD) {
+			xts_info("job %s: deletion_threshold is 0: the %lld held deletions/disables are released",
+				 cy->c.name, released);
+			ret = xts_store_job_set_state(cy->st, cy->c.name, XTS_JOB_IDLE, NULL, 0, 0, 0);
+		}
+		return ret;
+	}
+	if (sj->state != XTS_JOB_DELETIONS_HELD && staged <= cy->c.deletion_threshold) {
 		ret = xts_store_op_release_staged(cy->st, cy->c.name, &released);
 		return ret;
 	}
 	xts_warn("job %s: %lld deletions/disables exceed the deletion threshold (%lld): held "
 		 "until `xtsyncctl allow-deletions %s`", cy->c.name, staged, cy->c.deletion_threshold,
 		 cy->c.name);
-	ret = xts_store_op_foreach(cy->st, cy->c.name, XTS_OP_STAGED, 0, log_staged, cy);
+	{
+		struct staged_log sl = { cy, sj->state != XTS_JOB_DELETIONS_HELD };
+
+		ret = xts_store_op_foreach(cy->st, cy->c.name, XTS_OP_STAGED, 0, log_staged, &sl);
+	}
 	if (ret == 0 && sj->state != XTS_JOB_DELETIONS_HELD)
 		ret = xts_store_job_set_state(cy->st, cy->c.name, XTS_JOB_DELETIONS_HELD,
 					      "DeletionThresholdExceeded", 0, 0, 0);
@@ -1256,8 +1279,11 @@ xts_engine_cancel(struct xts_engine *e, const char *job)
 		cy->pc = NULL;
 		cy->result = XTS_ECANCELED;
 		eng_cycle_next(cy, step_end);
+	} else if (cy->phase == PH_APPLY) {
+		/* No refill; writes not sent yet are planned again, and the
+		 * cycle ends when the sent ones are back (a second or so). */
+		eng_apply_stop(cy);
 	}
-	/* In apply: no refill; the cycle ends when the in-flight ops are back. */
 }
 
 void

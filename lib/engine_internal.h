@@ -30,6 +30,9 @@ struct eng_target_ops {
 	int (*create_user)(struct eng_target *t, json_t *invitation, json_t *patch,
 			   eng_write_cb cb, void *arg);
 	void (*free)(struct eng_target *t);
+	/* Send nothing more (cycle canceled): queued writes end with
+	 * XTS_ECANCELED from the loop; NULL when writes never wait. */
+	void (*stop)(struct eng_target *t);
 };
 struct eng_target {
 	const struct eng_target_ops *ops;
@@ -169,6 +172,9 @@ void eng_log_simple(struct eng_cycle *cy, int action, int status, const char *so
 /* engine_apply.c */
 void eng_apply_start(struct eng_cycle *cy);
 void eng_apply_cancel(struct eng_cycle *cy);
+/* The cycle is canceled: send nothing more; ops not sent are planned again
+ * and the apply phase ends when the sent ones are back. */
+void eng_apply_stop(struct eng_cycle *cy);
 
 /* engine_cycle.c */
 /* Users read per relaxed read-phase transaction (whole Graph pages). */

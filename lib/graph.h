@@ -224,6 +224,11 @@ int xts_batch_add(struct xts_batch *b, const char *method, const char *url, json
 int xts_batch_create_user(struct xts_batch *b, json_t *invitation, json_t *patch,
 			  xts_batch_cb cb, void *arg);
 
+/* Send nothing more: from the loop, every operation queued and every one
+ * added later ends with XTS_ECANCELED (status 0; a create_user whose
+ * invitation succeeded ends at step 2 with its user_id). Envelopes already
+ * sent finish as usual. One-way. */
+void xts_batch_stop(struct xts_batch *b);
 /* Operations queued or in flight. */
 size_t xts_batch_pending(const struct xts_batch *b);
 /* Call cb(arg) from the loop each time pending drops to 0 (NULL to clear). */

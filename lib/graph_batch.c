@@ -64,6 +64,7 @@ struct xts_batch {
 	struct xts_evtimer *timer;
 	int busy;          /* inside callbacks */
 	int free_pending;  /* xts_batch_free called while busy */
+	int stopping;      /* xts_batch_stop: nothing more is sent */
 	void (*idle_cb)(void *arg);
 	void *idle_arg;
 };
@@ -137,6 +138,16 @@ xts_batch_free(struct xts_batch *b)
 		return;
 	}
 	really_free(b);
+}
+
+void
+xts_batch_stop(struct xts_batch *b)
+{
+	if (b == NULL || b->stopping)
+		return;
+	b->stopping = 1;
+	if (arm(b, 0) != 0)
+		xts_err("graph: %s: cannot arm the batch timer", b->g->tc.name);
 }
 
 size_t
@@ -299,6 +310,38 @@ requeue(struct xts_batch_op *op, long long not_before)
 	op->not_before = not_before;
 }
 
+/* Stopping: every operation not in a sent envelope ends with XTS_ECANCELED
+ * (a lingering envelope's ops are refunded first). Those were never sent, or
+ * wait for a retry of an attempt whose outcome the caller already treats as
+ * unknown; callbacks may queue more (a create's PATCH): they end too. */
+static void
+cancel_queued(struct xts_batch *b)
+{
+	struct xts_batch_op *op, *next;
+	struct xts_graph_error ge;
+	struct sent *s = b->filling;
+	long long now = xts_now_ms();
+
+	b->filling = NULL;
+	if (s != NULL) {
+		for (int i = 0; i < s->n; i++) {
+			xts_throttle_refund(b->g->throttle, &s->ops[i]->cost, now);
+			requeue(s->ops[i], 0);
+		}
+		xts_free(s);
+	}
+	memset(&ge, 0, sizeof(ge));
+	snprintf(ge.code, sizeof(ge.code), "Canceled");
+	snprintf(ge.message, sizeof(ge.message), "not sent: the writer is stopping");
+	for (op = b->head; op != NULL && !b->free_pending; op = next) {
+		next = op->next;
+		if (op->state != OP_QUEUED)
+			continue;
+		op_finish(op, XTS_ECANCELED, 0, NULL, &ge);
+		next = b->head; /* the list may have changed under the callback */
+	}
+}
+
 /* Send what can go now; re-arm for what must wait. */
 static void
 pack(void *arg)
@@ -326,6 +369,10 @@ pack(void *arg)
 	}
 	if (b->free_pending)
 		goto done;
+	if (b->stopping) {
+		cancel_queued(b);
+		goto done;
+	}
 	while (b->nsent < BATCH_PARALLEL) {
 		int budget_stop = 0;
 

@@ -37,7 +37,13 @@ tg_free(struct eng_target *t)
 	xts_free(g);
 }
 
-static const struct eng_target_ops tg_ops = { tg_write, tg_create_user, tg_free };
+static void
+tg_stop(struct eng_target *t)
+{
+	xts_batch_stop(((struct tgraph *)t)->b);
+}
+
+static const struct eng_target_ops tg_ops = { tg_write, tg_create_user, tg_free, tg_stop };
 
 int
 eng_target_graph_new(struct xts_graph *gr, struct eng_target **out)
