@@ -2,11 +2,13 @@
 /* The offline `xtsyncctl eval` command: parse its options, load the attribute
  * object, compile and evaluate the expression, print the JSON result.
  * Does not parse the global options (-c, -s) or talk to the daemon. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "ctl_eval.h"
 #include "err.h"
 #include "expr.h"
@@ -19,16 +21,58 @@ usage(void)
 	fprintf(stderr, "usage: xtsyncctl eval [--attributes JSON|@FILE] EXPRESSION\n");
 }
 
+/* The whole of @FILE into b; on failure prints why and returns -1. Read
+ * here rather than by jansson so a missing file is named with errno's
+ * reason, not jansson's "line -1". */
+static int
+read_attr_file(const char *path, struct xts_buf *b)
+{
+	char chunk[8192];
+	FILE *f;
+	size_t n;
+	int e = 0;
+
+	f = fopen(path, "re");
+	if (!f) {
+		fprintf(stderr, "xtsyncctl: cannot read %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		n = fread(chunk, 1, sizeof(chunk), f);
+		if (n == 0)
+			break;
+		if (xts_buf_append(b, chunk, n) != 0) {
+			e = ENOMEM;
+			break;
+		}
+	}
+	if (e == 0 && ferror(f))
+		e = errno != 0 ? errno : EIO;
+	fclose(f);
+	if (e != 0) {
+		fprintf(stderr, "xtsyncctl: cannot read %s: %s\n", path, strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
 static json_t *
 load_attrs(const char *arg)
 {
+	struct xts_buf b = XTS_BUF_INIT;
 	json_error_t jerr;
 	json_t *v;
 
-	if (arg[0] == '@')
-		v = xts_json_load_file(arg + 1, JSON_REJECT_DUPLICATES, &jerr);
-	else
+	if (arg[0] == '@') {
+		if (read_attr_file(arg + 1, &b) != 0) {
+			xts_buf_free(&b);
+			return NULL;
+		}
+		v = xts_json_loadb(b.p != NULL ? b.p : "", b.len, JSON_REJECT_DUPLICATES, &jerr);
+		xts_buf_free(&b);
+	} else {
 		v = xts_json_loads(arg, JSON_REJECT_DUPLICATES, &jerr);
+	}
 	if (!v) {
 		if (arg[0] == '@')
 			fprintf(stderr, "error: --attributes %s: line %d: %s\n", arg + 1, jerr.line,

@@ -2,7 +2,8 @@
 /* xtsyncctl: the operator's tool. Daemon commands go over the control socket
  * (ctl_client.c); offline commands (eval, check-schema, logs,
  * test-connection) are dispatched to their own files when this build has
- * them. Exit: 0 ok, 1 failure reply or daemon unreachable, 2 usage. */
+ * them. Exit: 0 ok, 1 failure reply or daemon unreachable, 2 usage or
+ * configuration error (an unknown job is one), as xtsyncd's 0/1/2. */
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -48,7 +49,8 @@ usage(FILE *out)
 		"  eval [--attributes JSON|@FILE] EXPRESSION\n"
 		"  check-schema FILE\n"
 		"  -c CONFIG defaults to " DEFAULT_CONFIG "; -s defaults to its control_socket.\n"
-		"exit status: 0 ok, 1 failure or daemon unreachable, 2 usage\n");
+		"exit status: 0 ok; 1 failure or daemon unreachable (also allow-deletions when\n"
+		"  the job has no deletions held); 2 usage or configuration error, or no such job\n");
 }
 
 static const char *
@@ -104,8 +106,8 @@ print_status(json_t *resp)
 		printf("no jobs configured\n");
 		return;
 	}
-	printf("%-24s %-15s %-20s %-20s %8s %8s %8s %8s %8s  %s\n", "JOB", "STATE", "LAST CYCLE", "NEXT CYCLE",
-	       "IN SCOPE", "CREATED", "UPDATED", "DELETED", "FAILED", "LAST RESULT");
+	printf("%-24s %-15s %-20s %-20s %8s %8s %8s %8s %8s %8s  %s\n", "JOB", "STATE", "LAST CYCLE",
+	       "NEXT CYCLE", "IN SCOPE", "CREATED", "UPDATED", "DELETED", "DISABLED", "FAILED", "LAST RESULT");
 	json_array_foreach(jobs, i, j) {
 		json_t *c = json_object_get(j, "counts");
 		json_t *prog = json_object_get(j, "progress");
@@ -123,6 +125,7 @@ print_status(json_t *resp)
 		print_count(count(c, "created"));
 		print_count(count(c, "updated"));
 		print_count(count(c, "deleted"));
+		print_count(count(c, "disabled"));
 		print_count(count(c, "failed"));
 		printf("  %s%s%s", res, e != NULL ? ": " : "", e != NULL ? e : "");
 		if (json_is_string(json_object_get(j, "quarantine_reason")))
@@ -136,25 +139,95 @@ print_status(json_t *resp)
 	printf("(* = disabled in the configuration)\n");
 }
 
-/* Default socket: -s, else the config's control_socket, else the default. */
+/* The config as far as it can be read, for a command that needs one [daemon]
+ * value (`key`) from it. Problems elsewhere in the file are not ours to
+ * refuse over: the daemon reports them (reload, --check-config), and an
+ * operator must still reach the daemon and read the log while the file is
+ * being fixed. A problem on the key's own line is printed, since the value
+ * is then the default. Returns 0 with *out (free it); XTS_ENOMEM; or
+ * another code when the file cannot be read, with the reason in why. */
+static int
+tolerant_config(const char *path, const char *key, struct xts_config **out, char *why, size_t whylen)
+{
+	struct xts_config_problems p = XTS_CONFIG_PROBLEMS_INIT;
+	const char *value;
+	int ret, line;
+	size_t i;
+
+	why[0] = '\0';
+	ret = xts_config_load_partial(path, out, &p);
+	if (*out == NULL) {
+		if (ret == 0 || ret == XTS_ECONFIG)
+			ret = XTS_EIO;
+		snprintf(why, whylen, "%s", p.n > 0 && p.v[0].line == 0 ? p.v[0].msg : xts_strerror(ret));
+		goto done;
+	}
+	ret = 0;
+	/* The section's header line when the key was not set: nothing to say. */
+	line = xts_config_key_line("daemon", &(*out)->daemon, key);
+	value = strcmp(key, "control_socket") == 0 ? (*out)->daemon.control_socket : (*out)->daemon.provisioning_log;
+	for (i = 0; line != (*out)->daemon.line && i < p.n; i++)
+		if (p.v[i].line == line)
+			fprintf(stderr, "xtsyncctl: %s:%d: %s; using the default %s\n", p.v[i].file, line, p.v[i].msg,
+				value);
+done:
+	xts_config_problems_free(&p);
+	return ret;
+}
+
+/* Socket: -s, else the config's control_socket (even when the config has
+ * problems elsewhere), else, when the config cannot be read, the default. */
 static char *
 socket_from_config(const char *config_path, const char *given)
 {
-	struct xts_config_problems p = XTS_CONFIG_PROBLEMS_INIT;
 	struct xts_config *cfg = NULL;
-	char *s;
+	char why[512], *s;
+	int ret;
 
 	if (given != NULL)
 		return xts_strdup(given);
-	/* Problems (e.g. unreadable secrets as a non-root user) do not matter here. */
-	if (xts_config_load(config_path, &cfg, &p) == 0) {
-		s = xts_strdup(cfg->daemon.control_socket);
-		xts_config_free(cfg);
-	} else {
-		s = xts_strdup(DEFAULT_SOCKET);
+	ret = tolerant_config(config_path, "control_socket", &cfg, why, sizeof(why));
+	if (ret == XTS_ENOMEM) {
+		fprintf(stderr, "xtsyncctl: out of memory\n");
+		return NULL;
 	}
-	xts_config_problems_free(&p);
+	if (ret != 0) {
+		fprintf(stderr, "xtsyncctl: %s: %s; using the default socket %s\n", config_path, why, DEFAULT_SOCKET);
+		return xts_strdup(DEFAULT_SOCKET);
+	}
+	s = xts_strdup(cfg->daemon.control_socket);
+	xts_config_free(cfg);
 	return s;
+}
+
+/* The daemon's error reply, with the exit code it maps to: an unknown job
+ * is a usage error (2), as test-connection and xtsyncd --job treat it. */
+static int
+print_error_reply(const char *cmd, const char *job, json_t *resp)
+{
+	const char *msg = str_or(resp, "error", "request failed");
+	json_t *probs = json_object_get(resp, "problems"), *p;
+	char expect[160];
+	size_t k;
+
+	if (job != NULL) {
+		snprintf(expect, sizeof(expect), "no job named '%s'", job);
+		if (strcmp(msg, expect) == 0) {
+			fprintf(stderr, "xtsyncctl: %s\n", msg);
+			return 2;
+		}
+		/* The engine refuses allow-deletions with EINVAL when nothing is held. */
+		snprintf(expect, sizeof(expect), "%s: %s", cmd, xts_strerror(XTS_EINVAL));
+		if (strcmp(cmd, "allow-deletions") == 0 && strcmp(msg, expect) == 0) {
+			fprintf(stderr, "xtsyncctl: job %s has no deletions held\n", job);
+			return 1;
+		}
+	}
+	fprintf(stderr, "xtsyncctl: %s\n", msg);
+	json_array_foreach(probs, k, p)
+		if (json_is_string(p))
+			fprintf(stderr, "%s\n", json_string_value(p));
+	return 1;
 }
 
 static int
@@ -217,12 +290,7 @@ daemon_command(const char *config_path, const char *sock_opt, int argc, char **a
 		goto done;
 	}
 	if (!json_is_true(json_object_get(resp, "ok"))) {
-		json_t *probs = json_object_get(resp, "problems"), *p;
-		size_t k;
-		fprintf(stderr, "xtsyncctl: %s\n", str_or(resp, "error", "request failed"));
-		json_array_foreach(probs, k, p)
-			if (json_is_string(p))
-				fprintf(stderr, "%s\n", json_string_value(p));
+		code = print_error_reply(cmd, needs_job ? args[0] : NULL, resp);
 		goto done;
 	}
 	code = 0;
@@ -250,7 +318,8 @@ done:
 	return code;
 }
 
-/* Offline commands that need the config: refuse with its problems. */
+/* Offline commands that need the whole config (test-connection): refuse
+ * with every problem. */
 static struct xts_config *
 need_config(const char *path)
 {
@@ -263,6 +332,26 @@ need_config(const char *path)
 	}
 	xts_config_problems_free(&p);
 	return cfg;
+}
+
+/* logs needs only [daemon] provisioning_log: read it however broken the rest
+ * of the file is, so the log can be read exactly when the daemon refuses to
+ * start. */
+static int
+logs_command(const char *config_path, int argc, char **argv)
+{
+	struct xts_config *cfg = NULL;
+	char why[512];
+	int ret;
+
+	ret = tolerant_config(config_path, "provisioning_log", &cfg, why, sizeof(why));
+	if (ret != 0) {
+		fprintf(stderr, "xtsyncctl: %s: %s\n", config_path, ret == XTS_ENOMEM ? "out of memory" : why);
+		return ret == XTS_ENOMEM ? 1 : 2;
+	}
+	ret = xts_ctl_logs_main(cfg, argc, argv);
+	xts_config_free(cfg);
+	return ret;
 }
 
 int
@@ -314,15 +403,8 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "check-schema") == 0) {
 		return xts_ctl_check_schema_main(argc, argv);
 	}
-	if (strcmp(cmd, "logs") == 0) {
-		struct xts_config *cfg = need_config(config_path);
-		int code;
-		if (cfg == NULL)
-			return 2;
-		code = xts_ctl_logs_main(cfg, argc, argv);
-		xts_config_free(cfg);
-		return code;
-	}
+	if (strcmp(cmd, "logs") == 0)
+		return logs_command(config_path, argc, argv);
 	if (strcmp(cmd, "test-connection") == 0) {
 		struct xts_config *cfg = need_config(config_path);
 		int code;

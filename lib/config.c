@@ -1246,9 +1246,11 @@ xts_config_free(struct xts_config *cfg)
 	xts_free(cfg);
 }
 
+/* partial: on XTS_ECONFIG keep the config as far as it was read (see
+ * xts_config_load_partial) instead of freeing it. */
 static int
-load_text(const char *name, const char *basedir, const char *text, size_t len, struct xts_config **out,
-	  struct xts_config_problems *probs)
+load_text(const char *name, const char *basedir, const char *text, size_t len, int partial,
+	  struct xts_config **out, struct xts_config_problems *probs)
 {
 	struct loader L;
 	size_t first;
@@ -1294,7 +1296,7 @@ load_text(const char *name, const char *basedir, const char *text, size_t len, s
 	if (L.probs->n > first)
 		ret = XTS_ECONFIG;
 done:
-	if (ret != 0) {
+	if (ret != 0 && !(partial && ret == XTS_ECONFIG)) {
 		xts_config_free(L.cfg);
 		L.cfg = NULL;
 	}
@@ -1319,11 +1321,11 @@ xts_config_load_string(const char *name, const char *text, struct xts_config **o
 	*out = NULL;
 	if (text == NULL || name == NULL)
 		return XTS_EINVAL;
-	return load_text(name, "", text, strlen(text), out, probs);
+	return load_text(name, "", text, strlen(text), 0, out, probs);
 }
 
-int
-xts_config_load(const char *path, struct xts_config **out, struct xts_config_problems *probs)
+static int
+load_file(const char *path, int partial, struct xts_config **out, struct xts_config_problems *probs)
 {
 	struct xts_buf text = XTS_BUF_INIT;
 	char chunk[8192], *dir = NULL, *slash;
@@ -1378,13 +1380,25 @@ xts_config_load(const char *path, struct xts_config **out, struct xts_config_pro
 		dir[1] = '\0';
 	else
 		*slash = '\0';
-	ret = load_text(path, dir, text.p != NULL ? text.p : "", text.len, out, probs);
+	ret = load_text(path, dir, text.p != NULL ? text.p : "", text.len, partial, out, probs);
 done:
 	if (f != NULL)
 		fclose(f);
 	xts_free(dir);
 	xts_buf_free(&text);
 	return ret;
+}
+
+int
+xts_config_load(const char *path, struct xts_config **out, struct xts_config_problems *probs)
+{
+	return load_file(path, 0, out, probs);
+}
+
+int
+xts_config_load_partial(const char *path, struct xts_config **out, struct xts_config_problems *probs)
+{
+	return load_file(path, 1, out, probs);
 }
 
 const struct xts_config_tenant *

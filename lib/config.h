@@ -125,8 +125,21 @@ struct xts_config {
  * Blocks on file I/O (small files); call at start-up or on reload. */
 int xts_config_load(const char *path, struct xts_config **out, struct xts_config_problems *probs);
 
-/* Same, from a string; `name` is the file name used in problems and the base
- * directory for relative paths is the current directory. For tests/fuzzing. */
+/* The same, for tools that need a few values (xtsyncctl's control_socket
+ * and provisioning_log) from a file that may have problems elsewhere: when
+ * the file was read and its only trouble is problems in it, returns
+ * XTS_ECONFIG with the problems in probs AND *out set to the config as far
+ * as it could be read (caller frees). In such a config a key whose value
+ * had a problem keeps its default, a duplicate section is ignored and
+ * cross-references may be unresolved (job source_tenant/target_tenant NULL):
+ * read values from it, never run it. Returns 0 exactly when
+ * xts_config_load would; *out is NULL when the file could not be read
+ * (a line-0 problem says why) or on XTS_ENOMEM/XTS_EIO. Blocks on file I/O. */
+int xts_config_load_partial(const char *path, struct xts_config **out, struct xts_config_problems *probs);
+
+/* Like xts_config_load, from a string; `name` is the file name used in
+ * problems and the base directory for relative paths is the current
+ * directory. For tests/fuzzing. */
 int xts_config_load_string(const char *name, const char *text, struct xts_config **out,
 			   struct xts_config_problems *probs);
 

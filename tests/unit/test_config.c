@@ -526,6 +526,105 @@ test_long_lines_and_continuations(void **state)
 	xts_free(text);
 }
 
+/* A config with problems unrelated to [daemon]: the partial load still gives
+ * xtsyncctl its control_socket and provisioning_log (reload, logs). */
+static const char partial_conf[] =
+	"[daemon]\n"                                                             /* 1 */
+	"control_socket = /run/elsewhere/ctl.sock\n"                             /* 2 */
+	"provisioning_log = logs/prov.log\n"                                     /* 3 */
+	"frobnicate = 1\n"                                                       /* 4 */
+	"[tenant \"contoso\"]\n"                                                 /* 5 */
+	"tenant_id = 00000000-0000-0000-0000-00000000000a\n"                     /* 6 */
+	"client_id = 11111111-1111-1111-1111-111111111111\n"                     /* 7 */
+	"client_secret_file = ./open_secret\n"                                   /* 8 */
+	"[job \"j\"]\n"                                                          /* 9 */
+	"source = contoso\n"                                                     /* 10 */
+	"target = nosuch\n"                                                      /* 11 */
+	"scope = all\n"                                                          /* 12 */
+	"interval = 5q\n";                                                       /* 13 */
+
+static void
+test_partial_load(void **state)
+{
+	struct xts_config_problems p = XTS_CONFIG_PROBLEMS_INIT, q = XTS_CONFIG_PROBLEMS_INIT;
+	struct xts_config *cfg = NULL;
+	char path[512], want[600];
+
+	(void)state;
+	/* The strict load refuses it... */
+	assert_int_equal(load("partial.conf", partial_conf, &cfg, &p), XTS_ECONFIG);
+	assert_null(cfg);
+	/* ...the partial one keeps what it read, with the same problems. */
+	snprintf(path, sizeof(path), "%s/partial.conf", tmpdir);
+	assert_int_equal(xts_config_load_partial(path, &cfg, &q), XTS_ECONFIG);
+	assert_non_null(cfg);
+	assert_int_equal(q.n, p.n);
+	assert_problem(&q, 0, 4, "unknown key 'frobnicate'");
+	assert_problem(&q, 1, 8, "readable by group or others");
+	assert_problem(&q, 2, 11, "no [tenant \"nosuch\"]");
+	assert_problem(&q, 3, 13, "interval");
+	assert_string_equal(cfg->daemon.control_socket, "/run/elsewhere/ctl.sock");
+	snprintf(want, sizeof(want), "%s/logs/prov.log", tmpdir);
+	assert_string_equal(cfg->daemon.provisioning_log, want);
+	assert_int_equal(xts_config_key_line("daemon", &cfg->daemon, "control_socket"), 2);
+	/* A bad value keeps its default. */
+	assert_int_equal(cfg->n_jobs, 1);
+	assert_int_equal(cfg->jobs[0].interval_ms, 40ULL * 60 * 1000);
+	assert_null(cfg->jobs[0].target_tenant);
+	xts_config_free(cfg);
+	xts_config_problems_free(&p);
+	xts_config_problems_free(&q);
+
+	/* A valid file: 0, as xts_config_load. */
+	write_file("partial_ok.conf", "[daemon]\ncontrol_socket = /s\n", 0644);
+	snprintf(path, sizeof(path), "%s/partial_ok.conf", tmpdir);
+	assert_int_equal(xts_config_load_partial(path, &cfg, &q), 0);
+	assert_non_null(cfg);
+	assert_int_equal(q.n, 0);
+	assert_string_equal(cfg->daemon.control_socket, "/s");
+	xts_config_free(cfg);
+
+	/* A file that cannot be read: no config, and a line-0 problem says why. */
+	snprintf(path, sizeof(path), "%s/nosuch.conf", tmpdir);
+	cfg = (struct xts_config *)&q; /* must be reset */
+	assert_int_equal(xts_config_load_partial(path, &cfg, &q), XTS_ECONFIG);
+	assert_null(cfg);
+	assert_int_equal(q.n, 1);
+	assert_problem(&q, 0, 0, "cannot open: No such file or directory");
+	xts_config_problems_free(&q);
+}
+
+/* Partial loads under allocation failure: either XTS_ENOMEM and no config,
+ * or the partial config; never a crash or a leak. */
+static void
+test_partial_allocation_failures(void **state)
+{
+	struct xts_config_problems p = XTS_CONFIG_PROBLEMS_INIT;
+	struct xts_config *cfg = NULL;
+	char path[512];
+	unsigned long nth;
+	int ret;
+
+	(void)state;
+	write_file("partial_alloc.conf", partial_conf, 0644);
+	snprintf(path, sizeof(path), "%s/partial_alloc.conf", tmpdir);
+	for (nth = 1; nth < 2000; nth++) {
+		xts_mem_fail_after(nth, 1);
+		ret = xts_config_load_partial(path, &cfg, &p);
+		xts_mem_fail_after(0, 0);
+		xts_config_problems_free(&p);
+		if (ret == XTS_ECONFIG) {
+			assert_non_null(cfg);
+			assert_string_equal(cfg->daemon.control_socket, "/run/elsewhere/ctl.sock");
+			xts_config_free(cfg);
+			break;
+		}
+		assert_int_equal(ret, XTS_ENOMEM);
+		assert_null(cfg);
+	}
+	assert_true(nth < 2000);
+}
+
 /* Fail every allocation in turn: the loader must fail cleanly, never crash or leak. */
 static void
 test_allocation_failures(void **state)
@@ -599,6 +698,8 @@ main(void)
 		cmocka_unit_test(test_defaults_only_and_reloadable),
 		cmocka_unit_test(test_long_lines_and_continuations),
 		cmocka_unit_test(test_allocation_failures),
+		cmocka_unit_test(test_partial_load),
+		cmocka_unit_test(test_partial_allocation_failures),
 		cmocka_unit_test(test_docs_current),
 	};
 

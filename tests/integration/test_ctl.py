@@ -1,0 +1,181 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+# xtsyncctl integration test (TAP) against a running xtsyncd and graphsim:
+# -c CONFIG finds the daemon's control_socket and the provisioning log even
+# while the config has unrelated problems (the "edit, then reload" case),
+# test-connection lists such problems, the status table has a DISABLED
+# column, an unknown job is a usage error (exit 2) for every job command,
+# allow-deletions with nothing held says so, and eval names an unreadable
+# @FILE with errno's reason.
+import json
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import xtsenv as X  # noqa: E402
+
+A = "aaaaaaaa-0000-4000-8000-0000000000a1"
+B = "bbbbbbbb-0000-4000-8000-0000000000b2"
+CA = "11111111-1111-4111-8111-111111111111"
+CB = "22222222-2222-4222-8222-222222222222"
+JOB = "a2b"
+DEFAULT_SOCKET = "/run/xtsync/control.sock"
+
+t = X.Tap()
+tmp = X.tmpdir("ctl")
+sim = X.Sim(tmp)
+daemon = None
+ok = False
+
+
+def ctl(*args, conf=None):
+    """xtsyncctl -c conf (the env's config by default)."""
+    cmd = [os.path.join(X.BUILD, "daemon/xtsyncctl"), "-c", conf or env.conf] + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def out_of(c):
+    return "rc=%d\nstdout: %s\nstderr: %s" % (c.returncode, c.stdout[-1500:], c.stderr[-1500:])
+
+
+def write_conf(name, text):
+    p = os.path.join(tmp, name)
+    with open(p, "w") as f:
+        f.write(text)
+    return p
+
+
+def good_text():
+    with open(env.conf) as f:
+        return f.read()
+
+
+def job_line(text, key):
+    """1-based line of `key = ...` in the job section of text."""
+    for i, line in enumerate(text.split("\n"), 1):
+        if line.startswith(key + " ="):
+            return i
+    return 0
+
+
+try:
+    env = X.Env(sim, tmp)
+    env.add_tenant("src", A, CA)
+    env.add_tenant("tgt", B, CB)
+    sim.allow(A, B)
+    sim.call("POST", "/_admin/tenants/%s/seed" % A, {"count": 5, "seed": 7, "guest_fraction": 0.0,
+                                                     "disabled_fraction": 0.0})
+    env.add_job(JOB, "src", "tgt", scope="all", deprovision="disable")
+    env.write_config()
+    good = good_text()
+    daemon = X.start_daemon(env)
+    first = X.wait_cycles(env, JOB, 1)
+    t.ok(first is not None, "the daemon ran a first cycle", open(os.path.join(tmp, "live.log")).read()[-2000:])
+
+    # ---- 3. the status table has a DISABLED column after DELETED
+    src_users = X.users_list(sim.users(A))
+    sim.call("DELETE", "/_admin/tenants/%s/users/%s" % (A, src_users[0]["id"]))
+    c = ctl("sync", JOB)
+    t.ok(c.returncode == 0 and X.wait_cycles(env, JOB, 2) is not None, "sync JOB runs a second cycle", out_of(c))
+    c = ctl("status")
+    lines = c.stdout.split("\n")
+    hdr = next((ln for ln in lines if ln.startswith("JOB ")), "")
+    row = next((ln for ln in lines if ln.startswith(JOB + " ")), "")
+    t.ok(c.returncode == 0 and re.search(r"\bIN SCOPE +CREATED +UPDATED +DELETED +DISABLED +FAILED +LAST RESULT$",
+                                         hdr) is not None,
+         "the status table has a DISABLED column between DELETED and FAILED", out_of(c))
+    j = X.job_status(env, JOB) or {}
+    counts = j.get("counts") or {}
+    # Each count column is right-aligned under its 8-wide header: read the cell there.
+    cells = {}
+    for name in ("IN SCOPE", "CREATED", "UPDATED", "DELETED", "DISABLED", "FAILED"):
+        m = re.search(r"\b" + name + r"\b", hdr)
+        if m:
+            cells[name] = row[m.end() - 8:m.end()].strip()
+    t.ok(counts.get("disabled", 0) >= 1 and cells.get("DISABLED") == str(counts.get("disabled")) and
+         cells.get("DELETED") == str(counts.get("deleted")) and cells.get("FAILED") == str(counts.get("failed")) and
+         cells.get("IN SCOPE") == str(counts.get("in_scope")),
+         "the DISABLED cell shows counts.disabled (a source user was deleted: disabled %s)" % counts.get("disabled"),
+         "%s\ncells=%s counts=%s" % (out_of(c), cells, counts))
+
+    # ---- 1. -c CONFIG with unrelated problems still reaches the daemon's socket
+    bad_interval = good.replace("interval = 1h", "interval = 5q")
+    open_secret = os.path.join(tmp, "open_secret")
+    with open(open_secret, "w") as f:
+        f.write("s3cret-value\n")
+    os.chmod(open_secret, 0o644)
+    broken = {
+        "interval = 5q": bad_interval,
+        "an unknown key": good.replace("[daemon]\n", "[daemon]\nfrobnicate = 1\n"),
+        "a mode-644 secret file": good.replace(env.secret, open_secret),
+    }
+    for what, text in broken.items():
+        conf = write_conf("broken.conf", text)
+        c = ctl("status", "--json", conf=conf)
+        t.ok(c.returncode == 0 and DEFAULT_SOCKET not in c.stderr and '"%s"' % JOB in c.stdout,
+             "status -c CONF with %s reaches the daemon at CONF's control_socket" % what, out_of(c))
+    # The operator's "edit the config, then reload": the daemon refuses, listing each problem.
+    with open(env.conf, "w") as f:
+        f.write(bad_interval)
+    c = ctl("reload")
+    err = c.stderr
+    t.ok(c.returncode == 1 and "configuration has errors, not reloading" in err and
+         "%s:%d: interval" % (env.conf, job_line(bad_interval, "interval")) in err and DEFAULT_SOCKET not in err,
+         "reload -c CONF with `interval = 5q` gets the daemon's refusal and FILE:LINE problem", out_of(c))
+    with open(env.conf, "w") as f:
+        f.write(good.replace(env.secret, open_secret))
+    c = ctl("reload")
+    t.ok(c.returncode == 1 and "configuration has errors, not reloading" in c.stderr and
+         "readable by group or others" in c.stderr,
+         "reload -c CONF with a mode-644 secret gets the daemon's refusal naming the secret", out_of(c))
+    # A config that cannot be read at all: say so, then try the default socket.
+    c = ctl("status", conf=os.path.join(tmp, "nosuch.conf"))
+    t.ok(c.returncode == 1 and "nosuch.conf: cannot open: No such file or directory" in c.stderr and
+         "using the default socket " + DEFAULT_SOCKET in c.stderr,
+         "an unreadable -c CONF is named before falling back to the default socket", out_of(c))
+
+    # ---- 2. logs reads provisioning_log from a config with unrelated problems
+    for what, text in broken.items():
+        conf = write_conf("broken.conf", text)
+        c = ctl("logs", "--json", "--job", JOB, conf=conf)
+        entries = [json.loads(ln) for ln in c.stdout.splitlines() if ln.startswith("{")]
+        t.ok(c.returncode == 0 and any(e.get("action") == "Create" for e in entries),
+             "logs -c CONF with %s reads the provisioning log" % what, out_of(c))
+    c = ctl("logs", conf=os.path.join(tmp, "nosuch.conf"))
+    t.ok(c.returncode == 2 and "nosuch.conf: cannot open: No such file or directory" in c.stderr,
+         "logs with an unreadable config exits 2 and says why", out_of(c))
+    conf = write_conf("broken.conf", bad_interval)
+    c = ctl("test-connection", JOB, conf=conf)
+    t.ok(c.returncode == 2 and "%s:%d: interval" % (conf, job_line(bad_interval, "interval")) in c.stderr,
+         "test-connection with a broken config exits 2 listing the problem", out_of(c))
+    with open(env.conf, "w") as f:
+        f.write(good)
+
+    # ---- 4. an unknown job is a usage error for every job command
+    for args in (["sync"], ["pause"], ["resume"], ["preview"], ["allow-deletions"], ["restart"],
+                 ["provision", "nosuch", "someone@src.example"], ["test-connection"]):
+        if len(args) == 1:
+            args = args + ["nosuch"]
+        c = ctl(*args)
+        t.ok(c.returncode == 2 and "xtsyncctl: no job named 'nosuch'" in c.stderr,
+             "%s nosuch exits 2 with \"no job named 'nosuch'\"" % args[0], out_of(c))
+
+    # ---- 5. allow-deletions with nothing held
+    c = ctl("allow-deletions", JOB)
+    t.ok(c.returncode == 1 and "job %s has no deletions held" % JOB in c.stderr and
+         "invalid argument" not in c.stderr,
+         "allow-deletions with nothing held says so (exit 1)", out_of(c))
+
+    # ---- 6. eval with an unreadable @FILE
+    c = subprocess.run([os.path.join(X.BUILD, "daemon/xtsyncctl"), "eval", "--attributes", "@nosuch.json",
+                        "[mail]"], capture_output=True, text=True, timeout=60, cwd=tmp)
+    t.ok(c.returncode == 2 and c.stderr.strip() == "xtsyncctl: cannot read nosuch.json: No such file or directory",
+         "eval --attributes @nosuch.json names the file and errno's reason (exit 2)", out_of(c))
+    ok = t.failed == 0
+finally:
+    X.stop_daemon(daemon)
+    sim.stop()
+    X.cleanup(tmp, ok)
+t.done()
