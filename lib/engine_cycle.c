@@ -1298,6 +1298,7 @@ struct prov {
 	struct eng_cycle *cy;
 	struct eng_job *job;   /* its counts tell what the export did */
 	bool in_scope;         /* the scoping verdict of the user */
+	bool want_manager;     /* the schema maps manager: it was $expanded */
 	void (*cb)(void *arg, json_t *resp);
 	void *arg;
 	json_t *steps;
@@ -1400,6 +1401,18 @@ prov_got_user(void *arg, const struct xts_graph_result *res)
 		return;
 	}
 	sid = json_string_value(json_object_get(res->body, "id"));
+	if (p->want_manager) {
+		/* "manager": {"id": ...} when it has one; absent when not */
+		const char *mid = json_string_value(json_object_get(json_object_get(res->body, "manager"), "id"));
+		json_t *md = mid != NULL ? json_pack("[{s:s}]", "id", mid) : json_array();
+
+		if (md == NULL || json_object_set_new(res->body, "manager@delta", md) != 0) {
+			cy->result = XTS_ENOMEM;
+			eng_cycle_next(cy, step_end);
+			return;
+		}
+		json_object_del(res->body, "manager");
+	}
 	prov_step(p, "import", "success", "Retrieved the user from the source tenant");
 	cy->only_user = sid != NULL ? xts_strdup(sid) : NULL;
 	ret = cy->only_user == NULL ? XTS_EPARSE : xts_store_begin(cy->st);
@@ -1439,21 +1452,52 @@ prov_got_user(void *arg, const struct xts_graph_result *res)
 	eng_apply_start(cy);
 }
 
-/* After the job's group memberships are current: fetch the one user. */
+/* cy->select without "manager" (a relationship: users/delta selects it, a
+ * user GET expands it), and whether it was there. */
+static char *
+select_without_manager(const char *sel, bool *had)
+{
+	struct xts_buf b = XTS_BUF_INIT;
+	const char *p = sel;
+
+	*had = false;
+	while (*p != '\0') {
+		const char *c = strchr(p, ',');
+		size_t l = c != NULL ? (size_t)(c - p) : strlen(p);
+
+		if (l == 7 && strncasecmp(p, "manager", 7) == 0)
+			*had = true;
+		else if (xts_buf_printf(&b, "%s%.*s", b.len > 0 ? "," : "", (int)l, p) != 0) {
+			xts_buf_free(&b);
+			return NULL;
+		}
+		p += l + (c != NULL);
+	}
+	return xts_buf_steal(&b);
+}
+
+/* After the job's group memberships are current: fetch the one user, its
+ * manager through $expand (user-list-manager.md: "GET /users/{id}?$expand=
+ * manager"), which prov_got_user turns into the manager@delta a delta entry
+ * carries. */
 static void
 prov_fetch(struct eng_cycle *cy)
 {
 	struct prov *p = cy->done_arg;
-	char *enc = eng_urlenc(p->user), *url = NULL;
+	char *enc = eng_urlenc(p->user), *url = NULL, *sel = NULL;
 	size_t len;
 	int ret = 0;
 
-	if (enc != NULL) {
-		len = strlen(enc) + strlen(cy->select) + 40;
+	if (enc != NULL)
+		sel = select_without_manager(cy->select, &p->want_manager);
+	if (sel != NULL) {
+		len = strlen(enc) + strlen(sel) + 80;
 		url = xts_malloc(len);
 		if (url != NULL)
-			snprintf(url, len, "/v1.0/users/%s?$select=%s", enc, cy->select);
+			snprintf(url, len, "/v1.0/users/%s?$select=%s%s", enc, sel,
+				 p->want_manager ? "&$expand=manager($select=id)" : "");
 	}
+	xts_free(sel);
 	if (url == NULL)
 		ret = XTS_ENOMEM;
 	if (ret == 0)

@@ -203,6 +203,16 @@ class Graph:
         if err:
             return err
         o = self.user_obj(u, sel)
+        # api-reference/v1.0/api/user-list-manager.md: GET /users/{id}?$expand=manager (optionally
+        # with a nested $select); the manager comes back as an object, absent when there is none.
+        exp = req.query.get("$expand")
+        if exp:
+            if exp.split("(", 1)[0].strip() != "manager":
+                return bad_request(req, "Could not find a navigation property named '%s' on type "
+                                   "'microsoft.graph.user'." % exp.split("(", 1)[0].strip())
+            m = req.tenant.users.get(u.manager) if u.manager else None
+            if m is not None and not m.deleted:
+                o["manager"] = {"@odata.type": "#microsoft.graph.user", "id": m.id}
         o["@odata.context"] = "%s/v1.0/$metadata#users/$entity" % req.base
         return Resp(200, o)
 

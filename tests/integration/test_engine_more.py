@@ -100,6 +100,16 @@ try:
     t.ok(c.returncode == 0 and "Action: Update (jobTitle)" in c.stdout and
          linked(sim, B, LB)[NEW].get("jobTitle") == "Captain",
          "provision after a source change updates only jobTitle", c.stdout)
+    # the manager: a user GET cannot $select it, it expands it (user-list-manager.md)
+    sim.call("PUT", "/_admin/tenants/%s/users/%s/manager" % (A, NEW), {"id": u0["id"]})
+    seq = sim.last_seq()
+    c = env.ctl("provision", "p2b", NEW)
+    gets = [r for r in sim.requests(seq)["value"] if r["tenant"] == A and r["path"].endswith("/" + NEW)]
+    lk = linked(sim, B, LB)
+    t.ok(c.returncode == 0 and gets and all("$expand" in r["query"] for r in gets) and
+         lk.get(NEW, {}).get("manager") == lk.get(u0["id"], {}).get("id"),
+         "provision on demand reads the manager ($expand=manager) and sets it in the target",
+         ([r["query"] for r in gets], lk.get(NEW, {}).get("manager"), c.stdout[-800:]))
     c = env.ctl("provision", "p2b", u5["id"])
     t.ok(c.returncode == 0 and "Determine if user is in scope (scoping): skipped" in c.stdout and
          "not assigned to the job" in c.stdout and "Action: Skip" in c.stdout,
