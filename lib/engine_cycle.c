@@ -440,6 +440,48 @@ eng_groups_flush(struct eng_cycle *cy)
 	return ret;
 }
 
+struct gclear {
+	json_t *changed, *groups;
+	int err;
+};
+
+static int
+gclear_cb(void *arg, const char *group_id, const char *member_id)
+{
+	struct gclear *g = arg;
+
+	if (json_object_set_new(g->changed, member_id, json_true()) != 0 ||
+	    (g->groups != NULL && json_object_set_new(g->groups, group_id, json_true()) != 0))
+		g->err = XTS_ENOMEM;
+	return g->err;
+}
+
+/* An assigned group deleted in the source: its recorded members are
+ * forgotten (after the events read before it), and each is re-decided, so a
+ * member assigned by nothing else leaves scope. */
+static int
+group_removed(struct eng_cycle *cy, const char *gid)
+{
+	struct gclear g = { cy->changed, NULL, 0 };
+	int ret = eng_groups_flush(cy);
+
+	if (ret == 0 && cy->kind != XTS_CYCLE_INITIAL)
+		ret = xts_store_member_foreach(cy->st, cy->c.name, gid, gclear_cb, &g);
+	ret = ret != 0 ? ret : g.err;
+	if (ret == 0)
+		ret = xts_store_begin_relaxed(cy->st);
+	if (ret == 0)
+		ret = xts_store_member_clear_group(cy->st, cy->c.name, gid);
+	if (ret == 0)
+		ret = xts_store_commit(cy->st);
+	else if (xts_store_in_tx(cy->st))
+		xts_store_rollback(cy->st);
+	if (ret == 0)
+		xts_warn("job %s: assigned group %s was deleted in the source: its members leave scope "
+			 "unless assigned otherwise", cy->c.name, gid);
+	return ret;
+}
+
 int
 eng_groups_page(struct eng_cycle *cy, const struct xts_member_event *ev, size_t n, int last)
 {
@@ -460,6 +502,10 @@ eng_groups_page(struct eng_cycle *cy, const struct xts_member_event *ev, size_t 
 	}
 	for (i = 0; i < n && ret == 0; i++) {
 		struct eng_mev *m = &cy->mev[cy->n_mev];
+		if (ev[i].member_id == NULL) {
+			ret = group_removed(cy, ev[i].group_id);
+			continue;
+		}
 		if (ev[i].odata_type != NULL && strcmp(ev[i].odata_type, "#microsoft.graph.user") != 0)
 			continue;
 		m->group = xts_strdup(ev[i].group_id);
@@ -503,22 +549,6 @@ read_auth_failed(struct eng_cycle *cy, int err, const struct xts_graph_error *ge
 }
 
 #define GROUPS_PER_READ 50 /* $filter=id eq ... or ...: at most 50 ids per groups/delta walk */
-
-struct gclear {
-	json_t *changed, *groups;
-	int err;
-};
-
-static int
-gclear_cb(void *arg, const char *group_id, const char *member_id)
-{
-	struct gclear *g = arg;
-
-	if (json_object_set_new(g->changed, member_id, json_true()) != 0 ||
-	    (g->groups != NULL && json_object_set_new(g->groups, group_id, json_true()) != 0))
-		g->err = XTS_ENOMEM;
-	return g->err;
-}
 
 /* Forget the recorded members of groups [off, off+n) (n = 0: of every group
  * the store knows for the job, configured or not) before a full read lists

@@ -151,7 +151,8 @@ void xts_pager_cancel(struct xts_pager *p);
 /* Group membership changes from groups/delta with members@delta. */
 struct xts_member_event {
 	const char *group_id;  /* borrowed */
-	const char *member_id; /* borrowed */
+	const char *member_id; /* borrowed; NULL: the group itself was removed
+				* ("@removed" on the group, removed = 1) */
 	const char *odata_type;/* "#microsoft.graph.user", ... or NULL */
 	int removed;           /* 0 added/present, 1 removed */
 };

@@ -59,6 +59,28 @@ xts_graph_page_parse(json_t *page, json_t **value, const char **next, const char
 	return 0;
 }
 
+/* Append one event; XTS_ENOMEM when the array cannot grow. */
+static int
+ev_push(struct xts_member_event **ev, size_t *n, size_t *cap, const char *gid, const char *mid,
+	const char *type, int removed)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		struct xts_member_event *ne = xts_realloc(*ev, ncap * sizeof(**ev));
+
+		if (ne == NULL)
+			return XTS_ENOMEM;
+		*ev = ne;
+		*cap = ncap;
+	}
+	(*ev)[*n].group_id = gid;
+	(*ev)[*n].member_id = mid;
+	(*ev)[*n].odata_type = type;
+	(*ev)[*n].removed = removed;
+	(*n)++;
+	return 0;
+}
+
 int
 xts_graph_members_parse(json_t *value, xts_member_cb cb, void *arg, int last)
 {
@@ -77,6 +99,15 @@ xts_graph_members_parse(json_t *value, xts_member_cb cb, void *arg, int last)
 			ret = XTS_EPARSE;
 			goto done;
 		}
+		/* "Removed instances are represented by their id and an @removed
+		 * object" (concepts/delta-query-overview.md): a deleted group is
+		 * one event without a member. */
+		if (json_object_get(grp, "@removed") != NULL) {
+			ret = ev_push(&ev, &n, &cap, gid, NULL, NULL, 1);
+			if (ret != 0)
+				goto done;
+			continue;
+		}
 		if (members == NULL)
 			continue;
 		if (!json_is_array(members)) {
@@ -88,22 +119,10 @@ xts_graph_members_parse(json_t *value, xts_member_cb cb, void *arg, int last)
 
 			if (mid == NULL)
 				continue; /* tolerate junk entries rather than lose the page */
-			if (n == cap) {
-				size_t ncap = cap ? cap * 2 : 16;
-				struct xts_member_event *ne = xts_realloc(ev, ncap * sizeof(*ev));
-
-				if (ne == NULL) {
-					ret = XTS_ENOMEM;
-					goto done;
-				}
-				ev = ne;
-				cap = ncap;
-			}
-			ev[n].group_id = gid;
-			ev[n].member_id = mid;
-			ev[n].odata_type = json_string_value(json_object_get(m, "@odata.type"));
-			ev[n].removed = json_object_get(m, "@removed") != NULL;
-			n++;
+			ret = ev_push(&ev, &n, &cap, gid, mid, json_string_value(json_object_get(m, "@odata.type")),
+				      json_object_get(m, "@removed") != NULL);
+			if (ret != 0)
+				goto done;
 		}
 	}
 	ret = cb(arg, ev, n, last);

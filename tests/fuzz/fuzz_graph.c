@@ -27,7 +27,8 @@ on_members(void *arg, const struct xts_member_event *ev, size_t n, int last)
 	size_t i, *count = arg;
 
 	for (i = 0; i < n; i++)
-		*count += strlen(ev[i].group_id) + strlen(ev[i].member_id) + (size_t)ev[i].removed;
+		*count += strlen(ev[i].group_id) + (ev[i].member_id != NULL ? strlen(ev[i].member_id) : 0) +
+			  (size_t)ev[i].removed;
 	return last;
 }
 

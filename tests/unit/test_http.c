@@ -148,6 +148,7 @@ test_page_parse(void **state)
 struct seen {
 	int n, removed;
 	char last_member[64];
+	int groups_removed;
 };
 
 static int
@@ -159,7 +160,10 @@ on_members(void *arg, const struct xts_member_event *ev, size_t n, int last)
 	for (i = 0; i < n; i++) {
 		s->n++;
 		s->removed += ev[i].removed;
-		strncpy(s->last_member, ev[i].member_id, sizeof(s->last_member) - 1);
+		if (ev[i].member_id != NULL)
+			strncpy(s->last_member, ev[i].member_id, sizeof(s->last_member) - 1);
+		else
+			s->groups_removed++;
 	}
 	return last ? 7 : 0;
 }
@@ -179,6 +183,16 @@ test_members_parse(void **state)
 	assert_int_equal(s.n, 2);
 	assert_int_equal(s.removed, 1);
 	assert_string_equal(s.last_member, "u2");
+	json_decref(v);
+	/* a deleted group: one event without a member (its members@delta,
+	 * if any, are not taken) */
+	v = json_loads("[{\"id\":\"g3\",\"@removed\":{\"reason\":\"deleted\"},\"members@delta\":[{\"id\":\"u9\"}]}]",
+		       0, NULL);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(xts_graph_members_parse(v, on_members, &s, 1), 7);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.removed, 1);
+	assert_int_equal(s.groups_removed, 1);
 	json_decref(v);
 	v = json_loads("[{\"displayName\":\"no id\"}]", 0, NULL);
 	assert_int_equal(xts_graph_members_parse(v, on_members, &s, 0), XTS_EPARSE);

@@ -1,0 +1,62 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+# An assigned group deleted in the source (TAP), against graphsim: groups/delta
+# returns it as {"id", "@removed": {"reason": "deleted"}} ("Removed instances are
+# represented by their id and an @removed object", concepts/delta-query-overview.md).
+# Its members leave scope — disabled in the target — unless another assigned
+# group still holds them.
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import xtsenv as X  # noqa: E402
+
+t = X.Tap()
+tmp = X.tmpdir("groups")
+sim = X.Sim(tmp)
+ok = False
+try:
+    env = X.Env(sim, tmp)
+    src_tid, src_cid = X.guid(0xb1, 0x6e0e0001), X.guid(0xc1, 0x6e0e0001)
+    tgt_tid, tgt_cid = X.guid(0xb2, 0x6e0e0002), X.guid(0xc2, 0x6e0e0002)
+    env.add_tenant("s", src_tid, src_cid)
+    env.add_tenant("d", tgt_tid, tgt_cid)
+    sim.allow(src_tid, tgt_tid)
+    sim.call("POST", "/_admin/tenants/%s/seed" % src_tid, {"count": 10, "seed": 9, "guest_fraction": 0.0,
+                                                            "disabled_fraction": 0.0, "with_manager": False})
+    users = [u["id"] for u in X.users_list(sim.users(src_tid))]
+    g1 = sim.call("POST", "/_admin/tenants/%s/groups" % src_tid, {"displayName": "one"})["id"]
+    g2 = sim.call("POST", "/_admin/tenants/%s/groups" % src_tid, {"displayName": "two"})["id"]
+    for uid in users[0:5]:
+        sim.call("POST", "/_admin/tenants/%s/groups/%s/members" % (src_tid, g1), {"id": uid})
+    for uid in users[3:7]:
+        sim.call("POST", "/_admin/tenants/%s/groups/%s/members" % (src_tid, g2), {"id": uid})
+    env.add_job("a", "s", "d", scope="assigned", assigned_groups="%s,%s" % (g1, g2),
+                deletion_threshold=0, deprovision="disable")
+    env.write_config()
+    link = X.app_ext(tgt_cid)
+
+    def targets():
+        return {u.get(link, "").split(":", 1)[-1]: u for u in X.users_list(sim.users(tgt_tid))}
+
+    p = env.once()
+    tg = targets()
+    t.ok(p.returncode == 0 and sorted(tg) == sorted(users[0:7]), "the members of both groups are created (7)",
+         (p.returncode, len(tg), p.stderr[-1200:]))
+    sim.call("DELETE", "/_admin/tenants/%s/groups/%s" % (src_tid, g1))
+    p = env.once()
+    tg = targets()
+    off = [uid for uid in users[0:7] if tg.get(uid, {}).get("accountEnabled") is False]
+    t.ok(p.returncode == 0 and sorted(off) == sorted(users[0:3]),
+         "group one deleted: its members 0-2 are disabled, 3-4 stay (still in group two), 5-6 untouched",
+         (p.returncode, [users.index(u) for u in off], p.stderr[-1500:]))
+    t.ok("was deleted in the source" in p.stderr, "the log says the assigned group was deleted", p.stderr[-1500:])
+    p = env.once()
+    tg = targets()
+    t.ok(p.returncode == 0 and [uid for uid in users[0:7] if tg.get(uid, {}).get("accountEnabled") is False]
+         == users[0:3], "the next cycle changes nothing more", p.stderr[-800:])
+    ok = t.failed == 0
+finally:
+    sim.stop()
+    X.cleanup(tmp, ok)
+t.done()
