@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* The daemon process around the engine: start-up, the libuv loop, signals
- * that only record intent (acted on by a zero-delay timer), reload as
- * load-validate-swap, graceful stop, the control command table, sd_notify and
- * the watchdog. It never runs a cycle itself (jobs.c asks the engine). */
+/* The daemon process around the engine: start-up (with the single-instance
+ * lock on state_dir), the libuv loop, signals that only record intent (acted
+ * on by a zero-delay timer), reload as load-validate-swap, graceful stop, the
+ * control command table, sd_notify and the watchdog. It never runs a cycle
+ * itself (jobs.c asks the engine). */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -41,12 +45,17 @@ struct daemon {
 	uv_timer_t act, watchdog, stop_deadline;
 	bool want_reload, want_stop, stopping, stopped;
 	bool have_engine;
+	int lock_fd; /* state_dir/xtsync.lock, held until xts_daemon_run returns; -1 = none */
 	int exit_code;
 	long long started_wall;
 };
 
 /* ---- config loading (with schema checks) ---------------------------------- */
 
+/* Check the schema file of every job that names one the config module
+ * could accept: a value it refused keeps the default "" (built-in schema),
+ * and a file that is missing or not a regular file was reported by it at
+ * the same line already. Works on a config that has problems elsewhere. */
 static int
 check_schemas(struct xts_config *cfg, struct xts_config_problems *probs)
 {
@@ -58,8 +67,9 @@ check_schemas(struct xts_config *cfg, struct xts_config_problems *probs)
 		struct xts_schema_problems sp = XTS_SCHEMA_PROBLEMS_INIT;
 		struct xts_schema *s = NULL;
 		int line = xts_config_key_line("job", j, "schema");
+		struct stat st;
 
-		if (j->schema[0] == '\0')
+		if (j->schema[0] == '\0' || stat(j->schema, &st) != 0 || !S_ISREG(st.st_mode))
 			continue;
 		r = xts_schema_load_file(j->schema, &s, &sp);
 		xts_schema_free(s);
@@ -82,25 +92,59 @@ check_schemas(struct xts_config *cfg, struct xts_config_problems *probs)
 	return ret;
 }
 
+/* As xts_config_problems_print writes them: a whole-file problem (line 0,
+ * e.g. "cannot open") as "FILE: message". */
+static void
+log_problems(const struct xts_config_problems *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		if (p->v[i].line > 0)
+			xts_err("%s:%d: %s", p->v[i].file, p->v[i].line, p->v[i].msg);
+		else
+			xts_err("%s: %s", p->v[i].file, p->v[i].msg);
+	}
+}
+
+/* Stable, by line: config and schema problems read top to bottom together. */
+static void
+sort_problems(struct xts_config_problems *p, size_t from)
+{
+	size_t i, j;
+
+	for (i = from + 1; i < p->n; i++) {
+		struct xts_config_problem t = p->v[i];
+		for (j = i; j > from && p->v[j - 1].line > t.line; j--)
+			p->v[j] = p->v[j - 1];
+		p->v[j] = t;
+	}
+}
+
 int
 xts_daemon_load_config(const char *path, struct xts_config **out, struct xts_config_problems *probs)
 {
 	struct xts_config_problems own = XTS_CONFIG_PROBLEMS_INIT;
+	struct xts_config_problems *p = probs != NULL ? probs : &own;
 	struct xts_config *cfg = NULL;
-	int ret;
+	size_t first = p->n;
+	int ret, r;
 
 	*out = NULL;
-	ret = xts_config_load(path, &cfg, probs != NULL ? probs : &own);
-	if (ret == 0) {
-		ret = check_schemas(cfg, probs != NULL ? probs : &own);
-		if (ret != 0) {
-			xts_config_free(cfg);
-			cfg = NULL;
-		}
+	/* Partial: a config with problems still comes back (never to be run),
+	 * so its jobs' schemas are checked in the same pass and one
+	 * --check-config shows every problem. */
+	ret = xts_config_load_partial(path, &cfg, p);
+	if (cfg != NULL) {
+		r = check_schemas(cfg, p);
+		if (r == XTS_ENOMEM || (r != 0 && ret == 0))
+			ret = r;
+		sort_problems(p, first);
+	}
+	if (ret != 0) {
+		xts_config_free(cfg);
+		cfg = NULL;
 	}
 	if (probs == NULL) {
-		for (size_t i = 0; i < own.n; i++)
-			xts_err("%s:%d: %s", own.v[i].file, own.v[i].line, own.v[i].msg);
+		log_problems(&own);
 		xts_config_problems_free(&own);
 	}
 	*out = cfg;
@@ -144,7 +188,6 @@ static int
 do_reload(struct daemon *d, struct xts_config_problems *probs)
 {
 	struct xts_config *nw = NULL, *old = d->cfg;
-	size_t i;
 	int ret;
 
 	xts_sd_notify_reloading();
@@ -152,8 +195,7 @@ do_reload(struct daemon *d, struct xts_config_problems *probs)
 	ret = xts_daemon_load_config(d->opts->config_path, &nw, probs);
 	if (ret != 0) {
 		xts_err("configuration has errors, not reloading");
-		for (i = 0; i < probs->n; i++)
-			xts_err("%s:%d: %s", probs->v[i].file, probs->v[i].line, probs->v[i].msg);
+		log_problems(probs);
 		goto done;
 	}
 	warn_static_changes(old, nw);
@@ -457,6 +499,87 @@ on_request(void *arg, struct xts_control_req *req, const char *cmd, json_t *msg)
 	c->fn(d, req, c->needs_job ? json_string_value(job) : NULL, msg);
 }
 
+/* ---- single-instance lock on state_dir ------------------------------------ */
+
+#define LOCK_NAME "xtsync.lock"
+
+/* The pid a holder wrote into the lock file, or 0 when it has not (yet). */
+static long
+lock_holder_pid(int fd)
+{
+	char buf[32], *end;
+	ssize_t n;
+	long pid;
+
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	errno = 0;
+	pid = strtol(buf, &end, 10);
+	if (errno != 0 || end == buf || (*end != '\n' && *end != '\0') || pid <= 0)
+		return 0;
+	return pid;
+}
+
+/* root running `xtsyncd --once` by hand must not leave a lock file that the
+ * daemon's own user (owner of state_dir: systemd's StateDirectory=) cannot
+ * open, or the service would fail to start until someone removes it. */
+static void
+lock_give_to_dir_owner(int fd, const char *path, const char *state_dir)
+{
+	struct stat f, dir;
+
+	if (geteuid() != 0 || fstat(fd, &f) != 0 || stat(state_dir, &dir) != 0)
+		return;
+	if ((f.st_uid != dir.st_uid || f.st_gid != dir.st_gid) && fchown(fd, dir.st_uid, dir.st_gid) != 0)
+		xts_warn("cannot give %s to the owner of %s: %s", path, state_dir, strerror(errno));
+}
+
+/* Take state_dir/xtsync.lock exclusively (flock, so the kernel drops it when
+ * the process dies, even by SIGKILL: no stale lock to clean up) and write our
+ * pid into it for the next one's message. Two processes cycling the same jobs
+ * on one store claim each other's in-flight operations, so a second daemon or
+ * --once must not start. Returns the fd (the lock lives as long as it stays
+ * open) or -1 after printing why. Never blocks. */
+static int
+lock_state_dir(const char *state_dir)
+{
+	char path[4096], pid[32];
+	int fd, n, e;
+	long holder;
+
+	n = snprintf(path, sizeof(path), "%s/" LOCK_NAME, state_dir);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		fprintf(stderr, "xtsyncd: state_dir %s: path too long\n", state_dir);
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "xtsyncd: cannot open %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	lock_give_to_dir_owner(fd, path, state_dir);
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		e = errno;
+		if (e == EWOULDBLOCK) {
+			holder = lock_holder_pid(fd);
+			if (holder > 0)
+				fprintf(stderr, "xtsyncd: another xtsyncd holds %s (pid %ld)\n", path, holder);
+			else
+				fprintf(stderr, "xtsyncd: another xtsyncd holds %s (pid unknown)\n", path);
+		} else {
+			fprintf(stderr, "xtsyncd: cannot lock %s: %s\n", path, strerror(e));
+		}
+		close(fd);
+		return -1;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		xts_warn("cannot write the pid into %s: %s (the lock is held all the same)", path, strerror(errno));
+	return fd;
+}
+
 /* ---- start-up ------------------------------------------------------------- */
 
 static void
@@ -528,6 +651,7 @@ xts_daemon_run(const struct xts_daemon_opts *o)
 	if (d == NULL)
 		return 1;
 	d->opts = o;
+	d->lock_fd = -1;
 	d->started_wall = xts_wall_ms();
 	ret = xts_daemon_load_config(o->config_path, &d->cfg, &probs);
 	if (ret != 0) {
@@ -543,7 +667,20 @@ xts_daemon_run(const struct xts_daemon_opts *o)
 		xts_free(d);
 		return 2;
 	}
+	/* Before the store is opened. A dry run takes no lock: it writes
+	 * nothing to the store or to any target (it plans on a copy of the
+	 * store, runner_engine.c), so it may run beside a daemon. */
+	if (!o->dry_run) {
+		d->lock_fd = lock_state_dir(d->cfg->daemon.state_dir);
+		if (d->lock_fd < 0) {
+			xts_config_free(d->cfg);
+			xts_free(d);
+			return 1;
+		}
+	}
 	if (uv_loop_init(&d->loop) != 0) {
+		if (d->lock_fd >= 0)
+			close(d->lock_fd);
 		xts_config_free(d->cfg);
 		xts_free(d);
 		return 1;
@@ -601,12 +738,17 @@ xts_daemon_run(const struct xts_daemon_opts *o)
 		busy = uv_loop_close(&d->loop) == UV_EBUSY;
 	}
 	if (busy) {
+		/* The busy work may still use the store: keep the lock too. */
 		xts_warn("event loop still busy at exit; not freeing it");
 		code = d->exit_code;
 		xts_config_free(d->cfg);
 		return code;
 	}
 	code = d->exit_code;
+	/* Closing drops the lock; a reload never moves state_dir (do_reload
+	 * keeps the running value), so the lock always covers the open store. */
+	if (d->lock_fd >= 0)
+		close(d->lock_fd);
 	xts_config_free(d->cfg);
 	xts_free(d);
 	return code;

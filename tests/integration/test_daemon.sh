@@ -73,7 +73,7 @@ wait_for() { # seconds, command...
 }
 req() { printf '%s' "$1" >"$D/req.bin"; $PY "$D/req.py" "$D/control.sock" "$D/req.bin" "${2:-1}"; }
 
-echo "1..50"
+echo "1..53"
 
 # --- options and --check-config -------------------------------------------
 out=$("$B/xtsyncd" --version); rc=$?
@@ -107,6 +107,26 @@ sed 's|^interval = 1h$|interval = 1h\nschema = bad_schema.json|' "$D/xtsync.conf
 out=$("$B/xtsyncd" -c "$D/schema.conf" --check-config 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ $out == "$D/schema.conf:30: schema $D/bad_schema.json: \$.synchronizationRules:"* ]] \
 	&& ok "--check-config validates each job's schema file (FILE:LINE of schema =)" || nok "schema check" "rc=$rc" "$out"
+
+# a config with problems elsewhere still has each job's schema checked: one
+# run prints every problem (an expression syntax error and a bad value here)
+$PY - "$S/schema/cross-tenant-schema.json" "$D/broken_expr.json" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+for am in s["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]:
+    if am["targetAttributeName"] == "accountEnabled":
+        am["source"] = {"type": "Function", "name": "Not", "expression": "Not([accountEnabled]", "parameters": []}
+json.dump(s, open(sys.argv[2], "w"))
+EOF
+sed 's|^interval = 1h$|interval = 1h\nschema = broken_expr.json\ndeprovision = remove|' "$D/xtsync.conf" >"$D/both.conf"
+out=$("$B/xtsyncd" -c "$D/both.conf" --check-config 2>&1); rc=$?
+[ $rc -eq 2 ] && [[ $out == "$D/both.conf:30: schema $D/broken_expr.json: "*".source.expression: column 21: expected ')'"* ]] \
+	&& [[ $out == *$'\n'"$D/both.conf:31: deprovision: 'remove' is not one of"* ]] \
+	&& ok "--check-config prints schema and config problems together, by line" || nok "schema + config problems" "rc=$rc" "$out"
+sed 's|^interval = 1h$|interval = 1h\nschema = no_such_schema.json\ndeprovision = remove|' "$D/xtsync.conf" >"$D/noschema.conf"
+out=$("$B/xtsyncd" -c "$D/noschema.conf" --check-config 2>&1); rc=$?
+[ $rc -eq 2 ] && [ "$(grep -c no_such_schema.json <<<"$out")" -eq 1 ] && [[ $out == *"noschema.conf:31: deprovision:"* ]] \
+	&& ok "a missing schema file is reported once, beside the other problems" || nok "missing schema once" "rc=$rc" "$out"
 
 # conf/xtsync.conf, with its credentials provided the systemd way
 mkdir -m 700 "$D/creds"
@@ -169,6 +189,13 @@ kill -HUP "$DPID"
 refusals_above() { [ "$(grep -c 'configuration has errors, not reloading' "$D/daemon.log")" -gt "$1" ]; }
 wait_for 5 refusals_above "$before" \
 	&& ok "SIGHUP with an invalid config is refused with a log line" || nok "SIGHUP invalid" "$(tail -5 "$D/daemon.log")"
+# a whole-file problem is logged as FILE: message (no line), as --check-config prints it
+rm "$D/xtsync.conf"
+before=$(grep -c 'configuration has errors, not reloading' "$D/daemon.log")
+kill -HUP "$DPID"
+wait_for 5 refusals_above "$before"
+grep -q "xtsync.conf: cannot open: No such file or directory" "$D/daemon.log" && ! grep -q 'xtsync.conf:0:' "$D/daemon.log" \
+	&& ok "SIGHUP without a config file: refused, logged as 'FILE: cannot open: ...'" || nok "SIGHUP no file" "$(tail -5 "$D/daemon.log")"
 mkconf good.conf xtsync.conf
 kill -HUP "$DPID"
 wait_for 5 sh -c "! '$B/xtsyncctl' -s '$D/control.sock' status --json | grep -q fabrikam-to-contoso" \
@@ -184,7 +211,7 @@ out=$("${CTL[@]}" resume contoso-to-fabrikam); rc=$?
 st=$("${CTL[@]}" status --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0]["state"])')
 [ $rc -eq 0 ] && [ "$st" != paused ] && ok "resume ends the paused state" || nok "resume" "rc=$rc state=$st"
 out=$("${CTL[@]}" sync no-such-job 2>&1); rc=$?
-[ $rc -eq 1 ] && [[ $out == *"no job named 'no-such-job'"* ]] && ok "sync of an unknown job fails with a message" || nok "sync unknown" "rc=$rc $out"
+[ $rc -eq 2 ] && [[ $out == *"no job named 'no-such-job'"* ]] && ok "sync of an unknown job is a usage error (exit 2) with a message" || nok "sync unknown" "rc=$rc $out"
 out=$("${CTL[@]}" sync 2>&1); rc=$?
 [ $rc -eq 2 ] && ok "a missing JOB argument is a usage error (exit 2)" || nok "usage exit 2" "rc=$rc"
 
@@ -248,5 +275,5 @@ fi
 kill -INT "$DPID"; wait "$DPID"; rc=$?; DPID=
 [ $rc -eq 0 ] && ok "SIGINT: exit 0" || nok "SIGINT" "rc=$rc"
 
-[ "$n" -eq 50 ] || echo "# planned 50, ran $n"
+[ "$n" -eq 53 ] || echo "# planned 53, ran $n"
 exit 0
