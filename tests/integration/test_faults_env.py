@@ -167,7 +167,7 @@ try:
         p = env.once()
         t.ok(p.returncode == 0, "the store moved to a 4 MiB tmpfs works", quiet(p.stderr))
         filler = os.path.join(small, "filler")
-        with open(filler, "wb") as f:
+        with open(filler, "wb", buffering=0) as f:
             try:
                 while True:
                     f.write(b"\0" * 65536)
