@@ -105,19 +105,6 @@ log_problems(const struct xts_config_problems *p)
 	}
 }
 
-/* Stable, by line: config and schema problems read top to bottom together. */
-static void
-sort_problems(struct xts_config_problems *p, size_t from)
-{
-	size_t i, j;
-
-	for (i = from + 1; i < p->n; i++) {
-		struct xts_config_problem t = p->v[i];
-		for (j = i; j > from && p->v[j - 1].line > t.line; j--)
-			p->v[j] = p->v[j - 1];
-		p->v[j] = t;
-	}
-}
 
 int
 xts_daemon_load_config(const char *path, struct xts_config **out, struct xts_config_problems *probs)
@@ -137,7 +124,7 @@ xts_daemon_load_config(const char *path, struct xts_config **out, struct xts_con
 		r = check_schemas(cfg, p);
 		if (r == XTS_ENOMEM || (r != 0 && ret == 0))
 			ret = r;
-		sort_problems(p, first);
+		xts_config_problems_sort(p, first); /* config and schema problems together */
 	}
 	if (ret != 0) {
 		xts_config_free(cfg);

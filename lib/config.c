@@ -159,9 +159,8 @@ xts_config_problems_free(struct xts_config_problems *p)
 	p->n = p->cap = 0;
 }
 
-/* Stable sort by line so the output reads top to bottom. */
-static void
-problems_sort(struct xts_config_problems *p, size_t from)
+void
+xts_config_problems_sort(struct xts_config_problems *p, size_t from)
 {
 	size_t i, j;
 
@@ -1292,7 +1291,7 @@ load_text(const char *name, const char *basedir, const char *text, size_t len, i
 		ret = XTS_ENOMEM;
 		goto done;
 	}
-	problems_sort(L.probs, first);
+	xts_config_problems_sort(L.probs, first);
 	if (L.probs->n > first)
 		ret = XTS_ECONFIG;
 done:

@@ -164,6 +164,9 @@ int xts_config_problem_add(struct xts_config_problems *p, const char *file, int 
 			   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Print each problem as "FILE:LINE: message\n" (or "FILE: message" for line 0). */
 void xts_config_problems_print(const struct xts_config_problems *p, FILE *out);
+/* Stable sort of the problems from index `from` on, by line, so that the
+ * output reads top to bottom. */
+void xts_config_problems_sort(struct xts_config_problems *p, size_t from);
 void xts_config_problems_free(struct xts_config_problems *p);
 
 /* Write the key table as a Markdown document (docs/internals/config.md is
