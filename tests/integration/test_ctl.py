@@ -16,10 +16,6 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import xtsenv as X  # noqa: E402
 
-A = "aaaaaaaa-0000-4000-8000-0000000000a1"
-B = "bbbbbbbb-0000-4000-8000-0000000000b2"
-CA = "11111111-1111-4111-8111-111111111111"
-CB = "22222222-2222-4222-8222-222222222222"
 JOB = "a2b"
 DEFAULT_SOCKET = "/run/xtsync/control.sock"
 
@@ -61,12 +57,7 @@ def job_line(text, key):
 
 
 try:
-    env = X.Env(sim, tmp)
-    env.add_tenant("src", A, CA)
-    env.add_tenant("tgt", B, CB)
-    sim.allow(A, B)
-    sim.call("POST", "/_admin/tenants/%s/seed" % A, {"count": 5, "seed": 7, "guest_fraction": 0.0,
-                                                     "disabled_fraction": 0.0})
+    env, A, B, _ = X.source_target(sim, tmp, 0xc71c0001, 5, 7, names=("src", "tgt"))
     env.add_job(JOB, "src", "tgt", scope="all", deprovision="disable")
     env.write_config()
     good = good_text()

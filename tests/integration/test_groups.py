@@ -16,14 +16,7 @@ tmp = X.tmpdir("groups")
 sim = X.Sim(tmp)
 ok = False
 try:
-    env = X.Env(sim, tmp)
-    src_tid, src_cid = X.guid(0xb1, 0x6e0e0001), X.guid(0xc1, 0x6e0e0001)
-    tgt_tid, tgt_cid = X.guid(0xb2, 0x6e0e0002), X.guid(0xc2, 0x6e0e0002)
-    env.add_tenant("s", src_tid, src_cid)
-    env.add_tenant("d", tgt_tid, tgt_cid)
-    sim.allow(src_tid, tgt_tid)
-    sim.call("POST", "/_admin/tenants/%s/seed" % src_tid, {"count": 10, "seed": 9, "guest_fraction": 0.0,
-                                                            "disabled_fraction": 0.0, "with_manager": False})
+    env, src_tid, tgt_tid, link = X.source_target(sim, tmp, 0x6e0e0001, 10, 9, with_manager=False)
     users = [u["id"] for u in X.users_list(sim.users(src_tid))]
     g1 = sim.call("POST", "/_admin/tenants/%s/groups" % src_tid, {"displayName": "one"})["id"]
     g2 = sim.call("POST", "/_admin/tenants/%s/groups" % src_tid, {"displayName": "two"})["id"]
@@ -34,7 +27,6 @@ try:
     env.add_job("a", "s", "d", scope="assigned", assigned_groups="%s,%s" % (g1, g2),
                 deletion_threshold=0, deprovision="disable")
     env.write_config()
-    link = X.app_ext(tgt_cid)
 
     def targets():
         return {u.get(link, "").split(":", 1)[-1]: u for u in X.users_list(sim.users(tgt_tid))}

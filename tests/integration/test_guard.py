@@ -15,17 +15,9 @@ tmp = X.tmpdir("guard")
 sim = X.Sim(tmp)
 ok = False
 try:
-    env = X.Env(sim, tmp)
-    src_tid, src_cid = X.guid(0xb1, 0x6a7d0001), X.guid(0xc1, 0x6a7d0001)
-    tgt_tid, tgt_cid = X.guid(0xb2, 0x6a7d0002), X.guid(0xc2, 0x6a7d0002)
-    env.add_tenant("s", src_tid, src_cid)
-    env.add_tenant("d", tgt_tid, tgt_cid)
-    sim.allow(src_tid, tgt_tid)
-    sim.call("POST", "/_admin/tenants/%s/seed" % src_tid, {"count": 20, "seed": 5, "guest_fraction": 0.0,
-                                                            "disabled_fraction": 0.0, "with_manager": False})
+    env, src_tid, tgt_tid, link = X.source_target(sim, tmp, 0x6a7d0001, 20, 5, with_manager=False)
     env.add_job("g", "s", "d", scope="all", deletion_threshold=3, deprovision="disable")
     env.write_config()
-    link = X.app_ext(tgt_cid)
     p = env.once()
     t.ok(p.returncode == 0 and not X.sync_problems(sim, src_tid, tgt_tid, link), "initial cycle: 20 users",
          p.stderr[-1500:])

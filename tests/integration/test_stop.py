@@ -21,20 +21,12 @@ tmp = X.tmpdir("stop")
 sim = X.Sim(tmp)
 ok = False
 try:
-    env = X.Env(sim, tmp)
-    src_tid, src_cid = X.guid(0xb1, 0x5709a001), X.guid(0xc1, 0x5709a001)
-    tgt_tid, tgt_cid = X.guid(0xb2, 0x5709a002), X.guid(0xc2, 0x5709a002)
-    env.add_tenant("s", src_tid, src_cid)
-    env.add_tenant("d", tgt_tid, tgt_cid)
-    sim.allow(src_tid, tgt_tid)
-    sim.call("POST", "/_admin/tenants/%s/seed" % src_tid, {"count": 400, "seed": 11, "guest_fraction": 0.0,
-                                                            "disabled_fraction": 0.0, "with_manager": False})
+    env, src_tid, tgt_tid, link = X.source_target(sim, tmp, 0x5709a001, 400, 11, with_manager=False)
     # Microsoft's limits (3,000 writes per 150 s per app and tenant) make
     # the apply phase last: the window holds far more than the budget lets out.
     sim.call("POST", "/_admin/settings", {"throttle": True, "time_scale": 1.0})
     env.add_job("j", "s", "d", scope="all", deletion_threshold=0)
     env.write_config()
-    link = X.app_ext(tgt_cid)
 
     for sig, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")):
         seq = sim.last_seq()

@@ -174,6 +174,24 @@ class Env:
         return out
 
 
+def source_target(sim, tmp, tag, count, seed, names=("s", "d"), **seed_kw):
+    """An Env with a source tenant (names[0], `count` users seeded with `seed`;
+    no guests or disabled users unless seed_kw says so) and a target tenant
+    (names[1]) that allows sync from it. tag (an int) makes the tenant and app
+    ids unique to the test. Returns (env, source tid, target tid, the target
+    app's link attribute)."""
+    env = Env(sim, tmp)
+    src_tid, src_cid = guid(0xb1, tag), guid(0xc1, tag)
+    tgt_tid, tgt_cid = guid(0xb2, tag), guid(0xc2, tag)
+    env.add_tenant(names[0], src_tid, src_cid)
+    env.add_tenant(names[1], tgt_tid, tgt_cid)
+    sim.allow(src_tid, tgt_tid)
+    body = {"count": count, "seed": seed, "guest_fraction": 0.0, "disabled_fraction": 0.0}
+    body.update(seed_kw)
+    sim.call("POST", "/_admin/tenants/%s/seed" % src_tid, body)
+    return env, src_tid, tgt_tid, app_ext(tgt_cid)
+
+
 def tmpdir(name):
     d = tempfile.mkdtemp(prefix="xts-%s-" % name)
     return d
