@@ -925,6 +925,20 @@ on_op(void *arg, const struct xts_batch_result *r)
 	ops_done++;
 }
 
+/* Clear the request log, then make the next `count` PATCHes of user answer
+ * 429 with retry_after (a JSON value: seconds, or "none" for no header). */
+static void
+fault_429(const char *user, const char *retry_after, int count)
+{
+	char body[400];
+
+	admin_ok("DELETE", "/_admin/requests", NULL);
+	snprintf(body, sizeof(body),
+		 "{\"tenant\": \"" TGT "\", \"route\": \"/v1.0/users/%s$\", \"kind\": \"status\", "
+		 "\"status\": 429, \"retry_after\": %s, \"count\": %d}", user, retry_after, count);
+	admin_ok("POST", "/_admin/faults", body);
+}
+
 static void
 test_batch(struct xts_graph *tgt)
 {
@@ -932,7 +946,7 @@ test_batch(struct xts_graph *tgt)
 	struct opres r[8];
 	struct xts_batch_op *op2 = NULL;
 	char *u1 = some_user(3), *u2 = some_user(4), *u3 = some_user(5), *u4 = some_user(6);
-	char url[200], body[400], path[300];
+	char url[200], path[300];
 	json_t *patch = json_pack("{s:s}", "department", "Batched"), *bad = json_pack("{s:i}", "noSuchProperty", 1);
 	json_t *inv, *j, *u;
 	double t[8];
@@ -967,11 +981,7 @@ test_batch(struct xts_graph *tgt)
 	json_decref(j);
 
 	/* a sub-request answered 429 is requeued after its Retry-After */
-	admin_ok("DELETE", "/_admin/requests", NULL);
-	snprintf(body, sizeof(body),
-		 "{\"tenant\": \"" TGT "\", \"route\": \"/v1.0/users/%s$\", \"kind\": \"status\", \"status\": 429, \"retry_after\": 1, \"count\": 1}",
-		 u4);
-	admin_ok("POST", "/_admin/faults", body);
+	fault_429(u4, "1", 1);
 	snprintf(url, sizeof(url), "/users/%s", u4);
 	xts_batch_add(b, "PATCH", url, patch, NULL, on_op, &r[4], NULL);
 	snprintf(url, sizeof(url), "/users/%s", u3);
@@ -998,11 +1008,7 @@ test_batch(struct xts_graph *tgt)
 	 * backoff_min (half of it jitter), not a fixed wait (5 s before)
 	 * (concepts/throttling.md: "If no Retry-After header is provided by the
 	 * response, we recommend implementing an exponential backoff") */
-	admin_ok("DELETE", "/_admin/requests", NULL);
-	snprintf(body, sizeof(body),
-		 "{\"tenant\": \"" TGT "\", \"route\": \"/v1.0/users/%s$\", \"kind\": \"status\", \"status\": 429, \"retry_after\": \"none\", \"count\": 2}",
-		 u2);
-	admin_ok("POST", "/_admin/faults", body);
+	fault_429(u2, "\"none\"", 2);
 	snprintf(url, sizeof(url), "/users/%s", u2);
 	xts_batch_add(b, "PATCH", url, patch, NULL, on_op, &r[7], NULL);
 	spin(&r[7].done, 30000);
