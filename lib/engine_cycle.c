@@ -957,7 +957,7 @@ log_staged(void *arg, const struct xts_store_op *o)
 		xts_store_user_get(cy->st, cy->c.name, o->source_id, &ur);
 		xts_store_link_get(cy->st, cy->c.name, o->source_id, &lr);
 		eng_log_simple(cy, XTS_PROV_STAGED_DELETE, XTS_PROV_SKIPPED, o->source_id, ur.u.attrs,
-			       lr.l.target_id, o->kind == XTS_OP_DELETE ?
+			       lr.l.target_id, "DeletionThresholdExceeded", o->kind == XTS_OP_DELETE ?
 			       "delete held by the deletion threshold (xtsyncctl allow-deletions)" :
 			       "disable held by the deletion threshold (xtsyncctl allow-deletions)");
 	}

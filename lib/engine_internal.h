@@ -165,9 +165,10 @@ int eng_plan_user(struct eng_cycle *cy, const char *source_id, json_t *attrs, in
 int eng_plan_entry(struct eng_cycle *cy, json_t *entry);
 /* Re-evaluate a stored user (membership changed, sweep). */
 int eng_plan_stored(struct eng_cycle *cy, const char *source_id);
-/* Write a provisioning-log line for a decision without an operation. */
+/* Write a provisioning-log line for a decision without an operation; code
+ * (errorInformation.errorCode) and reason may be NULL. */
 void eng_log_simple(struct eng_cycle *cy, int action, int status, const char *source_id,
-		    const json_t *attrs, const char *target_id, const char *reason);
+		    const json_t *attrs, const char *target_id, const char *code, const char *reason);
 
 /* engine_apply.c */
 void eng_apply_start(struct eng_cycle *cy);

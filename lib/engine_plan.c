@@ -17,7 +17,7 @@
 
 void
 eng_log_simple(struct eng_cycle *cy, int action, int status, const char *source_id,
-	       const json_t *attrs, const char *target_id, const char *reason)
+	       const json_t *attrs, const char *target_id, const char *code, const char *reason)
 {
 	struct xts_prov_entry pe;
 
@@ -28,6 +28,7 @@ eng_log_simple(struct eng_cycle *cy, int action, int status, const char *source_
 	pe.job_id = cy->c.name;
 	pe.action = action;
 	pe.status = status;
+	pe.error_code = code;
 	pe.error_reason = reason;
 	pe.source_id = source_id;
 	pe.source_display_name = json_string_value(json_object_get(attrs, "displayName"));
@@ -189,7 +190,7 @@ deprovision(struct eng_cycle *cy, const char *sid, const struct xts_store_link *
 	if (cy->c.deprovision == XTS_DEPROVISION_NONE) {
 		cy->counts.skipped++;
 		eng_log_simple(cy, XTS_PROV_SKIP, XTS_PROV_SKIPPED, sid, attrs, l->target_id,
-			       "left scope; deprovision = none keeps the target user");
+			       "SkipOutOfScopeDeletions", "left scope; deprovision = none keeps the target user");
 		return op_put(cy, sid, -1, NULL, 0);
 	}
 	if (cy->c.deprovision == XTS_DEPROVISION_DISABLE && l->target_state != XTS_TARGET_ACTIVE)
@@ -281,7 +282,7 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 			cy->counts.skipped++;
 			if (cy->kind == XTS_CYCLE_INCREMENTAL || internal)
 				eng_log_simple(cy, XTS_PROV_SKIP, XTS_PROV_SKIPPED, sid, attrs, NULL,
-					       why != NULL ? why : "out of scope");
+					       "NotEffectivelyEntitled", why != NULL ? why : "out of scope");
 			ret = op_put(cy, sid, -1, NULL, 0);
 			if (ret == 0) /* a create planned earlier is not wanted any more */
 				ret = manager_cancel(cy, sid);
@@ -294,7 +295,7 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 		cy->counts.failed++;
 		xts_warn("job %s: user %s: mapping failed: %s", cy->c.name, sid, xe.message);
 		eng_log_simple(cy, linked ? XTS_PROV_UPDATE : XTS_PROV_CREATE, XTS_PROV_FAILURE, sid,
-			       attrs, linked ? lr.l.target_id : NULL, xe.message);
+			       attrs, linked ? lr.l.target_id : NULL, "ExpressionEvaluationFailed", xe.message);
 		ret = ret == XTS_EEXPR ? 0 : ret;
 		goto done;
 	}
@@ -402,7 +403,14 @@ entry_to_attrs(json_t *entry)
 }
 
 /* Merge a delta entry into the stored attributes: incremental rounds may
- * carry only the changed properties; manager arrives as manager@delta. */
+ * carry only the changed properties; manager arrives as manager@delta.
+ * A full round (the initial one, or the resync after 410 Gone) returns every
+ * selected property the user has: one it leaves out was never set or was
+ * cleared ("If the property has never been set before it will not be
+ * included in the response at all", api/user-delta.md), so there the entry
+ * replaces the stored attributes, manager included, and a cleared property
+ * is cleared in the target too. Only on the user's first appearance in the
+ * cycle: a later one (a replay) merges. */
 int
 eng_plan_entry(struct eng_cycle *cy, json_t *entry)
 {
@@ -429,6 +437,15 @@ eng_plan_entry(struct eng_cycle *cy, json_t *entry)
 		 * becomes the attributes, without a copy. */
 		attrs = json_incref(entry);
 		ret = entry_to_attrs(attrs);
+		goto decide;
+	}
+	if (cy->kind == XTS_CYCLE_INITIAL && ur.u.last_seen_cycle != cy->id) {
+		attrs = json_incref(entry);
+		ret = entry_to_attrs(attrs);
+		if (ret == 0 && reference_mapping(cy->sch->s) != NULL &&
+		    json_object_get(attrs, "manager") == NULL &&
+		    json_object_set_new(attrs, "manager", json_null()) != 0)
+			ret = XTS_ENOMEM;
 		goto decide;
 	}
 	attrs = json_deep_copy(ur.u.attrs);

@@ -176,6 +176,10 @@ try:
     t.ok(acts["dis"] == ["Disable", "Disable"] and acts["del"] == ["Delete", "Delete"] and
          all(a == "Skip" for a in acts["none"]) and len(acts["none"]) == 2,
          "provisioning log: Disable / Delete / Skip per mode", acts)
+    codes = [e["provisioningStatusInfo"].get("errorInformation", {}).get("errorCode") for e in pl
+             if e.get("jobId") == "none" and e["action"] == "Skip"]
+    t.ok(codes and all(c == "SkipOutOfScopeDeletions" for c in codes),
+         "deprovision=none: Skip lines carry errorInformation.errorCode", codes)
     # a soft-deleted source user restored within 30 days: the target is restored, not recreated
     before = len(users(sim, "ddel"))
     sim.call("POST", "/_admin/tenants/%s/users/%s/restore" % (TEN["s"][0], soft))

@@ -47,6 +47,15 @@ try:
     tg = targets()
     t.ok(p.returncode == 0 and [uid for uid in users[0:7] if tg.get(uid, {}).get("accountEnabled") is False]
          == users[0:3], "the next cycle changes nothing more", p.stderr[-800:])
+    # an unassigned user changed in the source: one Skip line saying why
+    sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (src_tid, users[8]), {"jobTitle": "Unassigned"})
+    n0 = len(env.provlog())
+    p = env.once()
+    sk = [e for e in env.provlog()[n0:] if e.get("action") == "Skip" and e["sourceIdentity"]["id"] == users[8]]
+    t.ok(p.returncode == 0 and len(sk) == 1 and sk[0]["provisioningStatusInfo"]["status"] == "skipped" and
+         sk[0]["provisioningStatusInfo"].get("errorInformation", {}).get("errorCode") == "NotEffectivelyEntitled"
+         and "not assigned" in sk[0]["provisioningStatusInfo"]["errorInformation"].get("reason", ""),
+         "an unassigned user's change: Skip, skipped, errorCode NotEffectivelyEntitled and the reason", sk)
     ok = t.failed == 0
 finally:
     sim.stop()

@@ -311,6 +311,89 @@ test_open_op_without_row(void **state)
 	assert_true(open_op(f, "u-5", XTS_OP_CREATE));
 }
 
+/* The open op of kind for id, its payload in *payload (a new reference). */
+static json_t *
+op_payload(struct fx *f, const char *id, int kind)
+{
+	struct xts_store_op_row r;
+	json_t *p;
+
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(xts_store_op_find_open(f->st, "j", id, kind, &r), 0);
+	p = json_incref(r.o.payload);
+	xts_store_op_row_clear(&r);
+	return p;
+}
+
+/* A full round replaces the stored attributes (api/user-delta.md: a property
+ * never set is not in the response): a property and a manager the round
+ * leaves out are cleared in the target. A later appearance in the same round
+ * and an incremental round merge. */
+static void
+test_full_round_replaces(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_link l = { .source_id = "u-9", .target_id = "t-9" };
+	struct xts_store_user_row r;
+	json_t *page = json_array(), *e = entry("u-9"), *p;
+
+	assert_non_null(page);
+	assert_non_null(e);
+	assert_int_equal(json_object_set_new(e, "manager@delta", json_pack("[{s:s}]", "id", "m-1")), 0);
+	assert_int_equal(json_array_append_new(page, e), 0);
+	assert_int_equal(eng_users_page(&f->cy, page, 1), 0);
+	json_decref(page);
+	l.exported = json_pack("{s:s,s:s}", "department", "Sales", "manager", "m-1");
+	assert_non_null(l.exported);
+	assert_int_equal(xts_store_link_put(f->st, "j", &l), 0);
+	json_decref(l.exported);
+
+	/* a new full round (the resync after 410 Gone): no department, no manager */
+	assert_int_equal(xts_store_cycle_begin(f->st, "j", XTS_CYCLE_INITIAL, xts_wall_ms(), &f->cy.id), 0);
+	e = entry("u-9");
+	assert_non_null(e);
+	assert_int_equal(json_object_del(e, "department"), 0);
+	page = json_pack("[o]", e);
+	assert_non_null(page);
+	assert_int_equal(eng_users_page(&f->cy, page, 1), 0);
+	json_decref(page);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(xts_store_user_get(f->st, "j", "u-9", &r), 0);
+	assert_null(json_string_value(json_object_get(r.u.attrs, "department")));
+	assert_true(json_is_null(json_object_get(r.u.attrs, "manager")));
+	xts_store_user_row_clear(&r);
+	p = op_payload(f, "u-9", XTS_OP_UPDATE);
+	assert_true(json_is_null(json_object_get(json_object_get(p, "changes"), "department")));
+	json_decref(p);
+	p = op_payload(f, "u-9", XTS_OP_MANAGER);
+	assert_true(json_is_null(json_object_get(p, "manager")));
+	json_decref(p);
+
+	/* the same user again in this round, with one property: merged */
+	page = json_pack("[{s:s,s:s}]", "id", "u-9", "department", "Legal");
+	assert_non_null(page);
+	assert_int_equal(eng_users_page(&f->cy, page, 1), 0);
+	json_decref(page);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(xts_store_user_get(f->st, "j", "u-9", &r), 0);
+	assert_string_equal(json_string_value(json_object_get(r.u.attrs, "department")), "Legal");
+	assert_string_equal(json_string_value(json_object_get(r.u.attrs, "displayName")), "u-9");
+	xts_store_user_row_clear(&r);
+
+	/* an incremental round carries only what changed: merged */
+	f->cy.kind = XTS_CYCLE_INCREMENTAL;
+	assert_int_equal(xts_store_cycle_begin(f->st, "j", XTS_CYCLE_INCREMENTAL, xts_wall_ms(), &f->cy.id), 0);
+	page = json_pack("[{s:s,s:s}]", "id", "u-9", "jobTitle", "Clerk");
+	assert_non_null(page);
+	assert_int_equal(eng_users_page(&f->cy, page, 1), 0);
+	json_decref(page);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(xts_store_user_get(f->st, "j", "u-9", &r), 0);
+	assert_string_equal(json_string_value(json_object_get(r.u.attrs, "department")), "Legal");
+	assert_string_equal(json_string_value(json_object_get(r.u.attrs, "jobTitle")), "Clerk");
+	xts_store_user_row_clear(&r);
+}
+
 int
 main(void)
 {
@@ -321,6 +404,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_members_buffered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_link_without_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_op_without_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_round_replaces, setup, teardown),
 	};
 
 	if (xts_mem_install() != 0)
