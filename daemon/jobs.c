@@ -507,6 +507,9 @@ job_json(struct xts_jobs *t, struct job *j)
 			json_object_set_new(o, "next_retry", iso_time(retry));
 			if (!j->running)
 				json_object_set_new(o, "state", json_string("quarantined"));
+			/* a quarantined job's next cycle is its retry, not the next tick */
+			if (!j->running && next != 0 && retry > next)
+				json_object_set_new(o, "next_cycle", iso_time(retry));
 		}
 	}
 	if (o != NULL && j->running && c.progress_total > 0)

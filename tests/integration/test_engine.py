@@ -5,6 +5,7 @@
 # incremental changes (attribute PATCH, disable, deletion), the deletion
 # threshold (exit 3, StagedDelete), dry run with zero writes, and quarantine
 # on bad credentials. Not covered here: kill -9 recovery and mesh topologies.
+import json
 import os
 import signal
 import subprocess
@@ -148,6 +149,9 @@ try:
     pl = env.provlog()
     t.ok(sum(1 for e in pl if e.get("action") == "StagedDelete") == len(gone),
          "one StagedDelete provisioning line per held deletion")
+    t.ok(all(e["provisioningStatusInfo"].get("errorInformation", {}).get("errorCode") ==
+             "DeletionThresholdExceeded" for e in pl if e.get("action") == "StagedDelete"),
+         "StagedDelete lines carry errorInformation.errorCode DeletionThresholdExceeded")
     p = env.once()
     t.ok(p.returncode == 3, "still held on the next cycle")
 
@@ -192,6 +196,26 @@ try:
     p = env.once()
     t.ok(p.returncode == 3 and "quarantined" in p.stderr,
          "a quarantined job does not run before its retry time", p.stderr[-800:])
+    # the live daemon's status: a quarantined job's next cycle is its retry time
+    d = subprocess.Popen([os.path.join(X.BUILD, "daemon/xtsyncd"), "-c", env.conf, "--foreground"],
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "live2.log"), "w"))
+    try:
+        st = None
+        for _ in range(100):
+            c = env.ctl("status", "--json")
+            if c.returncode == 0:
+                js = json.loads(c.stdout)
+                js = js.get("jobs", js) if isinstance(js, dict) else js
+                st = [j for j in js if j.get("name") == "s2t"][0]
+                if st.get("state") == "quarantined" and st.get("last_cycle_end"):
+                    break
+            time.sleep(0.1)
+        t.ok(st is not None and st.get("state") == "quarantined" and st.get("next_retry") and
+             st.get("next_cycle") == st.get("next_retry"),
+             "status: a quarantined job's next cycle is its retry time", st)
+    finally:
+        d.send_signal(signal.SIGTERM)
+        d.wait(30)
     ok = t.failed == 0
 finally:
     sim.stop()
