@@ -3,10 +3,13 @@
  * through the cycle's target back end; every op is marked in-flight in the
  * store BEFORE it is sent. A create matches first (link attribute, matching
  * attributes, invited address) so it never duplicates. Manager references go
- * in a second pass, after the users exist. It decides nothing new. */
+ * in a second pass, after the users exist; where the link does not know the
+ * target's manager (matched, or after restart) it is read before it is
+ * written. It decides nothing new. */
 #include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "engine_internal.h"
@@ -28,6 +31,7 @@ struct aop {
 	const char *matched_by;
 	json_t *write;         /* what this op writes (own ref) */
 	json_t *old;           /* previous values for modifiedProperties (own ref) */
+	char *mgr_tid;         /* manager op: the manager's target id (NULL: remove it) */
 	long long t0;
 	struct xts_graph_req *req;
 	struct aop *next;      /* list of ops in flight (for cancel) */
@@ -52,6 +56,7 @@ aop_free(struct aop *a)
 	json_decref(a->attrs);
 	json_decref(a->write);
 	json_decref(a->old);
+	xts_free(a->mgr_tid);
 	xts_store_link_row_clear(&a->lr);
 	xts_free(a);
 }
@@ -232,9 +237,10 @@ op_escrow(struct aop *a, int err, const struct xts_graph_error *ge, const char *
 	aop_finish(a);
 }
 
-/* Merge written values into exported and mark the op done. */
-static void
-op_succeeded(struct aop *a, int target_state, long long deleted_at)
+/* One transaction: merge a->write into the link's exported values, set the
+ * target state (unless < 0) and mark the op done. 0 or XTS_E*. */
+static int
+op_record(struct aop *a, int target_state, long long deleted_at)
 {
 	struct eng_cycle *cy = a->cy;
 	struct xts_store_link_row lr;
@@ -262,6 +268,16 @@ op_succeeded(struct aop *a, int target_state, long long deleted_at)
 		xts_store_rollback(cy->st);
 	json_decref(exp);
 	xts_store_link_row_clear(&lr);
+	return ret;
+}
+
+/* Merge written values into exported and mark the op done. */
+static void
+op_succeeded(struct aop *a, int target_state, long long deleted_at)
+{
+	struct eng_cycle *cy = a->cy;
+	int ret = op_record(a, target_state, deleted_at);
+
 	if (ret != 0) {
 		xts_err("job %s: user %s: written but not recorded: %s (the next cycle compares again)",
 			cy->c.name, a->sid, xts_strerror(ret));
@@ -417,8 +433,13 @@ create_cb(void *arg, const struct xts_batch_result *r)
 		l.target_id = r->user_id;
 		l.origin = XTS_LINK_CREATED;
 		l.target_state = XTS_TARGET_ACTIVE;
+		/* A user just invited has no manager: known, so its manager op
+		 * writes without reading first (dispatch_manager). Without
+		 * memory it stays unknown, which costs a read, nothing else. */
+		l.exported = json_pack("{s:n}", "manager");
 		/* Recorded as soon as the invitation returned the id. */
 		ret = xts_store_link_put(cy->st, cy->c.name, &l);
+		json_decref(l.exported);
 		if (ret != 0)
 			xts_err("job %s: cannot record the link of %s -> %s: %s", cy->c.name, a->sid,
 				r->user_id, xts_strerror(ret));
@@ -621,6 +642,148 @@ match_next(struct aop *a)
 		op_failed(a, ret, NULL, "cannot send the matching query");
 }
 
+/* ---- manager references ------------------------------------------------------- */
+
+/* Write the reference: PUT manager/$ref naming a->mgr_tid
+ * (user-post-manager.md), or DELETE it when a->mgr_tid is NULL
+ * (user-delete-manager.md). 0, or XTS_E* when it cannot be queued. */
+static int
+manager_write(struct aop *a)
+{
+	struct eng_cycle *cy = a->cy;
+	const struct xts_tenant_conn *tc;
+	char url[320], ref[512];
+	json_t *body;
+	int ret;
+
+	snprintf(url, sizeof(url), "/users/%s/manager/$ref", a->lr.l.target_id);
+	if (a->mgr_tid == NULL)
+		return cy->target->ops->write(cy->target, "DELETE", url, NULL, simple_cb, a);
+	tc = xts_graph_conn(cy->tgt->g);
+	snprintf(ref, sizeof(ref), "%s/v1.0/users/%s",
+		 tc != NULL && tc->graph_endpoint != NULL ? tc->graph_endpoint : "https://graph.microsoft.com",
+		 a->mgr_tid);
+	body = json_pack("{s:s}", "@odata.id", ref);
+	ret = body == NULL ? XTS_ENOMEM : cy->target->ops->write(cy->target, "PUT", url, body, simple_cb, a);
+	json_decref(body);
+	return ret;
+}
+
+/* The target already holds what the op would write: nothing is sent. The
+ * value is recorded as exported, so later cycles compare against it. No
+ * provisioning-log line, as for a user the plan finds unchanged: nothing
+ * was written. */
+static void
+manager_unchanged(struct aop *a)
+{
+	struct eng_cycle *cy = a->cy;
+	int ret = op_record(a, -1, 0);
+
+	if (ret != 0) {
+		xts_err("job %s: user %s: cannot record the manager the target has: %s (read again next cycle)",
+			cy->c.name, a->sid, xts_strerror(ret));
+		cy->result = cy->result != 0 ? cy->result : ret;
+	}
+	xts_debug("job %s: user %s: target user %s already has that manager; nothing written", cy->c.name,
+		  a->sid, a->lr.l.target_id);
+	aop_finish(a);
+}
+
+/* Graph answers GET /users/{id}/manager with the manager (a directoryObject;
+ * $select=id is enough: api-reference/v1.0/api/user-list-manager.md in
+ * microsoftgraph/microsoft-graph-docs-contrib) or, when there is none, 404
+ * Request_ResourceNotFound "Resource 'manager' does not exist" (by design:
+ * github.com/microsoftgraph/aspnet-snippets-sample/issues/6). A failed
+ * read (after the graph client's own retries of 429/5xx) falls back to the
+ * write, which is idempotent and what the op was going to send anyway: the
+ * read only ever saves a write, it never delays or loses one, and the
+ * write's failure goes through the usual escrow path. Escrowing the op on a
+ * failed read instead would count a read toward the quarantine rule and
+ * could hold the reference back for good if reads alone kept failing. */
+static void
+manager_read_cb(void *arg, const struct xts_graph_result *res)
+{
+	struct aop *a = arg;
+	struct eng_cycle *cy = a->cy;
+	const char *cur = NULL;
+	bool none = false;
+	int ret;
+
+	a->req = NULL;
+	if (res->err == 0)
+		cur = json_string_value(json_object_get(res->body, "id"));
+	else
+		none = res->status == 404 && res->gerr != NULL &&
+		       strcmp(res->gerr->code, "Request_ResourceNotFound") == 0;
+	if (a->mgr_tid == NULL ? none : cur != NULL && strcasecmp(cur, a->mgr_tid) == 0) {
+		manager_unchanged(a);
+		return;
+	}
+	if (res->err != 0 && !none)
+		xts_debug("job %s: user %s: cannot read the manager of target user %s (%s); writing it",
+			  cy->c.name, a->sid, a->lr.l.target_id, xts_errname(res->err));
+	ret = manager_write(a);
+	if (ret != 0)
+		op_failed(a, ret, NULL, "cannot queue the write");
+}
+
+/* Whether the target's manager must be read before writing it: the link
+ * has no "manager" key in exported, so we neither wrote nor read it. That is
+ * a matched or adopted user (exported := the found values, adopt) or any
+ * link after `restart` (exported cleared, xts_store_reset_job): the target
+ * may well hold that manager already. A user we invited starts with
+ * "manager": null (create_cb), so a new user costs no read. */
+static bool
+manager_unknown(const struct aop *a)
+{
+	return json_object_get(a->lr.l.exported, "manager") == NULL;
+}
+
+/* A manager op (payload {"manager": source id or null}), the user linked.
+ * Ends the op itself on every path. */
+static void
+dispatch_manager(struct aop *a)
+{
+	struct eng_cycle *cy = a->cy;
+	const char *mgr = json_string_value(json_object_get(a->payload, "manager"));
+	struct xts_store_link_row mr;
+	char url[320];
+	int ret = 0;
+
+	memset(&mr, 0, sizeof(mr));
+	if (mgr != NULL) {
+		ret = xts_store_link_get(cy->st, cy->c.name, mgr, &mr);
+		if (ret == XTS_ENOENT) {
+			/* As Microsoft does: a reference to an object not provisioned
+			 * (yet) is left unset and tried again on later cycles. */
+			op_escrow(a, XTS_ENOENT, NULL, "the manager has no target user yet (retried later)",
+				  false);
+			return;
+		}
+		if (ret == 0) {
+			a->mgr_tid = xts_strdup(mr.l.target_id);
+			ret = a->mgr_tid == NULL ? XTS_ENOMEM : 0;
+		}
+		xts_store_link_row_clear(&mr);
+	}
+	if (ret == 0) {
+		/* exported keeps the source's manager id, as the plan compares */
+		a->write = mgr != NULL ? json_pack("{s:s}", "manager", mgr) : json_pack("{s:n}", "manager");
+		ret = a->write == NULL ? XTS_ENOMEM : 0;
+	}
+	if (ret == 0 && manager_unknown(a)) {
+		/* A read: the op is in flight in the store already, nothing
+		 * else is recorded before it; a stop cancels it (a->req) and
+		 * puts the op back as planned. */
+		snprintf(url, sizeof(url), "/v1.0/users/%s/manager?$select=id", a->lr.l.target_id);
+		ret = xts_graph_request(cy->tgt->g, "GET", url, NULL, 0, manager_read_cb, a, &a->req);
+	} else if (ret == 0) {
+		ret = manager_write(a);
+	}
+	if (ret != 0)
+		op_failed(a, ret, NULL, "cannot queue the write");
+}
+
 /* ---- dispatch ----------------------------------------------------------------- */
 
 /* A create writes no null: Graph refuses null for some properties (a
@@ -642,7 +805,6 @@ dispatch(struct aop *a)
 {
 	struct eng_cycle *cy = a->cy;
 	char url[320];
-	json_t *body = NULL;
 	int ret;
 
 	memset(&a->lr, 0, sizeof(a->lr));
@@ -749,43 +911,12 @@ dispatch(struct aop *a)
 		snprintf(url, sizeof(url), "/directory/deletedItems/%s/restore", a->lr.l.target_id);
 		ret = cy->target->ops->write(cy->target, "POST", url, NULL, restore_cb, a);
 		break;
-	case XTS_OP_MANAGER: {
-		const char *mgr = json_string_value(json_object_get(a->payload, "manager"));
-		struct xts_store_link_row mr;
-		const struct xts_tenant_conn *tc = xts_graph_conn(cy->tgt->g);
-		memset(&mr, 0, sizeof(mr));
-		if (mgr == NULL) {
-			snprintf(url, sizeof(url), "/users/%s/manager/$ref", a->lr.l.target_id);
-			a->write = json_pack("{s:n}", "manager");
-			ret = cy->target->ops->write(cy->target, "DELETE", url, NULL, simple_cb, a);
-			break;
-		}
-		ret = xts_store_link_get(cy->st, cy->c.name, mgr, &mr);
-		if (ret == XTS_ENOENT) {
-			/* As Microsoft does: a reference to an object not provisioned
-			 * (yet) is left unset and tried again on later cycles. */
-			op_escrow(a, XTS_ENOENT, NULL, "the manager has no target user yet (retried later)",
-				  false);
-			return;
-		}
-		if (ret == 0) {
-			char ref[512];
-			snprintf(ref, sizeof(ref), "%s/v1.0/users/%s",
-				 tc != NULL && tc->graph_endpoint != NULL ? tc->graph_endpoint :
-				 "https://graph.microsoft.com", mr.l.target_id);
-			body = json_pack("{s:s}", "@odata.id", ref);
-			a->write = json_pack("{s:s}", "manager", mgr);
-			snprintf(url, sizeof(url), "/users/%s/manager/$ref", a->lr.l.target_id);
-			ret = body == NULL || a->write == NULL ? XTS_ENOMEM :
-				cy->target->ops->write(cy->target, "PUT", url, body, simple_cb, a);
-		}
-		xts_store_link_row_clear(&mr);
-		break;
-	}
+	case XTS_OP_MANAGER:
+		dispatch_manager(a);
+		return;
 	default:
 		ret = XTS_EINVAL;
 	}
-	json_decref(body);
 	if (ret != 0)
 		op_failed(a, ret, NULL, "cannot queue the write");
 }
