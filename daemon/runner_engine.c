@@ -5,7 +5,6 @@
  * outage never blocks syncing). Dry runs work on a snapshot copy of the store.
  * It schedules nothing (jobs.c does) and decides nothing (the engine does). */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 struct xts_store;
 int xts_store_open(const char *state_dir, struct xts_store **out);
 int xts_store_open_path(const char *db_path, struct xts_store **out);
+int xts_store_snapshot(const char *state_dir, const char *dest_dir);
 void xts_store_close(struct xts_store *st);
 
 struct flush_work;
@@ -54,63 +54,37 @@ struct rctx {
 
 /* ---- snapshot copies for dry runs --------------------------------------------- */
 
-static int
-copy_file(const char *from, const char *to)
-{
-	char buf[65536];
-	int in, out, ret = 0;
-	ssize_t n;
-
-	in = open(from, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return errno == ENOENT ? XTS_ENOENT : xts_err_from_errno(errno);
-	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (out < 0) {
-		ret = xts_err_from_errno(errno);
-		close(in);
-		return ret;
-	}
-	for (;;) {
-		n = read(in, buf, sizeof(buf));
-		if (n == 0)
-			break;
-		if (n < 0 || write(out, buf, (size_t)n) != n) {
-			ret = XTS_EIO;
-			break;
-		}
-	}
-	close(in);
-	if (close(out) != 0 && ret == 0)
-		ret = XTS_EIO;
-	return ret;
-}
-
-/* Copy state_dir/xtsync.db (+ its WAL) into a new temp dir and open it there.
- * On the loop thread no transaction of ours is open (a paused read batch is
- * not committed: its frames, if any reached the WAL, have no commit frame and
- * are ignored when the copy is opened), so the pair is consistent. */
+/* Copy the committed state of state_dir/xtsync.db into a new temp dir and
+ * open the copy there (no store yet: an empty one). The copy is SQLite's
+ * backup under one read transaction, so it is consistent even while a daemon
+ * beside a --dry-run, or this one during a preview, commits or checkpoints;
+ * a paused read batch of ours is not committed and so not in the copy.
+ * *dir_out (the caller removes it, also on failure) is set once the dir
+ * exists. */
 static int
 snapshot_open(const char *state_dir, char **dir_out, struct xts_store **out)
 {
 	const char *tmp = getenv("TMPDIR");
-	char dir[512], from[1024], to[1024];
-	const char *sfx[] = { "", "-wal" };
-	int i, ret = 0;
+	char dir[512];
+	int ret, e;
 
 	*dir_out = NULL;
 	snprintf(dir, sizeof(dir), "%s/xtsync-dryrun-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-	if (mkdtemp(dir) == NULL)
-		return xts_err_from_errno(errno);
-	for (i = 0; i < 2 && ret == 0; i++) {
-		snprintf(from, sizeof(from), "%s/xtsync.db%s", state_dir, sfx[i]);
-		snprintf(to, sizeof(to), "%s/xtsync.db%s", dir, sfx[i]);
-		ret = copy_file(from, to);
-		if (ret == XTS_ENOENT)
-			ret = 0;
+	if (mkdtemp(dir) == NULL) {
+		e = errno;
+		xts_err("dry run: cannot create a temporary directory %s: %s", dir, strerror(e));
+		return xts_err_from_errno(e);
 	}
+	*dir_out = xts_strdup(dir);
+	if (*dir_out == NULL) {
+		rmdir(dir);
+		return XTS_ENOMEM;
+	}
+	ret = xts_store_snapshot(state_dir, dir);
+	if (ret == XTS_ENOENT)
+		ret = 0;
 	if (ret == 0)
 		ret = xts_store_open(dir, out);
-	*dir_out = xts_strdup(dir);
 	return ret;
 }
 

@@ -3,11 +3,15 @@
  * transactions, the prepared-statement cache, SQLite error mapping, and the
  * job and cycle rows. Users, links and membership are in store_rows.c;
  * operations and the outbox in store_ops.c. No policy lives here. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "json_load.h"
@@ -23,12 +27,14 @@ static const char *const stmt_sql[XTS_ST__COUNT] = {
 
 /* ---- error mapping and helpers ------------------------------------------ */
 
-int
-xts_store__err(struct xts_store *st, int rc, const char *what)
+/* xts_store__err for any connection: db (may be NULL) gives the message,
+ * path names the database in the corruption message. */
+static int
+map_err(sqlite3 *db, const char *path, int rc, const char *what)
 {
 	int prim = rc & 0xff;
 	int ret;
-	const char *msg = st && st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
+	const char *msg = db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
 
 	switch (prim) {
 	case SQLITE_OK:
@@ -47,7 +53,7 @@ xts_store__err(struct xts_store *st, int rc, const char *what)
 		xts_log_rl(XTS_LOG_CRIT, 60000, 3,
 		    "store: %s: the database %s is corrupt (%s); stop the daemon and restore "
 		    "or remove it (a removed store makes the next cycle an initial one)",
-		    what, st && st->path ? st->path : "", msg);
+		    what, path != NULL ? path : "", msg);
 		return ret;
 	case SQLITE_NOMEM:
 		ret = XTS_ENOMEM;
@@ -84,6 +90,12 @@ xts_store__err(struct xts_store *st, int rc, const char *what)
 	xts_log_rl(XTS_LOG_ERR, 10000, 5, "store: %s: %s (sqlite %d) -> %s", what, msg, rc,
 	    xts_errname(ret));
 	return ret;
+}
+
+int
+xts_store__err(struct xts_store *st, int rc, const char *what)
+{
+	return map_err(st != NULL ? st->db : NULL, st != NULL ? st->path : NULL, rc, what);
 }
 
 sqlite3 *
@@ -591,6 +603,38 @@ migrate(struct xts_store *st)
 	return 0;
 }
 
+/* Create path as an empty file of mode 0600 (owner only). The store holds a
+ * whole tenant's user attributes, and SQLite would create it 0644 less the
+ * umask; its -wal, -shm and -journal files take the main file's mode. An
+ * existing file keeps its mode (the operator may have chosen another):
+ * 0 then, unless must_be_new (XTS_EEXIST). *created (may be NULL) = 1 when
+ * this call made the file. 0 or XTS_E* (logged). */
+static int
+create_private(const char *path, int must_be_new, int *created)
+{
+	int fd, e;
+
+	if (created != NULL)
+		*created = 0;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		if (created != NULL)
+			*created = 1;
+		if (close(fd) != 0) {
+			e = errno;
+			xts_err("store: cannot create %s: %s", path, strerror(e));
+			return xts_err_from_errno(e);
+		}
+		return 0;
+	}
+	e = errno;
+	if (e == EEXIST && !must_be_new)
+		return 0;
+	xts_err("store: cannot create %s: %s", path, strerror(e));
+	/* a missing directory was XTS_EIO (SQLite's "cannot open") before */
+	return e == ENOENT ? XTS_EIO : xts_err_from_errno(e);
+}
+
 int
 xts_store_open_path(const char *db_path, struct xts_store **out)
 {
@@ -607,6 +651,11 @@ xts_store_open_path(const char *db_path, struct xts_store **out)
 	if (st->path == NULL) {
 		ret = XTS_ENOMEM;
 		goto done;
+	}
+	if (strcmp(db_path, ":memory:") != 0) {
+		ret = create_private(db_path, 0, NULL);
+		if (ret < 0)
+			goto done;
 	}
 	rc = sqlite3_open_v2(db_path, &st->db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -679,19 +728,143 @@ done:
 	return 0;
 }
 
+/* dir/xtsync.db into buf. 0, XTS_EINVAL (no dir) or XTS_ERANGE (too long). */
+static int
+db_file(const char *dir, char *buf, size_t len)
+{
+	int n;
+
+	if (dir == NULL || *dir == '\0')
+		return XTS_EINVAL;
+	n = snprintf(buf, len, "%s/xtsync.db", dir);
+	if (n < 0 || (size_t)n >= len)
+		return XTS_ERANGE;
+	return 0;
+}
+
 int
 xts_store_open(const char *state_dir, struct xts_store **out)
 {
 	char path[4096];
-	int n;
+	int ret;
 
 	*out = NULL;
-	if (state_dir == NULL || *state_dir == '\0')
-		return XTS_EINVAL;
-	n = snprintf(path, sizeof(path), "%s/xtsync.db", state_dir);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return XTS_ERANGE;
+	ret = db_file(state_dir, path, sizeof(path));
+	if (ret < 0)
+		return ret;
 	return xts_store_open_path(path, out);
+}
+
+/* A reader of a WAL database waits only briefly (WAL recovery, the moment a
+ * checkpoint restarts the log): each attempt waits up to SNAP_BUSY_MS for
+ * the locks, and a busy attempt is retried after SNAP_PAUSE_MS, at most
+ * SNAP_TRIES times (1.4 to 3.4 s in all). */
+#define SNAP_BUSY_MS 1000
+#define SNAP_PAUSE_MS 200
+#define SNAP_TRIES 3
+
+static int
+is_busy(int rc)
+{
+	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+}
+
+/* Open path with flags for the snapshot; 0 or XTS_E* (logged). */
+static int
+snap_db_open(const char *path, int flags, sqlite3 **db)
+{
+	int rc = sqlite3_open_v2(path, db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+
+	if (rc == SQLITE_OK) {
+		sqlite3_extended_result_codes(*db, 1);
+		rc = sqlite3_busy_timeout(*db, SNAP_BUSY_MS);
+	}
+	return rc == SQLITE_OK ? 0 : map_err(*db, path, rc, "snapshot: open");
+}
+
+/* Copy from's committed state into to in one backup step (one read
+ * transaction), retrying a busy store. 0 or XTS_E* (logged). */
+static int
+snap_copy(sqlite3 *src, sqlite3 *dst, const char *from, const char *to)
+{
+	sqlite3_backup *bk;
+	int rc, rc2, tries;
+
+	bk = sqlite3_backup_init(dst, "main", src, "main");
+	if (bk == NULL)
+		return map_err(dst, to, sqlite3_extended_errcode(dst), "snapshot: backup init");
+	for (tries = 1;; tries++) {
+		rc = sqlite3_backup_step(bk, -1);
+		if (rc == SQLITE_DONE || !is_busy(rc) || tries == SNAP_TRIES)
+			break;
+		xts_debug("store: snapshot of %s: store busy (%s), retrying", from, sqlite3_errstr(rc));
+		sqlite3_sleep(SNAP_PAUSE_MS);
+	}
+	rc2 = sqlite3_backup_finish(bk);
+	if (rc == SQLITE_DONE)
+		rc = rc2;
+	if (rc == SQLITE_OK)
+		return 0;
+	if (is_busy(rc)) {
+		xts_err("store: snapshot of %s: the store stayed locked through %d attempts (%s); "
+		    "try again", from, SNAP_TRIES, sqlite3_errstr(rc));
+		return XTS_EAGAIN;
+	}
+	return map_err(dst, from, rc, "snapshot: backup");
+}
+
+int
+xts_store_snapshot(const char *state_dir, const char *dest_dir)
+{
+	char from[4096], to[4096], p[4112];
+	sqlite3 *src = NULL, *dst = NULL;
+	struct stat sb;
+	int ret, e, created = 0;
+
+	ret = db_file(state_dir, from, sizeof(from));
+	if (ret == 0)
+		ret = db_file(dest_dir, to, sizeof(to));
+	if (ret < 0)
+		return ret;
+	if (stat(from, &sb) != 0) {
+		e = errno;
+		if (e == ENOENT) {
+			xts_debug("store: snapshot: no store in %s yet", state_dir);
+			return XTS_ENOENT;
+		}
+		xts_err("store: snapshot: cannot read %s: %s", from, strerror(e));
+		return xts_err_from_errno(e);
+	}
+	ret = create_private(to, 1, &created);
+	if (ret < 0)
+		goto done;
+	ret = snap_db_open(from, SQLITE_OPEN_READONLY, &src);
+	if (ret == 0)
+		ret = snap_db_open(to, SQLITE_OPEN_READWRITE, &dst);
+	if (ret < 0)
+		goto done;
+	/* a scratch copy: nothing is lost if a crash tears it, so no fsync */
+	if (sqlite3_exec(dst, "PRAGMA synchronous = OFF", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = map_err(dst, to, sqlite3_extended_errcode(dst), "snapshot: synchronous");
+		goto done;
+	}
+	ret = snap_copy(src, dst, from, to);
+done:
+	if (src != NULL && sqlite3_close(src) != SQLITE_OK)
+		xts_err("store: snapshot: close %s: %s", from, sqlite3_errmsg(src));
+	if (dst != NULL && sqlite3_close(dst) != SQLITE_OK) {
+		xts_err("store: snapshot: close %s: %s", to, sqlite3_errmsg(dst));
+		if (ret == 0)
+			ret = XTS_EIO;
+	}
+	if (ret < 0 && created) {
+		unlink(to);
+		snprintf(p, sizeof(p), "%s-journal", to);
+		unlink(p);
+	}
+	if (ret == 0)
+		xts_debug("store: snapshot of %s written to %s", from, to);
+	return ret;
 }
 
 void

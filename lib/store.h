@@ -44,11 +44,25 @@ struct xts_store;
  * foreign_keys=ON, busy_timeout, and apply the embedded migrations
  * (schema/migrations/NNNN_*.sql) that user_version says are missing, each in
  * one transaction. A database newer than this binary knows is refused with
- * XTS_ESTORE and a log line naming both versions. On success *out owns the
- * store (xts_store_close). state_dir must exist. */
+ * XTS_ESTORE and a log line naming both versions. A new file is created mode
+ * 0600 (so are its -wal and -shm); an existing one keeps its mode. On success
+ * *out owns the store (xts_store_close). state_dir must exist. */
 int xts_store_open(const char *state_dir, struct xts_store **out);
 /* Same with an explicit database file path (tests, tools). */
 int xts_store_open_path(const char *db_path, struct xts_store **out);
+/* Copy the committed state of state_dir/xtsync.db (its WAL included) into
+ * dest_dir/xtsync.db, a new file of mode 0600, with SQLite's online backup in
+ * one read transaction: a consistent snapshot even while another connection
+ * or process writes or checkpoints the store, never showing uncommitted
+ * data. The source is only read (opened read-only; like any reader it may
+ * create an empty -wal and -shm beside it). dest_dir must exist and hold no
+ * xtsync.db (XTS_EEXIST). Returns 0; XTS_ENOENT when state_dir has no store
+ * yet (nothing created); XTS_EAGAIN when the store stayed locked through a
+ * few retries (about 3 s); another XTS_E* otherwise (logged; a partial
+ * destination is removed). The copy is a scratch file (not fsynced) in the
+ * source's format; open it with xts_store_open. Blocks on disk I/O for the
+ * size of the store. */
+int xts_store_snapshot(const char *state_dir, const char *dest_dir);
 /* Close; rolls back an open transaction. NULL is accepted. */
 void xts_store_close(struct xts_store *st);
 /* user_version of the open database (== xts_store_schema_version() after open). */

@@ -7,7 +7,7 @@ PKGS="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
 libcurl4-openssl-dev libjansson-dev libsqlite3-dev libuv1-dev libssl-dev
 libinih-dev libpcre2-dev libunistring-dev libcmocka-dev
 python3 python3-cryptography python3-aiosmtpd sqlite3 curl openssl
-systemd procps iproute2 valgrind"
+systemd procps iproute2 valgrind strace"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

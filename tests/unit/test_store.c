@@ -5,12 +5,15 @@
  * failure, and a 100k-row bulk load (rate printed as a TAP comment). */
 #include <stdarg.h>
 #include <stddef.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -239,6 +242,193 @@ test_not_a_database(void **state)
 	rmdir(dir);
 	assert_int_equal(xts_store_open("/nonexistent/dir/xts", &st), XTS_EIO);
 	assert_null(st);
+}
+
+/* ---- file modes and snapshots --------------------------------------------- */
+
+/* Permission bits of path, or -1 if it does not exist. */
+static int
+file_mode(const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) != 0)
+		return -1;
+	return (int)(sb.st_mode & 0777);
+}
+
+static long long
+file_size(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+/* A new store is created 0600, and so are its WAL and shared-memory files
+ * (SQLite gives them the main file's mode), whatever the umask lets through;
+ * an existing file keeps the mode the operator gave it. */
+static void
+test_file_modes(void **state)
+{
+	char dir[] = "/tmp/xts-store-mode-XXXXXX";
+	char db[64], p[80];
+	struct xts_store *st = NULL;
+	mode_t old = umask(022);
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(db, sizeof(db), "%s/xtsync.db", dir);
+	assert_int_equal(xts_store_open(dir, &st), 0);
+	assert_int_equal(file_mode(db), 0600);
+	assert_int_equal(xts_store_job_ensure(st, "j"), 0);
+	snprintf(p, sizeof(p), "%s-wal", db);
+	assert_true(file_size(p) > 0);
+	assert_int_equal(file_mode(p), 0600);
+	snprintf(p, sizeof(p), "%s-shm", db);
+	assert_int_equal(file_mode(p), 0600);
+	xts_store_close(st);
+	st = NULL;
+	rm_db_files(db);
+
+	/* an operator's existing (empty) file: opened as it is, not chmod'ed */
+	fd = open(db, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	assert_true(fd >= 0);
+	assert_int_equal(fchmod(fd, 0640), 0);
+	close(fd);
+	assert_int_equal(xts_store_open(dir, &st), 0);
+	assert_int_equal(xts_store_job_ensure(st, "j"), 0);
+	assert_int_equal(file_mode(db), 0640);
+	xts_store_close(st);
+	rm_db_files(db);
+	rmdir(dir);
+	umask(old);
+}
+
+static void
+rm_snapshot_dir(const char *dir)
+{
+	char db[96];
+
+	snprintf(db, sizeof(db), "%s/xtsync.db", dir);
+	rm_db_files(db);
+	rmdir(dir);
+}
+
+/* xts_store_snapshot copies what is committed, also when it is only in the
+ * WAL (the store is still open and never checkpointed), and nothing of a
+ * transaction still open; the copy is 0600. */
+static void
+test_snapshot(void **state)
+{
+	struct fx *f = *state;
+	char dest[] = "/tmp/xts-store-snap-XXXXXX";
+	char empty[] = "/tmp/xts-store-none-XXXXXX";
+	char ddb[96], wal[160], bad[96];
+	struct xts_store *st = NULL;
+	struct xts_store_job j;
+	struct xts_store_user u = { .source_id = "u-1", .in_scope = 1, .is_member = 1 };
+	struct xts_store_user_row ur;
+	mode_t old = umask(022);
+
+	assert_non_null(mkdtemp(dest));
+	snprintf(ddb, sizeof(ddb), "%s/xtsync.db", dest);
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	assert_int_equal(xts_store_job_set_delta(f->st, "j", "https://graph/delta?token=7"), 0);
+	assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
+	/* everything so far is in the WAL: the main file holds at most page 1 */
+	snprintf(wal, sizeof(wal), "%s-wal", f->db);
+	assert_true(file_size(wal) > 0);
+	assert_true(file_size(f->db) <= 8192);
+	/* a write transaction open on another connection during the copy */
+	assert_int_equal(xts_store_begin(f->st), 0);
+	assert_int_equal(xts_store_job_ensure(f->st, "uncommitted"), 0);
+
+	assert_int_equal(xts_store_snapshot(f->dir, dest), 0);
+	assert_int_equal(file_mode(ddb), 0600);
+	assert_int_equal(xts_store_rollback(f->st), 0);
+	assert_int_equal(xts_store_open(dest, &st), 0);
+	assert_int_equal(xts_store_job_get(st, "j", &j), 0);
+	assert_string_equal(j.delta_link, "https://graph/delta?token=7");
+	xts_store_job_clear(&j);
+	assert_int_equal(xts_store_user_get(st, "j", "u-1", &ur), 0);
+	xts_store_user_row_clear(&ur);
+	assert_int_equal(xts_store_job_get(st, "uncommitted", &j), XTS_ENOENT);
+	assert_int_equal(xts_store_check(st), 0);
+	xts_store_close(st);
+	st = NULL;
+
+	/* an existing destination is refused and left alone */
+	assert_int_equal(xts_store_snapshot(f->dir, dest), XTS_EEXIST);
+	assert_int_equal(xts_store_open(dest, &st), 0);
+	assert_int_equal(xts_store_job_get(st, "j", &j), 0);
+	xts_store_job_clear(&j);
+	xts_store_close(st);
+	rm_snapshot_dir(dest);
+
+	/* no store yet: XTS_ENOENT, nothing created on either side */
+	assert_non_null(mkdtemp(empty));
+	snprintf(dest, sizeof(dest), "/tmp/xts-store-snap-XXXXXX");
+	assert_non_null(mkdtemp(dest));
+	snprintf(ddb, sizeof(ddb), "%s/xtsync.db", dest);
+	assert_int_equal(xts_store_snapshot(empty, dest), XTS_ENOENT);
+	assert_int_equal(file_mode(ddb), -1);
+	snprintf(bad, sizeof(bad), "%s/xtsync.db", empty);
+	assert_int_equal(file_mode(bad), -1);
+	assert_int_equal(xts_store_snapshot(NULL, dest), XTS_EINVAL);
+	assert_int_equal(xts_store_snapshot(f->dir, ""), XTS_EINVAL);
+	/* not a database: XTS_ESTORE, and the partial copy is removed */
+	{
+		FILE *fp = fopen(bad, "w");
+		int i;
+
+		assert_non_null(fp);
+		for (i = 0; i < 8192; i++)
+			fputc("garbage!"[i % 8], fp);
+		fclose(fp);
+	}
+	assert_int_equal(xts_store_snapshot(empty, dest), XTS_ESTORE);
+	assert_int_equal(file_mode(ddb), -1);
+	rm_db_files(bad);
+	rmdir(empty);
+	rm_snapshot_dir(dest);
+	umask(old);
+}
+
+/* A store locked against readers past the retries: XTS_EAGAIN after a
+ * bounded wait, and no partial copy is left behind. */
+static void
+test_snapshot_busy(void **state)
+{
+	struct fx *f = *state;
+	char dest[] = "/tmp/xts-store-snap-XXXXXX";
+	char ddb[96];
+	sqlite3 *h = NULL;
+	struct timespec t0, t1;
+	long long ms;
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	xts_store_close(f->st);
+	f->st = NULL;
+	assert_non_null(mkdtemp(dest));
+	snprintf(ddb, sizeof(ddb), "%s/xtsync.db", dest);
+	/* WAL with locking_mode=EXCLUSIVE: the holder keeps an exclusive lock
+	 * on the file that shuts out every other reader */
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; "
+	    "INSERT INTO job(name) VALUES ('held');", NULL, NULL, NULL), SQLITE_OK);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(xts_store_snapshot(f->dir, dest), XTS_EAGAIN);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000LL + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	printf("# store: snapshot of a locked store gave up after %lld ms\n", ms);
+	assert_true(ms < 15000);
+	assert_int_equal(file_mode(ddb), -1);
+	assert_int_equal(sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	assert_int_equal(xts_store_snapshot(f->dir, dest), 0);
+	rm_snapshot_dir(dest);
 }
 
 /* ---- jobs and cycles ------------------------------------------------------ */
@@ -1569,6 +1759,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
 		cmocka_unit_test(test_not_a_database),
+		cmocka_unit_test(test_file_modes),
+		cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_crud, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cycles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
