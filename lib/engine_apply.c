@@ -5,7 +5,9 @@
  * attributes, invited address) so it never duplicates. Manager references go
  * in a second pass, after the users exist; where the link does not know the
  * target's manager (matched, or after restart) it is read before it is
- * written. It decides nothing new. */
+ * written; likewise a user whose link knows none of the values a write
+ * carries (after restart) is read and only the differences are written.
+ * It decides nothing new. */
 #include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
@@ -31,6 +33,7 @@ struct aop {
 	const char *matched_by;
 	json_t *write;         /* what this op writes (own ref) */
 	json_t *old;           /* previous values for modifiedProperties (own ref) */
+	json_t *held;          /* read before writing: what the target holds (own ref, may be NULL) */
 	char *mgr_tid;         /* manager op: the manager's target id (NULL: remove it) */
 	long long t0;
 	struct xts_graph_req *req;
@@ -56,6 +59,7 @@ aop_free(struct aop *a)
 	json_decref(a->attrs);
 	json_decref(a->write);
 	json_decref(a->old);
+	json_decref(a->held);
 	xts_free(a->mgr_tid);
 	xts_store_link_row_clear(&a->lr);
 	xts_free(a);
@@ -125,8 +129,11 @@ redacted(const json_t *payload, const char *name)
 	return 0;
 }
 
+/* One line for this op. code: the errorCode when Graph gave none (ge NULL
+ * or without a code), e.g. why a deferred op waits; may be NULL. */
 static void
-log_op(struct aop *a, int action, int status, const struct xts_graph_error *ge, const char *reason)
+log_op(struct aop *a, int action, int status, const struct xts_graph_error *ge, const char *code,
+       const char *reason)
 {
 	struct eng_cycle *cy = a->cy;
 	struct xts_prov_entry pe;
@@ -149,11 +156,12 @@ log_op(struct aop *a, int action, int status, const struct xts_graph_error *ge, 
 	pe.target_id = a->lr.l.target_id;
 	pe.target_tenant_id = cy->tgt->tenant_id;
 	if (ge != NULL) {
-		pe.error_code = ge->code[0] != '\0' ? ge->code : NULL;
+		pe.error_code = ge->code[0] != '\0' ? ge->code : code;
 		pe.error_reason = ge->message[0] != '\0' ? ge->message : reason;
 		pe.error_category = ge->status == 429 || ge->status >= 500 || ge->status == 0 ?
 					    "Transient" : "NonServiceFailure";
 	} else {
+		pe.error_code = code;
 		pe.error_reason = reason;
 	}
 	json_object_foreach(a->write, key, v)
@@ -191,25 +199,37 @@ action_of(const struct aop *a)
 	}
 }
 
-static void op_escrow(struct aop *a, int err, const struct xts_graph_error *ge, const char *why,
-		      bool failure);
+static void op_escrow(struct aop *a, int err, const struct xts_graph_error *ge, const char *code,
+		      const char *why, bool failure);
 
 /* A write that failed: escrowed with back-off and counted as a failure. */
 static void
 op_failed(struct aop *a, int err, const struct xts_graph_error *ge, const char *why)
 {
-	op_escrow(a, err, ge, why, true);
+	op_escrow(a, err, ge, NULL, why, true);
 }
 
+/* An op that cannot be written yet (what it refers to is not provisioned):
+ * escrowed, logged as skipped with code as errorCode, not a failure. */
 static void
-op_escrow(struct aop *a, int err, const struct xts_graph_error *ge, const char *why, bool failure)
+op_defer(struct aop *a, const char *code, const char *why)
+{
+	op_escrow(a, XTS_ENOENT, NULL, code, why, false);
+}
+
+/* code: the errorCode and message prefix when Graph gave none (may be NULL:
+ * then the XTS_E* name prefixes the message and the line has no code). */
+static void
+op_escrow(struct aop *a, int err, const struct xts_graph_error *ge, const char *code, const char *why,
+	  bool failure)
 {
 	struct eng_cycle *cy = a->cy;
 	char msg[700];
 	long long next;
 	int ret;
 
-	snprintf(msg, sizeof(msg), "%s%s%s", ge != NULL && ge->code[0] != '\0' ? ge->code : xts_errname(err),
+	snprintf(msg, sizeof(msg), "%s%s%s", ge != NULL && ge->code[0] != '\0' ? ge->code :
+		 (code != NULL ? code : xts_errname(err)),
 		 ge != NULL || why != NULL ? ": " : "",
 		 ge != NULL && ge->message[0] != '\0' ? ge->message : (why != NULL ? why : ""));
 	next = xts_wall_ms() + xts_engine_escrow_delay_ms(cy->c.escrow_base_ms, a->attempts);
@@ -221,14 +241,14 @@ op_escrow(struct aop *a, int err, const struct xts_graph_error *ge, const char *
 		 * must not count toward the quarantine rule. */
 		xts_debug("job %s: %s of user %s deferred: %s", cy->c.name, xts_op_kind_name(a->kind),
 			  a->sid, msg);
-		log_op(a, action_of(a), XTS_PROV_SKIPPED, ge, msg);
+		log_op(a, action_of(a), XTS_PROV_SKIPPED, ge, code, msg);
 		aop_finish(a);
 		return;
 	}
 	cy->failed++;
 	cy->counts.failed++;
 	xts_warn("job %s: %s of user %s failed: %s", cy->c.name, xts_op_kind_name(a->kind), a->sid, msg);
-	log_op(a, action_of(a), XTS_PROV_FAILURE, ge, msg);
+	log_op(a, action_of(a), XTS_PROV_FAILURE, ge, code, msg);
 	if (err == XTS_EAUTH) {
 		cy->auth_failed = true;
 		xts_free(cy->auth_code);
@@ -237,8 +257,19 @@ op_escrow(struct aop *a, int err, const struct xts_graph_error *ge, const char *
 	aop_finish(a);
 }
 
-/* One transaction: merge a->write into the link's exported values, set the
- * target state (unless < 0) and mark the op done. 0 or XTS_E*. */
+/* The target state a user read from the target shows (accountEnabled), or
+ * -1 when it does not say. */
+static int
+held_state(const json_t *held)
+{
+	json_t *en = json_object_get(held, "accountEnabled");
+
+	return json_is_true(en) ? XTS_TARGET_ACTIVE : (json_is_false(en) ? XTS_TARGET_DISABLED : -1);
+}
+
+/* One transaction: merge what was read from the target (a->held), then
+ * a->write, into the link's exported values, set the target state (unless
+ * < 0; then the one read, if any) and mark the op done. 0 or XTS_E*. */
 static int
 op_record(struct aop *a, int target_state, long long deleted_at)
 {
@@ -247,13 +278,16 @@ op_record(struct aop *a, int target_state, long long deleted_at)
 	json_t *exp = NULL;
 	int ret;
 
+	if (target_state < 0)
+		target_state = held_state(a->held);
 	memset(&lr, 0, sizeof(lr));
 	ret = xts_store_begin(cy->st);
 	if (ret == 0)
 		ret = xts_store_link_get(cy->st, cy->c.name, a->sid, &lr);
-	if (ret == 0 && a->write != NULL && json_object_size(a->write) > 0) {
+	if (ret == 0 && (json_object_size(a->held) > 0 || json_object_size(a->write) > 0)) {
 		exp = lr.l.exported != NULL ? json_deep_copy(lr.l.exported) : json_object();
-		if (exp == NULL || json_object_update(exp, a->write) != 0)
+		if (exp == NULL || (a->held != NULL && json_object_update(exp, a->held) != 0) ||
+		    (a->write != NULL && json_object_update(exp, a->write) != 0))
 			ret = XTS_ENOMEM;
 		if (ret == 0)
 			ret = xts_store_link_set_exported(cy->st, cy->c.name, a->sid, exp);
@@ -293,7 +327,7 @@ op_succeeded(struct aop *a, int target_state, long long deleted_at)
 		break;
 	}
 	if (a->kind != XTS_OP_MANAGER || cy->e->o.provlog != NULL)
-		log_op(a, action_of(a), XTS_PROV_SUCCESS, NULL, NULL);
+		log_op(a, action_of(a), XTS_PROV_SUCCESS, NULL, NULL, NULL);
 	aop_finish(a);
 }
 
@@ -328,11 +362,27 @@ op_unsent(struct aop *a)
 
 /* ---- writes ------------------------------------------------------------------- */
 
+/* The target user no longer exists (404 to a write or a read of it): forget
+ * the link; the next cycle plans a create, which matches first. */
+static void
+target_gone(struct aop *a, const struct xts_graph_error *ge)
+{
+	struct eng_cycle *cy = a->cy;
+
+	xts_warn("job %s: target user %s of %s is gone; relinking next cycle", cy->c.name,
+		 a->lr.l.target_id, a->sid);
+	if (xts_store_link_remove(cy->st, cy->c.name, a->sid) == 0)
+		xts_store_op_cancel(cy->st, a->id);
+	cy->failed++;
+	cy->counts.failed++;
+	log_op(a, action_of(a), XTS_PROV_FAILURE, ge, NULL, "the target user no longer exists");
+	aop_finish(a);
+}
+
 static void
 simple_cb(void *arg, const struct xts_batch_result *r)
 {
 	struct aop *a = arg;
-	struct eng_cycle *cy = a->cy;
 	int gone = r->status == 404;
 
 	if (r->err == XTS_ECANCELED) {
@@ -351,16 +401,7 @@ simple_cb(void *arg, const struct xts_batch_result *r)
 		return;
 	}
 	if (gone && a->kind != XTS_OP_MANAGER) {
-		/* The target user no longer exists: forget the link; the next cycle
-		 * plans a create, which matches first. */
-		xts_warn("job %s: target user %s of %s is gone; relinking next cycle", cy->c.name,
-			 a->lr.l.target_id, a->sid);
-		if (xts_store_link_remove(cy->st, cy->c.name, a->sid) == 0)
-			xts_store_op_cancel(cy->st, a->id);
-		cy->failed++;
-		cy->counts.failed++;
-		log_op(a, action_of(a), XTS_PROV_FAILURE, r->gerr, "the target user no longer exists");
-		aop_finish(a);
+		target_gone(a, r->gerr);
 		return;
 	}
 	if (r->err != 0) {
@@ -386,19 +427,252 @@ send_patch(struct aop *a, const char *tid, json_t *body)
 	return a->cy->target->ops->write(a->cy->target, "PATCH", url, body, simple_cb, a);
 }
 
+/* ---- read before writing ------------------------------------------------------ */
+
+/* The target holds what the op would write: nothing is sent. What was read
+ * (a->held, or the manager in a->write) is recorded as exported, so later
+ * cycles compare against it. No provisioning-log line and not counted as an
+ * update, as for a user the plan finds unchanged: nothing was written. */
+static void
+op_unchanged(struct aop *a, const char *what)
+{
+	struct eng_cycle *cy = a->cy;
+	int ret = op_record(a, -1, 0);
+
+	if (ret != 0) {
+		xts_err("job %s: user %s: cannot record what the target holds: %s (read again next cycle)",
+			cy->c.name, a->sid, xts_strerror(ret));
+		cy->result = cy->result != 0 ? cy->result : ret;
+	}
+	xts_debug("job %s: user %s: target user %s already has %s; nothing written", cy->c.name, a->sid,
+		  a->lr.l.target_id, what);
+	aop_finish(a);
+}
+
+/* Whether the target user must be read before a->write is sent: the link's
+ * exported values know none of the attributes written (the link attribute
+ * aside: the update adds it exactly when exported lacks it). That is every
+ * link after `restart` (exported cleared, xts_store_reset_job), and a user
+ * invited whose attribute PATCH failed (exported is {"manager": null}):
+ * what the target holds is unknown and may well be all of it. Only then can
+ * a read save the write. When exported knows one of them, the plan put it
+ * in the write because it differs from what we wrote, so the PATCH goes out
+ * anyway; an attribute exported lacks next to it is one we never wrote
+ * (empty at create), which the target most likely lacks too. */
+static bool
+held_unknown(const struct aop *a)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(a->write, key, v)
+		if (strcmp(key, a->cy->c.link_attr) != 0 && json_object_get(a->lr.l.exported, key) != NULL)
+			return false;
+	return true;
+}
+
+/* name in a Graph object, compared without case when not found as is (as
+ * the mapping diff looks exported values up). Borrowed; NULL if absent. */
+static json_t *
+get_ci(const json_t *o, const char *name)
+{
+	json_t *v = json_object_get(o, name);
+	const char *k;
+
+	if (v != NULL)
+		return v;
+	json_object_foreach((json_t *)o, k, v)
+		if (strcasecmp(k, name) == 0)
+			return v;
+	return NULL;
+}
+
+/* What the target holds, from the user read: every key of a->write (null
+ * when the target has no value), plus accountEnabled and the link attribute
+ * when returned. A new object, NULL without memory. */
+static json_t *
+held_from(struct aop *a, const json_t *user)
+{
+	const char *extra[2] = { "accountEnabled", a->cy->c.link_attr }, *key;
+	json_t *held = json_object(), *v, *f;
+	size_t i;
+
+	json_object_foreach(a->write, key, v) {
+		f = get_ci(user, key);
+		if (held == NULL || json_object_set(held, key, f != NULL ? f : json_null()) != 0)
+			goto fail;
+	}
+	for (i = 0; i < 2; i++) {
+		f = get_ci(user, extra[i]);
+		if (f != NULL && json_object_set(held, extra[i], f) != 0)
+			goto fail;
+	}
+	return held;
+fail:
+	json_decref(held);
+	return NULL;
+}
+
+/* a->write := what differs from the user read (xts_mapping_diff, as adopt
+ * does; the link attribute kept only when the target does not carry our
+ * value), a->old and a->held := what the target holds. 0 or XTS_E*. */
+static int
+held_apply(struct aop *a, const json_t *user)
+{
+	struct eng_cycle *cy = a->cy;
+	const char *la = cy->c.link_attr;
+	json_t *held = held_from(a, user), *want = json_copy(a->write), *ch = NULL, *lv, *hv;
+	int ret = held == NULL || want == NULL ? XTS_ENOMEM : 0;
+
+	lv = json_incref(json_object_get(want, la));
+	if (ret == 0 && lv != NULL)
+		json_object_del(want, la);
+	if (ret == 0)
+		ret = xts_mapping_diff(cy->sch->s, want, held, &ch);
+	hv = json_object_get(held, la);
+	if (ret == 0 && lv != NULL && !(json_is_string(lv) && json_is_string(hv) &&
+					  strcasecmp(json_string_value(lv), json_string_value(hv)) == 0) &&
+	    json_object_set(ch, la, lv) != 0)
+		ret = XTS_ENOMEM;
+	json_decref(lv);
+	json_decref(want);
+	if (ret != 0) {
+		json_decref(held);
+		json_decref(ch);
+		return ret;
+	}
+	json_decref(a->write);
+	a->write = ch;
+	json_decref(a->old);
+	a->old = json_incref(held);
+	json_decref(a->held);
+	a->held = held;
+	return 0;
+}
+
+/* Whether this read checks a restore that answered 404 (restore_cb): the
+ * link still says soft-deleted. */
+static bool
+confirming_restore(const struct aop *a)
+{
+	return a->kind == XTS_OP_RESTORE && a->lr.l.target_state == XTS_TARGET_SOFT_DELETED;
+}
+
+/* GET /users/{id}?$select=... (user-get.md) answered. 404: the user is gone,
+ * as when a PATCH answers 404. Found: only the differences are written, or
+ * nothing. Any other failure (after the graph client's own retries) falls
+ * back to the PATCH as planned, which is idempotent: the read only ever
+ * saves a write, it never delays or loses one (as manager_read_cb). */
+static void
+user_read_cb(void *arg, const struct xts_graph_result *res)
+{
+	struct aop *a = arg;
+	struct eng_cycle *cy = a->cy;
+	bool confirm = confirming_restore(a);
+	int ret, st;
+
+	a->req = NULL;
+	if (res->err != 0 && res->status == 404) {
+		target_gone(a, res->gerr);
+		return;
+	}
+	if (res->err != 0 || !json_is_object(res->body)) {
+		if (confirm) {
+			/* The PATCH could not tell a restored user from a deleted one. */
+			op_failed(a, res->err != 0 ? res->err : XTS_EPARSE, res->gerr,
+				  "the restore answered 404 and the target user cannot be read");
+			return;
+		}
+		xts_debug("job %s: user %s: cannot read target user %s (%s); writing as planned", cy->c.name,
+			  a->sid, a->lr.l.target_id, xts_errname(res->err != 0 ? res->err : XTS_EPARSE));
+		ret = send_patch(a, a->lr.l.target_id, a->write);
+		if (ret != 0)
+			op_failed(a, ret, NULL, "cannot queue the write");
+		return;
+	}
+	ret = held_apply(a, res->body);
+	if (ret == 0 && confirm) {
+		/* Live: restored already. Recorded now, so a retry of a failed
+		 * PATCH does not POST the restore again. */
+		st = held_state(a->held);
+		st = st < 0 ? XTS_TARGET_ACTIVE : st;
+		ret = xts_store_link_set_target_state(cy->st, cy->c.name, a->sid, st, 0);
+		if (ret == 0) {
+			a->lr.l.target_state = st;
+			xts_info("job %s: user %s: target user %s is not in deleted items but exists: restored already",
+				 cy->c.name, a->sid, a->lr.l.target_id);
+		}
+	}
+	if (ret == 0 && json_object_size(a->write) > 0)
+		ret = send_patch(a, a->lr.l.target_id, a->write);
+	else if (ret == 0 && confirm)
+		op_succeeded(a, -1, 0); /* the restore the plan decided is in effect */
+	else if (ret == 0)
+		op_unchanged(a, "every value the op writes");
+	if (ret != 0)
+		op_failed(a, ret, NULL, "cannot compare with the target user");
+}
+
+/* Read the linked target user: the keys of a->write, accountEnabled (its
+ * state) and the link attribute. The op is in flight in the store already,
+ * nothing else is recorded before the read; a stop cancels it (a->req) and
+ * puts the op back as planned. 0, or XTS_E* when it cannot be sent. */
+static int
+read_user(struct aop *a)
+{
+	struct eng_cycle *cy = a->cy;
+	struct xts_buf b = XTS_BUF_INIT;
+	const char *key;
+	json_t *v;
+	int ret = xts_buf_printf(&b, "/v1.0/users/%s?$select=accountEnabled", a->lr.l.target_id);
+
+	/* Dry run before the link attribute is registered: not selectable. */
+	if (ret == 0 && !cy->link_missing)
+		ret = xts_buf_printf(&b, ",%s", cy->c.link_attr);
+	json_object_foreach(a->write, key, v)
+		if (ret == 0 && strcmp(key, cy->c.link_attr) != 0 && strcmp(key, "accountEnabled") != 0)
+			ret = xts_buf_printf(&b, ",%s", key);
+	if (ret == 0)
+		ret = xts_graph_request(cy->tgt->g, "GET", xts_buf_str(&b), NULL, 0, user_read_cb, a, &a->req);
+	xts_buf_free(&b);
+	return ret;
+}
+
+/* PATCH a->write (not empty) to the linked target user; first read it when
+ * the link does not know what it holds (held_unknown). 0, or XTS_E* when
+ * nothing could be sent; the callbacks end the op. */
+static int
+write_user(struct aop *a)
+{
+	return held_unknown(a) ? read_user(a) : send_patch(a, a->lr.l.target_id, a->write);
+}
+
+/* POST /directory/deletedItems/{id}/restore answered. */
 static void
 restore_cb(void *arg, const struct xts_batch_result *r)
 {
 	struct aop *a = arg;
 	int ret;
 
+	if (r->err != 0 && r->status == 404) {
+		/* Not in deleted items: restored already (a POST of ours whose
+		 * outcome was not recorded: a crash before restore_cb, a lost
+		 * response; or an administrator), or deleted for good. The read
+		 * tells which (user_read_cb). */
+		ret = read_user(a);
+		if (ret != 0)
+			op_failed(a, ret, NULL, "cannot read the user after the restore answered 404");
+		return;
+	}
 	if (r->err != 0) {
 		simple_cb(arg, r);
 		return;
 	}
 	ret = xts_store_link_set_target_state(a->cy->st, a->cy->c.name, a->sid, XTS_TARGET_ACTIVE, 0);
+	if (ret == 0)
+		a->lr.l.target_state = XTS_TARGET_ACTIVE;
 	if (ret == 0 && json_object_size(a->write) > 0)
-		ret = send_patch(a, a->lr.l.target_id, a->write);
+		ret = write_user(a);
 	else if (ret == 0)
 		op_succeeded(a, XTS_TARGET_ACTIVE, 0);
 	if (ret != 0)
@@ -451,7 +725,7 @@ create_cb(void *arg, const struct xts_batch_result *r)
 		 * attribute PATCH: the user exists, so its Create is logged now;
 		 * the planned op makes the PATCH next cycle (the linked path). */
 		cy->counts.created++;
-		log_op(a, XTS_PROV_CREATE, XTS_PROV_WARNING, NULL,
+		log_op(a, XTS_PROV_CREATE, XTS_PROV_WARNING, NULL, NULL,
 		       "invited; the cycle was stopped before the attribute update, which the next cycle makes");
 		op_unsent(a);
 		return;
@@ -669,26 +943,6 @@ manager_write(struct aop *a)
 	return ret;
 }
 
-/* The target already holds what the op would write: nothing is sent. The
- * value is recorded as exported, so later cycles compare against it. No
- * provisioning-log line, as for a user the plan finds unchanged: nothing
- * was written. */
-static void
-manager_unchanged(struct aop *a)
-{
-	struct eng_cycle *cy = a->cy;
-	int ret = op_record(a, -1, 0);
-
-	if (ret != 0) {
-		xts_err("job %s: user %s: cannot record the manager the target has: %s (read again next cycle)",
-			cy->c.name, a->sid, xts_strerror(ret));
-		cy->result = cy->result != 0 ? cy->result : ret;
-	}
-	xts_debug("job %s: user %s: target user %s already has that manager; nothing written", cy->c.name,
-		  a->sid, a->lr.l.target_id);
-	aop_finish(a);
-}
-
 /* Graph answers GET /users/{id}/manager with the manager (a directoryObject;
  * $select=id is enough: api-reference/v1.0/api/user-list-manager.md in
  * microsoftgraph/microsoft-graph-docs-contrib) or, when there is none, 404
@@ -716,7 +970,7 @@ manager_read_cb(void *arg, const struct xts_graph_result *res)
 		none = res->status == 404 && res->gerr != NULL &&
 		       strcmp(res->gerr->code, "Request_ResourceNotFound") == 0;
 	if (a->mgr_tid == NULL ? none : cur != NULL && strcasecmp(cur, a->mgr_tid) == 0) {
-		manager_unchanged(a);
+		op_unchanged(a, "that manager");
 		return;
 	}
 	if (res->err != 0 && !none)
@@ -756,8 +1010,8 @@ dispatch_manager(struct aop *a)
 		if (ret == XTS_ENOENT) {
 			/* As Microsoft does: a reference to an object not provisioned
 			 * (yet) is left unset and tried again on later cycles. */
-			op_escrow(a, XTS_ENOENT, NULL, "the manager has no target user yet (retried later)",
-				  false);
+			op_defer(a, "ReferenceNotYetProvisioned",
+				 "the manager has no target user yet (retried later)");
 			return;
 		}
 		if (ret == 0) {
@@ -825,7 +1079,7 @@ dispatch(struct aop *a)
 		if (a->kind == XTS_OP_MANAGER) {
 			/* The user's create is still pending or failed (counted
 			 * there): the reference waits, it is not a second failure. */
-			op_escrow(a, XTS_ENOENT, NULL, "the user is not linked yet (retried later)", false);
+			op_defer(a, "UserNotYetProvisioned", "the user is not linked yet (retried later)");
 			return;
 		}
 		xts_store_op_cancel(cy->st, a->id);
@@ -854,7 +1108,7 @@ dispatch(struct aop *a)
 				a->old = a->lr.l.exported != NULL ? json_incref(a->lr.l.exported) : NULL;
 				json_decref(a->write);
 				a->write = ch;
-				ret = json_object_size(ch) > 0 ? send_patch(a, a->lr.l.target_id, ch) : 0;
+				ret = json_object_size(ch) > 0 ? write_user(a) : 0;
 				if (ret == 0 && json_object_size(ch) == 0)
 					op_succeeded(a, -1, 0);
 			} else {
@@ -894,7 +1148,7 @@ dispatch(struct aop *a)
 			op_succeeded(a, -1, 0);
 			return;
 		}
-		ret = send_patch(a, a->lr.l.target_id, a->write);
+		ret = write_user(a);
 		break;
 	case XTS_OP_DISABLE:
 		a->write = json_pack("{s:b}", "accountEnabled", 0);
@@ -906,8 +1160,24 @@ dispatch(struct aop *a)
 		ret = cy->target->ops->write(cy->target, "DELETE", url, NULL, simple_cb, a);
 		break;
 	case XTS_OP_RESTORE:
-		a->write = json_incref(json_object_get(a->payload, "changes"));
+		a->write = json_object_get(a->payload, "changes") != NULL ?
+				   json_incref(json_object_get(a->payload, "changes")) : json_object();
+		if (a->write == NULL) {
+			op_failed(a, XTS_ENOMEM, NULL, NULL);
+			return;
+		}
 		a->old = a->lr.l.exported != NULL ? json_incref(a->lr.l.exported) : NULL;
+		if (a->lr.l.target_state != XTS_TARGET_SOFT_DELETED) {
+			/* Restored already: restore_cb recorded it, then the PATCH
+			 * failed and this is its retry. POSTing the restore again
+			 * would answer 404 (no longer in deleted items). */
+			if (json_object_size(a->write) == 0) {
+				op_succeeded(a, -1, 0);
+				return;
+			}
+			ret = write_user(a);
+			break;
+		}
 		snprintf(url, sizeof(url), "/directory/deletedItems/%s/restore", a->lr.l.target_id);
 		ret = cy->target->ops->write(cy->target, "POST", url, NULL, restore_cb, a);
 		break;

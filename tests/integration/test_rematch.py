@@ -6,9 +6,13 @@
 # each user's manager is read first (GET users/{id}/manager,
 # user-list-manager.md): no PUT manager/$ref for a manager the target holds,
 # exactly one for the one changed in the target meanwhile, no invitation, no
-# duplicate. A matched user gets no PATCH either. What was read is recorded:
-# a later change of the user does not send its manager. Users we invite get
-# no manager read (they have none).
+# duplicate. Likewise the attributes after `restart`: each user is read
+# (GET users/{id}?$select=..., user-get.md) and only what differs from the
+# target is PATCHed: none when nothing changed, one PATCH carrying only the
+# attribute an administrator changed in the target meanwhile. A matched user
+# gets no PATCH either. What was read is recorded: a later change of the
+# user does not send its manager. Users we invite get no manager read (they
+# have none).
 import os
 import sys
 
@@ -44,6 +48,17 @@ def manager_problems(sim, src_tid, tgt_tid, link):
         if want != have:
             probs.append("%s: target manager %s, want %s" % (s.get("displayName"), have, want))
     return probs
+
+
+def restart(env):
+    """`xtsyncctl restart j` through a running daemon (links kept, exported
+    values and delta token forgotten); the reply."""
+    d = X.start_daemon(env)
+    try:
+        X.wait_cycles(env, "j", 1)
+        return env.ctl("restart", "j")
+    finally:
+        X.stop_daemon(d)
 
 
 def linked(sim, tid, link):
@@ -97,11 +112,13 @@ try:
     p = env.once()
     by, puts = target_requests(sim, seq, tgt_tid)
     print("# after restart, target requests by route: %s" % sorted(by.items()))
-    # Not asserted here: restart clears every link's exported values, so the
-    # plan PATCHes every mapped attribute of every user (store.h,
-    # xts_store_reset_job: "compared afresh"); the matched path below has none.
     t.ok(p.returncode == 0 and "(initial)" in p.stderr, "the cycle after restart is initial and succeeds",
          (p.returncode, p.stderr[-1500:]))
+    # restart clears every link's exported values, so the plan wants every
+    # mapped attribute written; the target holds them all already: each user
+    # is read once and nothing is PATCHed (20 PATCH before the read).
+    t.ok(by.get("users.patch", 0) == 0 and by.get("users.get", 0) == N,
+         "after restart: each user read once (%d GET users/{id}), no PATCH (nothing changed)" % N, by)
     t.ok(by.get("invitations.post", 0) == 0 and len(X.users_list(sim.users(tgt_tid))) == N and
          not X.sync_problems(sim, src_tid, tgt_tid, link), "after restart: no invitation, no duplicate target user",
          (by.get("invitations.post"), X.sync_problems(sim, src_tid, tgt_tid, link)))
@@ -120,8 +137,34 @@ try:
     p = env.once()
     by, puts = target_requests(sim, seq, tgt_tid)
     t.ok(p.returncode == 0 and by.get("users.patch", 0) == 1 and not puts and
-         by.get("users.manager.get", 0) == 0 and not X.sync_problems(sim, src_tid, tgt_tid, link),
-         "the next cycle: one PATCH for the changed user, its manager neither read nor written", by)
+         by.get("users.manager.get", 0) == 0 and by.get("users.get", 0) == 0 and
+         not X.sync_problems(sim, src_tid, tgt_tid, link),
+         "the next cycle: one PATCH for the changed user, neither it nor its manager read", by)
+
+    # ---- restart again; meanwhile an administrator changes one attribute of
+    # one target user: one PATCH, carrying only that attribute
+    c = restart(env)
+    src = X.users_list(sim.users(src_tid))
+    tgt = linked(sim, tgt_tid, link)
+    victim = next(u for u in src if u["id"] != other["id"] and u.get("department"))
+    sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (tgt_tid, tgt[victim["id"]]["id"]),
+             {"department": "Changed in the target"})
+    pl0 = len(env.provlog())
+    seq = sim.last_seq()
+    p = env.once()
+    by, puts = target_requests(sim, seq, tgt_tid)
+    print("# restart, one attribute changed in the target, requests by route: %s" % sorted(by.items()))
+    ups = [e for e in env.provlog()[pl0:] if e["action"] == "Update" and not
+           any(m["displayName"] == "manager" for m in e["modifiedProperties"])]
+    mine = [e for e in ups if e["sourceIdentity"]["id"] == victim["id"]]
+    props = [(m["displayName"], m.get("oldValue"), m.get("newValue")) for e in mine for m in e["modifiedProperties"]]
+    t.ok(c.returncode == 0 and p.returncode == 0 and by.get("users.patch", 0) == 1 and
+         by.get("users.get", 0) == N and not puts and not X.sync_problems(sim, src_tid, tgt_tid, link),
+         "restart, one attribute changed in the target: %d users read, exactly one PATCH, it converges" % N,
+         (by, puts, p.stderr[-800:]))
+    t.ok(len(ups) == 1 and len(mine) == 1 and mine[0]["provisioningStatusInfo"]["status"] == "success" and
+         props == [("department", "Changed in the target", victim["department"])],
+         "that PATCH carries only the changed attribute; its old value is what the target held", (props, len(ups)))
 
     # ---- the store lost: every user is matched again (link attribute) and adopted
     for sfx in ("", "-wal", "-shm"):
@@ -145,16 +188,17 @@ try:
     t.ok(not manager_problems(sim, src_tid, tgt_tid, link), "matched: every target manager is right",
          manager_problems(sim, src_tid, tgt_tid, link))
 
-    # ---- a failed read does not lose the write: it falls back to the PUT
-    d = X.start_daemon(env)
-    X.wait_cycles(env, "j", 1)
-    c = env.ctl("restart", "j")
-    X.stop_daemon(d)
-    d = None
+    # ---- a failed read does not lose the write: it falls back to the PUT,
+    # or to the PATCH as planned (every mapped attribute) for a user read
+    c = restart(env)
     tgt = linked(sim, tgt_tid, link)
     victim = [u for u in with_mgr if u["id"] != moved][2]["id"]
+    unread = [u for u in with_mgr if u["id"] not in (moved, victim)][3]["id"]
     sim.call("POST", "/_admin/faults", {"tenant": tgt_tid, "method": "GET", "kind": "status", "status": 403,
                                         "route": "/users/%s/manager$" % tgt[victim]["id"]})
+    sim.call("POST", "/_admin/faults", {"tenant": tgt_tid, "method": "GET", "kind": "status", "status": 403,
+                                        "route": "/users/%s$" % tgt[unread]["id"]})
+    pl0 = len(env.provlog())
     seq = sim.last_seq()
     p = env.once()
     sim.call("DELETE", "/_admin/faults")
@@ -166,6 +210,15 @@ try:
          not manager_problems(sim, src_tid, tgt_tid, link),
          "a manager read that fails (403) falls back to the PUT; the others are not written",
          (by, puts, len(denied), p.stderr[-800:]))
+    denied = [r for r in sim.requests(seq)["value"] if r["route"] == "fault" and r["status"] == 403 and
+              r["path"].endswith("/users/%s" % tgt[unread]["id"])]
+    ups = [e["sourceIdentity"]["id"] for e in env.provlog()[pl0:] if e["action"] == "Update" and
+           e["provisioningStatusInfo"]["status"] == "success" and
+           any(m["displayName"] == "displayName" for m in e["modifiedProperties"])]
+    t.ok(len(denied) == 1 and by.get("users.get", 0) == N - 1 and by.get("users.patch", 0) == 1 and ups == [unread] and
+         not X.sync_problems(sim, src_tid, tgt_tid, link),
+         "a user read that fails (403) falls back to the PATCH as planned (every attribute); the others are not written",
+         (by, len(denied), ups))
     ok = t.failed == 0
 finally:
     X.stop_daemon(d)
