@@ -449,24 +449,23 @@ op_unchanged(struct aop *a, const char *what)
 	aop_finish(a);
 }
 
-/* Whether the target user must be read before a->write is sent: the link's
- * exported values know none of the attributes written (the link attribute
- * aside: the update adds it exactly when exported lacks it). That is every
- * link after `restart` (exported cleared, xts_store_reset_job), and a user
- * invited whose attribute PATCH failed (exported is {"manager": null}):
- * what the target holds is unknown and may well be all of it. Only then can
- * a read save the write. When exported knows one of them, the plan put it
- * in the write because it differs from what we wrote, so the PATCH goes out
- * anyway; an attribute exported lacks next to it is one we never wrote
- * (empty at create), which the target most likely lacks too. */
+/* Whether the target user must be read before a->write is sent: the link
+ * records no attribute value at all (the manager and the link attribute
+ * aside). That is every link after `restart` (exported cleared,
+ * xts_store_reset_job) and a user invited whose attribute PATCH failed
+ * (exported is {"manager": null}): what the target holds is unknown and may
+ * well be all of it, so a read can save the write. Once a PATCH of ours was
+ * recorded, the plan wrote only what differs from it; an attribute that
+ * record lacks was empty when we wrote (null values are not written at
+ * create), so an update that sets it is sent without a read. */
 static bool
 held_unknown(const struct aop *a)
 {
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(a->write, key, v)
-		if (strcmp(key, a->cy->c.link_attr) != 0 && json_object_get(a->lr.l.exported, key) != NULL)
+	json_object_foreach(a->lr.l.exported, key, v)
+		if (strcmp(key, a->cy->c.link_attr) != 0 && strcmp(key, "manager") != 0)
 			return false;
 	return true;
 }

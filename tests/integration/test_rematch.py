@@ -219,6 +219,23 @@ try:
          not X.sync_problems(sim, src_tid, tgt_tid, link),
          "a user read that fails (403) falls back to the PATCH as planned (every attribute); the others are not written",
          (by, len(denied), ups))
+
+    # ---- a user we created without a jobTitle gets one in the source: the
+    # link records what we wrote, so the update is sent without a read
+    nid = "7e3a0001-0000-4000-8000-00000000beef"
+    sim.call("POST", "/_admin/tenants/%s/users" % src_tid, {
+        "id": nid, "displayName": "Plain Member", "userPrincipalName": "plain@s.example",
+        "mail": "plain@s.example", "mailNickname": "plain", "accountEnabled": True, "userType": "Member"})
+    p = env.once()
+    t.ok(p.returncode == 0 and nid in linked(sim, tgt_tid, link), "a new user without a jobTitle is created",
+         p.stderr[-800:])
+    sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (src_tid, nid), {"jobTitle": "Newly titled"})
+    seq = sim.last_seq()
+    p = env.once()
+    by, puts = target_requests(sim, seq, tgt_tid)
+    t.ok(p.returncode == 0 and by.get("users.patch", 0) == 1 and by.get("users.get", 0) == 0 and
+         linked(sim, tgt_tid, link)[nid].get("jobTitle") == "Newly titled",
+         "an attribute empty at create, set later: one PATCH, no read of the user", by)
     ok = t.failed == 0
 finally:
     X.stop_daemon(d)
