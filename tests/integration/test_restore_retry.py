@@ -49,6 +49,15 @@ def lines_of(env, since, sid):
             e["provisioningStatusInfo"].get("errorInformation", {}).get("errorCode") != "ReferenceNotYetProvisioned"]
 
 
+def cycle(sim, env, tgt_tid, sid):
+    """One --once cycle: (its process, the target's requests by route, sid's
+    provisioning-log lines of the cycle)."""
+    seq = sim.last_seq()
+    pl0 = len(env.provlog())
+    p = env.once()
+    return p, target_requests(sim, seq, tgt_tid), lines_of(env, pl0, sid)
+
+
 def delete_and_restore(sim, env, src_tid, tgt_tid, link, sid, title):
     """Soft-delete sid in the source, sync (the target user is soft-deleted),
     restore it in the source with a new jobTitle; the target user (as linked
@@ -107,12 +116,8 @@ try:
          (by, len(fails), now.get("deleted"), now.get("jobTitle"), p.stderr[-800:]))
 
     time.sleep(2.5)  # the escrow's back-off: 1 s x 2^1
-    seq = sim.last_seq()
-    pl0 = len(env.provlog())
-    p = env.once()
-    by = target_requests(sim, seq, tgt_tid)
+    p, by, mine = cycle(sim, env, tgt_tid, victim)
     now = target_user(sim, tgt_tid, tu["id"])
-    mine = lines_of(env, pl0, victim)
     t.ok(by.get("deleteditems.restore", 0) == 0 and by.get("users.patch", 0) == 1,
          "the retry sends no second restore POST, only the PATCH", by)
     t.ok(p.returncode == 0 and "failed 0" in p.stderr and now.get("jobTitle") == "Restored once" and
@@ -127,12 +132,8 @@ try:
     victim = members[1]["id"]
     tu, p = delete_and_restore(sim, env, src_tid, tgt_tid, link, victim, "Restored twice")
     sim.call("POST", "/_admin/tenants/%s/users/%s/restore" % (tgt_tid, tu["id"]))
-    seq = sim.last_seq()
-    pl0 = len(env.provlog())
-    p = env.once()
-    by = target_requests(sim, seq, tgt_tid)
+    p, by, mine = cycle(sim, env, tgt_tid, victim)
     now = target_user(sim, tgt_tid, tu["id"])
-    mine = lines_of(env, pl0, victim)
     props = [(m["displayName"], m.get("newValue")) for e in mine for m in e["modifiedProperties"]]
     t.ok(p.returncode == 0 and "failed 0" in p.stderr and by.get("fault", 0) == 0 and
          by.get("deleteditems.restore", 0) == 1 and by.get("users.get", 0) == 1 and by.get("users.patch", 0) == 1,
@@ -146,11 +147,7 @@ try:
     victim = members[2]["id"]
     tu, p = delete_and_restore(sim, env, src_tid, tgt_tid, link, victim, "Gone")
     sim.call("DELETE", "/_admin/tenants/%s/users/%s?hard=1" % (tgt_tid, tu["id"]))
-    seq = sim.last_seq()
-    pl0 = len(env.provlog())
-    p = env.once()
-    by = target_requests(sim, seq, tgt_tid)
-    mine = lines_of(env, pl0, victim)
+    p, by, mine = cycle(sim, env, tgt_tid, victim)
     t.ok(by.get("deleteditems.restore", 0) == 1 and by.get("users.get", 0) == 1 and by.get("users.patch", 0) == 0 and
          [e["provisioningStatusInfo"]["status"] for e in mine] == ["failure"] and
          "is gone; relinking next cycle" in p.stderr and victim not in linked(sim, tgt_tid, link),
