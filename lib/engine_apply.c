@@ -767,6 +767,34 @@ invite(struct aop *a)
 		op_failed(a, ret, NULL, "cannot queue the invitation");
 }
 
+/* A matched user whose source has no manager: the target user may hold one
+ * (ours, from before the store was lost, or an administrator's), and the
+ * plan made no manager op for a user it was to invite. Plan one now,
+ * {"manager": null}: pass 2 picks it up, reads the target's manager (the
+ * link's exported has no "manager" key) and deletes only one it finds. */
+static int
+adopt_no_manager(struct aop *a)
+{
+	struct eng_cycle *cy = a->cy;
+	struct xts_store_op_row r;
+	json_t *p;
+	int ret;
+
+	if (eng_reference_mapping(cy->sch->s) == NULL ||
+	    json_string_value(json_object_get(a->attrs, "manager")) != NULL)
+		return 0;
+	memset(&r, 0, sizeof(r));
+	ret = xts_store_op_find_open(cy->st, cy->c.name, a->sid, XTS_OP_MANAGER, &r);
+	xts_store_op_row_clear(&r);
+	if (ret != XTS_ENOENT)
+		return ret; /* 0: one is planned already */
+	p = json_pack("{s:n}", "manager");
+	ret = p == NULL ? XTS_ENOMEM :
+			  xts_store_op_add(cy->st, cy->c.name, a->sid, XTS_OP_MANAGER, p, XTS_OP_PLANNED, cy->id, NULL);
+	json_decref(p);
+	return ret;
+}
+
 /* A match: link, then PATCH only what differs from the found user. */
 static void
 adopt(struct aop *a, json_t *found)
@@ -798,6 +826,8 @@ adopt(struct aop *a, json_t *found)
 	a->old = json_incref(found);
 	/* exported := what the target holds now, so only differences are written */
 	ret = xts_store_link_set_exported(cy->st, cy->c.name, a->sid, found);
+	if (ret == 0)
+		ret = adopt_no_manager(a);
 	json_decref(a->write);
 	a->write = changes;
 	xts_info("job %s: user %s matched target user %s (%s)", cy->c.name, a->sid, tid, a->matched_by);

@@ -165,6 +165,8 @@ int eng_plan_user(struct eng_cycle *cy, const char *source_id, json_t *attrs, in
 int eng_plan_entry(struct eng_cycle *cy, json_t *entry);
 /* Re-evaluate a stored user (membership changed, sweep). */
 int eng_plan_stored(struct eng_cycle *cy, const char *source_id);
+/* The schema's reference (manager) mapping, or NULL. */
+const struct xts_schema_mapping *eng_reference_mapping(const struct xts_schema *s);
 /* Write a provisioning-log line for a decision without an operation; code
  * (errorInformation.errorCode) and reason may be NULL. */
 void eng_log_simple(struct eng_cycle *cy, int action, int status, const char *source_id,

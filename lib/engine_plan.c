@@ -153,9 +153,8 @@ manager_cancel(struct eng_cycle *cy, const char *sid)
 	return ret;
 }
 
-/* The schema's reference (manager) mapping, or NULL. */
-static const struct xts_schema_mapping *
-reference_mapping(const struct xts_schema *s)
+const struct xts_schema_mapping *
+eng_reference_mapping(const struct xts_schema *s)
 {
 	size_t i, n = xts_schema_mapping_count(s);
 
@@ -224,7 +223,7 @@ int
 eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 {
 	const struct xts_schema *s = cy->sch->s;
-	const struct xts_schema_mapping *ref = reference_mapping(s);
+	const struct xts_schema_mapping *ref = eng_reference_mapping(s);
 	struct xts_store_link_row lr;
 	struct xts_store_user u;
 	struct xts_expr_error xe;
@@ -340,10 +339,16 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 		if (mgr != NULL && (was == NULL || strcmp(was, mgr) != 0))
 			ret = manager_put(cy, sid, mgr, 0);
 		else if (mgr == NULL && json_is_null(json_object_get(attrs, "manager")))
-			/* the source says the manager was removed (manager@delta
-			 * without one): DELETE .../manager/$ref (user-delete-manager.md)
-			 * if one was written, else drop a planned one */
-			ret = was != NULL ? manager_put(cy, sid, NULL, 0) : manager_cancel(cy, sid);
+			/* the source says there is no manager (manager@delta
+			 * without one, or none in a full round): DELETE
+			 * .../manager/$ref (user-delete-manager.md) if one was
+			 * written; if the link does not know (restart, matched:
+			 * no "manager" key) the op reads the target's first and
+			 * deletes only a manager it finds; if it holds none,
+			 * drop a planned one */
+			ret = was != NULL || json_object_get(lr.l.exported, "manager") == NULL
+				      ? manager_put(cy, sid, NULL, 0)
+				      : manager_cancel(cy, sid);
 	}
 done:
 	json_decref(desired);
@@ -432,17 +437,15 @@ eng_plan_entry(struct eng_cycle *cy, json_t *entry)
 		xts_store_user_row_clear(&ur);
 		return ret;
 	}
-	if (ur.u.attrs == NULL) {
-		/* No stored row: the entry itself (the page's, decided once)
-		 * becomes the attributes, without a copy. */
+	if (ur.u.attrs == NULL || (cy->kind == XTS_CYCLE_INITIAL && ur.u.last_seen_cycle != cy->id)) {
+		/* No stored row, or a full round's first sight: the entry
+		 * itself (the page's, decided once) becomes the attributes,
+		 * without a copy. In a full round no manager@delta means no
+		 * manager, also for a user without a row (after restart or a
+		 * lost store its link may still hold one in the target). */
 		attrs = json_incref(entry);
 		ret = entry_to_attrs(attrs);
-		goto decide;
-	}
-	if (cy->kind == XTS_CYCLE_INITIAL && ur.u.last_seen_cycle != cy->id) {
-		attrs = json_incref(entry);
-		ret = entry_to_attrs(attrs);
-		if (ret == 0 && reference_mapping(cy->sch->s) != NULL &&
+		if (ret == 0 && cy->kind == XTS_CYCLE_INITIAL && eng_reference_mapping(cy->sch->s) != NULL &&
 		    json_object_get(attrs, "manager") == NULL &&
 		    json_object_set_new(attrs, "manager", json_null()) != 0)
 			ret = XTS_ENOMEM;

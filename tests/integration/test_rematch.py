@@ -5,7 +5,9 @@
 # lost store (every user matched again by the link attribute and adopted),
 # each user's manager is read first (GET users/{id}/manager,
 # user-list-manager.md): no PUT manager/$ref for a manager the target holds,
-# exactly one for the one changed in the target meanwhile, no invitation, no
+# exactly one for the one changed in the target meanwhile, one DELETE
+# manager/$ref for a manager set in the target of a user that has none in
+# the source (user-delete-manager.md), no invitation, no
 # duplicate. Likewise the attributes after `restart`: each user is read
 # (GET users/{id}?$select=..., user-get.md) and only what differs from the
 # target is PATCHed: none when nothing changed, one PATCH carrying only the
@@ -108,9 +110,15 @@ try:
     d = None
     tgt = linked(sim, tgt_tid, link)
     moved = move_one_manager(sim, tgt_tid, tgt, src, with_mgr, 0)
+    # and a user without a manager in the source gets one in the target: the
+    # link no longer says none was written, so the cycle must find and remove it
+    stale = next(u for u in src if not u.get("manager"))["id"]
+    sim.call("PUT", "/_admin/tenants/%s/users/%s/manager" % (tgt_tid, tgt[stale]["id"]),
+             {"id": tgt[with_mgr[0]["id"]]["id"]})
     seq = sim.last_seq()
     p = env.once()
     by, puts = target_requests(sim, seq, tgt_tid)
+    dels = [r["path"] for r in sim.requests(seq)["value"] if r["route"] == "users.manager.delete"]
     print("# after restart, target requests by route: %s" % sorted(by.items()))
     t.ok(p.returncode == 0 and "(initial)" in p.stderr, "the cycle after restart is initial and succeeds",
          (p.returncode, p.stderr[-1500:]))
@@ -122,11 +130,14 @@ try:
     t.ok(by.get("invitations.post", 0) == 0 and len(X.users_list(sim.users(tgt_tid))) == N and
          not X.sync_problems(sim, src_tid, tgt_tid, link), "after restart: no invitation, no duplicate target user",
          (by.get("invitations.post"), X.sync_problems(sim, src_tid, tgt_tid, link)))
-    t.ok(by.get("users.manager.get", 0) == len(with_mgr),
-         "after restart: each user's manager is read once (%d GET manager)" % len(with_mgr), by)
+    t.ok(by.get("users.manager.get", 0) == N,
+         "after restart: each user's manager is read once (%d GET manager), with or without one in the source" % N,
+         by)
     t.ok(len(puts) == 1 and puts[0].endswith("/users/%s/manager/$ref" % tgt[moved]["id"]),
          "after restart: exactly one PUT manager/$ref, for the manager changed in the target", puts)
-    t.ok(by.get("users.manager.delete", 0) == 0, "after restart: no DELETE manager/$ref", by)
+    t.ok(len(dels) == 1 and dels[0].endswith("/users/%s/manager/$ref" % tgt[stale]["id"]),
+         "after restart: exactly one DELETE manager/$ref, for the manager set in the target of a user "
+         "without one in the source", dels)
     t.ok(not manager_problems(sim, src_tid, tgt_tid, link), "after restart: every target manager is right",
          manager_problems(sim, src_tid, tgt_tid, link))
 
@@ -171,9 +182,12 @@ try:
         if os.path.exists(os.path.join(tmp, "xtsync.db" + sfx)):
             os.unlink(os.path.join(tmp, "xtsync.db" + sfx))
     moved = move_one_manager(sim, tgt_tid, tgt, src, with_mgr, 1)
+    sim.call("PUT", "/_admin/tenants/%s/users/%s/manager" % (tgt_tid, tgt[stale]["id"]),
+             {"id": tgt[with_mgr[1]["id"]]["id"]})
     seq = sim.last_seq()
     p = env.once()
     by, puts = target_requests(sim, seq, tgt_tid)
+    dels = [r["path"] for r in sim.requests(seq)["value"] if r["route"] == "users.manager.delete"]
     print("# store lost, target requests by route: %s" % sorted(by.items()))
     t.ok(p.returncode == 0 and p.stderr.count("matched target user") == N,
          "with a new store every user matches its target user", (p.returncode, p.stderr[-1500:]))
@@ -181,10 +195,12 @@ try:
          not X.sync_problems(sim, src_tid, tgt_tid, link),
          "matched: no invitation, no duplicate target user", by)
     t.ok(by.get("users.patch", 0) == 0, "matched: no PATCH (the target users hold the mapped values)", by)
-    t.ok(by.get("users.manager.get", 0) == len(with_mgr) and len(puts) == 1 and
-         puts[0].endswith("/users/%s/manager/$ref" % tgt[moved]["id"]) and by.get("users.manager.delete", 0) == 0,
-         "matched: each manager read once, exactly one PUT manager/$ref (the one changed in the target)",
+    t.ok(by.get("users.manager.get", 0) == N and len(puts) == 1 and
+         puts[0].endswith("/users/%s/manager/$ref" % tgt[moved]["id"]),
+         "matched: each user's manager read once, exactly one PUT manager/$ref (the one changed in the target)",
          (by, puts))
+    t.ok(len(dels) == 1 and dels[0].endswith("/users/%s/manager/$ref" % tgt[stale]["id"]),
+         "matched: exactly one DELETE manager/$ref, for the user without a manager in the source", dels)
     t.ok(not manager_problems(sim, src_tid, tgt_tid, link), "matched: every target manager is right",
          manager_problems(sim, src_tid, tgt_tid, link))
 
