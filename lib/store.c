@@ -628,8 +628,16 @@ create_private(const char *path, int must_be_new, int *created)
 		return 0;
 	}
 	e = errno;
-	if (e == EEXIST && !must_be_new)
+	if (e == EEXIST && !must_be_new) {
+		struct stat sb;
+		/* The operator's file is kept as it is, but a store others
+		 * can read gives away a whole tenant's user attributes. */
+		if (stat(path, &sb) == 0 && (sb.st_mode & 077) != 0)
+			xts_warn("store: %s is readable or writable by others than its owner (mode %04o); "
+				 "it holds the source users' attributes: chmod 600 it",
+				 path, (unsigned)(sb.st_mode & 07777));
 		return 0;
+	}
 	xts_err("store: cannot create %s: %s", path, strerror(e));
 	/* a missing directory was XTS_EIO (SQLite's "cannot open") before */
 	return e == ENOENT ? XTS_EIO : xts_err_from_errno(e);

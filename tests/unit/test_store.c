@@ -268,11 +268,43 @@ file_size(const char *path)
 /* A new store is created 0600, and so are its WAL and shared-memory files
  * (SQLite gives them the main file's mode), whatever the umask lets through;
  * an existing file keeps the mode the operator gave it. */
+static int saved_stderr = -1;
+static FILE *capture;
+
+/* stderr (the log) into a temporary file until stderr_capture_end */
+static void
+stderr_capture_begin(void)
+{
+	fflush(stderr);
+	xts_log_set_level(XTS_LOG_WARNING);
+	capture = tmpfile();
+	assert_non_null(capture);
+	saved_stderr = dup(2);
+	assert_true(saved_stderr >= 0);
+	assert_true(dup2(fileno(capture), 2) >= 0);
+}
+
+static void
+stderr_capture_end(char *out, size_t size)
+{
+	size_t n;
+
+	fflush(stderr);
+	xts_log_set_level(XTS_LOG_CRIT);
+	assert_true(dup2(saved_stderr, 2) >= 0);
+	close(saved_stderr);
+	rewind(capture);
+	n = fread(out, 1, size - 1, capture);
+	out[n] = '\0';
+	fclose(capture);
+	capture = NULL;
+}
+
 static void
 test_file_modes(void **state)
 {
 	char dir[] = "/tmp/xts-store-mode-XXXXXX";
-	char db[64], p[80];
+	char db[64], p[80], msg[1024];
 	struct xts_store *st = NULL;
 	mode_t old = umask(022);
 	int fd;
@@ -292,14 +324,26 @@ test_file_modes(void **state)
 	st = NULL;
 	rm_db_files(db);
 
-	/* an operator's existing (empty) file: opened as it is, not chmod'ed */
+	/* an operator's existing (empty) file: opened as it is, not chmod'ed,
+	 * with a warning on stderr since others can read it */
 	fd = open(db, O_WRONLY | O_CREAT | O_EXCL, 0640);
 	assert_true(fd >= 0);
 	assert_int_equal(fchmod(fd, 0640), 0);
 	close(fd);
+	stderr_capture_begin();
 	assert_int_equal(xts_store_open(dir, &st), 0);
+	stderr_capture_end(msg, sizeof(msg));
+	assert_non_null(strstr(msg, "(mode 0640)"));
+	assert_non_null(strstr(msg, "chmod 600"));
 	assert_int_equal(xts_store_job_ensure(st, "j"), 0);
 	assert_int_equal(file_mode(db), 0640);
+	xts_store_close(st);
+	/* a private one: no warning */
+	assert_int_equal(chmod(db, 0600), 0);
+	stderr_capture_begin();
+	assert_int_equal(xts_store_open(dir, &st), 0);
+	stderr_capture_end(msg, sizeof(msg));
+	assert_null(strstr(msg, "mode"));
 	xts_store_close(st);
 	rm_db_files(db);
 	rmdir(dir);
