@@ -882,6 +882,33 @@ match_cb(void *arg, const struct xts_graph_result *res)
 	match_next(a);
 }
 
+/* Whether "attr eq 'v'" on users needs the advanced query parameters:
+ * ConsistencyLevel: eventual and $count=true, else Graph answers 400
+ * Request_UnsupportedQuery (concepts/aad-advanced-queries.md; the eq column
+ * of its table, includes/filter-directory-objects.md in
+ * microsoftgraph/microsoft-graph-docs-contrib). Every other property stays
+ * a plain query, which reads the directory itself: an advanced one reads an
+ * index that is eventually consistent, and the link attribute (an extension)
+ * and the invited e-mail address, which stop a duplicate after a crash, must
+ * find a user created a moment ago. */
+static bool
+match_needs_advanced(const char *attr)
+{
+	static const char *const advanced[] = {
+		"companyName", "employeeHireDate", "employeeType", "mobilePhone", "officeLocation",
+		"onPremisesExtensionAttributes", "onPremisesImmutableId", "onPremisesLastSyncDateTime",
+		"onPremisesSamAccountName", "passwordPolicies", "postalCode", "preferredLanguage",
+		"showInAddressList", "streetAddress",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(advanced) / sizeof(advanced[0]); i++)
+		if (strncmp(attr, advanced[i], strlen(advanced[i])) == 0 &&
+		    (attr[strlen(advanced[i])] == '\0' || attr[strlen(advanced[i])] == '/'))
+			return true;
+	return false;
+}
+
 static void
 match_next(struct aop *a)
 {
@@ -892,6 +919,7 @@ match_next(struct aop *a)
 	json_t *val = NULL;
 	char *q = NULL, *flt = NULL, *enc = NULL, *sel = NULL, *url = NULL;
 	size_t len;
+	bool adv;
 	int ret = 0;
 
 	if (nm > 16)
@@ -926,16 +954,18 @@ match_next(struct aop *a)
 		snprintf(flt, len, "%s eq %s", attr, q);
 	enc = flt != NULL ? eng_urlenc(flt) : NULL;
 	sel = match_select(a);
+	adv = match_needs_advanced(attr);
 	if (enc != NULL && sel != NULL) {
-		len = strlen(enc) + strlen(sel) + 48;
+		len = strlen(enc) + strlen(sel) + 64;
 		url = xts_malloc(len);
 		if (url != NULL)
-			snprintf(url, len, "/v1.0/users?$filter=%s&$select=%s", enc, sel);
+			snprintf(url, len, "/v1.0/users?$filter=%s&$select=%s%s", enc, sel, adv ? "&$count=true" : "");
 	}
 	if (url == NULL)
 		ret = XTS_ENOMEM;
 	else
-		ret = xts_graph_request(cy->tgt->g, "GET", url, NULL, 0, match_cb, a, &a->req);
+		ret = xts_graph_request(cy->tgt->g, "GET", url, NULL, adv ? XTS_GRAPH_ADVANCED : 0, match_cb, a,
+					&a->req);
 	xts_free(q);
 	xts_free(flt);
 	xts_free(enc);

@@ -596,10 +596,16 @@ on_token(void *arg, int err, const char *token, long aadsts, const char *detail)
 		fail_now(r, XTS_ENOMEM, "out of memory");
 		return;
 	}
-	hdrs[0] = auth.p;
-	hdrs[1] = "Accept: application/json";
-	hdrs[2] = r->body ? "Content-Type: application/json" : NULL;
-	hdrs[3] = NULL;
+	{
+		int n = 0;
+		hdrs[n++] = auth.p;
+		hdrs[n++] = "Accept: application/json";
+		if (r->body)
+			hdrs[n++] = "Content-Type: application/json";
+		if (r->flags & XTS_GRAPH_ADVANCED)
+			hdrs[n++] = "ConsistencyLevel: eventual";
+		hdrs[n] = NULL;
+	}
 	memset(&hr, 0, sizeof(hr));
 	hr.method = r->method;
 	hr.url = r->url;

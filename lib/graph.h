@@ -90,7 +90,10 @@ struct xts_graph_req;
 
 enum {
 	XTS_GRAPH_NO_RETRY = 1,   /* hand 429/5xx back instead of retrying */
-	XTS_GRAPH_NO_THROTTLE = 2 /* bypass the governor budget (Retry-After gate still holds) */
+	XTS_GRAPH_NO_THROTTLE = 2, /* bypass the governor budget (Retry-After gate still holds) */
+	/* an advanced query (concepts/aad-advanced-queries.md): sends
+	 * "ConsistencyLevel: eventual"; the caller puts $count=true in the URL */
+	XTS_GRAPH_ADVANCED = 4
 };
 
 /* Send one request. url: relative to graph_endpoint ("/v1.0/users/..."), or

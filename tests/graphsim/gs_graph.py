@@ -243,10 +243,17 @@ class Graph:
                 node = O.parse(flt)
             except O.FilterError as e:
                 return bad_request(req, "Invalid filter clause: %s" % e)
+            advanced = (req.headers.get("consistencylevel", "").lower() == "eventual" and
+                        req.query.get("$count", "").lower() == "true")
             for p in O.props_used(node):
                 if p not in M.USER_PROPS and p not in t.extensions and p != "id":
                     return bad_request(req, "Property '%s' does not exist as a declared property or "
                                        "extension property." % p)
+                if p in M.ADVANCED_EQ_PROPS and not advanced:
+                    # concepts/aad-advanced-queries.md: an advanced-only filter without
+                    # ConsistencyLevel: eventual and $count=true is an error
+                    return bad_request(req, "Unsupported or invalid query filter clause specified for "
+                                       "property '%s' of resource 'User'." % p, "Request_UnsupportedQuery")
 
             def lookup(prop, val):
                 if prop == "id":
@@ -278,6 +285,8 @@ class Graph:
         page = ids[off:off + top]
         body = {"@odata.context": "%s/v1.0/$metadata#users" % req.base,
                 "value": [self.user_obj(t.users[uid], sel) for uid in page]}
+        if not skip and req.query.get("$count", "").lower() == "true":
+            body["@odata.count"] = len(ids)
         if off + top < len(ids):
             body["@odata.nextLink"] = self._link(req, "users", {"$skiptoken": self.enc(
                 {"k": "ulist", "t": t.id, "f": flt, "s": sel and ",".join(sel), "n": top, "o": off + top})})

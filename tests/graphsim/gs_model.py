@@ -50,6 +50,14 @@ USER_PROPS = {"accountEnabled", "ageGroup", "businessPhones", "city", "companyNa
               "proxyAddresses", "showInAddressList", "state", "streetAddress", "surname",
               "usageLocation", "userPrincipalName", "userType", "deletedDateTime",
               "onPremisesSyncEnabled", "securityIdentifier"}
+# User properties whose $filter `eq` is supported only in advanced queries:
+# ConsistencyLevel: eventual and $count=true, else 400 Request_UnsupportedQuery
+# (concepts/aad-advanced-queries.md; the eq column of its table,
+# includes/filter-directory-objects.md).
+ADVANCED_EQ_PROPS = {"companyName", "employeeHireDate", "employeeType", "mobilePhone", "officeLocation",
+                     "onPremisesExtensionAttributes", "onPremisesImmutableId", "onPremisesLastSyncDateTime",
+                     "onPremisesSamAccountName", "passwordPolicies", "postalCode", "preferredLanguage",
+                     "showInAddressList", "streetAddress"}
 READONLY_PROPS = {"id", "createdDateTime", "creationType", "deletedDateTime",
                   "externalUserStateChangeDateTime", "imAddresses", "proxyAddresses",
                   "onPremisesSyncEnabled", "securityIdentifier"}
