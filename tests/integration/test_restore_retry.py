@@ -8,7 +8,8 @@
 # 404 is followed by a read: the user exists, so it is linked on, and only
 # what differs is PATCHed; deleted for good, it is forgotten as before. Also:
 # a manager that has no target user (not assigned) logs a `skipped` line with
-# errorCode ReferenceNotYetProvisioned.
+# errorCode ReferenceNotYetProvisioned. The restore POST (no body) is sent on
+# its own, not in a $batch.
 import os
 import sys
 import time
@@ -114,6 +115,11 @@ try:
          not now.get("deleted") and now.get("jobTitle") != "Restored once",
          "restored in the source: the restore POST succeeds, its PATCH fails (400) and is escrowed",
          (by, len(fails), now.get("deleted"), now.get("jobTitle"), p.stderr[-800:]))
+    # directory-deleteditems-restore.md: no request body; json-batching.md
+    # would want one (empty) in a $batch, so the restore is sent on its own
+    rs = [r for r in sim.requests(seq)["value"] if r["route"] == "deleteditems.restore"]
+    t.ok(len(rs) == 1 and rs[0]["batch_parent"] is None and rs[0]["status"] == 200,
+         "the restore POST is a request of its own, not a $batch sub-request", rs)
 
     time.sleep(2.5)  # the escrow's back-off: 1 s x 2^1
     p, by, mine = cycle(sim, env, tgt_tid, victim)
