@@ -24,6 +24,7 @@ static void step_end(struct eng_cycle *cy);
 static void prov_fetch(struct eng_cycle *cy);
 
 #define QUARANTINE_DISABLE_MS (28LL * 24 * 3600 * 1000)
+#define EGONE_RESTARTS 2 /* full reads started over after a 410 without a stored token, per read */
 
 static void
 timer_cb(void *arg)
@@ -608,8 +609,9 @@ groups_done(void *arg, int err, const char *delta_link, const struct xts_graph_e
 		xts_err("job %s: group members could not be stored: %s", cy->c.name, xts_strerror(ret));
 		err = ret;
 	}
-	if (err == XTS_EGONE && json_is_string(json_array_get(cy->gstored, cy->gchunk))) {
-		xts_warn("job %s: groups delta token expired; reading assigned groups %zu-%zu in full", cy->c.name,
+	if (err == XTS_EGONE && (json_is_string(json_array_get(cy->gstored, cy->gchunk)) ||
+				 cy->groups_restarts++ < EGONE_RESTARTS)) {
+		xts_warn("job %s: groups delta token expired (410); reading assigned groups %zu-%zu in full", cy->c.name,
 			 cy->gchunk * GROUPS_PER_READ + 1,
 			 cy->gchunk * GROUPS_PER_READ + GROUPS_PER_READ < cy->c.n_groups ?
 			 cy->gchunk * GROUPS_PER_READ + GROUPS_PER_READ : cy->c.n_groups);
@@ -849,7 +851,9 @@ users_done(void *arg, int err, const char *delta_link, const struct xts_graph_er
 		xts_err("job %s: the last users pages could not be stored: %s", cy->c.name, xts_strerror(ret));
 		err = ret;
 	}
-	if (err == XTS_EGONE && cy->stored_users_link != NULL) {
+	if (err == XTS_EGONE && (cy->stored_users_link != NULL || cy->users_restarts++ < EGONE_RESTARTS)) {
+		/* also a 410 within a full read (a nextLink gone stale): it
+		 * starts over, as Graph asks (delta-query-overview.md) */
 		xts_warn("job %s: users delta token no longer valid (%s); full resync (existing users "
 			 "are matched, not duplicated)", cy->c.name, gerr != NULL ? gerr->code : "410");
 		xts_free(cy->stored_users_link);

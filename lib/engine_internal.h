@@ -117,6 +117,10 @@ struct eng_cycle {
 	enum eng_phase phase;
 	int result;
 	bool canceled, aborted_read;
+	/* full reads restarted after a 410 that had no stored token to drop
+	 * (delta-query-overview.md: "restart with a full synchronization");
+	 * bounded, so a source that keeps answering 410 fails the cycle */
+	int users_restarts, groups_restarts;
 	char *select;          /* users $select */
 	char *users_link, *groups_link;
 	char *stored_users_link, *stored_groups_link;
