@@ -71,8 +71,10 @@ check_stat(const char *spec, const char *path, const struct stat *st, char *why,
 		snprintf(why, whylen, "%s is not a regular file", path);
 		return XTS_EPERM;
 	}
-	if ((st->st_mode & (S_IRGRP | S_IROTH)) != 0) {
-		snprintf(why, whylen, "%s is readable by group or others (mode %03o); chmod 600 it",
+	/* "must not be world-readable" (the contract): 0640 root:xtsync, the
+	 * usual layout for a service's secrets, is fine */
+	if ((st->st_mode & S_IROTH) != 0) {
+		snprintf(why, whylen, "%s is readable by others (mode %03o); chmod 600 it (or 640)",
 			 path, (unsigned)(st->st_mode & 0777));
 		return XTS_EPERM;
 	}

@@ -119,7 +119,7 @@ try:
         f.write(good.replace(env.secret, open_secret))
     c = ctl("reload")
     t.ok(c.returncode == 1 and "configuration has errors, not reloading" in c.stderr and
-         "readable by group or others" in c.stderr,
+         "readable by others" in c.stderr,
          "reload -c CONF with a mode-644 secret gets the daemon's refusal naming the secret", out_of(c))
     # A config that cannot be read at all: say so, then try the default socket.
     c = ctl("status", conf=os.path.join(tmp, "nosuch.conf"))

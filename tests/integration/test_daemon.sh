@@ -98,8 +98,8 @@ out=$("$B/xtsyncd" -c "$D/nonexistent.conf" --check-config 2>&1); rc=$?
 chmod 644 "$D/secret"
 out=$("$B/xtsyncd" -c "$D/xtsync.conf" --check-config 2>&1); rc=$?
 chmod 600 "$D/secret"
-[ $rc -eq 2 ] && [[ $out == *"xtsync.conf:14: client_secret_file: $D/secret is readable by group or others"* ]] \
-	&& ok "a group/other-readable secret file is refused" || nok "readable secret refused" "$out"
+[ $rc -eq 2 ] && [[ $out == *"xtsync.conf:14: client_secret_file: $D/secret is readable by others"* ]] \
+	&& ok "a world-readable secret file is refused" || nok "readable secret refused" "$out"
 
 # a job's schema file is validated too, its problems reported at the schema line
 printf '{"synchronizationRules": 5}\n' >"$D/bad_schema.json"

@@ -295,7 +295,7 @@ test_all_problems_in_one_run(void **state)
 	assert_problem(&p, i++, 5, "unknown section [nonsense]");
 	assert_problem(&p, i++, 8, "tenant_id: 'not a guid!' is neither a GUID nor a domain name");
 	assert_problem(&p, i++, 10, "duplicate key 'client_id' (first set on line 9)");
-	assert_problem(&p, i++, 11, "readable by group or others");
+	assert_problem(&p, i++, 11, "readable by others");
 	assert_problem(&p, i++, 12, "http:// is allowed only for loopback hosts");
 	assert_problem(&p, i++, 13, "malformed URL: no host");
 	assert_problem(&p, i++, 17, "client_secret_file:");
@@ -473,8 +473,8 @@ test_long_lines_and_continuations(void **state)
 		"; a comment inside\n"
 		"    44444444-4444-4444-4444-444444444444\n",
 		&cfg, &p), XTS_ECONFIG); /* /etc/hostname is world-readable */
-	assert_problem(&p, 0, 5, "client_key_file: /etc/hostname is readable by group or others");
-	assert_problem(&p, 1, 10, "client_key_file: /etc/hostname is readable by group or others");
+	assert_problem(&p, 0, 5, "client_key_file: /etc/hostname is readable by others");
+	assert_problem(&p, 1, 10, "client_key_file: /etc/hostname is readable by others");
 	assert_int_equal(p.n, 2);
 	xts_config_problems_free(&p);
 	assert_int_equal(xts_config_load_string("m.conf",
@@ -560,7 +560,7 @@ test_partial_load(void **state)
 	assert_non_null(cfg);
 	assert_int_equal(q.n, p.n);
 	assert_problem(&q, 0, 4, "unknown key 'frobnicate'");
-	assert_problem(&q, 1, 8, "readable by group or others");
+	assert_problem(&q, 1, 8, "readable by others");
 	assert_problem(&q, 2, 11, "no [tenant \"nosuch\"]");
 	assert_problem(&q, 3, 13, "interval");
 	assert_string_equal(cfg->daemon.control_socket, "/run/elsewhere/ctl.sock");
