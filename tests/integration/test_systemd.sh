@@ -3,16 +3,19 @@
 # The systemd unit (TAP): `systemd-analyze verify` on a copy whose binary
 # paths point at the build tree, and the offline security exposure score
 # (systemd 252: `systemd-analyze security --offline=true`) must be <= 1.5.
-# Does not start the unit (no systemd PID 1 in CI containers).
+# Does not start the unit (no systemd PID 1 in CI containers); instead the
+# unit's directory modes and UMask are replayed: its User= must be able to
+# read xtsync.conf in the root-owned ConfigurationDirectory (systemd.exec(5):
+# only that directory is not given to User=).
 set -u
 S=${XTS_SOURCE_ROOT:?}
 B=${XTS_BUILD_ROOT:?}
 U=$S/systemd/xtsyncd.service
 T=$(mktemp -d /tmp/xts_systemd_test.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-echo "1..5"
+echo "1..6"
 if ! command -v systemd-analyze >/dev/null; then
-	for i in 1 2 3 4 5; do echo "ok $i # SKIP systemd-analyze not installed"; done
+	for i in 1 2 3 4 5 6; do echo "ok $i # SKIP systemd-analyze not installed"; done
 	exit 0
 fi
 sed "s|/usr/sbin/xtsyncd|$B/daemon/xtsyncd|g" "$U" >"$T/xtsyncd.service"
@@ -40,3 +43,22 @@ for k in StateDirectory=xtsync LogsDirectory=xtsync RuntimeDirectory=xtsync Conf
 	grep -qx "$k" "$U" || { echo "not ok 5 - unit has $k"; exit 0; }
 done
 echo "ok 5 - unit has its directories and address families"
+
+# 6: ConfigurationDirectory as systemd makes it (root:root, ConfigurationDirectoryMode),
+# a config written under the unit's UMask-free default 0644: another user reads it.
+mode=$(sed -n 's/^ConfigurationDirectoryMode=//p' "$U")
+if [ "$(id -u)" -ne 0 ] || ! command -v setpriv >/dev/null; then
+	echo "ok 6 # SKIP needs root and setpriv"
+else
+	chmod 0755 "$T" # mktemp's 0700 would hide what is tested
+	mkdir -m "${mode:-0755}" "$T/etc" && chown root:root "$T/etc"
+	printf '[daemon]\nstate_dir = %s\n' "$T" >"$T/etc/xtsync.conf" && chmod 0644 "$T/etc/xtsync.conf"
+	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$B/daemon/xtsyncd" -c "$T/etc/xtsync.conf" \
+		--check-config 2>&1)
+	if [[ $out != *"ermission denied"* ]] && [[ $out != *"cannot open"* ]]; then
+		echo "ok 6 - the unit's User= can read xtsync.conf in ConfigurationDirectory (mode ${mode:-default})"
+	else
+		echo "not ok 6 - the unit's User= can read xtsync.conf in ConfigurationDirectory (mode ${mode:-default})"
+		sed 's/^/#   /' <<<"$out"
+	fi
+fi
