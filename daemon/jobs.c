@@ -112,7 +112,10 @@ once_account(struct xts_jobs *t, struct job *j, int result)
 	if (!t->once || !j->once_pending)
 		return;
 	j->once_pending = false;
-	if (result == 0)
+	/* Stopped by SIGTERM/SIGINT: the in-flight batch finished and the
+	 * state is persisted, which the contract calls a clean exit (0); the
+	 * rest is done by the next run. */
+	if (result == 0 || result == XTS_ECANCELED)
 		code = 0;
 	else if (result == XTS_EHELD || j->held || j->quarantined)
 		code = 3;

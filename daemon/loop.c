@@ -183,6 +183,10 @@ do_reload(struct daemon *d, struct xts_config_problems *probs)
 	if (ret != 0) {
 		xts_err("configuration has errors, not reloading");
 		log_problems(probs);
+		/* The old configuration again: a SIGHUP still reopens the
+		 * provisioning log (logrotate's postrotate does not know the
+		 * config has a typo). */
+		xts_jobs_apply(d->jobs, old, d->opts->dry_run ? XTS_RUNNER_DRY_RUN : 0);
 		goto done;
 	}
 	warn_static_changes(old, nw);

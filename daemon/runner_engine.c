@@ -279,7 +279,18 @@ r_configure(void *ctx, const struct xts_config *cfg, unsigned flags)
 		if (ret != 0)
 			return ret;
 	} else if (r->provlog != NULL) {
-		xts_provlog_reopen(r->provlog);
+		/* SIGHUP: a rotated log is reopened; a changed provisioning_log
+		 * takes effect (a failure keeps the old file, said once) */
+		const char *want = cfg->daemon.provisioning_log;
+		int e = xts_provlog_reopen_path(r->provlog, want[0] != '\0' ? want : NULL);
+		if (e != 0)
+			xts_err("cannot open the provisioning log %s: %s; still writing the old one",
+				want[0] != '\0' ? want : "(unchanged)", xts_strerror(e));
+		if (want[0] == '\0')
+			xts_warn("provisioning_log cleared: a restart stops the provisioning log; "
+				 "until then it is still written");
+	} else if (!(flags & XTS_RUNNER_DRY_RUN) && cfg->daemon.provisioning_log[0] != '\0') {
+		xts_warn("provisioning_log set by a reload: it takes effect at the next restart");
 	}
 	smtp_load(r, cfg);
 	return xts_engine_configure(r->eng, cfg);

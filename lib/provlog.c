@@ -518,6 +518,30 @@ xts_provlog_reopen(struct xts_provlog *pl)
 	return 0;
 }
 
+int
+xts_provlog_reopen_path(struct xts_provlog *pl, const char *path)
+{
+	char *p;
+	int fd;
+
+	if (path == NULL || strcmp(path, pl->path) == 0)
+		return xts_provlog_reopen(pl);
+	p = xts_strdup(path);
+	if (p == NULL)
+		return XTS_ENOMEM;
+	fd = open_fd(p);
+	if (fd < 0) {
+		xts_free(p);
+		return fd;
+	}
+	if (pl->fd >= 0)
+		close(pl->fd);
+	xts_free(pl->path);
+	pl->path = p;
+	pl->fd = fd;
+	return 0;
+}
+
 void
 xts_provlog_close(struct xts_provlog *pl)
 {
