@@ -1003,9 +1003,16 @@ guard(struct eng_cycle *cy, struct xts_store_job *sj)
 		ret = xts_store_op_release_staged(cy->st, cy->c.name, &released);
 		return ret;
 	}
-	xts_warn("job %s: %lld deletions/disables exceed the deletion threshold (%lld): held "
-		 "until `xtsyncctl allow-deletions %s`", cy->c.name, staged, cy->c.deletion_threshold,
-		 cy->c.name);
+	if (sj->state == XTS_JOB_DELETIONS_HELD && staged <= cy->c.deletion_threshold)
+		/* held by an earlier cycle: a hold lasts until released, even
+		 * when the threshold is raised past it meanwhile */
+		xts_warn("job %s: %lld deletions/disables still held (held by an earlier cycle; the "
+			 "threshold is now %lld) until `xtsyncctl allow-deletions %s`", cy->c.name, staged,
+			 cy->c.deletion_threshold, cy->c.name);
+	else
+		xts_warn("job %s: %lld deletions/disables exceed the deletion threshold (%lld): held "
+			 "until `xtsyncctl allow-deletions %s`", cy->c.name, staged, cy->c.deletion_threshold,
+			 cy->c.name);
 	{
 		struct staged_log sl = { cy, sj->state != XTS_JOB_DELETIONS_HELD };
 

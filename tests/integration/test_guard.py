@@ -41,6 +41,15 @@ try:
     t.ok(p.returncode == 3 and sorted(staged()) == sorted(gone + [later]),
          "a deletion held later gets its own line, the others none", (p.returncode, staged()))
 
+    # the threshold raised past what is held: still held (until released),
+    # and the log line does not claim the 6 exceed a threshold of 10
+    env.jobs[0][3]["deletion_threshold"] = 10
+    env.write_config()
+    p = env.once()
+    t.ok(p.returncode == 3 and "6 deletions/disables still held" in p.stderr and
+         "exceed the deletion threshold" not in p.stderr,
+         "threshold raised to 10: still held, said as such", (p.returncode, p.stderr[-800:]))
+
     env.jobs[0][3]["deletion_threshold"] = 0
     env.write_config()
     p = env.once()
