@@ -1391,12 +1391,17 @@ static const char *
 prov_action(struct eng_cycle *cy, const char *sid, bool in_scope, char *buf, size_t len)
 {
 	struct xts_store_op_row r;
-	static const char *const names[] = { "Create", "Update", "Disable", "Delete", "Restore", "Manager" };
+	/* Microsoft's actions: a restore and a manager reference are updates */
+	static const char *const names[] = { "Create", "Update", "Disable", "Delete", "Update", "Update" };
 	int ret;
 
 	memset(&r, 0, sizeof(r));
 	ret = xts_store_op_find_open(cy->st, cy->c.name, sid, -1, &r);
-	if (ret == 0 && r.o.kind >= 0 && r.o.kind <= XTS_OP_MANAGER) {
+	if (ret == 0 && r.o.kind == XTS_OP_MANAGER && !in_scope) {
+		snprintf(buf, len, "Action: Skip (the user is out of scope)");
+	} else if (ret == 0 && r.o.kind == XTS_OP_MANAGER) {
+		snprintf(buf, len, "Action: Update (manager)");
+	} else if (ret == 0 && r.o.kind >= 0 && r.o.kind <= XTS_OP_MANAGER) {
 		if (r.o.state == XTS_OP_STAGED)
 			snprintf(buf, len, "Action: %s (held by the deletion threshold: xtsyncctl allow-deletions %s)",
 				 names[r.o.kind], cy->c.name);
@@ -1405,7 +1410,8 @@ prov_action(struct eng_cycle *cy, const char *sid, bool in_scope, char *buf, siz
 			json_t *v;
 			size_t n = 0;
 			int w;
-			w = snprintf(buf, len, "Action: %s (", names[r.o.kind]);
+			w = snprintf(buf, len, "Action: %s (%s", names[r.o.kind],
+				     r.o.kind == XTS_OP_RESTORE ? "restore from deleted items; " : "");
 			json_object_foreach(json_object_get(r.o.payload, "changes"), key, v) {
 				if (w > 0 && (size_t)w < len)
 					w += snprintf(buf + w, len - (size_t)w, "%s%s", n++ > 0 ? ", " : "", key);

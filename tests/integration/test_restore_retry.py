@@ -96,6 +96,15 @@ try:
     t.ok(len(deferred) == len(members) and codes == {"ReferenceNotYetProvisioned"},
          "a manager without a target user: skipped lines with errorCode ReferenceNotYetProvisioned",
          (len(deferred), codes))
+    # provision on demand of such a user: its only open op is the manager
+    # reference, which Microsoft's on-demand view calls an Update
+    d = X.start_daemon(env)
+    try:
+        c = env.ctl("provision", "j", members[3]["id"])
+    finally:
+        X.stop_daemon(d)
+    t.ok(c.returncode == 0 and "Action: Update (manager)" in c.stdout and "Action: Manager" not in c.stdout,
+         "provision: a pending manager reference shows as 'Action: Update (manager)'", c.stdout + c.stderr)
 
     # ================= the restore's PATCH fails once
     victim = members[0]["id"]
