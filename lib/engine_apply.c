@@ -1377,7 +1377,10 @@ refill(struct eng_cycle *cy)
 			cy->aops = a;
 			cy->inflight++;
 			cy->ops++;
-			cy->counts.ops_total++;
+			/* the total is what was planned when apply began (below),
+			 * grown only by what joins later (escrow due, matches) */
+			if (cy->ops > cy->counts.ops_total)
+				cy->counts.ops_total = cy->ops;
 			dispatch(a);
 		}
 		json_decref(c.rows);
@@ -1407,7 +1410,13 @@ refill(struct eng_cycle *cy)
 void
 eng_apply_start(struct eng_cycle *cy)
 {
+	long long planned = 0;
+
 	cy->apply_pass = 1;
 	cy->phase = PH_APPLY;
+	/* progress (xtsyncctl status): done of all planned, not of those
+	 * dispatched so far; a failed count leaves the running total */
+	if (cy->only_user == NULL && xts_store_op_count(cy->st, cy->c.name, XTS_OP_PLANNED, &planned) == 0)
+		cy->counts.ops_total = planned;
 	refill(cy);
 }

@@ -9,6 +9,7 @@
 #  - a reload that changes provisioning_log writes the new file from then on;
 #  - `xtsyncd --once` interrupted by SIGINT exits 0, and the next run
 #    finishes the work without a duplicate.
+# Also: `status` progress of a running cycle counts all planned ops.
 import os
 import signal
 import subprocess
@@ -84,6 +85,22 @@ try:
     t.ok([ln for ln in lines(moved) if "After moving the log" in ln] and
          not [ln for ln in lines(log) if "After moving the log" in ln],
          "the line goes to the new provisioning_log path", (lines(moved), open(live).read()[-800:]))
+    # ---- progress of a running cycle counts against every planned op, not
+    # against those dispatched so far (the apply window is 200)
+    for i in range(250):
+        sim.call("POST", "/_admin/tenants/%s/users" % src_tid, {
+            "displayName": "Bulk %d" % i, "userPrincipalName": "bulk%d@s.example" % i,
+            "mail": "bulk%d@s.example" % i, "mailNickname": "bulk%d" % i, "accountEnabled": True,
+            "userType": "Member"})
+    sim.call("POST", "/_admin/faults", {"tenant": tgt_tid, "route": r"/\$batch$", "kind": "stall_before",
+                                        "seconds": 0.3})
+    env.ctl("sync", "j")
+    seen = X.poll(lambda: (X.job_status(env, "j") or {}).get("progress"), timeout=60, step=0.1)
+    done = X.wait_cycles(env, "j", 4, timeout=240)
+    sim.call("DELETE", "/_admin/faults")
+    created = (done or {}).get("counts", {}).get("created")
+    t.ok(seen is not None and seen["total"] == 250 and created == 250,
+         "status progress of the 250 creates: total 250 from the start", (seen, created))
     X.stop_daemon(d)
     d = None
     with open(env.conf, "w") as f:
@@ -111,9 +128,9 @@ try:
     t.ok(p.returncode == 0 and took < 15, "--once stopped by SIGINT exits 0 (in %.1f s)" % took,
          (p.returncode, err[-1200:]))
     q = env.once()
-    t.ok(q.returncode == 0 and len(X.users_list(sim.users(tgt_tid))) == N + 3 and
+    t.ok(q.returncode == 0 and len(X.users_list(sim.users(tgt_tid))) == N + 250 + 3 and
          not X.sync_problems(sim, src_tid, tgt_tid, link),
-         "the next --once finishes the work: %d users, no duplicate" % (N + 3),
+         "the next --once finishes the work: %d users, no duplicate" % (N + 250 + 3),
          (q.returncode, X.sync_problems(sim, src_tid, tgt_tid, link), q.stderr[-800:]))
     ok = t.failed == 0
 finally:
