@@ -12,6 +12,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "mem.h"
+#include "metrics.h"
 
 #define NO_ENGINE "engine not available"
 
@@ -38,6 +39,7 @@ struct xts_jobs {
 	size_t n, cap;
 	int running;
 	bool shutting_down;
+	bool dry_run; /* a dry run must not overwrite a running daemon's metrics */
 	void (*shutdown_cb)(void *arg);
 	void *shutdown_arg;
 	/* --once */
@@ -103,6 +105,30 @@ job_find(struct xts_jobs *t, const char *name)
 
 static void schedule(struct job *j, long long delay_ms);
 static void start_due(struct xts_jobs *t);
+
+/* Rewrite the configured metrics_file (read from the current config each
+ * time, so a reload's change or removal applies) from the status: at apply
+ * (start, reload), when a cycle starts or ends, at pause and resume. A
+ * failure is logged (xts_metrics_write) and changes nothing else. */
+static void
+metrics_update(struct xts_jobs *t)
+{
+	const char *path;
+	json_t *st;
+
+	if (t->cfg == NULL || t->dry_run)
+		return;
+	path = t->cfg->daemon.metrics_file;
+	if (path == NULL || path[0] == '\0')
+		return;
+	st = xts_jobs_status(t);
+	if (st == NULL) {
+		xts_warn("metrics file %s not written: %s", path, xts_strerror(XTS_ENOMEM));
+		return;
+	}
+	xts_metrics_write(path, st);
+	json_decref(st);
+}
 
 static void
 once_account(struct xts_jobs *t, struct job *j, int result)
@@ -177,6 +203,9 @@ cycle_done(void *arg, int result)
 	} else if (!t->once && !t->shutting_down && !j->paused && j->cfg != NULL && j->cfg->enabled) {
 		schedule(j, (long long)j->cfg->interval_ms);
 	}
+	/* The finished cycle and its next one; before shutdown_cb, which may
+	 * free the table. */
+	metrics_update(t);
 	if (t->shutting_down && t->running == 0 && t->shutdown_cb != NULL) {
 		void (*cb)(void *) = t->shutdown_cb;
 		t->shutdown_cb = NULL;
@@ -209,13 +238,16 @@ start_cycle(struct job *j)
 		once_account(t, j, XTS_EINTERNAL);
 		if (!t->once && !t->shutting_down && !j->paused && j->cfg->enabled)
 			schedule(j, (long long)j->cfg->interval_ms);
+		metrics_update(t);
 		return 0;
 	}
 	j->running = true;
 	t->running++;
 	xts_info("job %s: cycle starting", j->name);
 	ret = t->r.start_cycle(t->r.ctx, j->name, cycle_done, j);
-	if (ret != 0) {
+	if (ret == 0) {
+		metrics_update(t); /* "running", for a cycle that hangs */
+	} else {
 		j->running = false;
 		t->running--;
 		j->last_end_wall = xts_wall_ms();
@@ -228,6 +260,7 @@ start_cycle(struct job *j)
 		once_account(t, j, ret);
 		if (!t->once && !t->shutting_down && !j->paused && j->cfg->enabled)
 			schedule(j, (long long)j->cfg->interval_ms);
+		metrics_update(t);
 	}
 	return 0;
 }
@@ -382,7 +415,10 @@ xts_jobs_apply(struct xts_jobs *t, const struct xts_config *cfg, unsigned runner
 		}
 	}
 	t->cfg = cfg;
+	t->dry_run = (runner_flags & XTS_RUNNER_DRY_RUN) != 0;
 	start_due(t);
+	/* So the file exists (and follows a reload) before a cycle ends. */
+	metrics_update(t);
 	return 0;
 }
 
@@ -418,6 +454,7 @@ xts_jobs_pause(struct xts_jobs *t, const char *name)
 	j->next_mono = 0;
 	uv_timer_stop(&j->timer);
 	xts_info("job %s: paused", name);
+	metrics_update(t);
 	return 0;
 }
 
@@ -433,11 +470,12 @@ xts_jobs_resume(struct xts_jobs *t, const char *name)
 		return XTS_EINVAL;
 	j->paused = false;
 	xts_info("job %s: resumed", name);
-	if (j->running || !j->cfg->enabled || t->once)
-		return 0;
-	since = j->last_start_wall != 0 ? xts_wall_ms() - j->last_start_wall : (long long)j->cfg->interval_ms;
-	delay = (long long)j->cfg->interval_ms - since;
-	schedule(j, delay);
+	if (!j->running && j->cfg->enabled && !t->once) {
+		since = j->last_start_wall != 0 ? xts_wall_ms() - j->last_start_wall : (long long)j->cfg->interval_ms;
+		delay = (long long)j->cfg->interval_ms - since;
+		schedule(j, delay);
+	}
+	metrics_update(t);
 	return 0;
 }
 

@@ -132,10 +132,14 @@ class Env:
     def add_job(self, name, source, target, **kw):
         self.jobs.append((name, source, target, kw))
 
-    def write_config(self, secret=None):
+    def write_config(self, secret=None, extra_daemon=None):
+        """extra_daemon: more [daemon] keys, {key: value} (e.g. metrics_file)."""
         lines = ["[daemon]", "state_dir = %s" % self.tmp,
                  "provisioning_log = %s/provisioning.log" % self.tmp,
-                 "control_socket = %s/control.sock" % self.tmp, "log_level = debug", ""]
+                 "control_socket = %s/control.sock" % self.tmp, "log_level = debug"]
+        for k, v in (extra_daemon or {}).items():
+            lines.append("%s = %s" % (k, v))
+        lines.append("")
         for name, (tid, cid) in self.tenants.items():
             lines += ['[tenant "%s"]' % name, "tenant_id = %s" % tid, "client_id = %s" % cid,
                       "client_secret_file = %s" % (secret or self.secret),
