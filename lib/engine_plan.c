@@ -445,8 +445,8 @@ eng_plan_entry(struct eng_cycle *cy, json_t *entry)
 		 * lost store its link may still hold one in the target). */
 		attrs = json_incref(entry);
 		ret = entry_to_attrs(attrs);
-		if (ret == 0 && cy->kind == XTS_CYCLE_INITIAL && eng_reference_mapping(cy->sch->s) != NULL &&
-		    json_object_get(attrs, "manager") == NULL &&
+		if (ret == 0 && cy->kind == XTS_CYCLE_INITIAL && json_object_get(attrs, "manager") == NULL &&
+		    eng_reference_mapping(cy->sch->s) != NULL &&
 		    json_object_set_new(attrs, "manager", json_null()) != 0)
 			ret = XTS_ENOMEM;
 		goto decide;
