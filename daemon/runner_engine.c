@@ -282,10 +282,13 @@ r_configure(void *ctx, const struct xts_config *cfg, unsigned flags)
 		/* SIGHUP: a rotated log is reopened; a changed provisioning_log
 		 * takes effect (a failure keeps the old file, said once) */
 		const char *want = cfg->daemon.provisioning_log;
+		bool moves = want[0] != '\0' && strcmp(want, xts_provlog_path(r->provlog)) != 0;
 		int e = xts_provlog_reopen_path(r->provlog, want[0] != '\0' ? want : NULL);
 		if (e != 0)
-			xts_err("cannot open the provisioning log %s: %s; still writing the old one",
-				want[0] != '\0' ? want : "(unchanged)", xts_strerror(e));
+			xts_err("cannot open the provisioning log %s: %s; still writing %s", want[0] != '\0' ? want :
+				xts_provlog_path(r->provlog), xts_strerror(e), xts_provlog_path(r->provlog));
+		else if (moves)
+			xts_info("provisioning log: now %s", want);
 		if (want[0] == '\0')
 			xts_warn("provisioning_log cleared: a restart stops the provisioning log; "
 				 "until then it is still written");

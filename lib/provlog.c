@@ -542,6 +542,12 @@ xts_provlog_reopen_path(struct xts_provlog *pl, const char *path)
 	return 0;
 }
 
+const char *
+xts_provlog_path(const struct xts_provlog *pl)
+{
+	return pl->path;
+}
+
 void
 xts_provlog_close(struct xts_provlog *pl)
 {

@@ -115,6 +115,8 @@ int xts_provlog_reopen(struct xts_provlog *pl);
 /* Reopen at path (a reload that changed provisioning_log); the same path or
  * NULL is xts_provlog_reopen. On failure the log stays at its old file. */
 int xts_provlog_reopen_path(struct xts_provlog *pl, const char *path);
+/* The file the log writes (borrowed, valid until the next reopen_path). */
+const char *xts_provlog_path(const struct xts_provlog *pl);
 void xts_provlog_close(struct xts_provlog *pl);
 /* Append one line (a single write(2) with O_APPEND, so truncation by
  * copytruncate is harmless and concurrent writers never interleave). Blocks

@@ -79,7 +79,8 @@ try:
     with open(env.conf, "w") as f:
         f.write(good.replace("provisioning_log = %s" % log, "provisioning_log = %s" % moved))
     c = env.ctl("reload")
-    t.ok(c.returncode == 0, "reload with provisioning_log changed", c.stdout + c.stderr)
+    t.ok(c.returncode == 0 and wait_log(live, "provisioning log: now %s" % moved),
+         "reload with provisioning_log changed: the daemon says where it writes now", c.stdout + c.stderr)
     t.ok(change_and_sync(sim, env, src_tid, src[1]["id"], "After moving the log", 3),
          "a change is synced after the reload")
     t.ok([ln for ln in lines(moved) if "After moving the log" in ln] and
