@@ -936,12 +936,13 @@ match_needs_advanced(const char *attr)
 		"onPremisesSamAccountName", "passwordPolicies", "postalCode", "preferredLanguage",
 		"showInAddressList", "streetAddress",
 	};
-	size_t i;
+	size_t i, n;
 
-	for (i = 0; i < sizeof(advanced) / sizeof(advanced[0]); i++)
-		if (strncmp(attr, advanced[i], strlen(advanced[i])) == 0 &&
-		    (attr[strlen(advanced[i])] == '\0' || attr[strlen(advanced[i])] == '/'))
+	for (i = 0; i < sizeof(advanced) / sizeof(advanced[0]); i++) {
+		n = strlen(advanced[i]); /* the property, or a path under it */
+		if (strncmp(attr, advanced[i], n) == 0 && (attr[n] == '\0' || attr[n] == '/'))
 			return true;
+	}
 	return false;
 }
 
