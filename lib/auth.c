@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -70,7 +71,7 @@ static const struct {
 	{ 900023, "the tenant identifier is neither a valid domain nor a valid tenant GUID" },
 	{ 90014, "a required field is missing from the token request" },
 	{ 7000112, "the application is disabled" },
-	{ 70011, "invalid scope: client credentials need https://graph.microsoft.com/.default" },
+	{ 70011, "invalid scope: client credentials need the .default scope of the tenant's Graph (graph_endpoint)" },
 	{ 500011, "the resource principal (Microsoft Graph) was not found in the tenant" },
 	{ 65001, "the application has not been consented in this tenant" },
 	{ 50126, "invalid credentials" },
@@ -193,6 +194,40 @@ done:
 	return ret;
 }
 
+/* A national cloud's Graph has its own host, and "any permission scope value
+ * (including the .default scope) that contains the Microsoft Graph domain
+ * MUST use the domain of the Microsoft Graph service root endpoint for the
+ * national cloud deployment" (microsoft-graph-docs-contrib
+ * concepts/sdks/national-clouds.md; the hosts: concepts/deployments.md). Any
+ * other endpoint, the global service or a test emulator, gets the global
+ * scope, which is what an app registered there is consented for. */
+const char *
+xts_auth_scope(const char *graph_endpoint)
+{
+	static const char *const clouds[] = {
+		"https://graph.microsoft.us",
+		"https://dod-graph.microsoft.us",
+		"https://microsoftgraph.chinacloudapi.cn",
+	};
+	static const char *const scopes[] = {
+		"https://graph.microsoft.us/.default",
+		"https://dod-graph.microsoft.us/.default",
+		"https://microsoftgraph.chinacloudapi.cn/.default",
+	};
+	size_t i, n;
+
+	if (graph_endpoint == NULL)
+		return XTS_GRAPH_SCOPE;
+	n = strlen(graph_endpoint);
+	while (n > 0 && graph_endpoint[n - 1] == '/')
+		n--;
+	for (i = 0; i < sizeof(clouds) / sizeof(clouds[0]); i++) {
+		if (strlen(clouds[i]) == n && strncasecmp(graph_endpoint, clouds[i], n) == 0)
+			return scopes[i];
+	}
+	return XTS_GRAPH_SCOPE;
+}
+
 char *
 xts_auth_token_url(const struct xts_tenant_conn *tc)
 {
@@ -220,8 +255,9 @@ entry_key(const struct xts_tenant_conn *tc)
 	const char *cred = tc->client_secret ? tc->client_secret : (tc->cert_pem ? tc->cert_pem : "");
 
 	SHA256((const unsigned char *)cred, strlen(cred), d);
-	if (xts_buf_printf(&b, "%s|%s|%s|%02x%02x%02x%02x%02x%02x%02x%02x",
-			   tc->authority ? tc->authority : "", tc->tenant_id ? tc->tenant_id : "",
+	if (xts_buf_printf(&b, "%s|%s|%s|%s|%02x%02x%02x%02x%02x%02x%02x%02x",
+			   tc->authority ? tc->authority : "", xts_auth_scope(tc->graph_endpoint),
+			   tc->tenant_id ? tc->tenant_id : "",
 			   tc->client_id ? tc->client_id : "", d[0], d[1], d[2], d[3], d[4], d[5], d[6],
 			   d[7]) != 0) {
 		xts_buf_free(&b);
@@ -446,8 +482,11 @@ start_request(struct xts_auth *a, struct entry *e, const struct xts_tenant_conn 
 	ret = XTS_ENOMEM;
 	if (enc == NULL)
 		goto done;
-	if (xts_buf_printf(&body, "grant_type=client_credentials&client_id=%s&scope=%s", enc,
-			   "https%3A%2F%2Fgraph.microsoft.com%2F.default") != 0)
+	if (xts_buf_printf(&body, "grant_type=client_credentials&client_id=%s", enc) != 0)
+		goto done;
+	curl_free(enc);
+	enc = curl_easy_escape(NULL, xts_auth_scope(tc->graph_endpoint), 0);
+	if (enc == NULL || xts_buf_printf(&body, "&scope=%s", enc) != 0)
 		goto done;
 	curl_free(enc);
 	enc = NULL;

@@ -28,7 +28,7 @@ struct xts_tenant_conn {
 	int max_in_flight;          /* 0 = default */
 };
 
-/* Graph's only client-credentials scope. */
+/* Graph's client-credentials scope in the global service. */
 #define XTS_GRAPH_SCOPE "https://graph.microsoft.com/.default"
 
 struct xts_auth;
@@ -72,6 +72,10 @@ void xts_auth_set_refresh_margin(struct xts_auth *a, long long ms);
 /* "https://host/{tenant}/oauth2/v2.0/token" for tc into a new string (caller
  * frees), or NULL on ENOMEM. */
 char *xts_auth_token_url(const struct xts_tenant_conn *tc);
+/* The client-credentials scope for a tenant whose Graph is graph_endpoint
+ * (NULL = the global service): a national cloud's own .default scope, else
+ * XTS_GRAPH_SCOPE. Static string. */
+const char *xts_auth_scope(const char *graph_endpoint);
 
 /* Build a signed client assertion (PS256; header alg, typ, x5t#S256; claims
  * aud, iss = sub = client_id, jti, nbf = iat = now_s, exp = now_s + 600).

@@ -281,6 +281,33 @@ test_token_url(void **state)
 	xts_free(u);
 }
 
+/* National clouds use their own Graph host in the scope (microsoft-graph-docs-
+ * contrib concepts/sdks/national-clouds.md, concepts/deployments.md); the
+ * global service and anything else (a test emulator) the global scope. */
+static void
+test_scope(void **state)
+{
+	(void)state;
+	assert_string_equal(xts_auth_scope(NULL), "https://graph.microsoft.com/.default");
+	assert_string_equal(xts_auth_scope("https://graph.microsoft.com"),
+			    "https://graph.microsoft.com/.default");
+	assert_string_equal(xts_auth_scope("https://graph.microsoft.us"),
+			    "https://graph.microsoft.us/.default");
+	assert_string_equal(xts_auth_scope("https://Graph.Microsoft.US/"),
+			    "https://graph.microsoft.us/.default");
+	assert_string_equal(xts_auth_scope("https://dod-graph.microsoft.us"),
+			    "https://dod-graph.microsoft.us/.default");
+	assert_string_equal(xts_auth_scope("https://microsoftgraph.chinacloudapi.cn"),
+			    "https://microsoftgraph.chinacloudapi.cn/.default");
+	/* look-alikes and emulators stay global */
+	assert_string_equal(xts_auth_scope("https://graph.microsoft.us.evil.example"),
+			    "https://graph.microsoft.com/.default");
+	assert_string_equal(xts_auth_scope("http://graph.microsoft.us"),
+			    "https://graph.microsoft.com/.default");
+	assert_string_equal(xts_auth_scope("http://127.0.0.1:8080"),
+			    "https://graph.microsoft.com/.default");
+}
+
 int
 main(void)
 {
@@ -290,6 +317,7 @@ main(void)
 		cmocka_unit_test(test_b64url),
 		cmocka_unit_test(test_token_response),
 		cmocka_unit_test(test_token_url),
+		cmocka_unit_test(test_scope),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
