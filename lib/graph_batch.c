@@ -3,7 +3,10 @@
  * (microsoft-graph-docs-contrib concepts/json-batching.md), each sub-request
  * admitted by the governor and judged on its own: 2xx done, 429 requeued after
  * Retry-After, 5xx backed off, 424 follows its dependency, other 4xx handed
- * to the engine. It decides nothing about users and stores nothing. */
+ * to the engine. An endpoint that refuses $batch itself (400, 404, 405, 501
+ * on the envelope) gets the same operations one request each, judged the same
+ * way, for the rest of the client's life. It decides nothing about users and
+ * stores nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 
 #define BATCH_MAX 20
 #define BATCH_PARALLEL 4
+#define DIRECT_PARALLEL 16 /* single requests in flight without $batch */
 /* When the budget, not the queue, limits us, hold admitted operations up to
  * this long so that envelopes stay full instead of carrying one op each. */
 #define BATCH_LINGER_MS 500
@@ -40,6 +44,7 @@ struct xts_batch_op {
 	struct xts_throttle_cost cost;
 	int state;
 	int attempts;
+	int dep_waits; /* 424s answered while its dependency was pending */
 	long long not_before;
 	struct xts_batch_op *next, *prev;
 };
@@ -291,6 +296,28 @@ sub_request(struct xts_batch_op *op, int with_dep)
 }
 
 static void on_batch(void *arg, const struct xts_graph_result *res);
+static void on_direct(void *arg, const struct xts_graph_result *res);
+
+/* Without $batch: op alone, as the request it stands for (its URL is
+ * relative to the version, as in a batch). */
+static int
+send_direct(struct xts_batch *b, struct sent *s)
+{
+	struct xts_batch_op *op = s->ops[0];
+	char *url;
+	size_t n = strlen(op->url);
+	int ret;
+
+	url = xts_malloc(n + sizeof("/v1.0"));
+	if (url == NULL)
+		return XTS_ENOMEM;
+	memcpy(url, "/v1.0", 5);
+	memcpy(url + 5, op->url, n + 1);
+	ret = xts_graph_request(b->g, op->method, url, op->body,
+				XTS_GRAPH_NO_THROTTLE | XTS_GRAPH_NO_RETRY, on_direct, s, &s->req);
+	xts_free(url);
+	return ret;
+}
 
 static int
 in_sent(const struct sent *s, const struct xts_batch_op *op)
@@ -373,8 +400,9 @@ pack(void *arg)
 		cancel_queued(b);
 		goto done;
 	}
-	while (b->nsent < BATCH_PARALLEL) {
+	while (b->nsent < (b->g->no_batch ? DIRECT_PARALLEL : BATCH_PARALLEL)) {
 		int budget_stop = 0;
+		int cap = b->g->no_batch ? 1 : BATCH_MAX;
 
 		s = b->filling;
 		b->filling = NULL;
@@ -384,7 +412,7 @@ pack(void *arg)
 				goto nomem;
 			s->b = b;
 		}
-		for (op = b->head; op != NULL && s->n < BATCH_MAX; op = op->next) {
+		for (op = b->head; op != NULL && s->n < cap; op = op->next) {
 			if (op->state != OP_QUEUED)
 				continue;
 			if (op->not_before > now) {
@@ -411,10 +439,14 @@ pack(void *arg)
 			s = NULL;
 			break;
 		}
-		if (budget_stop && s->n < BATCH_MAX && wake - s->started <= BATCH_LINGER_MS) {
+		if (budget_stop && s->n < cap && wake - s->started <= BATCH_LINGER_MS) {
 			b->filling = s; /* more budget soon: fill the envelope first */
 			s = NULL;
 			break;
+		}
+		if (b->g->no_batch) {
+			ret = send_direct(b, s);
+			goto sent;
 		}
 		reqs = json_array();
 		if (reqs == NULL)
@@ -435,6 +467,7 @@ pack(void *arg)
 					on_batch, s, &s->req);
 		json_decref(body);
 		body = NULL;
+sent:
 		if (ret != 0) {
 			for (int i = 0; i < s->n; i++) {
 				xts_throttle_refund(b->g->throttle, &s->ops[i]->cost, now);
@@ -601,17 +634,66 @@ retry_or_fail(struct xts_batch_op *op, int err, long status, json_t *body, long 
 	op_finish(op, err, status, body, &ge);
 }
 
+/* One operation's answer: a sub-response, or (without $batch) the answer to
+ * its own request, whose status graph.c already fed to the governor (fed). */
 static void
-on_batch(void *arg, const struct xts_graph_result *res)
+judge(struct xts_batch *b, struct xts_batch_op *op, long st, json_t *body, long long ra,
+      const struct xts_graph_error *gerr, long long now, int fed)
 {
-	struct sent *s = arg;
-	struct xts_batch *b = s->b;
+	struct xts_graph_error ge;
+
+	if (st >= 200 && st < 300) {
+		if (!fed)
+			xts_throttle_feedback(b->g->throttle, st, -1, -1, now);
+		op_finish(op, 0, st, body, NULL);
+	} else if (st == 429) {
+		/* no Retry-After: "we recommend implementing an exponential
+		 * backoff retry policy" (throttling.md); the tenant's gate
+		 * waits that long too */
+		long long d = ra > 0 ? ra : xts_graph__backoff_ms(b->g, op->attempts + 1);
+
+		if (!fed)
+			xts_throttle_feedback(b->g->throttle, 429, d, -1, now);
+		retry_or_fail(op, XTS_ETHROTTLED, st, body, d);
+	} else if (st == 500 || st == 502 || st == 503 || st == 504) {
+		long long d = xts_graph__backoff_ms(b->g, op->attempts + 1);
+
+		retry_or_fail(op, XTS_ESERVER, st, body, ra > d ? ra : d);
+	} else if (st == 424 && op->dep_waits < 2 * xts_graph__max_attempts(b->g) &&
+		   ((op->dep != NULL && op->dep->state == OP_QUEUED) ||
+		    (op->dep == NULL && !op->dep_failed))) {
+		/* goes again with its dependency, or alone when that has
+		 * succeeded since; bounded for a server that keeps answering
+		 * 424 without a reason we can see */
+		op->dep_waits++;
+		requeue(op, 0);
+	} else if (st == 424) {
+		sub_error(&ge, st, body);
+		if (ge.code[0] == '\0')
+			snprintf(ge.code, sizeof(ge.code), "FailedDependency");
+		op_finish(op, XTS_EGRAPH, st, body, &ge);
+	} else {
+		int err = xts_graph_status_err(st);
+
+		if (gerr != NULL)
+			ge = *gerr;
+		else
+			sub_error(&ge, st, body);
+		if (!fed)
+			xts_log_rl(st == 404 ? XTS_LOG_INFO : XTS_LOG_WARNING, 10000, 50,
+				   "graph: %s: %s %s -> HTTP %ld %s: %s (request-id %s)",
+				   b->g->tc.name, op->method, op->url, st,
+				   ge.code[0] ? ge.code : "-", ge.message[0] ? ge.message : "-",
+				   ge.request_id[0] ? ge.request_id : "-");
+		op_finish(op, err ? err : XTS_EGRAPH, st, body, &ge);
+	}
+}
+
+/* Take s off the in-flight list; the caller frees it. */
+static void
+unlink_sent(struct xts_batch *b, struct sent *s)
+{
 	struct sent **pp;
-	struct collect c = { NULL, 0, 0, 0 };
-	struct xts_batch_op *ops[BATCH_MAX];
-	long long now = xts_now_ms();
-	int n = s->n, i, pass;
-	size_t k;
 
 	for (pp = &b->sent; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == s) {
@@ -620,9 +702,84 @@ on_batch(void *arg, const struct xts_graph_result *res)
 		}
 	}
 	b->nsent--;
+}
+
+/* After a response: free if asked to meanwhile, else send what waits. */
+static void
+answered(struct xts_batch *b)
+{
+	b->busy--;
+	if (b->free_pending && b->busy == 0) {
+		really_free(b);
+		return;
+	}
+	if (b->head != NULL && arm(b, 0) != 0)
+		xts_err("graph: %s: cannot arm the batch timer", b->g->tc.name);
+	maybe_idle(b);
+}
+
+/* The endpoint refused the envelope itself, not what is in it: a server
+ * without JSON batching answers an unknown path 404 or 400, a method it does
+ * not take 405, a feature it lacks 501. Graph itself has had $batch since
+ * v1.0 (json-batching.md), so this is an emulator or a proxy. */
+static int
+batch_refused(const struct xts_graph_result *res)
+{
+	return res->err != 0 && (res->status == 400 || res->status == 404 || res->status == 405 ||
+				 res->status == 501);
+}
+
+static void
+on_direct(void *arg, const struct xts_graph_result *res)
+{
+	struct sent *s = arg;
+	struct xts_batch *b = s->b;
+	struct xts_batch_op *op = s->ops[0];
+
+	unlink_sent(b, s);
+	xts_free(s);
+	b->busy++;
+	if (res->status == 0 && res->err != 0) {
+		if (res->err == XTS_EHTTP || res->err == XTS_ETIMEDOUT)
+			retry_or_fail(op, res->err, 0, NULL,
+				      xts_graph__backoff_ms(b->g, op->attempts + 1));
+		else
+			op_finish(op, res->err, 0, NULL, res->gerr);
+	} else {
+		judge(b, op, res->status, res->body, -1, res->gerr, xts_now_ms(), 1);
+	}
+	answered(b);
+}
+
+static void
+on_batch(void *arg, const struct xts_graph_result *res)
+{
+	struct sent *s = arg;
+	struct xts_batch *b = s->b;
+	struct collect c = { NULL, 0, 0, 0 };
+	struct xts_batch_op *ops[BATCH_MAX];
+	long long now = xts_now_ms();
+	int n = s->n, i, pass;
+	size_t k;
+
+	unlink_sent(b, s);
 	memcpy(ops, s->ops, sizeof(ops));
 	xts_free(s);
 	b->busy++;
+	if (batch_refused(res)) {
+		/* Nothing in it ran: the same operations go again, one each. */
+		if (!b->g->no_batch)
+			xts_warn("graph: %s: POST /v1.0/$batch -> HTTP %ld %s: this endpoint does "
+				 "not take JSON batches; sending one request per operation",
+				 b->g->tc.name, res->status,
+				 res->gerr != NULL && res->gerr->code[0] ? res->gerr->code : "-");
+		b->g->no_batch = 1;
+		for (i = 0; i < n; i++) {
+			xts_throttle_refund(b->g->throttle, &ops[i]->cost, now);
+			requeue(ops[i], 0);
+		}
+		goto done;
+	}
 	if (res->err != 0) {
 		/* The envelope failed after graph.c's own retries: every
 		 * operation in it shares that outcome (or is retried later). */
@@ -643,13 +800,11 @@ on_batch(void *arg, const struct xts_graph_result *res)
 		goto done;
 	}
 	/* Pass 0: everything but 424; pass 1: 424s, whose dependency's fate is
-	 * now known; pass 2: operations without a sub-response. */
+	 * now known; then operations without a sub-response. */
 	for (pass = 0; pass < 2; pass++) {
 		for (k = 0; k < c.n; k++) {
 			struct sub *sb = &c.v[k];
 			struct xts_batch_op *op = NULL;
-			struct xts_graph_error ge;
-			long st = sb->status;
 
 			for (i = 0; i < n; i++) {
 				char id[16];
@@ -662,46 +817,10 @@ on_batch(void *arg, const struct xts_graph_result *res)
 					break;
 				}
 			}
-			if (op == NULL || (pass == 0) == (st == 424))
+			if (op == NULL || (pass == 0) == (sb->status == 424))
 				continue;
 			ops[i] = NULL;
-			if (st >= 200 && st < 300) {
-				xts_throttle_feedback(b->g->throttle, st, -1, -1, now);
-				op_finish(op, 0, st, sb->body, NULL);
-			} else if (st == 429) {
-				/* no Retry-After: "we recommend implementing an
-				 * exponential backoff retry policy" (throttling.md);
-				 * the tenant's gate waits that long too */
-				long long ra = sb->ra > 0 ? sb->ra : xts_graph__backoff_ms(b->g, op->attempts + 1);
-
-				xts_throttle_feedback(b->g->throttle, 429, ra, -1, now);
-				retry_or_fail(op, XTS_ETHROTTLED, st, sb->body, ra);
-			} else if (st == 500 || st == 502 || st == 503 || st == 504) {
-				long long d = xts_graph__backoff_ms(b->g, op->attempts + 1);
-
-				retry_or_fail(op, XTS_ESERVER, st, sb->body, sb->ra > d ? sb->ra : d);
-			} else if (st == 424) {
-				if (op->dep != NULL && op->dep->state == OP_QUEUED) {
-					requeue(op, 0); /* goes again with its dependency */
-				} else if (op->dep == NULL && !op->dep_failed) {
-					requeue(op, 0); /* dependency succeeded since */
-				} else {
-					sub_error(&ge, st, sb->body);
-					if (ge.code[0] == '\0')
-						snprintf(ge.code, sizeof(ge.code), "FailedDependency");
-					op_finish(op, XTS_EGRAPH, st, sb->body, &ge);
-				}
-			} else {
-				int err = xts_graph_status_err(st);
-
-				sub_error(&ge, st, sb->body);
-				xts_log_rl(st == 404 ? XTS_LOG_INFO : XTS_LOG_WARNING, 10000, 50,
-					   "graph: %s: %s %s -> HTTP %ld %s: %s (request-id %s)",
-					   b->g->tc.name, op->method, op->url, st,
-					   ge.code[0] ? ge.code : "-", ge.message[0] ? ge.message : "-",
-					   ge.request_id[0] ? ge.request_id : "-");
-				op_finish(op, err ? err : XTS_EGRAPH, st, sb->body, &ge);
-			}
+			judge(b, op, sb->status, sb->body, sb->ra, NULL, now, 0);
 		}
 	}
 	for (i = 0; i < n; i++)
@@ -710,14 +829,7 @@ on_batch(void *arg, const struct xts_graph_result *res)
 				      xts_graph__backoff_ms(b->g, ops[i]->attempts + 1));
 done:
 	xts_free(c.v);
-	b->busy--;
-	if (b->free_pending && b->busy == 0) {
-		really_free(b);
-		return;
-	}
-	if (b->head != NULL && arm(b, 0) != 0)
-		xts_err("graph: %s: cannot arm the batch timer", b->g->tc.name);
-	maybe_idle(b);
+	answered(b);
 }
 
 /* ---- create user = invitation, then patch ----------------------------- */

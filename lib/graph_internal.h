@@ -16,6 +16,7 @@ struct xts_graph {
 	struct gov *gov;
 	struct xts_throttle *throttle;
 	struct xts_graph_req *reqs; /* pending requests, freed with g */
+	int no_batch; /* $batch refused (graph_batch.c): requests go one by one */
 };
 
 /* url relative to the endpoint (or absolute on it) to a new absolute string.

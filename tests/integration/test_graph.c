@@ -1020,6 +1020,25 @@ test_batch(struct xts_graph *tgt)
 	   n == 3 ? t[1] - t[0] : -1.0, n == 3 ? t[2] - t[1] : -1.0);
 	admin_ok("DELETE", "/_admin/faults", NULL);
 
+	/* a server that answers 424 (Failed Dependency) to an op that depends
+	 * on nothing, again and again: requeued a bounded number of times, then
+	 * handed back, instead of looping for ever */
+	admin_ok("DELETE", "/_admin/requests", NULL);
+	snprintf(path, sizeof(path),
+		 "{\"tenant\": \"" TGT "\", \"route\": \"/v1.0/users/%s$\", \"kind\": \"status\", "
+		 "\"status\": 424}", u1);
+	admin_ok("POST", "/_admin/faults", path);
+	memset(&r[0], 0, sizeof(r[0]));
+	snprintf(url, sizeof(url), "/users/%s", u1);
+	xts_batch_add(b, "PATCH", url, patch, NULL, on_op, &r[0], NULL);
+	spin(&r[0].done, 60000);
+	snprintf(url, sizeof(url), "/v1.0/users/%s", u1);
+	n = log_times(url, t, st, 8);
+	ok(r[0].done && r[0].err == XTS_EGRAPH && r[0].status == 424 && n == 8,
+	   "batch: 424 without a dependency is retried a bounded number of times, then handed back "
+	   "(done %d, %s %ld, %d+ sent)", r[0].done, xts_errname(r[0].err), r[0].status, n);
+	admin_ok("DELETE", "/_admin/faults", NULL);
+
 	/* create = invitation, then PATCH of the new user */
 	inv = json_pack("{s:s, s:s, s:s, s:b}", "invitedUserEmailAddress", "zoe.mueller@src.example",
 			"inviteRedirectUrl", "https://myapps.microsoft.com", "invitedUserType", "Member",
