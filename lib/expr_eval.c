@@ -78,11 +78,45 @@ xts_val_text(const json_t *v, struct xts_buf *b)
 	return XTS_EINVAL; /* arrays and objects have no single text form */
 }
 
+/* Whether s is entirely a decimal number ([+-]digits[.digits][e[+-]digits]);
+ * if so *d gets its value. Stricter than strtod on purpose: "NaN", "Inf",
+ * hexadecimal and surrounding blanks are text, so a surname "Nan" neither
+ * equals "NAN" nor every number (NaN compares as neither < nor >). */
+static int
+decimal_value(const char *s, double *d)
+{
+	const char *p = s;
+	size_t nd = 0;
+
+	if (*p == '+' || *p == '-')
+		p++;
+	for (; *p >= '0' && *p <= '9'; p++)
+		nd++;
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			nd++;
+	if (nd == 0)
+		return 0;
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		if (*p < '0' || *p > '9')
+			return 0;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p != '\0')
+		return 0;
+	errno = 0;
+	*d = strtod(s, NULL);
+	return errno == 0 && isfinite(*d);
+}
+
 int
 xts_val_truth(const json_t *v)
 {
 	const char *s;
-	char *end;
 	double d;
 
 	if (!v || json_is_null(v))
@@ -100,9 +134,7 @@ xts_val_truth(const json_t *v)
 		return 1;
 	if (strcasecmp(s, "false") == 0 || s[0] == '\0')
 		return 0;
-	errno = 0;
-	d = strtod(s, &end);
-	if (end != s && *end == '\0' && errno == 0)
+	if (decimal_value(s, &d))
 		return d != 0.0;
 	return -1;
 }
@@ -232,21 +264,11 @@ xts_ev_ret_buf(struct xts_ev *ev, const struct xts_node *n, struct xts_buf *b, j
 static int
 as_number(const json_t *v, double *d)
 {
-	const char *s;
-	char *end;
-
 	if (json_is_number(v)) {
 		*d = json_number_value(v);
 		return 1;
 	}
-	if (!json_is_string(v))
-		return 0;
-	s = json_string_value(v);
-	if (!*s)
-		return 0;
-	errno = 0;
-	*d = strtod(s, &end);
-	return end != s && *end == '\0' && errno == 0;
+	return json_is_string(v) && decimal_value(json_string_value(v), d);
 }
 
 static int

@@ -98,14 +98,20 @@ fn_cbool(struct xts_ev *ev, const struct xts_node *call, json_t **out)
 	return ret;
 }
 
+/* Microsoft: "If source value is True, returns False. Otherwise, returns
+ * True." -- so a value that is not a boolean at all ("abc", a multi-valued
+ * attribute) gives True rather than an error, unlike CBool. */
 static int
 fn_not(struct xts_ev *ev, const struct xts_node *call, json_t **out)
 {
-	int t, ret = truth_arg(ev, call, 0, &t);
+	json_t *v;
+	int ret = xts_ev_arg(ev, call, 0, &v);
 
-	if (ret == 0)
-		*out = json_boolean(!t);
-	return ret;
+	if (ret < 0)
+		return ret;
+	*out = json_boolean(xts_val_truth(v) != 1);
+	json_decref(v);
+	return 0;
 }
 
 static int

@@ -543,6 +543,30 @@ parse_expr(struct parser *p, struct xts_node **out)
 	return 0;
 }
 
+/* Microsoft: SelectUniqueValue "must be at the top-level and can't be
+ * nested" (it decides the whole value by asking the target). top is 1 for
+ * the root only; parentheses around the root leave it the root. */
+static int
+check_toplevel_only(struct parser *p, const struct xts_node *n, int top)
+{
+	int i, ret;
+
+	if (n->kind == XN_CALL && !top && strcmp(n->fn->name, "SelectUniqueValue") == 0) {
+		if (p->err) {
+			p->err->column = n->col;
+			snprintf(p->err->message, sizeof(p->err->message),
+				 "'SelectUniqueValue' must be the whole expression, it cannot be nested");
+		}
+		return XTS_EPARSE;
+	}
+	for (i = 0; i < n->nargs; i++) {
+		ret = check_toplevel_only(p, n->args[i], 0);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 void
 xts_expr_free(xts_expr *e)
 {
@@ -599,6 +623,9 @@ xts_expr_compile(const char *src, xts_expr **out, struct xts_expr_error *err)
 			   p.src[p.pos] >= 0x20 && p.src[p.pos] < 0x7f ? p.src[p.pos] : '?');
 		goto done;
 	}
+	ret = check_toplevel_only(&p, p.e->root, 1);
+	if (ret < 0)
+		goto done;
 	*out = p.e;
 	p.e = NULL;
 	ret = 0;

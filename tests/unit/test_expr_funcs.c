@@ -605,6 +605,25 @@ test_edge_logic(void **state)
 		{ NULL, "Not(\"False\")", "true", 0, 0 },
 		{ "{\"b\":true}", "Not([b])", "false", 0, 0 },
 		{ "{}", "Not([b])", "true", 0, "doc: otherwise returns True" },
+		/* doc: Not "If source value is True, returns False. Otherwise,
+		 * returns True." -- not an error for a non-boolean value */
+		{ NULL, "Not(\"abc\")", "true", 0, "doc: Not" },
+		{ "{\"a\":[\"True\"]}", "Not([a])", "true", 0, "doc: Not" },
+		{ NULL, "Not(\"1\")", "false", 0, "non-zero is True, as for CBool" },
+		{ NULL, "Not(0)", "true", 0, 0 },
+		/* doc: IIF comparison operators: only decimal numbers compare as
+		 * numbers; NaN, Inf, hex and padded text compare as text
+		 * (case-sensitively), so a surname "Nan" is not equal to "7" */
+		{ "{\"n\":\"Nan\"}", "IIF([n] = \"7\", 1, 2)", "2", 0, "doc: IIF" },
+		{ "{\"n\":\"nan\"}", "IIF([n] = \"NaN\", 1, 2)", "2", 0, "doc: IIF" },
+		{ "{\"n\":\"inf\"}", "IIF([n] = \"INFINITY\", 1, 2)", "2", 0, "doc: IIF" },
+		{ "{\"n\":\"0x10\"}", "IIF([n] = \"16\", 1, 2)", "2", 0, "doc: IIF" },
+		{ "{\"n\":\" 5\"}", "IIF([n] = \"5\", 1, 2)", "2", 0, "doc: IIF" },
+		{ "{\"n\":\"5.0\"}", "IIF([n] = \"5\", 1, 2)", "1", 0, "decimal text is still a number" },
+		{ "{\"n\":\"-.5\"}", "IIF([n] < 0, 1, 2)", "1", 0, 0 },
+		{ "{\"n\":\"1e2\"}", "IIF([n] = 100, 1, 2)", "1", 0, 0 },
+		{ NULL, "CBool(\"NaN\")", NULL, 0, "doc: CBool: NaN is not a value" },
+		{ NULL, "IIF(\"inf\", 1, 2)", NULL, 0, 0 },
 		/* Coalesce */
 		{ "{\"b\":\"\"}", "Coalesce([a], [b], \"d\")", "\"\"", 0, "empty is not null" },
 		{ "{\"a\":[]}", "Coalesce([a], \"d\")", "\"d\"", 0, "empty multi-value counts as null" },

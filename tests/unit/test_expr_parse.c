@@ -56,6 +56,13 @@ test_parse_errors(void **state)
 		{ "(\"a\"", 5, "expected ')' to close '(' at column 1" },
 		{ "\"a\xff\"", 3, "invalid UTF-8" },
 		{ "Left(\"a\", 1)\x01", 13, "unexpected '?'" },
+		/* doc: SelectUniqueValue "must be at the top-level and can't be nested" */
+		{ "Append(SelectUniqueValue(\"a\", \"b\"), \"x\")", 8,
+		  "'SelectUniqueValue' must be the whole expression" },
+		{ "SelectUniqueValue(\"a\", SelectUniqueValue(\"b\", \"c\"))", 24,
+		  "'SelectUniqueValue' must be the whole expression" },
+		{ "SelectUniqueValue(\"a\", \"b\") = \"a\"", 1,
+		  "'SelectUniqueValue' must be the whole expression" },
 	};
 	size_t i;
 
