@@ -40,6 +40,7 @@ struct xts_jobs {
 	int running;
 	bool shutting_down;
 	bool dry_run; /* a dry run must not overwrite a running daemon's metrics */
+	char *metrics_written; /* the metrics_file this process wrote; NULL: none */
 	void (*shutdown_cb)(void *arg);
 	void *shutdown_arg;
 	/* --once */
@@ -106,6 +107,29 @@ job_find(struct xts_jobs *t, const char *name)
 static void schedule(struct job *j, long long delay_ms);
 static void start_due(struct xts_jobs *t);
 
+/* A reload changed or cleared metrics_file: remove the file written under
+ * the old path (exactly that path, and only once this process wrote it), so
+ * a textfile collector stops exporting its stale values. */
+static void
+metrics_drop_old(struct xts_jobs *t, const char *path)
+{
+	int ret;
+
+	if (t->metrics_written == NULL || strcmp(t->metrics_written, path) == 0)
+		return;
+	ret = xts_metrics_remove(t->metrics_written);
+	if (ret == 0 && path[0] != '\0')
+		xts_info("metrics file %s removed: metrics_file is now %s", t->metrics_written, path);
+	else if (ret == 0)
+		xts_info("metrics file %s removed: metrics_file is now empty", t->metrics_written);
+	else if (ret == XTS_ENOENT)
+		xts_debug("metrics file %s was already removed", t->metrics_written);
+	/* Tried once: a failure was logged by xts_metrics_remove; retrying at
+	 * every status change would repeat it. */
+	xts_free(t->metrics_written);
+	t->metrics_written = NULL;
+}
+
 /* Rewrite the configured metrics_file (read from the current config each
  * time, so a reload's change or removal applies) from the status: at apply
  * (start, reload), when a cycle starts or ends, at pause and resume. A
@@ -118,15 +142,21 @@ metrics_update(struct xts_jobs *t)
 
 	if (t->cfg == NULL || t->dry_run)
 		return;
-	path = t->cfg->daemon.metrics_file;
-	if (path == NULL || path[0] == '\0')
+	path = t->cfg->daemon.metrics_file != NULL ? t->cfg->daemon.metrics_file : "";
+	metrics_drop_old(t, path);
+	if (path[0] == '\0')
 		return;
 	st = xts_jobs_status(t);
 	if (st == NULL) {
 		xts_warn("metrics file %s not written: %s", path, xts_strerror(XTS_ENOMEM));
 		return;
 	}
-	xts_metrics_write(path, st);
+	if (xts_metrics_write(path, st) == 0 && t->metrics_written == NULL) {
+		t->metrics_written = xts_strdup(path);
+		if (t->metrics_written == NULL)
+			xts_warn("metrics file %s: %s; it is not removed if metrics_file changes", path,
+				 xts_strerror(XTS_ENOMEM));
+	}
 	json_decref(st);
 }
 
@@ -357,13 +387,12 @@ xts_jobs_apply(struct xts_jobs *t, const struct xts_config *cfg, unsigned runner
 	size_t i, k;
 	int ret = 0;
 
-	/* The engine sees the new config first so cycles started below use it. */
+	/* The engine sees the new config first so cycles started below use it.
+	 * It has said why it refused; the caller says what that means. */
 	if (t->r.configure != NULL) {
 		ret = t->r.configure(t->r.ctx, cfg, runner_flags);
-		if (ret != 0) {
-			xts_err("engine refused the configuration: %s", xts_strerror(ret));
+		if (ret != 0)
 			return ret;
-		}
 	}
 	/* Drop jobs that are gone (a running one is cancelled, freed when done). */
 	for (i = 0; i < t->n;) {
@@ -648,6 +677,7 @@ xts_jobs_free(struct xts_jobs *t)
 	for (i = 0; i < t->n; i++)
 		job_destroy(t->v[i]);
 	xts_free(t->v);
+	xts_free(t->metrics_written);
 	if (t->r.destroy != NULL)
 		t->r.destroy(t->r.ctx);
 	xts_free(t);

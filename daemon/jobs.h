@@ -35,7 +35,9 @@ struct xts_job_runner {
 	void *ctx;
 	/* The (new) configuration; borrowed until the next configure call or
 	 * shutdown. flags: XTS_RUNNER_*. Called before the first cycle and after
-	 * every successful reload. Returns 0 or XTS_E*. */
+	 * every successful reload. Returns 0 or XTS_E*; a failure has been
+	 * logged by the runner, once, with its cause (the caller logs only the
+	 * outcome: start-up failed, reload refused). */
 	int (*configure)(void *ctx, const struct xts_config *cfg, unsigned flags);
 	/* Start one cycle of `job`. Returns 0 when started: done(arg, result) is
 	 * then called exactly once, later, from the loop (never from inside

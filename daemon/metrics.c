@@ -306,3 +306,19 @@ done:
 	}
 	return ret;
 }
+
+int
+xts_metrics_remove(const char *path)
+{
+	int e;
+
+	if (path == NULL || path[0] == '\0')
+		return XTS_EINVAL;
+	if (unlink(path) == 0)
+		return 0;
+	e = errno_or_eio();
+	if (e == ENOENT)
+		return XTS_ENOENT;
+	xts_warn("metrics file %s not removed: %s", path, strerror(e));
+	return xts_err_from_errno(e);
+}

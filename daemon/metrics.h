@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The `metrics_file`: the job table's status written as a Prometheus text
  * exposition file for node_exporter's textfile collector. It only turns the
- * status JSON into text and replaces the file; it keeps no state and serves
- * nothing over the network. */
+ * status JSON into text and replaces the file (or removes it when the caller
+ * stops using it); it keeps no state and serves nothing over the network. */
 #ifndef XTS_METRICS_H
 #define XTS_METRICS_H
 
@@ -25,5 +25,12 @@ int xts_metrics_format(const json_t *status, struct xts_buf *out);
  * returned (from errno, or XTS_ENOMEM/XTS_EINVAL); 0 on success. Blocks
  * only for the local file system calls on one small file. */
 int xts_metrics_write(const char *path, const json_t *status);
+
+/* Remove the file at path, which xts_metrics_write wrote and nothing updates
+ * any more (a textfile collector would keep exporting its stale values).
+ * Returns 0 when it was removed, XTS_ENOENT when it was already gone (said
+ * nowhere), or another negative XTS_E* after one warning naming path. Only
+ * path itself is unlinked. Blocks only for one unlink(2). */
+int xts_metrics_remove(const char *path);
 
 #endif

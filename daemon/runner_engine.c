@@ -5,6 +5,7 @@
  * outage never blocks syncing). Dry runs work on a snapshot copy of the store.
  * It schedules nothing (jobs.c does) and decides nothing (the engine does). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,88 @@ smtp_load(struct rctx *r, const struct xts_config *cfg)
 	return 0;
 }
 
+/* ---- the provisioning log ------------------------------------------------------ */
+
+/* What to check when the provisioning log cannot be opened with errno e. */
+static const char *
+provlog_hint(int e)
+{
+	if (e == ENOENT || e == ENOTDIR)
+		return " (does its directory exist?)";
+	if (e == EACCES || e == EPERM || e == EROFS)
+		return " (check the owner and mode of the file and its directory)";
+	return "";
+}
+
+/* Try the open(2) the provisioning log does (same flags, creating the file
+ * as it would) so the operator gets the OS reason in one line: lib/provlog
+ * maps errno to an XTS_E* code and only logs its own line when its open
+ * fails, which after this probe is a race. On failure why gets the reason
+ * with a hint, and a negative XTS_E* is returned; 0 when the file opens. */
+static int
+provlog_probe(const char *path, char *why, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+	int e;
+
+	if (fd >= 0) {
+		(void)close(fd); /* nothing written: nothing a close could lose */
+		return 0;
+	}
+	e = errno;
+	snprintf(why, len, "%s%s", strerror(e), provlog_hint(e));
+	return xts_err_from_errno(e);
+}
+
+/* Open the provisioning log at start-up; a failure is logged here, once. */
+static int
+provlog_open(const char *path, struct xts_provlog **out)
+{
+	char why[256];
+	int ret = provlog_probe(path, why, sizeof(why));
+
+	if (ret == 0) {
+		ret = xts_provlog_open(path, out);
+		if (ret != 0)
+			snprintf(why, sizeof(why), "%s", xts_strerror(ret));
+	}
+	if (ret != 0)
+		xts_err("cannot open the provisioning log %s: %s", path, why);
+	return ret;
+}
+
+/* SIGHUP: a rotated log is reopened and a changed provisioning_log takes
+ * effect. A new path that cannot be opened refuses the reload (returned, said
+ * once, the old file is still written); the same path that cannot be reopened
+ * is said once and keeps the open file, so the rest of the reload applies. */
+static int
+provlog_reload(struct xts_provlog *pl, const char *want)
+{
+	const char *cur = xts_provlog_path(pl);
+	const char *path = want[0] != '\0' ? want : cur;
+	bool moves = strcmp(path, cur) != 0;
+	char why[256];
+	int e = provlog_probe(path, why, sizeof(why));
+
+	if (e == 0) {
+		e = xts_provlog_reopen_path(pl, moves ? path : NULL);
+		if (e != 0)
+			snprintf(why, sizeof(why), "%s", xts_strerror(e));
+	}
+	if (e != 0 && moves) {
+		xts_err("cannot open the provisioning log %s: %s; still writing %s", path, why, cur);
+		return e;
+	}
+	if (e != 0)
+		xts_err("cannot reopen the provisioning log %s: %s; still writing the file open before", path, why);
+	else if (moves)
+		xts_info("provisioning log: now %s", path);
+	if (want[0] == '\0')
+		xts_warn("provisioning_log cleared: a restart stops the provisioning log; "
+			 "until then it is still written");
+	return 0;
+}
+
 /* ---- runner callbacks ---------------------------------------------------------- */
 
 static void
@@ -237,6 +320,8 @@ print_line(void *arg, const char *job, const char *line)
 	fflush(stdout);
 }
 
+/* Every failure is logged here or below (store, provisioning log, engine),
+ * once: the callers add only the outcome (jobs.h). */
 static int
 r_configure(void *ctx, const struct xts_config *cfg, unsigned flags)
 {
@@ -250,21 +335,19 @@ r_configure(void *ctx, const struct xts_config *cfg, unsigned flags)
 		r->state_dir = xts_strdup(cfg->daemon.state_dir);
 		if (r->state_dir == NULL)
 			return XTS_ENOMEM;
-		if (flags & XTS_RUNNER_DRY_RUN) {
+		if (flags & XTS_RUNNER_DRY_RUN)
 			ret = snapshot_open(cfg->daemon.state_dir, &r->snapshot_dir, &r->store);
-		} else {
+		else
 			ret = xts_store_open(cfg->daemon.state_dir, &r->store);
-			if (ret == 0 && cfg->daemon.provisioning_log[0] != '\0') {
-				ret = xts_provlog_open(cfg->daemon.provisioning_log, &r->provlog);
-				if (ret != 0)
-					xts_err("cannot open the provisioning log %s: %s",
-						cfg->daemon.provisioning_log, xts_strerror(ret));
-			}
-		}
 		if (ret != 0) {
 			xts_err("engine: cannot open the store in %s: %s", cfg->daemon.state_dir,
 				xts_strerror(ret));
 			return ret;
+		}
+		if (!(flags & XTS_RUNNER_DRY_RUN) && cfg->daemon.provisioning_log[0] != '\0') {
+			ret = provlog_open(cfg->daemon.provisioning_log, &r->provlog);
+			if (ret != 0)
+				return ret;
 		}
 		memset(&o, 0, sizeof(o));
 		o.ev = r->ev;
@@ -276,22 +359,14 @@ r_configure(void *ctx, const struct xts_config *cfg, unsigned flags)
 		o.outbox_kick = flush_kick;
 		o.outbox_arg = r;
 		ret = xts_engine_new(&o, &r->eng);
+		if (ret != 0) {
+			xts_err("engine: cannot start: %s", xts_strerror(ret));
+			return ret;
+		}
+	} else if (r->provlog != NULL) {
+		ret = provlog_reload(r->provlog, cfg->daemon.provisioning_log);
 		if (ret != 0)
 			return ret;
-	} else if (r->provlog != NULL) {
-		/* SIGHUP: a rotated log is reopened; a changed provisioning_log
-		 * takes effect (a failure keeps the old file, said once) */
-		const char *want = cfg->daemon.provisioning_log;
-		bool moves = want[0] != '\0' && strcmp(want, xts_provlog_path(r->provlog)) != 0;
-		int e = xts_provlog_reopen_path(r->provlog, want[0] != '\0' ? want : NULL);
-		if (e != 0)
-			xts_err("cannot open the provisioning log %s: %s; still writing %s", want[0] != '\0' ? want :
-				xts_provlog_path(r->provlog), xts_strerror(e), xts_provlog_path(r->provlog));
-		else if (moves)
-			xts_info("provisioning log: now %s", want);
-		if (want[0] == '\0')
-			xts_warn("provisioning_log cleared: a restart stops the provisioning log; "
-				 "until then it is still written");
 	} else if (!(flags & XTS_RUNNER_DRY_RUN) && cfg->daemon.provisioning_log[0] != '\0') {
 		xts_warn("provisioning_log set by a reload: it takes effect at the next restart");
 	}

@@ -7,7 +7,9 @@
 # it; the next run replaces it; --dry-run leaves it alone; a missing directory
 # is a warning, not a failed cycle; it is written at start, before any cycle
 # ends; the daemon rewrites it after a cycle, a reload that changes
-# metrics_file writes the new path at once, and pause/resume rewrite it.
+# metrics_file writes the new path at once and removes the old file (only
+# that file), pause/resume rewrite it, and a reload that empties
+# metrics_file removes the file it was writing.
 import os
 import re
 import sys
@@ -140,12 +142,22 @@ try:
          (metric(s, "xtsync_last_cycle_end_timestamp_seconds") or 1e12),
          "the daemon writes it after a cycle, with the next cycle's time", (js, probs, sorted(s.items())))
     moved = os.path.join(mdir, "moved.prom")
+    other = os.path.join(mdir, "other.prom")   # another exporter's file beside ours
+    with open(other, "w") as f:
+        f.write("# TYPE other_metric gauge\nother_metric 1\n")
+    live = os.path.join(env.tmp, "live.log")
     env.write_config(extra_daemon={"metrics_file": moved})
     c = env.ctl("reload")
     s, probs = parse(moved) if os.path.exists(moved) else ({}, ["missing"])
     t.ok(c.returncode == 0 and not probs and metric(s, "xtsync_cycles_total") == 1 and
          metric(s, "xtsync_job_state", state="idle") == 1,
          "a reload that changes metrics_file writes the new path at once", (c.returncode, c.stdout, c.stderr, probs))
+    said = "metrics file %s removed: metrics_file is now %s" % (mpath, moved)
+    logged = X.poll(lambda: open(live).read().count(said), timeout=10, step=0.1)
+    t.ok(not os.path.exists(mpath) and logged == 1 and os.path.exists(other) and
+         sorted(os.listdir(mdir)) == ["moved.prom", "other.prom"],
+         "... and removes the old file (no stale values for the collector), said once; other files stay",
+         (os.path.exists(mpath), logged, sorted(os.listdir(mdir)), open(live).read()[-1200:]))
     c = env.ctl("pause", "j")
     s, probs = parse(moved)
     paused = metric(s, "xtsync_job_state", state="paused") == 1 and metric(s, "xtsync_job_state", state="idle") == 0
@@ -154,6 +166,21 @@ try:
     t.ok(c.returncode == 0 and c2.returncode == 0 and not probs and not probs2 and paused and
          metric(s, "xtsync_job_state", state="idle") == 1 and metric(s, "xtsync_job_state", state="paused") == 0,
          "pause and resume rewrite it (state paused, then idle)", (c.stderr, c2.stderr, sorted(s.items())))
+    # a reload that leaves metrics_file alone keeps the file; one that
+    # empties it removes the file the daemon was writing
+    c = env.ctl("reload")
+    t.ok(c.returncode == 0 and os.path.exists(moved) and "removed" not in open(live).read().split(said, 1)[-1],
+         "a reload with the same metrics_file keeps the file", (c.returncode, c.stderr, os.listdir(mdir)))
+    env.write_config(extra_daemon={"metrics_file": ""})
+    c = env.ctl("reload")
+    said = "metrics file %s removed: metrics_file is now empty" % moved
+    logged = X.poll(lambda: open(live).read().count(said), timeout=10, step=0.1)
+    t.ok(c.returncode == 0 and not os.path.exists(moved) and logged == 1 and os.listdir(mdir) == ["other.prom"],
+         "a reload that empties metrics_file removes the file, said once; other files stay",
+         (c.returncode, c.stderr, logged, os.listdir(mdir), open(live).read()[-1200:]))
+    env.ctl("pause", "j")
+    env.ctl("resume", "j")
+    t.ok(os.listdir(mdir) == ["other.prom"], "with metrics_file empty nothing is written again", os.listdir(mdir))
     rc = X.stop_daemon(d)
     d = None
     t.ok(rc == 0, "the daemon stops cleanly", rc)

@@ -7,10 +7,17 @@
 #  - a SIGHUP while the config has an error still reopens the log (logrotate
 #    moved it; its postrotate cannot know about the typo);
 #  - a reload that changes provisioning_log writes the new file from then on;
+#  - a reload to a provisioning_log that cannot be opened (its directory is
+#    missing) is refused with one line naming the file and the OS reason, and
+#    the old file keeps being written;
 #  - `xtsyncd --once` interrupted by SIGINT exits 0, and the next run
-#    finishes the work without a duplicate.
+#    finishes the work without a duplicate;
+#  - start-up with a provisioning_log that cannot be opened (missing
+#    directory, permission denied) fails with exit 1 and one line naming the
+#    file and the OS reason (no second cause, no false store line).
 # Also: `status` progress of a running cycle counts all planned ops.
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +43,26 @@ def wait_log(path, text, timeout=30):
             return True
         time.sleep(0.1)
     return False
+
+
+def errors(text):
+    """The diagnostics' err lines."""
+    return [ln for ln in text.splitlines() if " err: " in ln or ln.startswith("err: ") or ln.startswith("<3>")]
+
+
+def said_once(text, path, reason):
+    """True when exactly one err line names path, and it gives reason."""
+    named = [ln for ln in errors(text) if path in ln]
+    return len(named) == 1 and reason in named[0]
+
+
+def startup_ok(p, path, reason):
+    """--once refused to start: exit 1, one line with the path and reason,
+    at most one generic `start-up failed`, nothing else said as a cause."""
+    errs = errors(p.stderr)
+    generic = [ln for ln in errs if "start-up failed" in ln]
+    return (p.returncode == 1 and said_once(p.stderr, path, reason) and len(generic) <= 1 and
+            len(errs) == 1 + len(generic) and not [ln for ln in errs if "store" in ln])
 
 
 def change_and_sync(sim, env, src_tid, uid, title, n):
@@ -86,6 +113,26 @@ try:
     t.ok([ln for ln in lines(moved) if "After moving the log" in ln] and
          not [ln for ln in lines(log) if "After moving the log" in ln],
          "the line goes to the new provisioning_log path", (lines(moved), open(live).read()[-800:]))
+    # ---- a reload to a provisioning_log in a missing directory: refused,
+    # said once with the OS reason, the old file still written
+    nodir = os.path.join(tmp, "nodir", "provisioning.log")
+    moved_conf = open(env.conf).read()
+    with open(env.conf, "w") as f:
+        f.write(moved_conf.replace("provisioning_log = %s" % moved, "provisioning_log = %s" % nodir))
+    mark = len(open(live).read())
+    c = env.ctl("reload")
+    X.poll(lambda: "not reloading" in open(live).read()[mark:], timeout=10, step=0.1)
+    said = open(live).read()[mark:]
+    t.ok(c.returncode != 0 and said_once(said, nodir, "No such file or directory") and
+         "still writing %s" % moved in said and "configuration reloaded" not in said,
+         "a reload to a provisioning_log in a missing directory is refused, said once with the OS reason",
+         (c.returncode, c.stdout + c.stderr, said))
+    t.ok(change_and_sync(sim, env, src_tid, src[2]["id"], "After a refused move", 4) and
+         [ln for ln in lines(moved) if "After a refused move" in ln] and not os.path.exists(os.path.dirname(nodir)),
+         "the old provisioning log keeps being written", (lines(moved)[-2:], open(live).read()[-800:]))
+    with open(env.conf, "w") as f:
+        f.write(moved_conf)
+
     # ---- progress of a running cycle counts against every planned op, not
     # against those dispatched so far (the apply window is 200)
     for i in range(250):
@@ -97,7 +144,7 @@ try:
                                         "seconds": 0.3})
     env.ctl("sync", "j")
     seen = X.poll(lambda: (X.job_status(env, "j") or {}).get("progress"), timeout=60, step=0.1)
-    done = X.wait_cycles(env, "j", 4, timeout=240)
+    done = X.wait_cycles(env, "j", 5, timeout=240)
     sim.call("DELETE", "/_admin/faults")
     created = (done or {}).get("counts", {}).get("created")
     t.ok(seen is not None and seen["total"] == 250 and created == 250,
@@ -133,6 +180,34 @@ try:
          not X.sync_problems(sim, src_tid, tgt_tid, link),
          "the next --once finishes the work: %d users, no duplicate" % (N + 250 + 3),
          (q.returncode, X.sync_problems(sim, src_tid, tgt_tid, link), q.stderr[-800:]))
+
+    # ---- start-up with a provisioning_log that cannot be opened
+    with open(env.conf, "w") as f:
+        f.write(good.replace("provisioning_log = %s" % log, "provisioning_log = %s" % nodir))
+    p = env.once()
+    t.ok(startup_ok(p, nodir, "No such file or directory"),
+         "start-up with the log's directory missing: exit 1, one line with the file and the OS reason",
+         (p.returncode, p.stderr[-1200:]))
+    ro = os.path.join(tmp, "readonly.log")
+    with open(ro, "w"):
+        pass
+    os.chmod(ro, 0o400)
+    with open(env.conf, "w") as f:
+        f.write(good.replace("provisioning_log = %s" % log, "provisioning_log = %s" % ro))
+    cmd = [os.path.join(X.BUILD, "daemon/xtsyncd"), "-c", env.conf, "--once", "--foreground"]
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        # root writes any file: drop the capabilities that let it
+        cmd = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"] + cmd
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        t.n += 1
+        print("ok %d # SKIP permission denied as root needs setpriv" % t.n)
+    else:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        t.ok(startup_ok(p, ro, "Permission denied"),
+             "start-up with a log file it may not write: exit 1, one line with the file and the OS reason",
+             (p.returncode, p.stderr[-1200:]))
+    with open(env.conf, "w") as f:
+        f.write(good)
     ok = t.failed == 0
 finally:
     X.stop_daemon(d)
