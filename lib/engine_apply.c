@@ -1195,7 +1195,8 @@ dispatch(struct aop *a)
 			/* Invited earlier but the attribute write failed: update. */
 			json_t *ch = NULL;
 
-			if (json_object_set_new(a->write, cy->c.link_attr, link_pair(a)) != 0) {
+			if (!cy->link_off &&
+			    json_object_set_new(a->write, cy->c.link_attr, link_pair(a)) != 0) {
 				op_failed(a, XTS_ENOMEM, NULL, NULL);
 				return;
 			}
@@ -1213,7 +1214,8 @@ dispatch(struct aop *a)
 			break;
 		}
 		drop_nulls(a->write);
-		ret = json_object_set_new(a->write, cy->c.link_attr, link_pair(a)) == 0 ? 0 : XTS_ENOMEM;
+		ret = cy->link_off || json_object_set_new(a->write, cy->c.link_attr, link_pair(a)) == 0 ?
+			      0 : XTS_ENOMEM;
 		if (ret == 0) {
 			eng_plan_line(cy, "CREATE user %s (%s)", a->sid,
 				      json_string_value(json_object_get(a->payload, "email")) != NULL ?
@@ -1235,7 +1237,7 @@ dispatch(struct aop *a)
 		/* Invited, but the create's attribute write failed: the target does
 		 * not carry the link yet. Stamp it with this update, or a later
 		 * restart could not find the user by its link. */
-		if (json_object_get(a->lr.l.exported, cy->c.link_attr) == NULL &&
+		if (!cy->link_off && json_object_get(a->lr.l.exported, cy->c.link_attr) == NULL &&
 		    json_object_set_new(a->write, cy->c.link_attr, link_pair(a)) != 0) {
 			op_failed(a, XTS_ENOMEM, NULL, NULL);
 			return;

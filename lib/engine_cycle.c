@@ -153,7 +153,9 @@ step_connect_done(void *arg, const struct xts_policy_result *r)
 		xts_free(cy->job->source_tid_guid);
 		cy->job->source_tid_guid = r->source_tenant_id != NULL ? xts_strdup(r->source_tenant_id) : NULL;
 		cy->job->checked = true;
-		cy->link_missing = r->link_unregistered != 0;
+		cy->job->link_off = r->link_unavailable != 0;
+		cy->link_off = cy->job->link_off;
+		cy->link_missing = r->link_unregistered != 0 || cy->link_off;
 		xts_info("job %s: connection test passed", cy->c.name);
 		eng_cycle_next(cy, step_recover);
 		return;
@@ -260,6 +262,8 @@ step_start(struct eng_cycle *cy)
 		 cy->kind == XTS_CYCLE_INITIAL ? "initial" : "incremental", cy->dry ? " [dry run]" : "");
 	xts_store_job_clear(&sj);
 	cy->phase = PH_CONNECT;
+	cy->link_off = cy->job->link_off;
+	cy->link_missing = cy->link_off;
 	if (!cy->job->checked || cy->job->source_tid_guid == NULL)
 		step_connect(cy);
 	else

@@ -82,6 +82,7 @@ struct eng_job {
 	char *name;
 	bool present;           /* in the current config */
 	bool checked;           /* connection test passed since start / last failure */
+	bool link_off;          /* that test found no link attribute to be had (see eng_cycle) */
 	char *source_tid_guid;  /* from the policy check (GUID) */
 	struct eng_schema *schema;
 	struct eng_jobcfg *c;       /* settings of the current config */
@@ -152,7 +153,10 @@ struct eng_cycle {
 	bool auth_failed;
 	char *auth_code;
 	const char *fatal_why;   /* static: why auth_failed quarantines (NULL: credentials) */
-	bool link_missing;     /* dry run: the link attribute is not registered yet (no user has it) */
+	bool link_missing;     /* no target user carries the link attribute: it is not registered
+				  yet (dry run), or link_off */
+	bool link_off;         /* the target cannot have the link attribute: it is never written,
+				  read or searched; links live in the store only */
 	struct xts_engine_counts counts;
 	/* provision on demand */
 	char *only_user;       /* apply only this source id */

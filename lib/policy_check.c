@@ -239,6 +239,18 @@ on_tgt_register(void *arg, const struct xts_graph_result *res)
 	} else if (res->status == 400 && res->gerr != NULL && strstr(res->gerr->message, "already exists") != NULL) {
 		/* A retried POST whose first attempt did land. */
 		xts_info("directory extension %s is already registered on application %s", pc->link_attr, app);
+	} else if (res->status == 400 || res->status == 404 || res->status == 405 || res->status == 501) {
+		/* Not a permission (403) but no extension to be had here: the
+		 * application object lives in another tenant (404), or the
+		 * endpoint is a proxy or emulator without directory extensions.
+		 * Users stay linked in the store and are matched by e-mail
+		 * after a lost store; better than not syncing at all. */
+		xts_warn("cannot register directory extension %s on application %s in target tenant %s: "
+			 "HTTP %ld %s; running without it: users are linked in the store only and matched "
+			 "by e-mail when the store does not know them (register it to restore the link "
+			 "attribute)", pc->link_attr, app, pc->r.target_tenant_id, res->status,
+			 res->gerr != NULL && res->gerr->code[0] != '\0' ? res->gerr->code : "-");
+		pc->r.link_unavailable = 1;
 	} else {
 		xts_warn("cannot register directory extension %s on application %s: HTTP %ld %s",
 			 pc->link_attr, app, res->status,
@@ -283,10 +295,29 @@ on_tgt_link(void *arg, const struct xts_graph_result *res)
 		const char *code = res->gerr != NULL && res->gerr->code[0] != '\0' ? res->gerr->code : "Request_BadRequest";
 		const char *det = res->gerr != NULL && res->gerr->message[0] != '\0' ? res->gerr->message :
 				  "the link attribute cannot be filtered on";
-		const char *own = (pc->flags & XTS_PC_REGISTER_LINK) ? own_extension_name(pc) : NULL;
+		const char *own = own_extension_name(pc);
 
 		if (own == NULL) {
 			add_link_finding(pc, code, det);
+		} else if (!(pc->flags & XTS_PC_REGISTER_LINK)) {
+			/* test-connection: not a fault of the setup, the first
+			 * cycle registers it (a refusal then is reported) */
+			struct xts_buf n = XTS_BUF_INIT;
+
+			pc->r.link_unregistered = 1;
+			if (xts_buf_printf(&n, "the link attribute %s is not registered in target tenant %s "
+					   "yet: the first cycle registers it on application %s (that needs "
+					   "Application.ReadWrite.OwnedBy or .All; or register it yourself: "
+					   "POST /v1.0/applications(appId='%s')/extensionProperties with "
+					   "{\"name\": \"%s\", \"dataType\": \"String\", "
+					   "\"targetObjects\": [\"User\"]})", pc->link_attr,
+					   pc->r.target_tenant_id ? pc->r.target_tenant_id : "?",
+					   xts_graph_conn(pc->tgt)->client_id, xts_graph_conn(pc->tgt)->client_id,
+					   own) == 0) {
+				xts_free(pc->r.note);
+				pc->r.note = xts_buf_steal(&n);
+			}
+			xts_buf_free(&n);
 		} else if (pc->flags & XTS_PC_DRY_RUN) {
 			xts_info("dry run: would register directory extension %s on application %s",
 				 pc->link_attr, xts_graph_conn(pc->tgt)->client_id);
@@ -529,6 +560,7 @@ xts_policy_check_free(struct xts_policy_check *pc)
 		xts_free(pc->r.f[i].fix);
 	}
 	xts_free(pc->r.source_tenant_id);
+	xts_free(pc->r.note);
 	xts_free(pc->r.target_tenant_id);
 	xts_free(pc->link_attr);
 	xts_free(pc->link_code);
@@ -541,13 +573,17 @@ xts_policy_result_format(const struct xts_policy_result *r, struct xts_buf *out)
 {
 	int i, ret = 0;
 
-	if (r->n == 0)
-		return xts_buf_printf(out,
-				      "OK: tokens for both tenants; target %s allows user sync and "
-				      "auto-redemption from source %s; source allows auto-redemption "
-				      "towards the target\n",
-				      r->target_tenant_id ? r->target_tenant_id : "?",
-				      r->source_tenant_id ? r->source_tenant_id : "?");
+	if (r->n == 0) {
+		ret = xts_buf_printf(out,
+				     "OK: tokens for both tenants; target %s allows user sync and "
+				     "auto-redemption from source %s; source allows auto-redemption "
+				     "towards the target\n",
+				     r->target_tenant_id ? r->target_tenant_id : "?",
+				     r->source_tenant_id ? r->source_tenant_id : "?");
+		if (ret == 0 && r->note != NULL)
+			ret = xts_buf_printf(out, "Note: %s\n", r->note);
+		return ret;
+	}
 	for (i = 0; i < r->n && ret == 0; i++)
 		ret = xts_buf_printf(out, "Error code: %s\nDetails: %s\nFix: %s\n",
 				     r->f[i].code ? r->f[i].code : "",

@@ -36,8 +36,13 @@ struct xts_policy_result {
 		char *details;   /* Microsoft's words */
 		char *fix;       /* which tenant must change which setting */
 	} f[XTS_PC__COUNT];
-	int link_unregistered;   /* XTS_PC_DRY_RUN: the own link attribute is not registered yet
-				    (a real run registers it; no target user can carry it) */
+	int link_unregistered;   /* XTS_PC_DRY_RUN, or no XTS_PC_REGISTER_LINK: the own link
+				    attribute is not registered yet (a real run registers it; no
+				    target user can carry it) */
+	char *note;              /* test-connection: what the first cycle will still do (the link
+				    attribute to register), or NULL */
+	int link_unavailable;    /* the target's Graph has no such attribute and refused to
+				    register it (400/404/405/501): run without it (warned) */
 	char *source_tenant_id;  /* GUIDs as used in the policy URLs */
 	char *target_tenant_id;
 };

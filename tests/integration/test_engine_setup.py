@@ -60,8 +60,13 @@ try:
          "the log names the attribute and how to register it", p.stderr[-1500:])
     c = env.ctl("test-connection", "nolink")
     out = c.stdout + c.stderr
-    t.ok(c.returncode == 1 and "Error code: Request_BadRequest" in out and "extensionProperties" in out,
-         "xtsyncctl test-connection reports Microsoft's error code and the fix", out[-1500:])
+    # test-connection is read-only and the attribute is the job's own: not a
+    # fault of the setup (a cycle registers it), so OK with a note that names
+    # it, the permission it takes and the request that registers it
+    t.ok(c.returncode == 0 and "Note: the link attribute %s is not registered" % X.app_ext(CB) in out and
+         "Application.ReadWrite.OwnedBy" in out and "/extensionProperties" in out,
+         "xtsyncctl test-connection passes with a note naming the attribute and how it gets registered",
+         out[-1500:])
     c = env.ctl("test-connection", "noinvite")
     t.ok(c.returncode == 0, "test-connection passes where the extension exists", (c.stdout + c.stderr)[-800:])
 
