@@ -137,9 +137,9 @@ log_op(struct aop *a, int action, int status, const struct xts_graph_error *ge, 
 {
 	struct eng_cycle *cy = a->cy;
 	struct xts_prov_entry pe;
-	const char *key;
+	const char *key, *why, *outcome;
 	json_t *v;
-	char desc[256];
+	char desc[256], details[200];
 
 	if (cy->e->o.provlog == NULL || cy->dry)
 		return;
@@ -159,7 +159,13 @@ log_op(struct aop *a, int action, int status, const struct xts_graph_error *ge, 
 		pe.error_code = ge->code[0] != '\0' ? ge->code : code;
 		pe.error_reason = ge->message[0] != '\0' ? ge->message : reason;
 		pe.error_category = ge->status == 429 || ge->status >= 500 || ge->status == 0 ?
-					    "Transient" : "NonServiceFailure";
+					    XTS_PROV_ERRCAT_FAILURE : XTS_PROV_ERRCAT_NON_SERVICE;
+		if (ge->status == 0)
+			snprintf(details, sizeof(details), "no HTTP response");
+		else
+			snprintf(details, sizeof(details), "HTTP %ld%s%s", ge->status,
+				 ge->request_id[0] != '\0' ? ", request-id " : "", ge->request_id);
+		pe.additional_details = details;
 	} else {
 		pe.error_code = code;
 		pe.error_reason = reason;
@@ -169,8 +175,15 @@ log_op(struct aop *a, int action, int status, const struct xts_graph_error *ge, 
 					     redacted(a->payload, key));
 	xts_prov_entry_add_step(&pe, "EntryImport", XTS_STEP_IMPORT, XTS_PROV_SUCCESS,
 				"Retrieved the user from the source tenant", NULL);
+	why = json_string_value(json_object_get(a->payload, "reason"));
+	if (a->kind != XTS_OP_DISABLE && a->kind != XTS_OP_DELETE)
+		snprintf(desc, sizeof(desc), "The user is in scope");
+	else if (why != NULL && strcmp(why, "out of scope") != 0)
+		snprintf(desc, sizeof(desc), "The user is out of scope: %s", why);
+	else
+		snprintf(desc, sizeof(desc), "The user is out of scope");
 	xts_prov_entry_add_step(&pe, "EntrySynchronizationScoping", XTS_STEP_SCOPING, XTS_PROV_SUCCESS,
-				"The user is in scope", NULL);
+				desc, NULL);
 	if (a->kind == XTS_OP_CREATE) {
 		snprintf(desc, sizeof(desc), "%s", a->matched_by != NULL ? a->matched_by :
 			 "No matching user in the target tenant");
@@ -178,9 +191,14 @@ log_op(struct aop *a, int action, int status, const struct xts_graph_error *ge, 
 	}
 	snprintf(desc, sizeof(desc), "Decided to %s the user", xts_prov_action_name(action));
 	xts_prov_entry_add_step(&pe, "EntryProcessing", XTS_STEP_PROCESSING, XTS_PROV_SUCCESS, desc, NULL);
-	xts_prov_entry_add_step(&pe, "EntryExport", XTS_STEP_EXPORT, status,
-				status == XTS_PROV_SUCCESS ? "Written to the target tenant" :
-				(reason != NULL ? reason : "The write failed"), NULL);
+	/* The why is errorInformation's reason: not repeated here. */
+	switch (status) {
+	case XTS_PROV_SUCCESS: outcome = "Written to the target tenant"; break;
+	case XTS_PROV_SKIPPED: outcome = "Not written yet; retried on a later cycle"; break;
+	case XTS_PROV_WARNING: outcome = "Partly written to the target tenant"; break;
+	default: outcome = "The write to the target tenant failed"; break;
+	}
+	xts_prov_entry_add_step(&pe, "EntryExport", XTS_STEP_EXPORT, status, outcome, NULL);
 	if (xts_provlog_write(cy->e->o.provlog, &pe) != 0)
 		xts_log_rl(XTS_LOG_WARNING, 60000, 3, "job %s: cannot write the provisioning log", cy->c.name);
 	xts_prov_entry_clear(&pe);

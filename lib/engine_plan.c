@@ -38,9 +38,11 @@ eng_log_simple(struct eng_cycle *cy, int action, int status, const char *source_
 	pe.target_tenant_id = cy->tgt->tenant_id;
 	xts_prov_entry_add_step(&pe, "EntryImport", XTS_STEP_IMPORT, XTS_PROV_SUCCESS,
 				"Retrieved the user from the source tenant", NULL);
+	/* The why is errorInformation's reason: not repeated in the step. */
 	if (action == XTS_PROV_SKIP || action == XTS_PROV_OTHER)
 		xts_prov_entry_add_step(&pe, "EntrySynchronizationScoping", XTS_STEP_SCOPING,
-					XTS_PROV_SKIPPED, reason, NULL);
+					XTS_PROV_SKIPPED, action == XTS_PROV_SKIP ?
+					"The user is out of scope" : reason, NULL);
 	if (xts_provlog_write(cy->e->o.provlog, &pe) != 0)
 		xts_log_rl(XTS_LOG_WARNING, 60000, 3, "job %s: cannot write the provisioning log",
 			   cy->c.name);

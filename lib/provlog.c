@@ -27,6 +27,11 @@ struct xts_provlog {
 
 static const char *const action_names[] = { "Create", "Update", "Delete", "Disable", "Skip",
 	"StagedDelete", "Other" };
+/* Graph v1.0 provisioningAction (provisioningobjectsummary.md; the enum
+ * members as the metadata spells them), in enum xts_prov_action order: Graph
+ * has no "skip", and logs a skipped object as "other". */
+static const char *const graph_action_names[] = { "create", "update", "delete", "disable", "other",
+	"stagedDelete", "other" };
 static const char *const status_names[] = { "success", "failure", "skipped", "warning" };
 static const char *const step_names[] = { "import", "scoping", "matching", "processing",
 	"referenceResolution", "export" };
@@ -37,6 +42,12 @@ const char *
 xts_prov_action_name(int action)
 {
 	return action >= 0 && action < N_OF(action_names) ? action_names[action] : NULL;
+}
+
+const char *
+xts_prov_graph_action_name(int action)
+{
+	return action >= 0 && action < N_OF(graph_action_names) ? graph_action_names[action] : NULL;
 }
 
 int
@@ -298,6 +309,49 @@ set_new(json_t *obj, const char *key, json_t *v)
 	return json_object_set_new(obj, key, v) == 0 ? 0 : XTS_ENOMEM;
 }
 
+/* errorCategory as provisioningerrorinfo.md spells it (any case of a member
+ * accepted; "Transient", which earlier versions wrote, is "failure"); any
+ * other text is kept as it is. */
+static const char *
+error_category(const char *s)
+{
+	static const char *const names[] = { XTS_PROV_ERRCAT_FAILURE, XTS_PROV_ERRCAT_NON_SERVICE,
+		XTS_PROV_ERRCAT_SUCCESS };
+	int i;
+
+	if (s == NULL)
+		return NULL;
+	for (i = 0; i < N_OF(names); i++)
+		if (strcasecmp(s, names[i]) == 0)
+			return names[i];
+	if (strcasecmp(s, "Transient") == 0)
+		return XTS_PROV_ERRCAT_FAILURE;
+	return s;
+}
+
+/* reason without a leading "<code>:" (callers often format "code: message")
+ * and the blanks after it, since errorCode sits next to it; NULL when nothing
+ * is left. Borrowed from reason. */
+static const char *
+reason_text(const char *reason, const char *code)
+{
+	size_t n;
+
+	if (reason == NULL)
+		return NULL;
+	if (code != NULL && *code != '\0') {
+		n = strlen(code);
+		if (strncmp(reason, code, n) == 0 && (reason[n] == ':' || reason[n] == '\0')) {
+			reason += n;
+			if (*reason == ':')
+				reason++;
+			while (*reason == ' ')
+				reason++;
+		}
+	}
+	return *reason != '\0' ? reason : NULL;
+}
+
 static json_t *
 identity(const char *id, const char *display, const char *upn, const char *tenant, int *err)
 {
@@ -334,9 +388,10 @@ nomem:
 int
 xts_prov_entry_to_json(const struct xts_prov_entry *e, json_t **out)
 {
-	char ts[40], guid[40], cyc[32];
+	char ts[40], id[40], guid[40], cyc[32];
 	json_t *o = NULL, *si = NULL, *ei = NULL, *arr = NULL, *it = NULL;
-	const char *action, *status;
+	const char *action, *status, *reason, *category;
+	long long duration;
 	size_t i;
 	int ret = 0;
 
@@ -345,35 +400,45 @@ xts_prov_entry_to_json(const struct xts_prov_entry *e, json_t **out)
 	status = e ? xts_prov_status_name(e->status) : NULL;
 	if (action == NULL || status == NULL)
 		return XTS_EINVAL;
+	reason = reason_text(e->error_reason, e->error_code);
+	category = error_category(e->error_category);
 	o = json_object();
 	if (o == NULL)
 		return XTS_ENOMEM;
 	xts_provlog_time(e->activity_ms ? e->activity_ms : xts_wall_ms(), ts, sizeof(ts));
+	ret = xts_provlog_guid(id, sizeof(id));
+	if (ret < 0)
+		goto done;
 	if (e->change_id == NULL) {
 		ret = xts_provlog_guid(guid, sizeof(guid));
 		if (ret < 0)
 			goto done;
 	}
 	snprintf(cyc, sizeof(cyc), "%lld", e->cycle_id);
+	/* durationInMilliseconds is an Int32 in Graph. */
+	duration = e->duration_ms > 2147483647LL ? 2147483647LL : e->duration_ms;
 	if (set_str(o, "activityDateTime", ts) < 0 ||
+	    set_str(o, "id", id) < 0 ||
+	    set_str(o, "tenantId", e->source_tenant_id) < 0 ||
 	    set_str(o, "cycleId", cyc) < 0 ||
 	    set_str(o, "changeId", e->change_id ? e->change_id : guid) < 0 ||
 	    set_str(o, "jobId", e->job_id) < 0 ||
-	    set_str(o, "action", action) < 0)
+	    set_str(o, "action", action) < 0 ||
+	    set_str(o, "provisioningAction", xts_prov_graph_action_name(e->action)) < 0)
 		goto nomem;
-	if (e->duration_ms >= 0 &&
-	    set_new(o, "durationInMilliseconds", json_integer(e->duration_ms)) < 0)
+	if (duration >= 0 && set_new(o, "durationInMilliseconds", json_integer(duration)) < 0)
 		goto nomem;
 
 	si = json_object();
 	if (si == NULL || set_str(si, "status", status) < 0)
 		goto nomem;
-	if (e->error_code || e->error_reason || e->error_category || e->recommended_action) {
+	if (e->error_code || reason || category || e->recommended_action || e->additional_details) {
 		ei = json_object();
 		if (ei == NULL || set_str(ei, "errorCode", e->error_code) < 0 ||
-		    set_str(ei, "reason", e->error_reason) < 0 ||
-		    set_str(ei, "errorCategory", e->error_category) < 0 ||
-		    set_str(ei, "recommendedAction", e->recommended_action) < 0)
+		    set_str(ei, "reason", reason) < 0 ||
+		    set_str(ei, "errorCategory", category) < 0 ||
+		    set_str(ei, "recommendedAction", e->recommended_action) < 0 ||
+		    set_str(ei, "additionalDetails", e->additional_details) < 0)
 			goto nomem;
 		if (set_new(si, "errorInformation", ei) < 0) {
 			ei = NULL;
@@ -403,13 +468,12 @@ xts_prov_entry_to_json(const struct xts_prov_entry *e, json_t **out)
 		if (set_new(o, "targetSystem", it) < 0)
 			goto nomem;
 	}
+	/* initiator.md: initiatorType is user, application or system. */
+	it = json_pack("{s:s,s:s}", "displayName", e->initiated_by ? e->initiated_by : "xtsync",
+	    "initiatorType", e->initiated_by ? "user" : "system");
+	if (set_new(o, "initiatedBy", it) < 0)
+		goto nomem;
 	it = NULL;
-	if (e->initiated_by) {
-		it = json_pack("{s:s}", "displayName", e->initiated_by);
-		if (set_new(o, "initiatedBy", it) < 0)
-			goto nomem;
-		it = NULL;
-	}
 
 	arr = json_array();
 	if (arr == NULL)

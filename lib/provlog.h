@@ -27,6 +27,14 @@ enum xts_prov_status {
 	XTS_PROV_SKIPPED,
 	XTS_PROV_WARNING,
 };
+/* errorInformation.errorCategory, provisioningStatusErrorCategory in
+ * provisioningerrorinfo.md: FAILURE for what a retry may cure (throttling, 5xx,
+ * no response), NON_SERVICE for what the target refused and an operator must
+ * look at. The writer spells any case of these three as Graph does and
+ * writes the old "Transient" as "failure". */
+#define XTS_PROV_ERRCAT_FAILURE     "failure"
+#define XTS_PROV_ERRCAT_NON_SERVICE "nonServiceFailure"
+#define XTS_PROV_ERRCAT_SUCCESS     "success"
 enum xts_prov_step_type {
 	XTS_STEP_IMPORT = 0,
 	XTS_STEP_SCOPING,
@@ -37,6 +45,11 @@ enum xts_prov_step_type {
 };
 /* "Create", "Update", "Delete", "Disable", "Skip", "StagedDelete", "Other". */
 const char *xts_prov_action_name(int action);
+/* The same action as Graph v1.0's provisioningAction enum spells it
+ * (provisioningobjectsummary.md): "create", "update", "delete", "disable",
+ * "stagedDelete", "other"; Skip, which Graph has no member for, is "other".
+ * NULL for an unknown action. */
+const char *xts_prov_graph_action_name(int action);
 /* Case-insensitive; -1 if unknown. */
 int xts_prov_action_parse(const char *s);
 /* "success", "failure", "skipped", "warning". */
@@ -62,7 +75,12 @@ struct xts_prov_step {     /* a provisioningStep; strings owned by the entry */
 /* The builder the engine fills for one object decision. Scalar string
  * fields are BORROWED (must stay valid until xts_provlog_write returns);
  * properties and steps are COPIED by the add functions and freed by
- * xts_prov_entry_clear. Unset (NULL / 0) fields are left out of the line. */
+ * xts_prov_entry_clear. Unset (NULL / 0) fields are left out of the line.
+ * The writer adds what Graph has and the entry need not carry: a fresh GUID
+ * `id` per line, `tenantId` (the source tenant, which owns a cross-tenant
+ * sync job and its log), `provisioningAction` and `initiatedBy`. A reason
+ * that starts with "<errorCode>: " is written without that prefix, since
+ * errorCode already says it. */
 struct xts_prov_entry {
 	long long activity_ms;       /* wall ms; 0 = now */
 	long long cycle_id;          /* written as the string cycleId */
@@ -73,11 +91,14 @@ struct xts_prov_entry {
 	long long duration_ms;       /* durationInMilliseconds; < 0 leaves it out */
 	const char *error_code;      /* errorInformation.errorCode (e.g. Graph's code) */
 	const char *error_reason;    /* errorInformation.reason */
-	const char *error_category;  /* errorInformation.errorCategory, e.g. "Transient" */
+	const char *error_category;  /* errorInformation.errorCategory: XTS_PROV_ERRCAT_* */
 	const char *recommended_action; /* errorInformation.recommendedAction */
+	const char *additional_details; /* errorInformation.additionalDetails */
 	const char *source_id, *source_display_name, *source_upn, *source_tenant_id;
 	const char *target_id, *target_display_name, *target_upn, *target_tenant_id;
-	const char *initiated_by;    /* initiatedBy.displayName, e.g. "xtsyncctl provision" */
+	const char *initiated_by;    /* initiatedBy.displayName of an operator's request, e.g.
+				      * "xtsyncctl provision" (initiatorType "user"); NULL:
+				      * the scheduled service ("xtsync", "system") */
 
 	struct xts_prov_prop *props;
 	size_t n_props, cap_props;

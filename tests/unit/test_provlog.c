@@ -357,6 +357,203 @@ test_alloc_failure(void **state)
 	assert_true(read_lines(f->path, NULL, 0) > 0);
 }
 
+/* Graph fields the engine does not fill: microsoft-graph-docs-contrib
+ * api-reference/v1.0/resources/provisioningobjectsummary.md (id, tenantId,
+ * provisioningAction, durationInMilliseconds Int32) and initiator.md. */
+static void
+test_graph_summary_fields(void **state)
+{
+	static const struct {
+		int action;
+		const char *contract, *graph;
+	} acts[] = {
+		{ XTS_PROV_CREATE, "Create", "create" },
+		{ XTS_PROV_UPDATE, "Update", "update" },
+		{ XTS_PROV_DELETE, "Delete", "delete" },
+		{ XTS_PROV_DISABLE, "Disable", "disable" },
+		{ XTS_PROV_SKIP, "Skip", "other" },
+		{ XTS_PROV_STAGED_DELETE, "StagedDelete", "stagedDelete" },
+		{ XTS_PROV_OTHER, "Other", "other" },
+	};
+	struct xts_prov_entry e;
+	json_t *o = NULL, *o2 = NULL, *ib;
+	const char *id;
+	size_t i;
+
+	(void)state;
+	fill(&e);
+	assert_int_equal(xts_prov_entry_to_json(&e, &o), 0);
+	assert_int_equal(xts_prov_entry_to_json(&e, &o2), 0);
+	id = json_string_value(json_object_get(o, "id"));
+	assert_non_null(id);
+	assert_int_equal(strlen(id), 36);
+	assert_int_equal(id[14], '4');
+	assert_string_not_equal(id, json_string_value(json_object_get(o, "changeId")));
+	assert_string_not_equal(id, json_string_value(json_object_get(o2, "id"))); /* one per line */
+	/* The source tenant owns a cross-tenant sync job and its log. */
+	assert_string_equal(json_string_value(json_object_get(o, "tenantId")), "tenant-a");
+	assert_true(json_is_string(json_object_get(o, "cycleId")));
+	assert_null(json_object_get(o, "durationInMilliseconds")); /* unset: left out */
+	ib = json_object_get(o, "initiatedBy");
+	assert_string_equal(json_string_value(json_object_get(ib, "displayName")), "xtsync");
+	assert_string_equal(json_string_value(json_object_get(ib, "initiatorType")), "system");
+	json_decref(o);
+	json_decref(o2);
+
+	e.initiated_by = "xtsyncctl provision";
+	e.duration_ms = 5000000000LL;
+	assert_int_equal(xts_prov_entry_to_json(&e, &o), 0);
+	ib = json_object_get(o, "initiatedBy");
+	assert_string_equal(json_string_value(json_object_get(ib, "displayName")), "xtsyncctl provision");
+	assert_string_equal(json_string_value(json_object_get(ib, "initiatorType")), "user");
+	assert_true(json_is_integer(json_object_get(o, "durationInMilliseconds")));
+	assert_int_equal(json_integer_value(json_object_get(o, "durationInMilliseconds")), 2147483647LL);
+	json_decref(o);
+
+	for (i = 0; i < sizeof(acts) / sizeof(acts[0]); i++) {
+		e.action = acts[i].action;
+		assert_int_equal(xts_prov_entry_to_json(&e, &o), 0);
+		/* action stays as the contract spells it; provisioningAction is Graph's. */
+		assert_string_equal(json_string_value(json_object_get(o, "action")), acts[i].contract);
+		assert_string_equal(json_string_value(json_object_get(o, "provisioningAction")),
+		    acts[i].graph);
+		assert_string_equal(xts_prov_graph_action_name(acts[i].action), acts[i].graph);
+		json_decref(o);
+	}
+	assert_null(xts_prov_graph_action_name(99));
+	xts_prov_entry_clear(&e);
+}
+
+/* errorInformation: provisioningerrorinfo.md (errorCode, reason,
+ * additionalDetails, errorCategory in failure / nonServiceFailure / success,
+ * recommendedAction); provisioningstatusinfo.md (status). */
+static void
+test_error_information(void **state)
+{
+	struct xts_prov_entry e;
+	json_t *o = NULL, *ei;
+
+	(void)state;
+	fill(&e);
+	/* The engine formats "code: message"; the code is not repeated in reason. */
+	e.error_code = "ReferenceNotYetProvisioned";
+	e.error_reason = "ReferenceNotYetProvisioned: the manager has no target user yet";
+	e.error_category = "Transient"; /* what earlier versions wrote */
+	e.additional_details = "HTTP 503, request-id 0f1e";
+	e.recommended_action = "Wait for the next cycle.";
+	assert_int_equal(xts_prov_entry_to_json(&e, &o), 0);
+	ei = json_object_get(json_object_get(o, "provisioningStatusInfo"), "errorInformation");
+	assert_string_equal(json_string_value(json_object_get(ei, "errorCode")), "ReferenceNotYetProvisioned");
+	assert_string_equal(json_string_value(json_object_get(ei, "reason")),
+	    "the manager has no target user yet");
+	assert_string_equal(json_string_value(json_object_get(ei, "errorCategory")), "failure");
+	assert_string_equal(json_string_value(json_object_get(ei, "additionalDetails")),
+	    "HTTP 503, request-id 0f1e");
+	assert_string_equal(json_string_value(json_object_get(ei, "recommendedAction")),
+	    "Wait for the next cycle.");
+	json_decref(o);
+
+	/* Categories in any case come out as Graph spells them. */
+	e.error_category = "NonServiceFailure";
+	assert_int_equal(xts_prov_entry_to_json(&e, &o), 0);
+	ei = json_object_get(json_object_get(o, "provisioningStatusInfo"), "errorInformation");
+	assert_string_equal(json_string_value(json_object_get(ei, "errorCategory")), "nonServiceFailure");
+	json_decref(o);
+	e.error_category = XTS_PROV_ERRCAT_NON_SERVICE;
+	assert_int_equal(xts_prov_entry_to_json(&e, &o), 0);
+	ei = json_object_get(json_object_get(o, "provisioningStatusInfo"), "errorInformation");
+	assert_string_equal(json_string_value(json_object_get(ei, "errorCategory")), "nonServiceFailure");
+	json_decref(o);
+
+	/* Only a whole "<code>:" prefix goes; a reason that is just the code or
+	 * "code: " with nothing after it is left out. */
+	e.error_category = NULL;
+	e.additional_details = NULL;
+	e.recommended_action = NULL;
+	e.error_code = "BadRequest";
+	e.error_reason = "BadRequestTooLarge: no";
+	assert_int_equal(xts_prov_entry_to_json(&e, &o), 0);
+	ei = json_object_get(json_object_get(o, "provisioningStatusInfo"), "errorInformation");
+	assert_string_equal(json_string_value(json_object_get(ei, "reason")), "BadRequestTooLarge: no");
+	assert_null(json_object_get(ei, "errorCategory"));
+	json_decref(o);
+	e.error_reason = "BadRequest: ";
+	assert_int_equal(xts_prov_entry_to_json(&e, &o), 0);
+	ei = json_object_get(json_object_get(o, "provisioningStatusInfo"), "errorInformation");
+	assert_string_equal(json_string_value(json_object_get(ei, "errorCode")), "BadRequest");
+	assert_null(json_object_get(ei, "reason"));
+	json_decref(o);
+	e.error_code = NULL;
+	e.error_reason = "invited; the attribute update is left to the next cycle";
+	e.status = XTS_PROV_WARNING;
+	assert_int_equal(xts_prov_entry_to_json(&e, &o), 0);
+	ei = json_object_get(json_object_get(o, "provisioningStatusInfo"), "errorInformation");
+	assert_null(json_object_get(ei, "errorCode"));
+	assert_string_equal(json_string_value(json_object_get(ei, "reason")),
+	    "invited; the attribute update is left to the next cycle");
+	json_decref(o);
+
+	/* A plain success has no errorInformation at all (not null: readers
+	 * index it with .get("errorInformation", {})). */
+	e.error_reason = NULL;
+	e.status = XTS_PROV_SUCCESS;
+	assert_int_equal(xts_prov_entry_to_json(&e, &o), 0);
+	assert_null(json_object_get(json_object_get(o, "provisioningStatusInfo"), "errorInformation"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "provisioningStatusInfo"),
+	    "status")), "success");
+	json_decref(o);
+	xts_prov_entry_clear(&e);
+}
+
+/* JSON types: modifiedproperty.md (displayName, oldValue, newValue are
+ * Strings; an absent value is null as in provisioningobjectsummary-list.md),
+ * provisioningstep.md (enum values), activityDateTime ISO 8601 UTC with Z. */
+static void
+test_json_types(void **state)
+{
+	static const char *const types[] = { "import", "scoping", "matching", "processing",
+		"referenceResolution", "export" };
+	struct xts_prov_entry e;
+	json_t *o = NULL, *props, *steps, *t = json_true(), *n = json_integer(3);
+	const char *ts;
+	int i;
+
+	(void)state;
+	fill(&e);
+	assert_int_equal(xts_prov_entry_add_prop_json(&e, "accountEnabled", NULL, t, 0), 0);
+	assert_int_equal(xts_prov_entry_add_prop_json(&e, "x", n, json_null(), 0), 0);
+	for (i = 0; i < 6; i++)
+		assert_int_equal(xts_prov_entry_add_step(&e, "s", i, XTS_PROV_SKIPPED, NULL, NULL), 0);
+	assert_int_equal(xts_prov_entry_to_json(&e, &o), 0);
+	ts = json_string_value(json_object_get(o, "activityDateTime"));
+	assert_non_null(ts);
+	assert_int_equal(strlen(ts), 24);
+	assert_int_equal(ts[10], 'T');
+	assert_int_equal(ts[23], 'Z');
+	props = json_object_get(o, "modifiedProperties");
+	assert_true(json_is_array(props));
+	assert_true(json_is_null(json_object_get(json_array_get(props, 0), "oldValue")));
+	assert_string_equal(json_string_value(json_object_get(json_array_get(props, 0), "newValue")), "true");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(props, 1), "oldValue")), "3");
+	assert_true(json_is_null(json_object_get(json_array_get(props, 1), "newValue")));
+	steps = json_object_get(o, "provisioningSteps");
+	assert_int_equal(json_array_size(steps), 6);
+	for (i = 0; i < 6; i++) {
+		json_t *s = json_array_get(steps, (size_t)i);
+
+		assert_string_equal(json_string_value(json_object_get(s, "provisioningStepType")), types[i]);
+		assert_string_equal(json_string_value(json_object_get(s, "status")), "skipped");
+	}
+	assert_true(json_is_object(json_object_get(o, "sourceIdentity")));
+	assert_true(json_is_object(json_object_get(o, "targetIdentity")));
+	assert_true(json_is_object(json_object_get(o, "sourceSystem")));
+	assert_true(json_is_object(json_object_get(o, "targetSystem")));
+	json_decref(o);
+	json_decref(t);
+	json_decref(n);
+	xts_prov_entry_clear(&e);
+}
+
 int
 main(void)
 {
@@ -366,6 +563,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
+		cmocka_unit_test(test_graph_summary_fields),
+		cmocka_unit_test(test_error_information),
+		cmocka_unit_test(test_json_types),
 	};
 
 	if (xts_mem_install() != 0)
