@@ -98,22 +98,6 @@ fn_cbool(struct xts_ev *ev, const struct xts_node *call, json_t **out)
 	return ret;
 }
 
-/* Microsoft: "If source value is True, returns False. Otherwise, returns
- * True." -- so a value that is not a boolean at all ("abc", a multi-valued
- * attribute) gives True rather than an error, unlike CBool. */
-static int
-fn_not(struct xts_ev *ev, const struct xts_node *call, json_t **out)
-{
-	json_t *v;
-	int ret = xts_ev_arg(ev, call, 0, &v);
-
-	if (ret < 0)
-		return ret;
-	*out = json_boolean(xts_val_truth(v) != 1);
-	json_decref(v);
-	return 0;
-}
-
 static int
 fn_iif(struct xts_ev *ev, const struct xts_node *call, json_t **out)
 {
@@ -190,6 +174,21 @@ test_arg(struct xts_ev *ev, const struct xts_node *call, int (*pred)(const json_
 	*out = json_boolean(negate ? !pred(v) : pred(v));
 	json_decref(v);
 	return 0;
+}
+
+static int
+val_is_true(const json_t *v)
+{
+	return xts_val_truth(v) == 1;
+}
+
+/* Microsoft: "If source value is True, returns False. Otherwise, returns
+ * True." -- so a value that is not a boolean at all ("abc", a multi-valued
+ * attribute) gives True rather than an error, unlike CBool. */
+static int
+fn_not(struct xts_ev *ev, const struct xts_node *call, json_t **out)
+{
+	return test_arg(ev, call, val_is_true, 1, out);
 }
 
 static int

@@ -38,20 +38,6 @@ def target_requests(sim, seq, tid):
     return by, puts
 
 
-def manager_problems(sim, src_tid, tgt_tid, link):
-    """Each linked target user's manager must be the target user linked to
-    its source user's manager (none when the source has none)."""
-    src = {u["id"]: u for u in X.users_list(sim.users(src_tid))}
-    tgt = linked(sim, tgt_tid, link)
-    probs = []
-    for sid, s in src.items():
-        want = tgt.get(s.get("manager"), {}).get("id") if s.get("manager") else None
-        have = tgt.get(sid, {}).get("manager")
-        if want != have:
-            probs.append("%s: target manager %s, want %s" % (s.get("displayName"), have, want))
-    return probs
-
-
 def restart(env):
     """`xtsyncctl restart j` through a running daemon (links kept, exported
     values and delta token forgotten); the reply."""
@@ -94,7 +80,7 @@ try:
     p = env.once()
     by, _ = target_requests(sim, seq, tgt_tid)
     t.ok(p.returncode == 0 and not X.sync_problems(sim, src_tid, tgt_tid, link) and
-         not manager_problems(sim, src_tid, tgt_tid, link),
+         not X.manager_problems(sim, src_tid, tgt_tid, link),
          "first sync: %d users created with their managers" % N, (p.returncode, p.stderr[-1500:]))
     t.ok(by.get("users.manager.put", 0) == len(with_mgr) and by.get("users.manager.get", 0) == 0,
          "first sync: one PUT manager/$ref per user with a manager (%d), no manager read for users it invited"
@@ -138,8 +124,8 @@ try:
     t.ok(len(dels) == 1 and dels[0].endswith("/users/%s/manager/$ref" % tgt[stale]["id"]),
          "after restart: exactly one DELETE manager/$ref, for the manager set in the target of a user "
          "without one in the source", dels)
-    t.ok(not manager_problems(sim, src_tid, tgt_tid, link), "after restart: every target manager is right",
-         manager_problems(sim, src_tid, tgt_tid, link))
+    t.ok(not X.manager_problems(sim, src_tid, tgt_tid, link), "after restart: every target manager is right",
+         X.manager_problems(sim, src_tid, tgt_tid, link))
 
     # ---- what was read is recorded: a later change of a user does not send its manager
     other = next(u for u in with_mgr if u["id"] != moved)
@@ -201,8 +187,8 @@ try:
          (by, puts))
     t.ok(len(dels) == 1 and dels[0].endswith("/users/%s/manager/$ref" % tgt[stale]["id"]),
          "matched: exactly one DELETE manager/$ref, for the user without a manager in the source", dels)
-    t.ok(not manager_problems(sim, src_tid, tgt_tid, link), "matched: every target manager is right",
-         manager_problems(sim, src_tid, tgt_tid, link))
+    t.ok(not X.manager_problems(sim, src_tid, tgt_tid, link), "matched: every target manager is right",
+         X.manager_problems(sim, src_tid, tgt_tid, link))
 
     # ---- a failed read does not lose the write: it falls back to the PUT,
     # or to the PATCH as planned (every mapped attribute) for a user read
@@ -223,7 +209,7 @@ try:
               r["path"].endswith("/users/%s/manager" % tgt[victim]["id"])]
     t.ok(c.returncode == 0 and p.returncode == 0 and "failed 0" in p.stderr and len(denied) == 1 and len(puts) == 1 and
          puts[0].endswith("/users/%s/manager/$ref" % tgt[victim]["id"]) and
-         not manager_problems(sim, src_tid, tgt_tid, link),
+         not X.manager_problems(sim, src_tid, tgt_tid, link),
          "a manager read that fails (403) falls back to the PUT; the others are not written",
          (by, puts, len(denied), p.stderr[-800:]))
     denied = [r for r in sim.requests(seq)["value"] if r["route"] == "fault" and r["status"] == 403 and

@@ -403,6 +403,20 @@ def sync_problems(sim, src_tid, tgt_tid, link, attrs=SYNC_ATTRS, held=()):
     return probs
 
 
+def manager_problems(sim, src_tid, tgt_tid, link):
+    """Each target user (found by link) must have as manager the target user
+    of its source user's manager, none when the source has none."""
+    src = {u["id"]: u for u in users_list(sim.users(src_tid))}
+    tgt = {u[link].split(":", 1)[-1]: u for u in users_list(sim.users(tgt_tid)) if u.get(link)}
+    probs = []
+    for sid, s in src.items():
+        want = tgt.get(s.get("manager"), {}).get("id") if s.get("manager") else None
+        have = tgt.get(sid, {}).get("manager")
+        if want != have:
+            probs.append("%s: target manager %s, want %s" % (s.get("displayName"), have, want))
+    return probs
+
+
 def store_integrity(db):
     """PRAGMA integrity_check of an SQLite file, 'ok' when sound. Opening it
     recovers a hot WAL, as the daemon would: use it on a copy if that matters."""
