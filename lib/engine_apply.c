@@ -242,6 +242,10 @@ op_escrow(struct aop *a, int err, const struct xts_graph_error *ge, const char *
 	  bool failure)
 {
 	struct eng_cycle *cy = a->cy;
+	/* The provisioning log has the code in errorCode: its reason is only
+	 * the why (log_op prefers Graph's message); the store and the daemon's
+	 * log get "code: why". */
+	const char *lcode = code != NULL ? code : xts_errname(err);
 	char msg[700];
 	long long next;
 	int ret;
@@ -259,14 +263,14 @@ op_escrow(struct aop *a, int err, const struct xts_graph_error *ge, const char *
 		 * must not count toward the quarantine rule. */
 		xts_debug("job %s: %s of user %s deferred: %s", cy->c.name, xts_op_kind_name(a->kind),
 			  a->sid, msg);
-		log_op(a, action_of(a), XTS_PROV_SKIPPED, ge, code, msg);
+		log_op(a, action_of(a), XTS_PROV_SKIPPED, ge, lcode, why);
 		aop_finish(a);
 		return;
 	}
 	cy->failed++;
 	cy->counts.failed++;
 	xts_warn("job %s: %s of user %s failed: %s", cy->c.name, xts_op_kind_name(a->kind), a->sid, msg);
-	log_op(a, action_of(a), XTS_PROV_FAILURE, ge, code, msg);
+	log_op(a, action_of(a), XTS_PROV_FAILURE, ge, lcode, why);
 	if (err == XTS_EAUTH) {
 		cy->auth_failed = true;
 		xts_free(cy->auth_code);

@@ -309,49 +309,6 @@ set_new(json_t *obj, const char *key, json_t *v)
 	return json_object_set_new(obj, key, v) == 0 ? 0 : XTS_ENOMEM;
 }
 
-/* errorCategory as provisioningerrorinfo.md spells it (any case of a member
- * accepted; "Transient", which earlier versions wrote, is "failure"); any
- * other text is kept as it is. */
-static const char *
-error_category(const char *s)
-{
-	static const char *const names[] = { XTS_PROV_ERRCAT_FAILURE, XTS_PROV_ERRCAT_NON_SERVICE,
-		XTS_PROV_ERRCAT_SUCCESS };
-	int i;
-
-	if (s == NULL)
-		return NULL;
-	for (i = 0; i < N_OF(names); i++)
-		if (strcasecmp(s, names[i]) == 0)
-			return names[i];
-	if (strcasecmp(s, "Transient") == 0)
-		return XTS_PROV_ERRCAT_FAILURE;
-	return s;
-}
-
-/* reason without a leading "<code>:" (callers often format "code: message")
- * and the blanks after it, since errorCode sits next to it; NULL when nothing
- * is left. Borrowed from reason. */
-static const char *
-reason_text(const char *reason, const char *code)
-{
-	size_t n;
-
-	if (reason == NULL)
-		return NULL;
-	if (code != NULL && *code != '\0') {
-		n = strlen(code);
-		if (strncmp(reason, code, n) == 0 && (reason[n] == ':' || reason[n] == '\0')) {
-			reason += n;
-			if (*reason == ':')
-				reason++;
-			while (*reason == ' ')
-				reason++;
-		}
-	}
-	return *reason != '\0' ? reason : NULL;
-}
-
 static json_t *
 identity(const char *id, const char *display, const char *upn, const char *tenant, int *err)
 {
@@ -390,7 +347,7 @@ xts_prov_entry_to_json(const struct xts_prov_entry *e, json_t **out)
 {
 	char ts[40], id[40], guid[40], cyc[32];
 	json_t *o = NULL, *si = NULL, *ei = NULL, *arr = NULL, *it = NULL;
-	const char *action, *status, *reason, *category;
+	const char *action, *status;
 	long long duration;
 	size_t i;
 	int ret = 0;
@@ -400,8 +357,6 @@ xts_prov_entry_to_json(const struct xts_prov_entry *e, json_t **out)
 	status = e ? xts_prov_status_name(e->status) : NULL;
 	if (action == NULL || status == NULL)
 		return XTS_EINVAL;
-	reason = reason_text(e->error_reason, e->error_code);
-	category = error_category(e->error_category);
 	o = json_object();
 	if (o == NULL)
 		return XTS_ENOMEM;
@@ -432,11 +387,12 @@ xts_prov_entry_to_json(const struct xts_prov_entry *e, json_t **out)
 	si = json_object();
 	if (si == NULL || set_str(si, "status", status) < 0)
 		goto nomem;
-	if (e->error_code || reason || category || e->recommended_action || e->additional_details) {
+	if (e->error_code || e->error_reason || e->error_category || e->recommended_action ||
+	    e->additional_details) {
 		ei = json_object();
 		if (ei == NULL || set_str(ei, "errorCode", e->error_code) < 0 ||
-		    set_str(ei, "reason", reason) < 0 ||
-		    set_str(ei, "errorCategory", category) < 0 ||
+		    set_str(ei, "reason", e->error_reason) < 0 ||
+		    set_str(ei, "errorCategory", e->error_category) < 0 ||
 		    set_str(ei, "recommendedAction", e->recommended_action) < 0 ||
 		    set_str(ei, "additionalDetails", e->additional_details) < 0)
 			goto nomem;

@@ -30,8 +30,7 @@ enum xts_prov_status {
 /* errorInformation.errorCategory, provisioningStatusErrorCategory in
  * provisioningerrorinfo.md: FAILURE for what a retry may cure (throttling, 5xx,
  * no response), NON_SERVICE for what the target refused and an operator must
- * look at. The writer spells any case of these three as Graph does and
- * writes the old "Transient" as "failure". */
+ * look at. */
 #define XTS_PROV_ERRCAT_FAILURE     "failure"
 #define XTS_PROV_ERRCAT_NON_SERVICE "nonServiceFailure"
 #define XTS_PROV_ERRCAT_SUCCESS     "success"
@@ -78,9 +77,7 @@ struct xts_prov_step {     /* a provisioningStep; strings owned by the entry */
  * xts_prov_entry_clear. Unset (NULL / 0) fields are left out of the line.
  * The writer adds what Graph has and the entry need not carry: a fresh GUID
  * `id` per line, `tenantId` (the source tenant, which owns a cross-tenant
- * sync job and its log), `provisioningAction` and `initiatedBy`. A reason
- * that starts with "<errorCode>: " is written without that prefix, since
- * errorCode already says it. */
+ * sync job and its log), `provisioningAction` and `initiatedBy`. */
 struct xts_prov_entry {
 	long long activity_ms;       /* wall ms; 0 = now */
 	long long cycle_id;          /* written as the string cycleId */
