@@ -5,7 +5,6 @@
  * outage never blocks syncing). Dry runs work on a snapshot copy of the store.
  * It schedules nothing (jobs.c does) and decides nothing (the engine does). */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,24 +240,17 @@ provlog_hint(int e)
 	return "";
 }
 
-/* Try the open(2) the provisioning log does (same flags, creating the file
- * as it would) so the operator gets the OS reason in one line: lib/provlog
- * maps errno to an XTS_E* code and only logs its own line when its open
- * fails, which after this probe is a race. On failure why gets the reason
- * with a hint, and a negative XTS_E* is returned; 0 when the file opens. */
-static int
-provlog_probe(const char *path, char *why, size_t len)
+/* The reason an open of the provisioning log failed with ret: open(2)'s
+ * words (lib/provlog leaves errno set) and what to check. */
+static void
+provlog_why(int ret, char *why, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
-	int e;
+	int e = errno;
 
-	if (fd >= 0) {
-		(void)close(fd); /* nothing written: nothing a close could lose */
-		return 0;
-	}
-	e = errno;
-	snprintf(why, len, "%s%s", strerror(e), provlog_hint(e));
-	return xts_err_from_errno(e);
+	if (ret == XTS_ENOMEM || e == 0)
+		snprintf(why, len, "%s", xts_strerror(ret));
+	else
+		snprintf(why, len, "%s%s", strerror(e), provlog_hint(e));
 }
 
 /* Open the provisioning log at start-up; a failure is logged here, once. */
@@ -266,15 +258,14 @@ static int
 provlog_open(const char *path, struct xts_provlog **out)
 {
 	char why[256];
-	int ret = provlog_probe(path, why, sizeof(why));
+	int ret;
 
-	if (ret == 0) {
-		ret = xts_provlog_open(path, out);
-		if (ret != 0)
-			snprintf(why, sizeof(why), "%s", xts_strerror(ret));
-	}
-	if (ret != 0)
+	errno = 0;
+	ret = xts_provlog_open(path, out);
+	if (ret != 0) {
+		provlog_why(ret, why, sizeof(why));
 		xts_err("cannot open the provisioning log %s: %s", path, why);
+	}
 	return ret;
 }
 
@@ -289,13 +280,12 @@ provlog_reload(struct xts_provlog *pl, const char *want)
 	const char *path = want[0] != '\0' ? want : cur;
 	bool moves = strcmp(path, cur) != 0;
 	char why[256];
-	int e = provlog_probe(path, why, sizeof(why));
+	int e;
 
-	if (e == 0) {
-		e = xts_provlog_reopen_path(pl, moves ? path : NULL);
-		if (e != 0)
-			snprintf(why, sizeof(why), "%s", xts_strerror(e));
-	}
+	errno = 0;
+	e = xts_provlog_reopen_path(pl, moves ? path : NULL);
+	if (e != 0)
+		provlog_why(e, why, sizeof(why));
 	if (e != 0 && moves) {
 		xts_err("cannot open the provisioning log %s: %s; still writing %s", path, why, cur);
 		return e;

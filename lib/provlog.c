@@ -483,18 +483,14 @@ done:
 
 /* ---- the file ------------------------------------------------------------- */
 
+/* Says nothing: the caller knows what the file is for and what is kept
+ * (errno stays open(2)'s for its message). */
 static int
 open_fd(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
 
-	if (fd < 0) {
-		int e = errno;
-
-		xts_err("provlog: cannot open %s: %s", path, strerror(e));
-		return xts_err_from_errno(e);
-	}
-	return fd;
+	return fd >= 0 ? fd : xts_err_from_errno(errno);
 }
 
 int
@@ -551,7 +547,10 @@ xts_provlog_reopen_path(struct xts_provlog *pl, const char *path)
 		return XTS_ENOMEM;
 	fd = open_fd(p);
 	if (fd < 0) {
+		int e = errno;
+
 		xts_free(p);
+		errno = e;
 		return fd;
 	}
 	if (pl->fd >= 0)

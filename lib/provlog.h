@@ -125,7 +125,9 @@ int xts_prov_entry_to_json(const struct xts_prov_entry *e, json_t **out);
 
 struct xts_provlog;
 
-/* Open (creating, mode 0640) path for appending. *out owns the log. */
+/* Open (creating, mode 0640) path for appending. *out owns the log. The
+ * three open functions log nothing; when open(2) fails they return its
+ * XTS_E* and leave errno set for the caller's message. */
 int xts_provlog_open(const char *path, struct xts_provlog **out);
 /* Reopen the same path (SIGHUP after logrotate moved the file). On failure
  * the old descriptor is kept and the error returned. */
