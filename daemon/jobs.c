@@ -381,6 +381,25 @@ job_add(struct xts_jobs *t, const struct xts_config_job *cj)
 	return 0;
 }
 
+/* A job new to this table starts paused when the store says so (`pause`
+ * survives a restart of the daemon). */
+static void
+load_paused(struct xts_jobs *t, struct job *j)
+{
+	int p;
+
+	if (t->r.paused == NULL)
+		return;
+	p = t->r.paused(t->r.ctx, j->name);
+	if (p == 1) {
+		j->paused = true;
+		xts_info("job %s: paused (by xtsyncctl pause; xtsyncctl resume %s runs it again)", j->name,
+			 j->name);
+	} else if (p < 0) {
+		xts_warn("job %s: cannot read whether it is paused: %s; it runs", j->name, xts_strerror(p));
+	}
+}
+
 int
 xts_jobs_apply(struct xts_jobs *t, const struct xts_config *cfg, unsigned runner_flags)
 {
@@ -424,6 +443,7 @@ xts_jobs_apply(struct xts_jobs *t, const struct xts_config *cfg, unsigned runner
 				return ret;
 			j = t->v[t->n - 1];
 			xts_info("job %s: added", cj->name);
+			load_paused(t, j);
 		}
 		j->cfg = cj;
 		if (t->once)
@@ -468,15 +488,36 @@ xts_jobs_sync_now(struct xts_jobs *t, const char *name)
 	return 0;
 }
 
+/* Store pause (1) or resume (0) before the table changes, so that what
+ * status says is what a restarted daemon does; a failure refuses the
+ * command. */
+static int
+store_paused(struct xts_jobs *t, struct job *j, int paused)
+{
+	int ret;
+
+	if (t->r.set_paused == NULL)
+		return 0;
+	ret = t->r.set_paused(t->r.ctx, j->name, paused);
+	if (ret != 0)
+		xts_warn("job %s: %s refused: the store did not take it: %s", j->name,
+			 paused ? "pause" : "resume", xts_strerror(ret));
+	return ret;
+}
+
 int
 xts_jobs_pause(struct xts_jobs *t, const char *name)
 {
 	struct job *j = job_find(t, name);
+	int ret;
 
 	if (j == NULL)
 		return XTS_ENOENT;
 	if (j->paused)
 		return XTS_EINVAL;
+	ret = store_paused(t, j, 1);
+	if (ret != 0)
+		return ret;
 	/* A running cycle finishes; no new one starts until resume. */
 	j->paused = true;
 	j->due = false;
@@ -492,11 +533,15 @@ xts_jobs_resume(struct xts_jobs *t, const char *name)
 {
 	struct job *j = job_find(t, name);
 	long long since, delay;
+	int ret;
 
 	if (j == NULL)
 		return XTS_ENOENT;
 	if (!j->paused)
 		return XTS_EINVAL;
+	ret = store_paused(t, j, 0);
+	if (ret != 0)
+		return ret;
 	j->paused = false;
 	xts_info("job %s: resumed", name);
 	if (!j->running && j->cfg->enabled && !t->once) {
@@ -622,7 +667,15 @@ xts_jobs_run_once(struct xts_jobs *t, const char *only, void (*done)(void *arg, 
 		struct job *j = t->v[i];
 		uv_timer_stop(&j->timer);
 		j->next_mono = 0;
+		if (only == NULL && j->cfg->enabled && j->paused) {
+			xts_info("job %s: paused, so --once skips it (--job %s runs it anyway; "
+				 "xtsyncctl resume %s ends the pause)", j->name, j->name, j->name);
+			continue;
+		}
 		if (only != NULL ? strcmp(j->name, only) == 0 : j->cfg->enabled) {
+			if (j->paused)
+				xts_info("job %s: paused, but --job names it: running one cycle", j->name);
+			j->paused = false; /* this process only: the stored pause stays */
 			j->once_pending = true;
 			j->due = true;
 			n++;

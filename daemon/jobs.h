@@ -55,6 +55,12 @@ struct xts_job_runner {
 	/* Optional: 1 when quarantined, with the reason code copied into reason
 	 * and the next automatic retry (wall ms, 0 = none); else 0. */
 	int (*quarantine_info)(void *ctx, const char *job, char *reason, size_t len, long long *next_retry);
+	/* Optional: the stored pause. paused: 1 paused, 0 not, negative XTS_E*
+	 * when unknown. set_paused: store pause (1) or resume (0); 0 or XTS_E*
+	 * (the command is then refused, so what status says is what a restart
+	 * of the daemon will do). */
+	int (*paused)(void *ctx, const char *job);
+	int (*set_paused)(void *ctx, const char *job, int paused);
 	/* Control commands the engine implements (restart, provision, preview,
 	 * allow-deletions). req is the request object (borrowed). Returns 0 and
 	 * later calls reply(arg, resp) exactly once with a NEW reference to a

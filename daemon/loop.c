@@ -381,9 +381,11 @@ reply_job_result(struct xts_control_req *req, const char *job, int ret, const ch
 		xts_control_reply_error(req, "no job named '%s'", job);
 	else if (ret == XTS_EAGAIN)
 		xts_control_reply_error(req, "job '%s' is already running or about to", job);
-	else
+	else if (ret == XTS_EINVAL)
 		xts_control_reply_error(req, "job '%s': not possible in its current state (%s)", job,
 					xts_strerror(ret));
+	else
+		xts_control_reply_error(req, "job '%s': %s", job, xts_strerror(ret));
 }
 
 static void

@@ -434,6 +434,25 @@ r_qinfo(void *ctx, const char *job, char *reason, size_t len, long long *next_re
 	return r->eng != NULL ? xts_engine_quarantine_info(r->eng, job, reason, len, next_retry) : 0;
 }
 
+static int
+r_paused(void *ctx, const char *job)
+{
+	struct rctx *r = ctx;
+
+	return r->eng != NULL ? xts_engine_paused(r->eng, job) : 0;
+}
+
+/* A dry run's store is a throw-away copy: nothing to keep there. */
+static int
+r_set_paused(void *ctx, const char *job, int paused)
+{
+	struct rctx *r = ctx;
+
+	if (r->eng == NULL || (r->flags & XTS_RUNNER_DRY_RUN) != 0)
+		return 0;
+	return xts_engine_set_paused(r->eng, job, paused);
+}
+
 /* ---- preview: a dry-run cycle on a snapshot ----------------------------------------- */
 
 struct preview {
@@ -628,6 +647,8 @@ xts_runner_engine_init(uv_loop_t *loop, struct xts_job_runner *out)
 	out->quarantined = r_quarantined;
 	out->deletions_held = r_held;
 	out->quarantine_info = r_qinfo;
+	out->paused = r_paused;
+	out->set_paused = r_set_paused;
 	out->command = r_command;
 	out->destroy = r_destroy;
 	return 0;

@@ -724,6 +724,31 @@ xts_engine_resume(struct xts_engine *e, const char *job)
 	return xts_store_job_set_state(e->o.store, job, XTS_JOB_IDLE, NULL, 0, 0, 0);
 }
 
+int
+xts_engine_paused(struct xts_engine *e, const char *job)
+{
+	struct xts_store_job sj;
+	int ret;
+
+	memset(&sj, 0, sizeof(sj));
+	ret = xts_store_job_get(e->o.store, job, &sj);
+	if (ret == XTS_ENOENT)
+		return 0;
+	if (ret != 0)
+		return ret;
+	ret = sj.paused ? 1 : 0;
+	xts_store_job_clear(&sj);
+	return ret;
+}
+
+int
+xts_engine_set_paused(struct xts_engine *e, const char *job, int paused)
+{
+	if (eng_job_find(e, job) == NULL)
+		return XTS_ENOENT;
+	return xts_store_job_set_paused(e->o.store, job, paused);
+}
+
 void
 eng_plan_line(struct eng_cycle *cy, const char *fmt, ...)
 {

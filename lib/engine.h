@@ -81,6 +81,12 @@ int xts_engine_allow_deletions(struct xts_engine *e, const char *job, long long 
 int xts_engine_restart(struct xts_engine *e, const char *job);
 /* resume: clear quarantine (the next cycle runs and re-checks the connection). */
 int xts_engine_resume(struct xts_engine *e, const char *job);
+/* `pause` as stored (it survives a restart of the daemon): 1 paused, 0 not
+ * (or no such job in the store yet), negative XTS_E* when the store cannot
+ * be read. set_paused stores it (1) or clears it (0): 0, XTS_ENOENT (no
+ * such job configured) or the store's error. */
+int xts_engine_paused(struct xts_engine *e, const char *job);
+int xts_engine_set_paused(struct xts_engine *e, const char *job, int paused);
 
 /* provision on demand: one source user (object id or UPN) through the same
  * decision and apply; cb gets a NEW json object {"ok", "steps": [...],

@@ -1186,6 +1186,7 @@ job_from_row(sqlite3_stmt *s, struct xts_store_job *j)
 	j->last_cycle_end = sqlite3_column_int64(s, 11);
 	j->last_cycle_result = xts_store__col_dup(s, 12, &err);
 	j->counts = xts_store__col_json(s, 13, &err);
+	j->paused = sqlite3_column_int(s, 14) != 0;
 	if (err < 0)
 		xts_store_job_clear(j);
 	return err;
@@ -1326,6 +1327,19 @@ xts_store_job_set_state(struct xts_store *st, const char *job, int state, const 
 	    quarantine_since, next_retry, retry_step, job);
 	if (ret == 0 && changes == 0)
 		ret = XTS_ENOENT;
+	return ret;
+}
+
+int
+xts_store_job_set_paused(struct xts_store *st, const char *job, int paused)
+{
+	int ret;
+
+	if (job == NULL)
+		return XTS_EINVAL;
+	ret = xts_store__exec(st, XTS_ST_JOB_ENSURE, NULL, "t", job);
+	if (ret == 0)
+		ret = xts_store__exec(st, XTS_ST_JOB_SET_PAUSED, NULL, "it", paused != 0, job);
 	return ret;
 }
 

@@ -151,6 +151,7 @@ struct xts_store_job {
 	long long last_cycle_start, last_cycle_end;
 	char *last_cycle_result;  /* free text set by cycle_end, NULL = none */
 	json_t *counts;           /* counts of the last ended cycle (object), NULL = none */
+	int paused;               /* 1 after `xtsyncctl pause`, until resume */
 };
 void xts_store_job_clear(struct xts_store_job *j);
 
@@ -171,9 +172,13 @@ int xts_store_job_set_fingerprint(struct xts_store *st, const char *job, const c
 int xts_store_job_set_state(struct xts_store *st, const char *job, int state, const char *reason,
     long long quarantine_since, long long next_retry, int retry_step);
 
+/* Store `xtsyncctl pause` (1) or `resume` (0); creates the job row if
+ * needed. */
+int xts_store_job_set_paused(struct xts_store *st, const char *job, int paused);
+
 /* `xtsyncctl restart`: forget the job's delta links, schema fingerprint,
  * source users, group membership, and pending operations that are not
- * in-flight; set the state to idle and clear quarantine. KEEPS: the links
+ * in-flight; set the state to idle and clear quarantine. KEEPS: paused, the links
  * (source id <-> target id, origin, target state) so the next initial cycle
  * matches existing target users instead of creating duplicates — but clears
  * each link's last-exported values (NULL), so every attribute is compared

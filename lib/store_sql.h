@@ -4,7 +4,7 @@
  * No include guard on purpose (included twice with different macros). */
 #define XTS_JOB_COLS "name, delta_link, groups_delta_link, schema_fingerprint, state, " \
 	"state_reason, quarantine_since, next_retry, retry_step, cycle_counter, " \
-	"last_cycle_start, last_cycle_end, last_cycle_result, counts"
+	"last_cycle_start, last_cycle_end, last_cycle_result, counts, paused"
 #define XTS_USER_COLS "source_id, attrs, in_scope, scope_reason, is_member, manager_id, " \
 	"deleted, last_seen_cycle"
 #define XTS_LINK_COLS "source_id, target_id, exported, target_state, deleted_at, origin, " \
@@ -32,6 +32,7 @@ XTS_STORE_STMT(JOB_SET_GDELTA, "UPDATE job SET groups_delta_link = ? WHERE name 
 XTS_STORE_STMT(JOB_SET_FP, "UPDATE job SET schema_fingerprint = ? WHERE name = ?")
 XTS_STORE_STMT(JOB_SET_STATE, "UPDATE job SET state = ?, state_reason = ?, quarantine_since = ?, "
 	"next_retry = ?, retry_step = ? WHERE name = ?")
+XTS_STORE_STMT(JOB_SET_PAUSED, "UPDATE job SET paused = ? WHERE name = ?")
 XTS_STORE_STMT(RESET_JOB, "UPDATE job SET delta_link = NULL, groups_delta_link = NULL, "
 	"schema_fingerprint = NULL, state = 0, state_reason = NULL, quarantine_since = 0, "
 	"next_retry = 0, retry_step = 0 WHERE name = ?")

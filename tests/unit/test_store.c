@@ -181,6 +181,13 @@ test_migrate_from_v1(void **state)
 
 	assert_int_equal(xts_store_open(f->dir, &f->st), 0);
 	assert_int_equal(xts_store_user_version(f->st), xts_store_schema_version());
+	{
+		struct xts_store_job sj;
+
+		assert_int_equal(xts_store_job_get(f->st, "j", &sj), 0);
+		assert_int_equal(sj.paused, 0); /* version 4's column, on an old row */
+		xts_store_job_clear(&sj);
+	}
 	assert_int_equal(xts_store_user_get(f->st, "j", "u-2", &ur), 0);
 	assert_string_equal(json_string_value(json_object_get(ur.u.attrs, "displayName")), "B");
 	assert_int_equal(ur.u.in_scope, 1);
@@ -526,6 +533,25 @@ test_job_crud(void **state)
 	assert_int_equal(xts_store_job_get(f->st, "a", &j), 0);
 	assert_null(j.delta_link);
 	xts_store_job_clear(&j);
+	/* pause: off by default, stored and cleared; on a job with no row yet
+	 * (paused before its first cycle) the row is created. */
+	assert_int_equal(xts_store_job_get(f->st, "a", &j), 0);
+	assert_int_equal(j.paused, 0);
+	xts_store_job_clear(&j);
+	assert_int_equal(xts_store_job_set_paused(f->st, "a", 1), 0);
+	assert_int_equal(xts_store_job_get(f->st, "a", &j), 0);
+	assert_int_equal(j.paused, 1);
+	assert_int_equal(j.state, XTS_JOB_QUARANTINED); /* the state is not touched */
+	xts_store_job_clear(&j);
+	assert_int_equal(xts_store_job_set_paused(f->st, "a", 0), 0);
+	assert_int_equal(xts_store_job_get(f->st, "a", &j), 0);
+	assert_int_equal(j.paused, 0);
+	xts_store_job_clear(&j);
+	assert_int_equal(xts_store_job_set_paused(f->st, "c", 1), 0);
+	assert_int_equal(xts_store_job_get(f->st, "c", &j), 0);
+	assert_int_equal(j.paused, 1);
+	xts_store_job_clear(&j);
+	assert_int_equal(xts_store_job_delete(f->st, "c"), 0);
 
 	assert_int_equal(xts_store_job_foreach(f->st, count_job_cb, &n), 0);
 	assert_int_equal(n, 2);
@@ -992,6 +1018,7 @@ test_reset_keeps_links(void **state)
 	assert_int_equal(xts_store_job_set_groups_delta(f->st, "j", "g1"), 0);
 	assert_int_equal(xts_store_job_set_fingerprint(f->st, "j", "fp"), 0);
 	assert_int_equal(xts_store_job_set_state(f->st, "j", XTS_JOB_QUARANTINED, "X", 1, 2, 3), 0);
+	assert_int_equal(xts_store_job_set_paused(f->st, "j", 1), 0);
 	{
 		struct xts_store_user u = { .source_id = "s1", .in_scope = 1, .is_member = 1 };
 		struct xts_store_link l = { .source_id = "s1", .target_id = "t1", .exported = exp,
@@ -1019,6 +1046,7 @@ test_reset_keeps_links(void **state)
 	assert_null(j.state_reason);
 	assert_int_equal(j.next_retry, 0);
 	assert_int_equal(j.cycle_counter, cyc); /* cycle ids never repeat */
+	assert_int_equal(j.paused, 1);            /* restart is not resume */
 	xts_store_job_clear(&j);
 	assert_int_equal(xts_store_user_get(f->st, "j", "s1", &ur), XTS_ENOENT);
 	assert_int_equal(xts_store_member_count_groups(f->st, "j", "s1", &n), 0);
