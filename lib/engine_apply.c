@@ -796,7 +796,10 @@ create_cb(void *arg, const struct xts_batch_result *r)
 			  "the invitation failed");
 		return;
 	}
-	op_succeeded(a, XTS_TARGET_ACTIVE, 0);
+	/* A source user disabled when created is created disabled: recorded as
+	 * such, or leaving scope would plan a Disable that writes nothing new. */
+	op_succeeded(a, json_is_false(json_object_get(a->write, "accountEnabled")) ? XTS_TARGET_DISABLED :
+		     XTS_TARGET_ACTIVE, 0);
 }
 
 static void
