@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,6 +282,28 @@ handle_line(const char *line, size_t len, const struct filter *f)
 
 /* ---- reading and following ------------------------------------------------- */
 
+/* Permission denied: say who may read the log. The daemon writes it 0640,
+ * group xtsync (the unit's UMask and LogsDirectory); a control_group operator
+ * is not in that group by being in control_group. */
+static void
+access_hint(const char *path)
+{
+	struct stat st;
+	struct group *g;
+
+	if (stat(path, &st) != 0) {
+		fputs("xtsyncctl logs: its directory is not open to you: run as root or as a member of "
+		      "group xtsync\n", stderr);
+		return;
+	}
+	g = getgrgid(st.st_gid);
+	if (g != NULL && (st.st_mode & S_IRGRP) != 0)
+		fprintf(stderr, "xtsyncctl logs: it is readable by group %s: run as root or add your user to "
+			"that group\n", g->gr_name);
+	else
+		fputs("xtsyncctl logs: run as root or as the file's owner\n", stderr);
+}
+
 static int
 reader_open(struct reader *r, const char *path)
 {
@@ -517,6 +540,8 @@ int
 	if (ret < 0 && !(do_follow && ret == -ENOENT)) {
 		fprintf(stderr, "xtsyncctl logs: cannot read %s: %s\n", provisioning_log_path,
 		    strerror(-ret));
+		if (ret == -EACCES)
+			access_hint(provisioning_log_path);
 		return 1;
 	}
 	ret = 0;

@@ -19,7 +19,7 @@ check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; 
 logs() { "$tool" logs "$log" logs "$@"; }
 put() { "$tool" provlog "$log" "$@"; }
 
-echo "1..27"
+echo "1..28"
 put contoso-to-fabrikam Create success adele@contoso.example t-0001 "" 7200000   # 2 h old
 put contoso-to-fabrikam Update failure alex@contoso.example t-0002 AzureActiveDirectoryForbidden
 put fabrikam-to-contoso Delete success megan@fabrikam.example t-0003
@@ -79,4 +79,24 @@ kill -TERM "$fpid"; wait "$fpid"; rc=$?; fpid=
 check "--follow exits 0 on SIGTERM" test $rc -eq 0
 check "--follow printed each entry once and no other job" \
 	bash -c "[ \$(grep -c f1@ '$fout') -eq 1 ] && [ \$(grep -c f2@ '$fout') -eq 1 ] && [ \$(grep -c f3@ '$fout') -eq 1 ] && ! grep -q other@ '$fout'"
+# Permission denied names who may read it (needs root to switch users).
+if [ "$(id -u)" -ne 0 ]; then
+	n=$((n + 1)); echo "ok $n # SKIP the permission hint needs root"
+else
+	pd=$(mktemp -d /tmp/xts-logs-perm-XXXXXX)
+	cp "$log" "$pd/p.log"
+	chmod 0640 "$pd/p.log"
+	chmod 0755 "$pd"
+	as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$tool" logs "$1" logs 2>&1; }
+	o1=$(as_nobody "$pd/p.log"); r1=$?
+	chmod 0700 "$pd"
+	o2=$(as_nobody "$pd/p.log"); r2=$?
+	rm -rf "$pd"
+	if [ $r1 -eq 1 ] && [[ $o1 == *"Permission denied"* ]] && [[ $o1 == *"readable by group root: run as root or add your user to that group"* ]] &&
+	   [ $r2 -eq 1 ] && [[ $o2 == *"its directory is not open to you"* ]]; then
+		ok "permission denied: exit 1 and a hint naming the file's group (or its directory)"
+	else
+		nok "permission hint"; echo "#   $r1: $o1"; echo "#   $r2: $o2"
+	fi
+fi
 [ $fail -eq 0 ]
