@@ -49,9 +49,7 @@ try:
     seq = sim.last_seq()
     before = len(env.provlog())
     p = env.once()
-    writes = [r["path"] for r in sim.requests(seq)["value"]
-              if r["tenant"] == tgt_tid and r["method"] in ("PATCH", "POST", "PUT", "DELETE") and
-              "token" not in r["route"] and "$batch" not in r["path"]]
+    writes = [r["path"] for r in X.target_writes(sim, seq, tgt_tid)]
     lines = env.provlog()[before:]
     dis = [e for e in lines if e.get("action") == "Disable"]
     props = [(m.get("displayName"), m.get("oldValue"), m.get("newValue"))

@@ -42,12 +42,6 @@ def problems(sim, src_tid, tgt_tid):
     return probs
 
 
-def target_writes(sim, seq, tid):
-    """The target's non-GET Graph requests after seq: (route, body) pairs."""
-    return [(r["route"], r.get("body")) for r in sim.requests(seq)["value"]
-            if r["tenant"] == tid and r["method"] != "GET" and r["route"] not in ("token", "batch", "fault")]
-
-
 t = X.Tap()
 tmp = X.tmpdir("no-link")
 sim = X.Sim(tmp)
@@ -71,7 +65,7 @@ try:
 
     seq = sim.last_seq()
     p = env.once()
-    writes = target_writes(sim, seq, tgt_tid)
+    writes = [(r["route"], r.get("body")) for r in X.target_writes(sim, seq, tgt_tid)]
     inv = sum(1 for r, _ in writes if r == "invitations.post")
     named = [w for w in writes if link in str(w[1])]
     t.ok(p.returncode == 0 and p.stderr.count(WARN) == 1,
@@ -88,7 +82,7 @@ try:
             os.unlink(os.path.join(tmp, "xtsync.db" + sfx))
     seq = sim.last_seq()
     p = env.once()
-    writes = target_writes(sim, seq, tgt_tid)
+    writes = [(r["route"], r.get("body")) for r in X.target_writes(sim, seq, tgt_tid)]
     t.ok(p.returncode == 0 and not [w for w in writes if w[0] == "invitations.post"] and
          not problems(sim, src_tid, tgt_tid),
          "after a lost store: matched by e-mail, no invitation, no duplicate %s" % [w[0] for w in writes],
@@ -99,7 +93,7 @@ try:
     sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (src_tid, u["id"]), {"department": "Harbour"})
     seq = sim.last_seq()
     p = env.once()
-    writes = target_writes(sim, seq, tgt_tid)
+    writes = [(r["route"], r.get("body")) for r in X.target_writes(sim, seq, tgt_tid)]
     t.ok(p.returncode == 0 and [w[0] for w in writes] == ["users.patch"] and link not in str(writes) and
          not problems(sim, src_tid, tgt_tid),
          "a changed department is one PATCH without the link attribute %s" % writes, p.stderr[-2000:])

@@ -19,17 +19,6 @@ import xtsenv as X  # noqa: E402
 N = 4
 
 
-def target_writes(sim, seq, tid):
-    """The target's write requests after seq (POST/PATCH/PUT/DELETE to
-    users, invitations or $batch; token requests are not writes)."""
-    out = []
-    for r in sim.requests(seq)["value"]:
-        if r["tenant"] == tid and r["method"] in ("POST", "PATCH", "PUT", "DELETE") and \
-                "token" not in r["route"]:
-            out.append("%s %s" % (r["method"], r["path"]))
-    return out
-
-
 def change_title(sim, tid, uid, title):
     sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (tid, uid), {"jobTitle": title})
 
@@ -67,7 +56,7 @@ try:
     p = X.start_daemon(env)
     time.sleep(4)                       # four intervals
     st = state(env)
-    writes = target_writes(sim, seq, tgt_tid)
+    writes = X.target_writes(sim, seq, tgt_tid)
     said = "job j: paused (by xtsyncctl pause" in open(log).read()
     t.ok(rc == 0 and st == ("paused", 0) and not writes and said,
          "after a restart the job is still paused: no cycle in 4 intervals, no write (state %s, cycles %s, %d writes)"
@@ -81,10 +70,10 @@ try:
     # ---- --once skips it; --once --job runs it and keeps the pause
     seq = sim.last_seq()
     o = env.once()
-    t.ok(o.returncode == 0 and "paused, so --once skips it" in o.stderr and not target_writes(sim, seq, tgt_tid),
+    t.ok(o.returncode == 0 and "paused, so --once skips it" in o.stderr and not X.target_writes(sim, seq, tgt_tid),
          "--once skips the paused job: exit %d, no write" % o.returncode, o.stderr[-1500:])
     o = env.once("--job", "j")
-    writes = target_writes(sim, seq, tgt_tid)
+    writes = X.target_writes(sim, seq, tgt_tid)
     tgt = {u.get(link): u for u in X.users_list(sim.users(tgt_tid))}
     got = (tgt.get("%s:%s" % (src_tid, src[0]["id"])) or {}).get("jobTitle")
     t.ok(o.returncode == 0 and "--job names it" in o.stderr and got == "Paused Title" and len(writes) >= 1,

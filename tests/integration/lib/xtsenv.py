@@ -403,6 +403,13 @@ def sync_problems(sim, src_tid, tgt_tid, link, attrs=SYNC_ATTRS, held=()):
     return probs
 
 
+def target_writes(sim, seq, tid):
+    """tid's write requests after seq, graphsim's request records (not GET; not
+    token requests or $batch envelopes, whose sub-requests are counted)."""
+    return [r for r in sim.requests(seq)["value"]
+            if r["tenant"] == tid and r["method"] != "GET" and r["route"] not in ("token", "batch", "fault")]
+
+
 def manager_problems(sim, src_tid, tgt_tid, link):
     """Each target user (found by link) must have as manager the target user
     of its source user's manager, none when the source has none."""
