@@ -15,15 +15,6 @@ import xtsenv as X  # noqa: E402
 N = 8
 
 
-def target_by_source(sim, src_tid, tgt_tid, link):
-    out = {}
-    for u in X.users_list(sim.users(tgt_tid)):
-        v = u.get(link) or ""
-        if v.startswith(src_tid + ":"):
-            out[v.split(":", 1)[1]] = u
-    return out
-
-
 t = X.Tap()
 tmp = X.tmpdir("disabled")
 sim = X.Sim(tmp)
@@ -37,7 +28,7 @@ try:
     on = [u for u in src if u.get("accountEnabled") is not False]
 
     p = env.once()
-    tgt = target_by_source(sim, src_tid, tgt_tid, link)
+    tgt = X.linked(sim, tgt_tid, link)
     t.ok(p.returncode == 0 and off and on and len(tgt) == N and
          all(tgt[u["id"]].get("accountEnabled") is False for u in off) and
          all(tgt[u["id"]].get("accountEnabled") is True for u in on),
@@ -61,7 +52,7 @@ try:
     t.ok(len(props) == 1 and props[0][0] == "accountEnabled" and props[0][1] != props[0][2],
          "the Disable's modifiedProperties: accountEnabled %r -> %r" % (props[0][1:] if props else ("?", "?")),
          props)
-    now = target_by_source(sim, src_tid, tgt_tid, link)
+    now = X.linked(sim, tgt_tid, link)
     t.ok(now[gone_on["id"]].get("accountEnabled") is False and now[gone_off["id"]].get("accountEnabled") is False
          and sum(1 for u in now.values() if u.get("accountEnabled")) == len(on) - 1,
          "both are disabled in the target, the others unchanged")

@@ -30,10 +30,6 @@ def invitations(sim, tid):
     return sim.call("GET", "/_admin/counters")["by_tenant"].get(tid, {}).get("invitations", 0)
 
 
-def linked(sim, tid, link):
-    return {u[link].split(":", 1)[1]: u for u in X.users_list(sim.users(tid)) if u.get(link)}
-
-
 t = X.Tap()
 tmp = X.tmpdir("engine-more")
 sim = X.Sim(tmp)
@@ -70,7 +66,7 @@ try:
     t.ok(jp is not None and jq is not None, "the daemon ran a first cycle of both jobs", (jp, jq))
 
     # ---- provision on demand
-    t.ok(set(linked(sim, B, LB)) == {u0["id"], u1["id"]}, "first cycle: the two assigned users exist")
+    t.ok(set(X.linked(sim, B, LB)) == {u0["id"], u1["id"]}, "first cycle: the two assigned users exist")
     inv0 = invitations(sim, B)
     sim.call("POST", "/_admin/tenants/%s/users" % A, {
         "id": NEW, "displayName": "Nova Provisioned", "givenName": "Nova", "surname": "Provisioned",
@@ -85,7 +81,7 @@ try:
          "provision prints the steps import, scoping, matching, processing, export in order (%s)" % steps, out)
     t.ok("Perform action (processing): success" in c.stdout and "Action: Create" in c.stdout,
          "the processing step names the action Create", out)
-    lk = linked(sim, B, LB)
+    lk = X.linked(sim, B, LB)
     t.ok(set(lk) == {u0["id"], u1["id"], NEW} and invitations(sim, B) == inv0 + 1,
          "exactly that user was created (one invitation)", (sorted(lk), invitations(sim, B) - inv0))
     t.ok(lk.get(NEW, {}).get("jobTitle") == "Pilot" and lk.get(NEW, {}).get("userType") == "Member",
@@ -98,14 +94,14 @@ try:
     sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (A, NEW), {"jobTitle": "Captain"})
     c = env.ctl("provision", "p2b", NEW)
     t.ok(c.returncode == 0 and "Action: Update (jobTitle)" in c.stdout and
-         linked(sim, B, LB)[NEW].get("jobTitle") == "Captain",
+         X.linked(sim, B, LB)[NEW].get("jobTitle") == "Captain",
          "provision after a source change updates only jobTitle", c.stdout)
     # the manager: a user GET cannot $select it, it expands it (user-list-manager.md)
     sim.call("PUT", "/_admin/tenants/%s/users/%s/manager" % (A, NEW), {"id": u0["id"]})
     seq = sim.last_seq()
     c = env.ctl("provision", "p2b", NEW)
     gets = [r for r in sim.requests(seq)["value"] if r["tenant"] == A and r["path"].endswith("/" + NEW)]
-    lk = linked(sim, B, LB)
+    lk = X.linked(sim, B, LB)
     t.ok(c.returncode == 0 and gets and all("$expand" in r["query"] for r in gets) and
          lk.get(NEW, {}).get("manager") == lk.get(u0["id"], {}).get("id"),
          "provision on demand reads the manager ($expand=manager) and sets it in the target",
@@ -114,13 +110,13 @@ try:
     t.ok(c.returncode == 0 and "Determine if user is in scope (scoping): skipped" in c.stdout and
          "not assigned to the job" in c.stdout and "Action: Skip" in c.stdout,
          "an unassigned user: the scoping step says why it is out of scope", c.stdout + c.stderr)
-    t.ok(u5["id"] not in linked(sim, B, LB) and invitations(sim, B) == inv0 + 1,
+    t.ok(u5["id"] not in X.linked(sim, B, LB) and invitations(sim, B) == inv0 + 1,
          "the out-of-scope user was not created")
     # added to an assigned group after the last cycle: on demand sees the membership now
     sim.call("POST", "/_admin/tenants/%s/groups/%s/members" % (A, grp), {"id": u6["id"]})
     c = env.ctl("provision", "p2b", u6["id"])
     t.ok(c.returncode == 0 and "Determine if user is in scope (scoping): success" in c.stdout and
-         "Action: Create" in c.stdout and u6["id"] in linked(sim, B, LB) and invitations(sim, B) == inv0 + 2,
+         "Action: Create" in c.stdout and u6["id"] in X.linked(sim, B, LB) and invitations(sim, B) == inv0 + 2,
          "a user just added to an assigned group is in scope for provision on demand and created",
          c.stdout + c.stderr)
 
@@ -136,7 +132,7 @@ try:
     t.ok("job p2b: restarted" in live and
          re.search(r"job p2b: cycle \d+ \(initial\)", live.rsplit("job p2b: restarted", 1)[-1]) is not None,
          "the cycle after restart is an initial cycle", live[-1500:])
-    lk = linked(sim, B, LB)
+    lk = X.linked(sim, B, LB)
     t.ok(invitations(sim, B) == inv0 + 2 and len(X.users_list(sim.users(B))) == 4 and len(lk) == 4,
          "no duplicate target user after restart (invitations unchanged)", invitations(sim, B) - inv0)
     t.ok(lk[u0["id"]].get("jobTitle") == "After Restart", "a changed attribute is applied after restart",
@@ -176,7 +172,7 @@ try:
         n = jq["cycles"]
         env.ctl("sync", "q2c")
         jq = X.wait_cycles(env, "q2c", n + 1) or X.job_status(env, "q2c")
-        lk = linked(sim, C, LC)
+        lk = X.linked(sim, C, LC)
         if set(lk) == {u["id"] for u in src} or time.time() > end:
             break
         time.sleep(1)

@@ -31,8 +31,7 @@ def users(sim, name):
 
 
 def linked(sim, name):
-    link = X.app_ext(TEN[name][1])
-    return {u[link].split(":", 1)[1]: u for u in users(sim, name) if u.get(link)}
+    return X.linked(sim, TEN[name][0], X.app_ext(TEN[name][1]))
 
 
 def seed(sim, name, n, s):

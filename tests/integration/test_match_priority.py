@@ -52,7 +52,7 @@ try:
     print("# users.list: %d, with $count: %d, statuses %s" % (len(lists), len(adv),
                                                              sorted({r["status"] for r in lists})))
     t.ok(p.returncode == 0 and "failed 0" in p.stderr, "the cycle succeeds", (p.returncode, p.stderr[-1500:]))
-    tgt = {u[link].split(":", 1)[1]: u for u in X.users_list(sim.users(tgt_tid)) if u.get(link)}
+    tgt = X.linked(sim, tgt_tid, link)
     t.ok(tgt.get(x["id"], {}).get("id") == pre["id"],
          "the administrator's target user is matched by officeLocation and linked",
          (pre["id"], tgt.get(x["id"])))

@@ -74,8 +74,7 @@ try:
          "--once skips the paused job: exit %d, no write" % o.returncode, o.stderr[-1500:])
     o = env.once("--job", "j")
     writes = X.target_writes(sim, seq, tgt_tid)
-    tgt = {u.get(link): u for u in X.users_list(sim.users(tgt_tid))}
-    got = (tgt.get("%s:%s" % (src_tid, src[0]["id"])) or {}).get("jobTitle")
+    got = X.linked(sim, tgt_tid, link).get(src[0]["id"], {}).get("jobTitle")
     t.ok(o.returncode == 0 and "--job names it" in o.stderr and got == "Paused Title" and len(writes) >= 1,
          "--once --job j runs it: exit %d, the change applied (%r, %d writes)" % (o.returncode, got, len(writes)),
          o.stderr[-1500:])

@@ -29,6 +29,15 @@ import xtsenv as X  # noqa: E402
 N = 4
 
 
+def add_members(sim, tid, name, n):
+    """n new enabled member users in tid: "<name> i", <name>i@s.example."""
+    for i in range(n):
+        low = "%s%d" % (name.lower(), i)
+        sim.call("POST", "/_admin/tenants/%s/users" % tid, {
+            "displayName": "%s %d" % (name, i), "userPrincipalName": low + "@s.example",
+            "mail": low + "@s.example", "mailNickname": low, "accountEnabled": True, "userType": "Member"})
+
+
 def lines(path):
     if not os.path.exists(path):
         return []
@@ -135,11 +144,7 @@ try:
 
     # ---- progress of a running cycle counts against every planned op, not
     # against those dispatched so far (the apply window is 200)
-    for i in range(250):
-        sim.call("POST", "/_admin/tenants/%s/users" % src_tid, {
-            "displayName": "Bulk %d" % i, "userPrincipalName": "bulk%d@s.example" % i,
-            "mail": "bulk%d@s.example" % i, "mailNickname": "bulk%d" % i, "accountEnabled": True,
-            "userType": "Member"})
+    add_members(sim, src_tid, "Bulk", 250)
     sim.call("POST", "/_admin/faults", {"tenant": tgt_tid, "route": r"/\$batch$", "kind": "stall_before",
                                         "seconds": 0.3})
     env.ctl("sync", "j")
@@ -156,11 +161,7 @@ try:
 
     # ---- --once stopped by SIGINT while its writes wait: exit 0, then the
     # next run finishes, no duplicate
-    for i in range(3):
-        sim.call("POST", "/_admin/tenants/%s/users" % src_tid, {
-            "displayName": "Late %d" % i, "userPrincipalName": "late%d@s.example" % i,
-            "mail": "late%d@s.example" % i, "mailNickname": "late%d" % i, "accountEnabled": True,
-            "userType": "Member"})
+    add_members(sim, src_tid, "Late", 3)
     sim.call("POST", "/_admin/faults", {"tenant": tgt_tid, "route": r"/\$batch$", "kind": "stall_before", "seconds": 3})
     seq = sim.last_seq()
     p = subprocess.Popen([os.path.join(X.BUILD, "daemon/xtsyncd"), "-c", env.conf, "--once", "--foreground"],

@@ -49,10 +49,6 @@ def restart(env):
         X.stop_daemon(d)
 
 
-def linked(sim, tid, link):
-    return {u[link].split(":", 1)[1]: u for u in X.users_list(sim.users(tid)) if u.get(link)}
-
-
 def move_one_manager(sim, tgt_tid, tgt, src, with_mgr, k):
     """Give the k-th source user with a manager (not reporting to src[0])
     another manager in the target, as an admin would; its source id."""
@@ -94,7 +90,7 @@ try:
     t.ok(c.returncode == 0 and "initial cycle" in c.stdout, "restart answers", c.stdout + c.stderr)
     X.stop_daemon(d)
     d = None
-    tgt = linked(sim, tgt_tid, link)
+    tgt = X.linked(sim, tgt_tid, link)
     moved = move_one_manager(sim, tgt_tid, tgt, src, with_mgr, 0)
     # and a user without a manager in the source gets one in the target: the
     # link no longer says none was written, so the cycle must find and remove it
@@ -142,7 +138,7 @@ try:
     # one target user: one PATCH, carrying only that attribute
     c = restart(env)
     src = X.users_list(sim.users(src_tid))
-    tgt = linked(sim, tgt_tid, link)
+    tgt = X.linked(sim, tgt_tid, link)
     victim = next(u for u in src if u["id"] != other["id"] and u.get("department"))
     sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (tgt_tid, tgt[victim["id"]]["id"]),
              {"department": "Changed in the target"})
@@ -193,7 +189,7 @@ try:
     # ---- a failed read does not lose the write: it falls back to the PUT,
     # or to the PATCH as planned (every mapped attribute) for a user read
     c = restart(env)
-    tgt = linked(sim, tgt_tid, link)
+    tgt = X.linked(sim, tgt_tid, link)
     victim = [u for u in with_mgr if u["id"] != moved][2]["id"]
     unread = [u for u in with_mgr if u["id"] not in (moved, victim)][3]["id"]
     sim.call("POST", "/_admin/faults", {"tenant": tgt_tid, "method": "GET", "kind": "status", "status": 403,
@@ -229,14 +225,14 @@ try:
         "id": nid, "displayName": "Plain Member", "userPrincipalName": "plain@s.example",
         "mail": "plain@s.example", "mailNickname": "plain", "accountEnabled": True, "userType": "Member"})
     p = env.once()
-    t.ok(p.returncode == 0 and nid in linked(sim, tgt_tid, link), "a new user without a jobTitle is created",
+    t.ok(p.returncode == 0 and nid in X.linked(sim, tgt_tid, link), "a new user without a jobTitle is created",
          p.stderr[-800:])
     sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (src_tid, nid), {"jobTitle": "Newly titled"})
     seq = sim.last_seq()
     p = env.once()
     by, puts = target_requests(sim, seq, tgt_tid)
     t.ok(p.returncode == 0 and by.get("users.patch", 0) == 1 and by.get("users.get", 0) == 0 and
-         linked(sim, tgt_tid, link)[nid].get("jobTitle") == "Newly titled",
+         X.linked(sim, tgt_tid, link)[nid].get("jobTitle") == "Newly titled",
          "an attribute empty at create, set later: one PATCH, no read of the user", by)
     ok = t.failed == 0
 finally:

@@ -31,10 +31,6 @@ def target_requests(sim, seq, tid):
     return by
 
 
-def linked(sim, tid, link):
-    return {u[link].split(":", 1)[1]: u for u in X.users_list(sim.users(tid)) if u.get(link)}
-
-
 def target_user(sim, tid, uid):
     return sim.call("GET", "/_admin/tenants/%s/users/%s" % (tid, uid))
 
@@ -63,7 +59,7 @@ def delete_and_restore(sim, env, src_tid, tgt_tid, link, sid, title):
     """Soft-delete sid in the source, sync (the target user is soft-deleted),
     restore it in the source with a new jobTitle; the target user (as linked
     before the deletion) and the deletion run."""
-    tu = linked(sim, tgt_tid, link)[sid]
+    tu = X.linked(sim, tgt_tid, link)[sid]
     sim.call("DELETE", "/_admin/tenants/%s/users/%s" % (src_tid, sid))
     p = env.once()
     sim.call("POST", "/_admin/tenants/%s/users/%s/restore" % (src_tid, sid))
@@ -90,7 +86,7 @@ try:
     deferred = [e for e in pl if e["provisioningStatusInfo"]["status"] == "skipped" and
                 "no target user yet" in e["provisioningStatusInfo"].get("errorInformation", {}).get("reason", "")]
     codes = {e["provisioningStatusInfo"]["errorInformation"].get("errorCode") for e in deferred}
-    t.ok(p.returncode == 0 and len(linked(sim, tgt_tid, link)) == len(members) and
+    t.ok(p.returncode == 0 and len(X.linked(sim, tgt_tid, link)) == len(members) and
          not problems(sim, src_tid, tgt_tid, link, boss["id"]),
          "first sync: the %d assigned users are created" % len(members), (p.returncode, p.stderr[-1500:]))
     reasons = {e["provisioningStatusInfo"]["errorInformation"].get("reason") for e in deferred}
@@ -138,7 +134,7 @@ try:
     t.ok(by.get("deleteditems.restore", 0) == 0 and by.get("users.patch", 0) == 1,
          "the retry sends no second restore POST, only the PATCH", by)
     t.ok(p.returncode == 0 and "failed 0" in p.stderr and now.get("jobTitle") == "Restored once" and
-         linked(sim, tgt_tid, link).get(victim, {}).get("id") == tu["id"] and
+         X.linked(sim, tgt_tid, link).get(victim, {}).get("id") == tu["id"] and
          [e["provisioningStatusInfo"]["status"] for e in mine] == ["success"] and
          not problems(sim, src_tid, tgt_tid, link, boss["id"]),
          "the retry converges: same target user, linked, no failure",
@@ -156,7 +152,7 @@ try:
          by.get("deleteditems.restore", 0) == 1 and by.get("users.get", 0) == 1 and by.get("users.patch", 0) == 1,
          "restored already: the restore POST's 404 is followed by one read and one PATCH, no failure",
          (by, p.stderr[-800:]))
-    t.ok(now.get("jobTitle") == "Restored twice" and linked(sim, tgt_tid, link).get(victim, {}).get("id") == tu["id"] and
+    t.ok(now.get("jobTitle") == "Restored twice" and X.linked(sim, tgt_tid, link).get(victim, {}).get("id") == tu["id"] and
          props == [("jobTitle", "Restored twice")] and not problems(sim, src_tid, tgt_tid, link, boss["id"]),
          "restored already: the same target user stays linked; only the change is written", (props, by))
 
@@ -167,7 +163,7 @@ try:
     p, by, mine = cycle(sim, env, tgt_tid, victim)
     t.ok(by.get("deleteditems.restore", 0) == 1 and by.get("users.get", 0) == 1 and by.get("users.patch", 0) == 0 and
          [e["provisioningStatusInfo"]["status"] for e in mine] == ["failure"] and
-         "is gone; relinking next cycle" in p.stderr and victim not in linked(sim, tgt_tid, link),
+         "is gone; relinking next cycle" in p.stderr and victim not in X.linked(sim, tgt_tid, link),
          "deleted for good: the restore's 404 and the read's 404 forget the link (one failure line)",
          (by, [e["provisioningStatusInfo"] for e in mine], p.stderr[-800:]))
     ok = t.failed == 0

@@ -403,6 +403,12 @@ def sync_problems(sim, src_tid, tgt_tid, link, attrs=SYNC_ATTRS, held=()):
     return probs
 
 
+def linked(sim, tid, link):
+    """tid's users that carry the link attribute, by the source user id in it
+    ("<source tenant>:<source id>")."""
+    return {u[link].split(":", 1)[1]: u for u in users_list(sim.users(tid)) if u.get(link)}
+
+
 def target_writes(sim, seq, tid):
     """tid's write requests after seq, graphsim's request records (not GET; not
     token requests or $batch envelopes, whose sub-requests are counted)."""
