@@ -279,12 +279,13 @@ op_escrow(struct aop *a, int err, const struct xts_graph_error *ge, const char *
 	aop_finish(a);
 }
 
-/* The target state a user read from the target shows (accountEnabled), or
- * -1 when it does not say. */
+/* The target state that user values read from the target (a->held) or
+ * written to it (a->write) show through accountEnabled, or -1 when they do
+ * not say. */
 static int
-held_state(const json_t *held)
+enabled_state(const json_t *values)
 {
-	json_t *en = json_object_get(held, "accountEnabled");
+	json_t *en = json_object_get(values, "accountEnabled");
 
 	return json_is_true(en) ? XTS_TARGET_ACTIVE : (json_is_false(en) ? XTS_TARGET_DISABLED : -1);
 }
@@ -301,7 +302,7 @@ op_record(struct aop *a, int target_state, long long deleted_at)
 	int ret;
 
 	if (target_state < 0)
-		target_state = held_state(a->held);
+		target_state = enabled_state(a->held);
 	memset(&lr, 0, sizeof(lr));
 	ret = xts_store_begin(cy->st);
 	if (ret == 0)
@@ -430,14 +431,8 @@ simple_cb(void *arg, const struct xts_batch_result *r)
 		op_failed(a, r->err, r->gerr, NULL);
 		return;
 	}
-	switch (a->kind) {
-	case XTS_OP_DISABLE: op_succeeded(a, XTS_TARGET_DISABLED, 0); break;
-	default: {
-		json_t *en = json_object_get(a->write, "accountEnabled");
-		op_succeeded(a, json_is_true(en) ? XTS_TARGET_ACTIVE :
-				(json_is_false(en) ? XTS_TARGET_DISABLED : -1), 0);
-	}
-	}
+	/* a Disable writes accountEnabled false, so it is recorded disabled */
+	op_succeeded(a, enabled_state(a->write), 0);
 }
 
 static int
@@ -615,7 +610,7 @@ user_read_cb(void *arg, const struct xts_graph_result *res)
 	if (ret == 0 && confirm) {
 		/* Live: restored already. Recorded now, so a retry of a failed
 		 * PATCH does not POST the restore again. */
-		st = held_state(a->held);
+		st = enabled_state(a->held);
 		st = st < 0 ? XTS_TARGET_ACTIVE : st;
 		ret = xts_store_link_set_target_state(cy->st, cy->c.name, a->sid, st, 0);
 		if (ret == 0) {
@@ -798,8 +793,8 @@ create_cb(void *arg, const struct xts_batch_result *r)
 	}
 	/* A source user disabled when created is created disabled: recorded as
 	 * such, or leaving scope would plan a Disable that writes nothing new. */
-	op_succeeded(a, json_is_false(json_object_get(a->write, "accountEnabled")) ? XTS_TARGET_DISABLED :
-		     XTS_TARGET_ACTIVE, 0);
+	op_succeeded(a, enabled_state(a->write) == XTS_TARGET_DISABLED ? XTS_TARGET_DISABLED : XTS_TARGET_ACTIVE,
+		     0);
 }
 
 static void
