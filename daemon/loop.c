@@ -384,6 +384,9 @@ reply_job_result(struct xts_control_req *req, const char *job, int ret, const ch
 	else if (ret == XTS_EINVAL)
 		xts_control_reply_error(req, "job '%s': not possible in its current state (%s)", job,
 					xts_strerror(ret));
+	else if (ret == XTS_ESTORE || ret == XTS_ENOSPC)
+		xts_control_reply_error(req, "job '%s': refused, nothing changed: the state store did not take "
+					"it (%s; the daemon's log says why)", job, xts_strerror(ret));
 	else
 		xts_control_reply_error(req, "job '%s': %s", job, xts_strerror(ret));
 }

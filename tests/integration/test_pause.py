@@ -8,8 +8,12 @@
 #  - `xtsyncd --once` skips the paused job (exit 0, one line says why) and
 #    `--once --job J` runs it, leaving it paused;
 #  - resume: the cycle runs at once and applies the change, and a daemon
-#    started after that runs the job (the resume is stored too).
+#    started after that runs the job (the resume is stored too);
+#  - a pause or resume the store cannot take (another process holds its write
+#    lock past the busy timeout) is refused, and the job stays as it was, so
+#    `status` never says what a restarted daemon would not do.
 import os
+import sqlite3
 import sys
 import time
 
@@ -21,6 +25,15 @@ N = 4
 
 def change_title(sim, tid, uid, title):
     sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (tid, uid), {"jobTitle": title})
+
+
+def locked_store(tmp):
+    """Another process's write transaction on the daemon's store (SQLite
+    WAL allows one writer): the daemon's own writes wait their busy timeout
+    and then fail."""
+    db = sqlite3.connect(os.path.join(tmp, "xtsync.db"), timeout=30, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    return db
 
 
 def state(env):
@@ -94,6 +107,35 @@ try:
     again = X.wait_cycles(env, "j", 1, timeout=60)
     t.ok(again is not None and again.get("state") != "paused",
          "a daemon started after resume runs the job (state %s)" % (again or {}).get("state"))
+
+    # ---- a pause or resume the store refuses is refused, and changes nothing
+    db = locked_store(tmp)
+    c = env.ctl("pause", "j")
+    db.rollback()
+    db.close()
+    st = state(env)
+    refused = "job 'j': refused, nothing changed"
+    t.ok(c.returncode == 1 and refused in c.stderr and "paused" not in c.stdout and st[0] != "paused" and
+         "pause refused: the store did not take it" in open(log).read(),
+         "pause is refused while the store is locked: exit %d, state %s" % (c.returncode, st[0]),
+         (c.stdout, c.stderr))
+    c = env.ctl("pause", "j")
+    st = state(env)
+    db = locked_store(tmp)
+    r = env.ctl("resume", "j")
+    db.rollback()
+    db.close()
+    st2 = state(env)
+    t.ok(c.returncode == 0 and st[0] == "paused" and r.returncode == 1 and refused in r.stderr and
+         st2[0] == "paused",
+         "with the lock gone pause works (%s); a resume the store refuses leaves it paused (exit %d, state %s)"
+         % (st[0], r.returncode, st2[0]), (c.stderr, r.stdout, r.stderr))
+    X.stop_daemon(p)
+    p = X.start_daemon(env)
+    time.sleep(2)
+    st = state(env)
+    t.ok(st == ("paused", 0), "a daemon restarted after the refused resume keeps the job paused (%s, %s cycles)"
+         % st)
     ok = t.failed == 0
 finally:
     X.stop_daemon(p)
