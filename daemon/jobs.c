@@ -502,8 +502,7 @@ store_paused(struct xts_jobs *t, struct job *j, int paused)
 	if (ret != 0)
 		xts_warn("job %s: %s refused: the store did not take it: %s", j->name,
 			 paused ? "pause" : "resume", xts_strerror(ret));
-	/* a busy store is not a busy job (XTS_EAGAIN means "already running") */
-	return ret == 0 || ret == XTS_ENOSPC || ret == XTS_ENOMEM ? ret : XTS_ESTORE;
+	return ret;
 }
 
 int

@@ -102,8 +102,8 @@ int xts_jobs_apply(struct xts_jobs *t, const struct xts_config *cfg, unsigned ru
  * (already running), XTS_EINVAL (not in a state where it applies) or the
  * runner's error (e.g. XTS_ENOENT/"engine not available" as XTS_EINTERNAL).
  * pause/resume store the change first; one the store does not take (busy
- * past its timeout, full, failing) returns XTS_ESTORE or XTS_ENOSPC and
- * changes nothing. */
+ * past its timeout, full, failing) returns its XTS_EBUSY, XTS_ENOSPC or
+ * XTS_ESTORE and changes nothing. */
 int xts_jobs_sync_now(struct xts_jobs *t, const char *job);
 int xts_jobs_pause(struct xts_jobs *t, const char *job);
 int xts_jobs_resume(struct xts_jobs *t, const char *job);

@@ -384,7 +384,7 @@ reply_job_result(struct xts_control_req *req, const char *job, int ret, const ch
 	else if (ret == XTS_EINVAL)
 		xts_control_reply_error(req, "job '%s': not possible in its current state (%s)", job,
 					xts_strerror(ret));
-	else if (ret == XTS_ESTORE || ret == XTS_ENOSPC)
+	else if (ret == XTS_ESTORE || ret == XTS_ENOSPC || ret == XTS_EBUSY)
 		xts_control_reply_error(req, "job '%s': refused, nothing changed: the state store did not take "
 					"it (%s; the daemon's log says why)", job, xts_strerror(ret));
 	else
@@ -451,7 +451,13 @@ cmd_engine(struct daemon *d, struct xts_control_req *req, const char *job, json_
 		return;
 	}
 	ret = r->command(r->ctx, cmd, msg, engine_reply, req);
-	if (ret != 0)
+	if (ret == XTS_EAGAIN)
+		xts_control_reply_error(req, "%s: job '%s' is running; try again when its cycle has finished", cmd,
+					job);
+	else if (ret == XTS_ESTORE || ret == XTS_ENOSPC || ret == XTS_EBUSY)
+		xts_control_reply_error(req, "%s: refused, nothing changed: %s (the daemon's log says why)", cmd,
+					xts_strerror(ret));
+	else if (ret != 0)
 		xts_control_reply_error(req, "%s: %s", cmd, xts_strerror(ret));
 }
 

@@ -33,7 +33,8 @@
 	X(ECANCELED, "canceled")                                              \
 	X(EAGAIN, "try again")                                                \
 	X(EHELD, "held by a safety guard")                                    \
-	X(EINTERNAL, "internal error")
+	X(EINTERNAL, "internal error")                                        \
+	X(EBUSY, "the state store is locked by another process")
 
 enum xts_err {
 	XTS_OK = 0,
@@ -43,7 +44,8 @@ enum xts_err {
 #undef XTS__ENUM
 	XTS__LAST
 };
-/* Values are negative: XTS_ENOMEM == -999 and so on. */
+/* Values are negative: XTS_ENOMEM == -999 and so on. They are stored (an
+ * op's last_error), so new codes go at the end of the map. */
 
 /* Human-readable message for an XTS_E* code (static string, never NULL). */
 const char *xts_strerror(int err);

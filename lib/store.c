@@ -60,7 +60,9 @@ map_err(sqlite3 *db, const char *path, int rc, const char *what)
 		break;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
-		ret = XTS_EAGAIN;
+		/* not XTS_EAGAIN, which callers read as "the job is running" or
+		 * "completed with failures" */
+		ret = XTS_EBUSY;
 		break;
 	case SQLITE_CONSTRAINT:
 		if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
@@ -816,7 +818,7 @@ snap_copy(sqlite3 *src, sqlite3 *dst, const char *from, const char *to)
 	if (is_busy(rc)) {
 		xts_err("store: snapshot of %s: the store stayed locked through %d attempts (%s); "
 		    "try again", from, SNAP_TRIES, sqlite3_errstr(rc));
-		return XTS_EAGAIN;
+		return XTS_EBUSY;
 	}
 	return map_err(dst, from, rc, "snapshot: backup");
 }

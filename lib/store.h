@@ -19,7 +19,7 @@ struct xts_store;
  * - st and job (the job's name from the config) must not be NULL.
  * - Returns 0 or a negative XTS_E* code: XTS_ENOENT when a looked-up row does
  *   not exist, XTS_ENOSPC (disk or size limit full), XTS_EIO (I/O error),
- *   XTS_ESTORE (corrupt or unusable database), XTS_EAGAIN (locked by another
+ *   XTS_ESTORE (corrupt or unusable database), XTS_EBUSY (locked by another
  *   process past busy_timeout), XTS_EINVAL (bad argument or state
  *   transition), XTS_ENOMEM. SQLite's own message is logged once, here.
  * - Times are wall-clock milliseconds since the epoch (xts_wall_ms()); 0
@@ -57,7 +57,7 @@ int xts_store_open_path(const char *db_path, struct xts_store **out);
  * data. The source is only read (opened read-only; like any reader it may
  * create an empty -wal and -shm beside it). dest_dir must exist and hold no
  * xtsync.db (XTS_EEXIST). Returns 0; XTS_ENOENT when state_dir has no store
- * yet (nothing created); XTS_EAGAIN when the store stayed locked through a
+ * yet (nothing created); XTS_EBUSY when the store stayed locked through a
  * few retries (about 3 s); another XTS_E* otherwise (logged; a partial
  * destination is removed). The copy is a scratch file (not fsynced) in the
  * source's format; open it with xts_store_open. Blocks on disk I/O for the

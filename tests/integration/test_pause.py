@@ -13,7 +13,6 @@
 #    lock past the busy timeout) is refused, and the job stays as it was, so
 #    `status` never says what a restarted daemon would not do.
 import os
-import sqlite3
 import sys
 import time
 
@@ -25,15 +24,6 @@ N = 4
 
 def change_title(sim, tid, uid, title):
     sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (tid, uid), {"jobTitle": title})
-
-
-def locked_store(tmp):
-    """Another process's write transaction on the daemon's store (SQLite
-    WAL allows one writer): the daemon's own writes wait their busy timeout
-    and then fail."""
-    db = sqlite3.connect(os.path.join(tmp, "xtsync.db"), timeout=30, isolation_level=None)
-    db.execute("BEGIN IMMEDIATE")
-    return db
 
 
 def state(env):
@@ -109,7 +99,7 @@ try:
          "a daemon started after resume runs the job (state %s)" % (again or {}).get("state"))
 
     # ---- a pause or resume the store refuses is refused, and changes nothing
-    db = locked_store(tmp)
+    db = X.lock_store(tmp)
     c = env.ctl("pause", "j")
     db.rollback()
     db.close()
@@ -121,7 +111,7 @@ try:
          (c.stdout, c.stderr))
     c = env.ctl("pause", "j")
     st = state(env)
-    db = locked_store(tmp)
+    db = X.lock_store(tmp)
     r = env.ctl("resume", "j")
     db.rollback()
     db.close()

@@ -6,6 +6,7 @@
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -442,6 +443,15 @@ def store_integrity(db):
             c.close()
     except sqlite3.Error as e:
         return "error: %s" % e
+
+
+def lock_store(state_dir):
+    """Another process's write transaction on the daemon's store (SQLite WAL
+    allows one writer): the daemon's own writes wait out its busy timeout
+    (5 s) and fail. Returns the connection; rollback() and close() free it."""
+    db = sqlite3.connect(os.path.join(state_dir, "xtsync.db"), timeout=30, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    return db
 
 
 def copy_store(state_dir, dest):
