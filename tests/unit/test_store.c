@@ -174,7 +174,14 @@ test_migrate_from_v1(void **state)
 	    "last_seen_cycle) VALUES ('j', 'u-2', '{\"displayName\":\"B\"}', 1, 1, 'u-1', 3), "
 	    "('j', 'u-1', '{\"displayName\":\"A\"}', 0, 0, NULL, 2);"
 	    "INSERT INTO link(job, source_id, target_id, exported, target_state, origin) VALUES "
-	    "('j', 'u-2', 't-2', '{\"displayName\":\"B\"}', 1, 2);"
+	    "('j', 'u-2', 't-2', '{\"displayName\":\"B\"}', 1, 2), "
+	    /* version 5: created disabled, recorded active; enabled; exported
+	     * that is not JSON; soft-deleted; no exported values at all */
+	    "('j', 'u-3', 't-3', '{\"accountEnabled\":false,\"displayName\":\"C\"}', 0, 0), "
+	    "('j', 'u-4', 't-4', '{\"accountEnabled\":true}', 0, 0), "
+	    "('j', 'u-5', 't-5', 'not json', 0, 0), "
+	    "('j', 'u-6', 't-6', '{\"accountEnabled\":false}', 2, 0), "
+	    "('j', 'u-7', 't-7', NULL, 0, 0);"
 	    "INSERT INTO member(job, group_id, member_id) VALUES ('j', 'g1', 'u-2'), ('j', 'g2', 'u-2'), "
 	    "('j', 'g1', 'u-1');", NULL, NULL, &msg), SQLITE_OK);
 	sqlite3_close(h);
@@ -204,6 +211,26 @@ test_migrate_from_v1(void **state)
 	assert_int_equal(lr.l.target_state, XTS_TARGET_DISABLED);
 	assert_int_equal(lr.l.origin, XTS_LINK_ADOPTED);
 	xts_store_link_row_clear(&lr);
+	{
+		/* version 5: the state the last write left (accountEnabled) */
+		static const struct {
+			const char *sid;
+			int state;
+		} want[] = {
+			{ "u-3", XTS_TARGET_DISABLED }, { "u-4", XTS_TARGET_ACTIVE },
+			{ "u-5", XTS_TARGET_ACTIVE }, { "u-6", XTS_TARGET_SOFT_DELETED },
+			{ "u-7", XTS_TARGET_ACTIVE },
+		};
+		char sql[128];
+		size_t i;
+
+		/* read raw: u-5's exported values do not parse */
+		for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+			snprintf(sql, sizeof(sql), "SELECT target_state FROM link WHERE job = 'j' AND source_id = '%s'",
+				 want[i].sid);
+			assert_int_equal(raw_int(f->db, sql), want[i].state);
+		}
+	}
 	/* The keys still hold: one target per job, one row per source id. */
 	memset(&l, 0, sizeof(l));
 	l.source_id = "u-1";
