@@ -21,7 +21,12 @@ struct xts_job_counts {
 };
 
 /* Flags for xts_job_runner.configure. */
-enum { XTS_RUNNER_DRY_RUN = 1 << 0 };
+enum {
+	XTS_RUNNER_DRY_RUN = 1 << 0,
+	/* --once --job: the named job runs even when quarantined (its retry,
+	 * now) or disabled after 28 days of quarantine */
+	XTS_RUNNER_RETRY_NOW = 1 << 1,
+};
 
 /* What the engine reports back when a cycle ends (result argument of done):
  * 0 success; XTS_EHELD deletions held by the threshold; XTS_ECANCELED

@@ -171,6 +171,13 @@ swap_str(char **a, char **b)
 }
 
 /* Returns 0 (swapped) or XTS_ECONFIG with problems filled (old config kept). */
+/* The runner's flags for these options (XTS_RUNNER_*). */
+static unsigned
+runner_flags(const struct xts_daemon_opts *o)
+{
+	return (o->dry_run ? XTS_RUNNER_DRY_RUN : 0) | (o->once && o->only_job != NULL ? XTS_RUNNER_RETRY_NOW : 0);
+}
+
 static int
 do_reload(struct daemon *d, struct xts_config_problems *probs)
 {
@@ -186,16 +193,16 @@ do_reload(struct daemon *d, struct xts_config_problems *probs)
 		/* The old configuration again: a SIGHUP still reopens the
 		 * provisioning log (logrotate's postrotate does not know the
 		 * config has a typo). */
-		xts_jobs_apply(d->jobs, old, d->opts->dry_run ? XTS_RUNNER_DRY_RUN : 0);
+		xts_jobs_apply(d->jobs, old, runner_flags(d->opts));
 		goto done;
 	}
 	warn_static_changes(old, nw);
-	ret = xts_jobs_apply(d->jobs, nw, d->opts->dry_run ? XTS_RUNNER_DRY_RUN : 0);
+	ret = xts_jobs_apply(d->jobs, nw, runner_flags(d->opts));
 	if (ret != 0) {
 		xts_err("configuration refused by the engine (%s), not reloading", xts_strerror(ret));
 		xts_config_problem_add(probs, nw->path, 0, "refused by the engine: %s", xts_strerror(ret));
 		/* The table may hold pointers into nw: point it back at the old one. */
-		xts_jobs_apply(d->jobs, old, d->opts->dry_run ? XTS_RUNNER_DRY_RUN : 0);
+		xts_jobs_apply(d->jobs, old, runner_flags(d->opts));
 		xts_config_free(nw);
 		ret = XTS_ECONFIG;
 		goto done;
@@ -705,7 +712,7 @@ xts_daemon_run(const struct xts_daemon_opts *o)
 		ret = xts_jobs_new(&d->loop, &runner, &d->jobs);
 	/* Timers armed by apply only fire once the loop runs; run_once disarms them. */
 	if (ret == 0)
-		ret = xts_jobs_apply(d->jobs, d->cfg, o->dry_run ? XTS_RUNNER_DRY_RUN : 0);
+		ret = xts_jobs_apply(d->jobs, d->cfg, runner_flags(o));
 	if (ret == 0 && o->once)
 		ret = xts_jobs_run_once(d->jobs, o->only_job, once_done, d);
 	if (ret == 0 && !o->once)

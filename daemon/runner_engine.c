@@ -344,7 +344,8 @@ r_configure(void *ctx, const struct xts_config *cfg, unsigned flags)
 		o.gctx = r->gctx;
 		o.store = r->store;
 		o.provlog = r->provlog;
-		o.flags = (flags & XTS_RUNNER_DRY_RUN) ? XTS_ENGINE_DRY_RUN : 0;
+		o.flags = ((flags & XTS_RUNNER_DRY_RUN) ? XTS_ENGINE_DRY_RUN : 0) |
+			  ((flags & XTS_RUNNER_RETRY_NOW) ? XTS_ENGINE_RETRY_NOW : 0);
 		o.plan_line = (flags & XTS_RUNNER_DRY_RUN) ? print_line : NULL;
 		o.outbox_kick = flush_kick;
 		o.outbox_arg = r;

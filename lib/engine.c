@@ -630,7 +630,10 @@ store_state(struct xts_engine *e, const char *job)
 int
 xts_engine_quarantined(struct xts_engine *e, const char *job)
 {
-	return store_state(e, job) == XTS_JOB_QUARANTINED;
+	int state = store_state(e, job);
+
+	/* disabled after 28 days is the same quarantine, with no retry left */
+	return state == XTS_JOB_QUARANTINED || state == XTS_JOB_DISABLED;
 }
 
 int
@@ -717,7 +720,7 @@ xts_engine_resume(struct xts_engine *e, const char *job)
 	if (j == NULL)
 		return XTS_ENOENT;
 	state = store_state(e, job);
-	if (state != XTS_JOB_QUARANTINED)
+	if (state != XTS_JOB_QUARANTINED && state != XTS_JOB_DISABLED)
 		return 0;
 	j->checked = false;
 	xts_info("job %s: quarantine cleared by resume", job);

@@ -20,6 +20,9 @@ struct xts_engine;
 
 enum {
 	XTS_ENGINE_DRY_RUN = 1 << 0, /* reads only; writes go to the null target */
+	/* A quarantined job's cycle runs now, not at its next retry; so does a
+	 * job disabled after 28 days of quarantine (xtsyncd --once --job) */
+	XTS_ENGINE_RETRY_NOW = 1 << 1,
 };
 
 /* What the engine needs from its host; everything borrowed and must outlive
@@ -65,7 +68,8 @@ int xts_engine_cycle_start(struct xts_engine *e, const char *job,
 /* Stop a running cycle after its in-flight operations; done still fires. */
 void xts_engine_cancel(struct xts_engine *e, const char *job);
 int xts_engine_counts(struct xts_engine *e, const char *job, struct xts_engine_counts *out);
-/* 1 when the store holds the job quarantined / deletions-held, else 0. */
+/* 1 when the store holds the job quarantined (disabled after 28 days in
+ * quarantine counts: `resume` clears both) / deletions-held, else 0. */
 int xts_engine_quarantined(struct xts_engine *e, const char *job);
 int xts_engine_deletions_held(struct xts_engine *e, const char *job);
 /* 1 when quarantined (or disabled after 28 days of it): the reason code is

@@ -221,14 +221,21 @@ step_start(struct eng_cycle *cy)
 		ret = xts_store_job_get(cy->st, cy->c.name, &sj);
 	if (ret != 0)
 		goto fail;
-	if (sj.state == XTS_JOB_DISABLED) {
-		xts_warn("job %s: disabled after 28 days in quarantine; `xtsyncctl resume` or `restart` it",
-			 cy->c.name);
+	if ((sj.state == XTS_JOB_DISABLED || sj.state == XTS_JOB_QUARANTINED) &&
+	    (cy->e->o.flags & XTS_ENGINE_RETRY_NOW) != 0) {
+		/* named by xtsyncd --once --job: the operator's retry, now; it
+		 * leaves quarantine only by succeeding */
+		xts_info("job %s: %s (%s); --job names it, so --once retries it now", cy->c.name,
+			 sj.state == XTS_JOB_DISABLED ? "disabled after 28 days in quarantine" : "quarantined",
+			 sj.state_reason != NULL ? sj.state_reason : "?");
+		cy->job->checked = false;
+	} else if (sj.state == XTS_JOB_DISABLED) {
+		xts_warn("job %s: disabled after 28 days in quarantine; `xtsyncctl resume` or `restart` it "
+			 "(or `xtsyncd --once --job %s`)", cy->c.name, cy->c.name);
 		cy->result = XTS_EHELD;
 		cy->phase = PH_DONE;
 		goto nocycle;
-	}
-	if (sj.state == XTS_JOB_QUARANTINED) {
+	} else if (sj.state == XTS_JOB_QUARANTINED) {
 		if (sj.next_retry > now) {
 			xts_info("job %s: quarantined (%s); next attempt in %lld s", cy->c.name,
 				 sj.state_reason != NULL ? sj.state_reason : "?", (sj.next_retry - now) / 1000);
@@ -1139,7 +1146,8 @@ quarantine(struct eng_cycle *cy, const char *reason, const char *text)
 	ev.reason_text = text;
 	ev.failed = cy->failed;
 	ev.in_scope = cy->counts.in_scope;
-	if (sj.state == XTS_JOB_QUARANTINED) {
+	if (sj.state == XTS_JOB_QUARANTINED || sj.state == XTS_JOB_DISABLED) {
+		/* a failed retry: the same quarantine, its clock running on */
 		since = sj.quarantine_since;
 		step = sj.retry_step + 1;
 		ev.kind = sj.state_reason != NULL && strcmp(sj.state_reason, reason) != 0 ?
@@ -1209,7 +1217,7 @@ step_end(struct eng_cycle *cy)
 			struct xts_store_job sj;
 			memset(&sj, 0, sizeof(sj));
 			ret = xts_store_job_get(cy->st, cy->c.name, &sj);
-			if (ret == 0 && sj.state == XTS_JOB_QUARANTINED) {
+			if (ret == 0 && (sj.state == XTS_JOB_QUARANTINED || sj.state == XTS_JOB_DISABLED)) {
 				xts_info("job %s: left quarantine", cy->c.name);
 				ret = xts_store_job_set_state(cy->st, cy->c.name, XTS_JOB_IDLE, NULL, 0, 0, 0);
 			}
