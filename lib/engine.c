@@ -103,15 +103,22 @@ xts_engine_is_internal_member(const json_t *user, const char **why)
 }
 
 long long
-xts_engine_quarantine_delay_ms(int step)
+xts_engine_quarantine_next_retry(long long since, long long now)
 {
 	static const long long h = 3600LL * 1000;
+	long long at = since + 6 * h;
 
-	if (step <= 0)
-		return 6 * h;
-	if (step == 1)
-		return 12 * h;
-	return 24 * h;
+	/* +6 h, +12 h, +24 h after the first failure, then every 24 h
+	 * (application-provisioning-quarantine-status.md, "Retry duration");
+	 * the first such time still ahead, so a retry that ran late (the host
+	 * was down) does not make the next one due at once */
+	if (at <= now)
+		at = since + 12 * h;
+	if (at <= now)
+		at = since + 24 * h;
+	if (at <= now)
+		at += ((now - at) / (24 * h) + 1) * 24 * h;
+	return at;
 }
 
 long long
@@ -127,14 +134,21 @@ xts_engine_escrow_delay_ms(long long base_ms, int attempts)
 }
 
 int
-xts_engine_should_quarantine(long long ops, long long failed, long long min_ops, double ratio,
-			     long long max_failures)
+xts_engine_should_quarantine(long long ops, long long failed, long long ref_ops, long long ref_failed,
+			     long long min_ops, double ratio, long long max_failures)
 {
-	if (failed <= 0 || ops < min_ops || ops <= 0)
-		return 0;
-	if (max_failures > 0 && failed > max_failures)
+	/* application-provisioning-quarantine-status.md, "Escrow thresholds":
+	 * reference failures (a manager) count toward neither the 40 % nor the
+	 * 40,000; an absolute 60,000 counts every failure */
+	long long own_ops = ops - ref_ops, own_failed = failed - ref_failed;
+
+	if (failed > XTS_QUARANTINE_ALL_FAILURES)
 		return 1;
-	return (double)failed > ratio * (double)ops;
+	if (own_failed <= 0 || ops < min_ops || own_ops <= 0)
+		return 0;
+	if (max_failures > 0 && own_failed > max_failures)
+		return 1;
+	return (double)own_failed > ratio * (double)own_ops;
 }
 
 /* ---- tenants, schemas, job settings --------------------------------------- */

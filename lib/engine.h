@@ -112,13 +112,18 @@ int xts_engine_job_link_attr(const struct xts_config_job *jc, char *buf, size_t 
  * Invitation, no #EXT# in the UPN, no xtsync link attribute)? 1 yes, 0 no with
  * *why set to a static reason. user borrowed. */
 int xts_engine_is_internal_member(const json_t *user, const char **why);
-/* Quarantine back-off after step (0-based): +6 h, +12 h, +24 h, then daily. */
-long long xts_engine_quarantine_delay_ms(int step);
+/* The next quarantine retry (wall ms) of a quarantine that began at since:
+ * the first of since +6 h, +12 h, +24 h, +48 h, ... (daily) after now. */
+long long xts_engine_quarantine_next_retry(long long since, long long now);
 /* Escrow back-off of a failed op: base * 2^attempts, capped at 24 h. */
 long long xts_engine_escrow_delay_ms(long long base_ms, int attempts);
 /* Microsoft's escrow rule: 1 when a cycle with ops operations and failed
- * failures quarantines the job under the given thresholds. */
-int xts_engine_should_quarantine(long long ops, long long failed, long long min_ops,
-				 double ratio, long long max_failures);
+ * failures, of which ref_ops and ref_failed were reference (manager) ops,
+ * quarantines the job: more than max_failures non-reference failures, or
+ * more than ratio of the non-reference ops failed (once ops >= min_ops), or
+ * more than XTS_QUARANTINE_ALL_FAILURES failures of any kind. */
+#define XTS_QUARANTINE_ALL_FAILURES 60000
+int xts_engine_should_quarantine(long long ops, long long failed, long long ref_ops, long long ref_failed,
+				 long long min_ops, double ratio, long long max_failures);
 
 #endif

@@ -268,6 +268,7 @@ op_escrow(struct aop *a, int err, const struct xts_graph_error *ge, const char *
 		return;
 	}
 	cy->failed++;
+	cy->ref_failed += a->kind == XTS_OP_MANAGER;
 	cy->counts.failed++;
 	xts_warn("job %s: %s of user %s failed: %s", cy->c.name, xts_op_kind_name(a->kind), a->sid, msg);
 	log_op(a, action_of(a), XTS_PROV_FAILURE, ge, lcode, why);
@@ -397,6 +398,7 @@ target_gone(struct aop *a, const struct xts_graph_error *ge)
 	if (xts_store_link_remove(cy->st, cy->c.name, a->sid) == 0)
 		xts_store_op_cancel(cy->st, a->id);
 	cy->failed++;
+	cy->ref_failed += a->kind == XTS_OP_MANAGER;
 	cy->counts.failed++;
 	log_op(a, action_of(a), XTS_PROV_FAILURE, ge, NULL, "the target user no longer exists");
 	aop_finish(a);
@@ -1400,6 +1402,7 @@ refill(struct eng_cycle *cy)
 			cy->aops = a;
 			cy->inflight++;
 			cy->ops++;
+			cy->ref_ops += a->kind == XTS_OP_MANAGER;
 			/* the total is what was planned when apply began (below),
 			 * grown only by what joins later (escrow due, matches) */
 			if (cy->ops > cy->counts.ops_total)

@@ -1163,7 +1163,7 @@ quarantine(struct eng_cycle *cy, const char *reason, const char *text)
 		state = XTS_JOB_DISABLED;
 		xts_err("job %s: quarantined for 28 days; disabled", cy->c.name);
 	}
-	ev.next_retry = state == XTS_JOB_DISABLED ? 0 : now + xts_engine_quarantine_delay_ms(step);
+	ev.next_retry = state == XTS_JOB_DISABLED ? 0 : xts_engine_quarantine_next_retry(since, now);
 	ret = xts_store_job_set_state(cy->st, cy->c.name, state, reason, since, ev.next_retry, step);
 	if (ret == 0 && ev.kind >= 0 && cy->c.notify[0] != '\0') {
 		ret = xts_notify_queue(cy->st, &ev, cy->c.notify, now, NULL);
@@ -1208,9 +1208,10 @@ step_end(struct eng_cycle *cy)
 					 cy->fatal_why != NULL ? cy->fatal_why :
 					 "the tenant refused the job's credentials or policies");
 			q = 1;
-		} else if (xts_engine_should_quarantine(cy->ops, cy->failed, cy->c.q_min_ops, cy->c.q_ratio,
-							cy->c.q_max_failures)) {
-			ret = quarantine(cy, "EscrowFailureThreshold",
+		} else if (xts_engine_should_quarantine(cy->ops, cy->failed, cy->ref_ops, cy->ref_failed,
+							cy->c.q_min_ops, cy->c.q_ratio, cy->c.q_max_failures)) {
+			/* Graph's synchronizationJob status code for it */
+			ret = quarantine(cy, "EncounteredEscrowProportionThreshold",
 					 "too many operations of the cycle failed");
 			q = 1;
 		} else if (cy->result == 0 || cy->result == XTS_EHELD) {

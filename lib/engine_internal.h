@@ -150,6 +150,9 @@ struct eng_cycle {
 	bool stop_apply, in_refill;
 	void *aops;            /* engine_apply.c's ops in flight */
 	long long ops, failed; /* this cycle's operations and failures */
+	/* of which reference (manager) ops: Microsoft's escrow ratio and
+	 * maximum leave them out, its absolute maximum counts them */
+	long long ref_ops, ref_failed;
 	bool auth_failed;
 	char *auth_code;
 	const char *fatal_why;   /* static: why auth_failed quarantines (NULL: credentials) */

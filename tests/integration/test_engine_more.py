@@ -140,15 +140,16 @@ try:
 
     # ---- quarantine on the escrow proportion
     jq = X.job_status(env, "q2c")
-    t.ok(jq.get("state") == "quarantined" and jq.get("quarantine_reason") == "EscrowFailureThreshold" and
-         jq.get("next_retry"), "status: quarantined with reason code and next retry", jq)
+    t.ok(jq.get("state") == "quarantined" and
+         jq.get("quarantine_reason") == "EncounteredEscrowProportionThreshold" and jq.get("next_retry"),
+         "status: quarantined with reason code and next retry", jq)
     st = env.ctl("status")
-    t.ok("EscrowFailureThreshold" in st.stdout and "next retry 20" in st.stdout,
+    t.ok("EncounteredEscrowProportionThreshold" in st.stdout and "next retry 20" in st.stdout,
          "the status table shows the reason code and the next retry", st.stdout)
     mails = X.poll(lambda: X.sink_mails(sinkdir), timeout=60)
     m = mails[0] if mails else None
     body = m.get_content() if m is not None else ""
-    t.ok(len(mails) == 1 and "q2c" in m["Subject"] and "EscrowFailureThreshold" in m["Subject"],
+    t.ok(len(mails) == 1 and "q2c" in m["Subject"] and "EncounteredEscrowProportionThreshold" in m["Subject"],
          "one mail naming the job and the reason", [x["Subject"] for x in mails])
     t.ok("Failed operations: 8" in body and "xtsyncctl resume q2c" in body,
          "the mail gives the counts and the command that resolves it", body)

@@ -104,8 +104,8 @@ try:
     c = env.ctl("resume", "j")
     j = X.wait_cycles(env, "j", st.get("cycles", 0) + 1, timeout=60) or {}
     got = X.linked(sim, tgt_tid, link).get(src[1]["id"], {}).get("jobTitle")
-    t.ok(st.get("state") == "quarantined" and c.returncode == 0 and j.get("last_result") == "success" and got == "Resumed Title" and
-         job_row(tmp)[0] == 0,
+    t.ok(st.get("state") == "quarantined" and c.returncode == 0 and j.get("last_result") == "success" and
+         got == "Resumed Title" and job_row(tmp)[0] == 0,
          "resume clears a job disabled after 28 days (status %s) and runs it (exit %d, %s, %r)"
          % (st.get("state"), c.returncode, j.get("last_result"), got), (c.stdout, c.stderr, j))
     ok = t.failed == 0

@@ -64,12 +64,21 @@ static void
 test_backoff(void **state)
 {
 	const long long h = 3600LL * 1000;
+	const long long t = 1700000000000LL; /* the first failure */
 
 	(void)state;
-	assert_int_equal(xts_engine_quarantine_delay_ms(0), 6 * h);
-	assert_int_equal(xts_engine_quarantine_delay_ms(1), 12 * h);
-	assert_int_equal(xts_engine_quarantine_delay_ms(2), 24 * h);
-	assert_int_equal(xts_engine_quarantine_delay_ms(9), 24 * h);
+	/* Microsoft's retries: 6, 12 and 24 hours after the first failure,
+	 * then every 24 hours; each one counted from that failure, not from
+	 * the previous retry */
+	assert_int_equal(xts_engine_quarantine_next_retry(t, t), t + 6 * h);
+	assert_int_equal(xts_engine_quarantine_next_retry(t, t + 6 * h), t + 12 * h);
+	assert_int_equal(xts_engine_quarantine_next_retry(t, t + 6 * h + 5000), t + 12 * h);
+	assert_int_equal(xts_engine_quarantine_next_retry(t, t + 12 * h + 1), t + 24 * h);
+	assert_int_equal(xts_engine_quarantine_next_retry(t, t + 24 * h), t + 48 * h);
+	assert_int_equal(xts_engine_quarantine_next_retry(t, t + 48 * h + 60000), t + 72 * h);
+	/* a retry that ran late (host down for 3 days): the next one ahead */
+	assert_int_equal(xts_engine_quarantine_next_retry(t, t + 75 * h), t + 96 * h);
+	assert_int_equal(xts_engine_quarantine_next_retry(t, t + 27 * 24 * h), t + 28 * 24 * h);
 	assert_int_equal(xts_engine_escrow_delay_ms(1000, 0), 1000);
 	assert_int_equal(xts_engine_escrow_delay_ms(1000, 3), 8000);
 	assert_int_equal(xts_engine_escrow_delay_ms(1000, 60), 24 * h);
@@ -81,12 +90,24 @@ test_escrow_rule(void **state)
 {
 	(void)state;
 	/* below the minimum number of operations nothing quarantines */
-	assert_int_equal(xts_engine_should_quarantine(5, 5, 10, 0.5, 100), 0);
-	assert_int_equal(xts_engine_should_quarantine(10, 5, 10, 0.5, 100), 0);
-	assert_int_equal(xts_engine_should_quarantine(10, 6, 10, 0.5, 100), 1);
-	assert_int_equal(xts_engine_should_quarantine(1000, 101, 10, 0.5, 100), 1);
-	assert_int_equal(xts_engine_should_quarantine(1000, 100, 10, 0.5, 100), 0);
-	assert_int_equal(xts_engine_should_quarantine(1000, 0, 10, 0.0, 0), 0);
+	assert_int_equal(xts_engine_should_quarantine(5, 5, 0, 0, 10, 0.5, 100), 0);
+	assert_int_equal(xts_engine_should_quarantine(10, 5, 0, 0, 10, 0.5, 100), 0);
+	assert_int_equal(xts_engine_should_quarantine(10, 6, 0, 0, 10, 0.5, 100), 1);
+	assert_int_equal(xts_engine_should_quarantine(1000, 101, 0, 0, 10, 0.5, 100), 1);
+	assert_int_equal(xts_engine_should_quarantine(1000, 100, 0, 0, 10, 0.5, 100), 0);
+	assert_int_equal(xts_engine_should_quarantine(1000, 0, 0, 0, 10, 0.0, 0), 0);
+	/* Microsoft's examples, at its defaults (5,000, 40 %, 40,000) */
+	assert_int_equal(xts_engine_should_quarantine(35000, 30000, 0, 0, 5000, 0.4, 40000), 1);
+	assert_int_equal(xts_engine_should_quarantine(120000, 20000, 0, 0, 5000, 0.4, 40000), 0);
+	assert_int_equal(xts_engine_should_quarantine(200000, 45000, 0, 0, 5000, 0.4, 40000), 1);
+	/* reference (manager) failures count toward neither the ratio nor the
+	 * maximum: all 6,000 manager updates of 10,000 ops failed */
+	assert_int_equal(xts_engine_should_quarantine(10000, 6000, 6000, 6000, 5000, 0.4, 40000), 0);
+	/* ...but one own failure more than 40 % of the own ops still counts */
+	assert_int_equal(xts_engine_should_quarantine(10000, 7601, 6000, 6000, 5000, 0.4, 40000), 1);
+	/* 40,000 users and 21,000 manager updates failed: 61,000 > 60,000 */
+	assert_int_equal(xts_engine_should_quarantine(1000000, 61000, 500000, 21000, 5000, 0.4, 40000), 1);
+	assert_int_equal(xts_engine_should_quarantine(1000000, 60000, 500000, 21000, 5000, 0.4, 40000), 0);
 }
 
 static void
