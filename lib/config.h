@@ -98,6 +98,7 @@ struct xts_config_job {
 	struct xts_strlist notify;     /* e-mail addresses */
 	char *link_attribute;          /* "" = engine derives extension_<appid>_xtsyncSourceLink */
 	long long quarantine_min_operations;
+	long long quarantine_min_failures;
 	double quarantine_failure_ratio;    /* 0..1 */
 	long long quarantine_max_failures;
 	uint64_t escrow_retry_base_ms;

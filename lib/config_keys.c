@@ -99,6 +99,8 @@ const struct xts_key_def xts_config_keys[] = {
 	  "target attribute holding the source link; empty = extension_<appid>_xtsyncSourceLink" },
 	{ "job", "quarantine_min_operations", XTS_KT_INT, J(quarantine_min_operations), 1, 1000000000, "5000", NULL,
 	  1, 0, "operations in a cycle before the failure ratio can quarantine" },
+	{ "job", "quarantine_min_failures", XTS_KT_INT, J(quarantine_min_failures), 1, 1000000000, "5000", NULL,
+	  1, 0, "failures (manager references left out) in a cycle before the escrow rule can quarantine" },
 	{ "job", "quarantine_failure_ratio", XTS_KT_RATIO, J(quarantine_failure_ratio), 0, 0, "0.4", NULL, 1, 0,
 	  "failed/total operations (0..1], manager references left out, that quarantines the job" },
 	{ "job", "quarantine_max_failures", XTS_KT_INT, J(quarantine_max_failures), 1, 1000000000, "40000", NULL, 1,

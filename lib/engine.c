@@ -135,16 +135,17 @@ xts_engine_escrow_delay_ms(long long base_ms, int attempts)
 
 int
 xts_engine_should_quarantine(long long ops, long long failed, long long ref_ops, long long ref_failed,
-			     long long min_ops, double ratio, long long max_failures)
+			     long long min_ops, long long min_failures, double ratio, long long max_failures)
 {
 	/* application-provisioning-quarantine-status.md, "Escrow thresholds":
-	 * reference failures (a manager) count toward neither the 40 % nor the
-	 * 40,000; an absolute 60,000 counts every failure */
+	 * evaluated from 5,000 failures; reference failures (a manager) count
+	 * toward neither the 40 % nor the 40,000; an absolute 60,000 counts
+	 * every failure */
 	long long own_ops = ops - ref_ops, own_failed = failed - ref_failed;
 
 	if (failed > XTS_QUARANTINE_ALL_FAILURES)
 		return 1;
-	if (own_failed <= 0 || ops < min_ops || own_ops <= 0)
+	if (own_failed <= 0 || own_failed < min_failures || ops < min_ops || own_ops <= 0)
 		return 0;
 	if (max_failures > 0 && own_failed > max_failures)
 		return 1;
@@ -284,6 +285,7 @@ jobcfg_from_config(struct eng_jobcfg *c, const struct xts_config *cfg,
 	c->deprovision = (int)jc->deprovision;
 	c->deletion_threshold = jc->deletion_threshold;
 	c->q_min_ops = jc->quarantine_min_operations;
+	c->q_min_failures = jc->quarantine_min_failures;
 	c->q_ratio = jc->quarantine_failure_ratio;
 	c->q_max_failures = jc->quarantine_max_failures;
 	c->escrow_base_ms = (long long)jc->escrow_retry_base_ms;

@@ -119,11 +119,12 @@ long long xts_engine_quarantine_next_retry(long long since, long long now);
 long long xts_engine_escrow_delay_ms(long long base_ms, int attempts);
 /* Microsoft's escrow rule: 1 when a cycle with ops operations and failed
  * failures, of which ref_ops and ref_failed were reference (manager) ops,
- * quarantines the job: more than max_failures non-reference failures, or
- * more than ratio of the non-reference ops failed (once ops >= min_ops), or
- * more than XTS_QUARANTINE_ALL_FAILURES failures of any kind. */
+ * quarantines the job: once ops >= min_ops and min_failures non-reference
+ * failures, more than max_failures of them or more than ratio of the
+ * non-reference ops failed; or more than XTS_QUARANTINE_ALL_FAILURES
+ * failures of any kind. */
 #define XTS_QUARANTINE_ALL_FAILURES 60000
 int xts_engine_should_quarantine(long long ops, long long failed, long long ref_ops, long long ref_failed,
-				 long long min_ops, double ratio, long long max_failures);
+				 long long min_ops, long long min_failures, double ratio, long long max_failures);
 
 #endif

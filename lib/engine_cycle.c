@@ -1209,7 +1209,8 @@ step_end(struct eng_cycle *cy)
 					 "the tenant refused the job's credentials or policies");
 			q = 1;
 		} else if (xts_engine_should_quarantine(cy->ops, cy->failed, cy->ref_ops, cy->ref_failed,
-							cy->c.q_min_ops, cy->c.q_ratio, cy->c.q_max_failures)) {
+							cy->c.q_min_ops, cy->c.q_min_failures, cy->c.q_ratio,
+							cy->c.q_max_failures)) {
 			/* Graph's synchronizationJob status code for it */
 			ret = quarantine(cy, "EncounteredEscrowProportionThreshold",
 					 "too many operations of the cycle failed");

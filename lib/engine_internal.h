@@ -71,7 +71,7 @@ struct eng_jobcfg {
 	char **users;
 	size_t n_users;
 	int scope, deprovision;
-	long long deletion_threshold, q_min_ops, q_max_failures;
+	long long deletion_threshold, q_min_ops, q_min_failures, q_max_failures;
 	double q_ratio;
 	long long escrow_base_ms;
 };

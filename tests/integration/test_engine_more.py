@@ -54,7 +54,8 @@ try:
                 assigned_groups=grp,
                 deletion_threshold=0)
     env.add_job("q2c", "src", "qtg", scope="all", deletion_threshold=0, notify="ops@contoso.example",
-                quarantine_min_operations=4, quarantine_failure_ratio=0.4, escrow_retry_base="1s")
+                quarantine_min_operations=4, quarantine_min_failures=4,
+                quarantine_failure_ratio=0.4, escrow_retry_base="1s")
     env.write_config()
     X.append_smtp(env, "smtp://127.0.0.1:%d" % port)
     # every invitation into the quarantine job's target fails

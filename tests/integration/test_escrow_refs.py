@@ -34,7 +34,7 @@ ok = False
 try:
     env, src_tid, tgt_tid, link = X.source_target(sim, tmp, 0x9a05e0d9, N, 59, with_manager=True)
     env.add_job("j", "s", "d", scope="all", deletion_threshold=0, quarantine_min_operations=4,
-                quarantine_failure_ratio=0.4, escrow_retry_base="1s")
+                quarantine_min_failures=4, quarantine_failure_ratio=0.4, escrow_retry_base="1s")
     env.write_config()
     sim.call("POST", "/_admin/faults", {"tenant": tgt_tid, "method": "PUT", "kind": "status", "status": 400,
                                         "route": "/manager/\\$ref$"})
@@ -56,7 +56,7 @@ try:
     sim.call("POST", "/_admin/faults", {"tenant": t2, "route": "/invitations", "method": "POST",
                                         "kind": "status", "status": 403})
     env2.add_job("j", "s2", "d2", scope="all", deletion_threshold=0, quarantine_min_operations=4,
-                 quarantine_failure_ratio=0.4, escrow_retry_base="1s")
+                 quarantine_min_failures=4, quarantine_failure_ratio=0.4, escrow_retry_base="1s")
     env2.write_config()
     o = env2.once()
     st = job_state(tmp2)

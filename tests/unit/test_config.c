@@ -190,6 +190,7 @@ test_valid_config_and_defaults(void **state)
 	assert_int_equal(j->deprovision, XTS_DEPROVISION_DISABLE);
 	assert_int_equal(j->deletion_threshold, 500);
 	assert_int_equal(j->quarantine_min_operations, 5000);
+	assert_int_equal(j->quarantine_min_failures, 5000);
 	assert_true(j->quarantine_failure_ratio > 0.399 && j->quarantine_failure_ratio < 0.401);
 	assert_int_equal(j->quarantine_max_failures, 40000);
 	assert_int_equal(j->escrow_retry_base_ms, 300000);

@@ -90,24 +90,27 @@ test_escrow_rule(void **state)
 {
 	(void)state;
 	/* below the minimum number of operations nothing quarantines */
-	assert_int_equal(xts_engine_should_quarantine(5, 5, 0, 0, 10, 0.5, 100), 0);
-	assert_int_equal(xts_engine_should_quarantine(10, 5, 0, 0, 10, 0.5, 100), 0);
-	assert_int_equal(xts_engine_should_quarantine(10, 6, 0, 0, 10, 0.5, 100), 1);
-	assert_int_equal(xts_engine_should_quarantine(1000, 101, 0, 0, 10, 0.5, 100), 1);
-	assert_int_equal(xts_engine_should_quarantine(1000, 100, 0, 0, 10, 0.5, 100), 0);
-	assert_int_equal(xts_engine_should_quarantine(1000, 0, 0, 0, 10, 0.0, 0), 0);
+	assert_int_equal(xts_engine_should_quarantine(5, 5, 0, 0, 10, 1, 0.5, 100), 0);
+	assert_int_equal(xts_engine_should_quarantine(10, 5, 0, 0, 10, 1, 0.5, 100), 0);
+	assert_int_equal(xts_engine_should_quarantine(10, 6, 0, 0, 10, 1, 0.5, 100), 1);
+	assert_int_equal(xts_engine_should_quarantine(1000, 101, 0, 0, 10, 1, 0.5, 100), 1);
+	assert_int_equal(xts_engine_should_quarantine(1000, 100, 0, 0, 10, 1, 0.5, 100), 0);
+	assert_int_equal(xts_engine_should_quarantine(1000, 0, 0, 0, 10, 1, 0.0, 0), 0);
 	/* Microsoft's examples, at its defaults (5,000, 40 %, 40,000) */
-	assert_int_equal(xts_engine_should_quarantine(35000, 30000, 0, 0, 5000, 0.4, 40000), 1);
-	assert_int_equal(xts_engine_should_quarantine(120000, 20000, 0, 0, 5000, 0.4, 40000), 0);
-	assert_int_equal(xts_engine_should_quarantine(200000, 45000, 0, 0, 5000, 0.4, 40000), 1);
+	assert_int_equal(xts_engine_should_quarantine(5000, 4000, 0, 0, 5000, 5000, 0.4, 40000), 0);
+	assert_int_equal(xts_engine_should_quarantine(5000, 5000, 0, 0, 5000, 5000, 0.4, 40000), 1);
+	assert_int_equal(xts_engine_should_quarantine(35000, 30000, 0, 0, 5000, 5000, 0.4, 40000), 1);
+	assert_int_equal(xts_engine_should_quarantine(120000, 20000, 0, 0, 5000, 5000, 0.4, 40000), 0);
+	assert_int_equal(xts_engine_should_quarantine(200000, 45000, 0, 0, 5000, 5000, 0.4, 40000), 1);
 	/* reference (manager) failures count toward neither the ratio nor the
-	 * maximum: all 6,000 manager updates of 10,000 ops failed */
-	assert_int_equal(xts_engine_should_quarantine(10000, 6000, 6000, 6000, 5000, 0.4, 40000), 0);
+	 * maximum (nor the minimum, set to 1 here): all 6,000 manager updates
+	 * of 10,000 ops failed */
+	assert_int_equal(xts_engine_should_quarantine(10000, 6000, 6000, 6000, 5000, 1, 0.4, 40000), 0);
 	/* ...but one own failure more than 40 % of the own ops still counts */
-	assert_int_equal(xts_engine_should_quarantine(10000, 7601, 6000, 6000, 5000, 0.4, 40000), 1);
+	assert_int_equal(xts_engine_should_quarantine(10000, 7601, 6000, 6000, 5000, 1, 0.4, 40000), 1);
 	/* 40,000 users and 21,000 manager updates failed: 61,000 > 60,000 */
-	assert_int_equal(xts_engine_should_quarantine(1000000, 61000, 500000, 21000, 5000, 0.4, 40000), 1);
-	assert_int_equal(xts_engine_should_quarantine(1000000, 60000, 500000, 21000, 5000, 0.4, 40000), 0);
+	assert_int_equal(xts_engine_should_quarantine(1000000, 61000, 500000, 21000, 5000, 5000, 0.4, 40000), 1);
+	assert_int_equal(xts_engine_should_quarantine(1000000, 60000, 500000, 21000, 5000, 5000, 0.4, 40000), 0);
 }
 
 static void
