@@ -19,12 +19,8 @@ N = 9   # user 0 manages users 1..8: 9 creates and 8 manager references
 
 
 def job_state(tmp):
-    import sqlite3
-    db = sqlite3.connect(os.path.join(tmp, "xtsync.db"))
-    try:
-        return db.execute("SELECT state, state_reason FROM job WHERE name = 'j'").fetchone()
-    finally:
-        db.close()
+    r = X.job_row(tmp, "j")
+    return (r["state"], r["state_reason"])
 
 
 t = X.Tap()

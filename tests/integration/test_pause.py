@@ -22,10 +22,6 @@ import xtsenv as X  # noqa: E402
 N = 4
 
 
-def change_title(sim, tid, uid, title):
-    sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (tid, uid), {"jobTitle": title})
-
-
 def state(env):
     j = X.job_status(env, "j")
     return (j or {}).get("state"), (j or {}).get("cycles")
@@ -54,7 +50,7 @@ try:
     p = None
 
     # ---- a restarted daemon keeps the job paused
-    change_title(sim, src_tid, src[0]["id"], "Paused Title")
+    sim.set_user(src_tid, src[0]["id"], {"jobTitle": "Paused Title"})
     seq = sim.last_seq()
     p = X.start_daemon(env)
     time.sleep(4)                       # four intervals
@@ -83,7 +79,7 @@ try:
          o.stderr[-1500:])
 
     # ---- still paused after that; resume runs it now and is stored
-    change_title(sim, src_tid, src[1]["id"], "Resumed Title")
+    sim.set_user(src_tid, src[1]["id"], {"jobTitle": "Resumed Title"})
     p = X.start_daemon(env)
     st = state(env)
     c = env.ctl("resume", "j")

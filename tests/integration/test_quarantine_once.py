@@ -20,16 +20,9 @@ import xtsenv as X  # noqa: E402
 DAY_MS = 86400 * 1000
 
 
-def change_title(sim, tid, uid, title):
-    sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (tid, uid), {"jobTitle": title})
-
-
 def job_row(tmp):
-    db = sqlite3.connect(os.path.join(tmp, "xtsync.db"))
-    try:
-        return db.execute("SELECT state, state_reason, quarantine_since FROM job WHERE name = 'j'").fetchone()
-    finally:
-        db.close()
+    r = X.job_row(tmp, "j")
+    return (r["state"], r["state_reason"], r["quarantine_since"])
 
 
 t = X.Tap()
@@ -58,7 +51,7 @@ try:
     t.ok(o.returncode == 3 and row[0] == 1 and row[1] == "AADSTS7000215",
          "a wrong secret quarantines the job (exit %d, store %s)" % (o.returncode, row), o.stderr[-1500:])
     env.write_config()
-    change_title(sim, src_tid, src[0]["id"], "Retried Title")
+    sim.set_user(src_tid, src[0]["id"], {"jobTitle": "Retried Title"})
     seq = sim.last_seq()
     o = env.once()
     t.ok(o.returncode == 3 and "quarantined (AADSTS7000215); next attempt in" in o.stderr and
@@ -84,7 +77,7 @@ try:
                "next_retry = 0, retry_step = 9 WHERE name = 'j'", (since,))
     db.commit()
     db.close()
-    change_title(sim, src_tid, src[1]["id"], "Resumed Title")
+    sim.set_user(src_tid, src[1]["id"], {"jobTitle": "Resumed Title"})
     seq = sim.last_seq()
     o = env.once()
     t.ok(o.returncode == 3 and "disabled after 28 days in quarantine" in o.stderr and

@@ -40,7 +40,7 @@ try:
          "the first cycle converges", first)
 
     # ---- a cycle against a locked store fails, and says why
-    sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (src_tid, src[0]["id"]), {"jobTitle": "Busy Title"})
+    sim.set_user(src_tid, src[0]["id"], {"jobTitle": "Busy Title"})
     seq = sim.last_seq()
     db = X.lock_store(tmp)
     c = env.ctl("sync", "j")

@@ -81,6 +81,10 @@ class Sim:
                   {"inboundAllowed": True, "isSyncAllowed": True})
         self.call("PUT", "/_admin/tenants/%s/partners/%s" % (source, target), {"outboundAllowed": True})
 
+    def set_user(self, tid, uid, attrs):
+        """Change a user's attributes as an admin would (a source change)."""
+        return self.call("PATCH", "/_admin/tenants/%s/users/%s" % (tid, uid), attrs)
+
     def users(self, tid):
         return self.call("GET", "/_admin/tenants/%s/users" % tid)
 
@@ -443,6 +447,17 @@ def store_integrity(db):
             c.close()
     except sqlite3.Error as e:
         return "error: %s" % e
+
+
+def job_row(state_dir, job):
+    """The store's row of job (a dict of its columns), read directly, or None."""
+    db = sqlite3.connect(os.path.join(state_dir, "xtsync.db"))
+    db.row_factory = sqlite3.Row
+    try:
+        r = db.execute("SELECT * FROM job WHERE name = ?", (job,)).fetchone()
+        return dict(r) if r is not None else None
+    finally:
+        db.close()
 
 
 def lock_store(state_dir):
