@@ -208,7 +208,7 @@ cycle_done(void *arg, int result)
 	} else if (result == XTS_EHELD) {
 		snprintf(j->last_error, sizeof(j->last_error), "deletions held by the deletion threshold");
 		xts_warn("job %s: cycle finished with deletions held", j->name);
-	} else if (result == XTS_EAGAIN) {
+	} else if (result == XTS_EPARTIAL) {
 		j->failed_cycles++;
 		snprintf(j->last_error, sizeof(j->last_error),
 			 "some operations failed and are retried on later cycles "
@@ -580,7 +580,7 @@ result_name(const struct job *j)
 		return "held";
 	if (j->last_result == XTS_ECANCELED)
 		return "canceled";
-	if (j->last_result == XTS_EAGAIN)
+	if (j->last_result == XTS_EPARTIAL)
 		return "completed with failures";
 	return "failed";
 }

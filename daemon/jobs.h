@@ -30,7 +30,8 @@ enum {
 
 /* What the engine reports back when a cycle ends (result argument of done):
  * 0 success; XTS_EHELD deletions held by the threshold; XTS_ECANCELED
- * stopped by shutdown; any other negative XTS_E* a failed cycle. The engine
+ * stopped by shutdown; XTS_EPARTIAL completed, but some operations failed
+ * (retried on later cycles); any other negative XTS_E* a failed cycle. The engine
  * tells quarantine apart with quarantined() below. */
 
 /* The engine's entry points. Every callback runs on the daemon's loop thread

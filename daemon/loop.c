@@ -170,7 +170,6 @@ swap_str(char **a, char **b)
 	*b = t;
 }
 
-/* Returns 0 (swapped) or XTS_ECONFIG with problems filled (old config kept). */
 /* The runner's flags for these options (XTS_RUNNER_*). */
 static unsigned
 runner_flags(const struct xts_daemon_opts *o)
@@ -178,6 +177,7 @@ runner_flags(const struct xts_daemon_opts *o)
 	return (o->dry_run ? XTS_RUNNER_DRY_RUN : 0) | (o->once && o->only_job != NULL ? XTS_RUNNER_RETRY_NOW : 0);
 }
 
+/* Returns 0 (swapped) or XTS_ECONFIG with problems filled (old config kept). */
 static int
 do_reload(struct daemon *d, struct xts_config_problems *probs)
 {
@@ -379,6 +379,14 @@ cmd_reload(struct daemon *d, struct xts_control_req *req, const char *job, json_
 					 arr != NULL ? arr : json_array()));
 }
 
+/* A command the store did not take (locked, full, failing): the command is
+ * refused and nothing changed, which the reply says. */
+static bool
+store_refused(int ret)
+{
+	return ret == XTS_ESTORE || ret == XTS_ENOSPC || ret == XTS_EBUSY;
+}
+
 static void
 reply_job_result(struct xts_control_req *req, const char *job, int ret, const char *what)
 {
@@ -391,9 +399,9 @@ reply_job_result(struct xts_control_req *req, const char *job, int ret, const ch
 	else if (ret == XTS_EINVAL)
 		xts_control_reply_error(req, "job '%s': not possible in its current state (%s)", job,
 					xts_strerror(ret));
-	else if (ret == XTS_ESTORE || ret == XTS_ENOSPC || ret == XTS_EBUSY)
-		xts_control_reply_error(req, "job '%s': refused, nothing changed: the state store did not take "
-					"it (%s; the daemon's log says why)", job, xts_strerror(ret));
+	else if (store_refused(ret))
+		xts_control_reply_error(req, "job '%s': refused, nothing changed: %s (the daemon's log says why)",
+					job, xts_strerror(ret));
 	else
 		xts_control_reply_error(req, "job '%s': %s", job, xts_strerror(ret));
 }
@@ -461,7 +469,7 @@ cmd_engine(struct daemon *d, struct xts_control_req *req, const char *job, json_
 	if (ret == XTS_EAGAIN)
 		xts_control_reply_error(req, "%s: job '%s' is running; try again when its cycle has finished", cmd,
 					job);
-	else if (ret == XTS_ESTORE || ret == XTS_ENOSPC || ret == XTS_EBUSY)
+	else if (store_refused(ret))
 		xts_control_reply_error(req, "%s: refused, nothing changed: %s (the daemon's log says why)", cmd,
 					xts_strerror(ret));
 	else if (ret != 0)

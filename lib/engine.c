@@ -646,10 +646,7 @@ store_state(struct xts_engine *e, const char *job)
 int
 xts_engine_quarantined(struct xts_engine *e, const char *job)
 {
-	int state = store_state(e, job);
-
-	/* disabled after 28 days is the same quarantine, with no retry left */
-	return state == XTS_JOB_QUARANTINED || state == XTS_JOB_DISABLED;
+	return eng_in_quarantine(store_state(e, job));
 }
 
 int
@@ -665,7 +662,7 @@ xts_engine_quarantine_info(struct xts_engine *e, const char *job, char *reason, 
 		reason[0] = '\0';
 	if (xts_store_job_get(e->o.store, job, &sj) != 0)
 		return 0;
-	q = sj.state == XTS_JOB_QUARANTINED || sj.state == XTS_JOB_DISABLED;
+	q = eng_in_quarantine(sj.state);
 	if (q) {
 		snprintf(reason, len, "%s", sj.state_reason != NULL ? sj.state_reason : "unknown");
 		*next_retry = sj.state == XTS_JOB_QUARANTINED ? sj.next_retry : 0;
@@ -731,12 +728,10 @@ int
 xts_engine_resume(struct xts_engine *e, const char *job)
 {
 	struct eng_job *j = eng_job_find(e, job);
-	int state;
 
 	if (j == NULL)
 		return XTS_ENOENT;
-	state = store_state(e, job);
-	if (state != XTS_JOB_QUARANTINED && state != XTS_JOB_DISABLED)
+	if (!eng_in_quarantine(store_state(e, job)))
 		return 0;
 	j->checked = false;
 	xts_info("job %s: quarantine cleared by resume", job);

@@ -61,7 +61,8 @@ void xts_engine_free(struct xts_engine *e);
 int xts_engine_configure(struct xts_engine *e, const struct xts_config *cfg);
 
 /* Start a cycle of job. done(arg, result) fires exactly once from the loop:
- * 0 ok, XTS_EHELD deletions held or job quarantined, XTS_ECANCELED, or the
+ * 0 ok, XTS_EHELD deletions held or job quarantined, XTS_ECANCELED,
+ * XTS_EPARTIAL some operations failed (escrowed, retried later), or the
  * failure. Returns 0, XTS_ENOENT (no such job), XTS_EAGAIN (running). */
 int xts_engine_cycle_start(struct xts_engine *e, const char *job,
 			   void (*done)(void *arg, int result), void *arg);

@@ -221,8 +221,7 @@ step_start(struct eng_cycle *cy)
 		ret = xts_store_job_get(cy->st, cy->c.name, &sj);
 	if (ret != 0)
 		goto fail;
-	if ((sj.state == XTS_JOB_DISABLED || sj.state == XTS_JOB_QUARANTINED) &&
-	    (cy->e->o.flags & XTS_ENGINE_RETRY_NOW) != 0) {
+	if (eng_in_quarantine(sj.state) && (cy->e->o.flags & XTS_ENGINE_RETRY_NOW) != 0) {
 		/* named by xtsyncd --once --job: the operator's retry, now; it
 		 * leaves quarantine only by succeeding */
 		xts_info("job %s: %s (%s); --job names it, so --once retries it now", cy->c.name,
@@ -1146,7 +1145,7 @@ quarantine(struct eng_cycle *cy, const char *reason, const char *text)
 	ev.reason_text = text;
 	ev.failed = cy->failed;
 	ev.in_scope = cy->counts.in_scope;
-	if (sj.state == XTS_JOB_QUARANTINED || sj.state == XTS_JOB_DISABLED) {
+	if (eng_in_quarantine(sj.state)) {
 		/* a failed retry: the same quarantine, its clock running on */
 		since = sj.quarantine_since;
 		step = sj.retry_step + 1;
@@ -1186,7 +1185,7 @@ result_text(int result)
 		return "held";
 	if (result == XTS_ECANCELED)
 		return "canceled";
-	if (result == XTS_EAGAIN)
+	if (result == XTS_EPARTIAL)
 		return "completed with failures";
 	return "failed";
 }
@@ -1219,7 +1218,7 @@ step_end(struct eng_cycle *cy)
 			struct xts_store_job sj;
 			memset(&sj, 0, sizeof(sj));
 			ret = xts_store_job_get(cy->st, cy->c.name, &sj);
-			if (ret == 0 && (sj.state == XTS_JOB_QUARANTINED || sj.state == XTS_JOB_DISABLED)) {
+			if (ret == 0 && eng_in_quarantine(sj.state)) {
 				xts_info("job %s: left quarantine", cy->c.name);
 				ret = xts_store_job_set_state(cy->st, cy->c.name, XTS_JOB_IDLE, NULL, 0, 0, 0);
 			}
@@ -1234,7 +1233,7 @@ step_end(struct eng_cycle *cy)
 		/* Operations failed (escrowed, retried later): the cycle ran but did
 		 * not succeed, and --once must not say it did. */
 		if (cy->result == 0 && cy->counts.failed > 0)
-			cy->result = XTS_EAGAIN;
+			cy->result = XTS_EPARTIAL;
 		{
 			/* "In scope" is the job's total, not what this round's delta
 			 * happened to carry (an incremental round sees only changes). */
@@ -1264,7 +1263,7 @@ step_end(struct eng_cycle *cy)
 	}
 	if (cy->canceled && cy->result == 0)
 		cy->result = XTS_ECANCELED;
-	if (cy->result != 0 && cy->result != XTS_EHELD && cy->result != XTS_EAGAIN)
+	if (cy->result != 0 && cy->result != XTS_EHELD && cy->result != XTS_EPARTIAL)
 		j->checked = j->checked && !cy->aborted_read ? j->checked : false;
 	if (cy->id > 0)
 		j->counts = cy->counts;
@@ -1386,7 +1385,7 @@ prov_reply_done(void *arg, int result)
 	else
 		snprintf(line, sizeof(line), "nothing was written to the target tenant");
 	if (result == 0 && c->failed > 0)
-		result = XTS_EAGAIN;
+		result = XTS_EPARTIAL;
 	if (!p->in_scope && (result == 0 || result == XTS_EHELD) && c->failed == 0 &&
 	    c->created + c->updated + c->disabled + c->deleted == 0)
 		prov_step(p, "export", "skipped", line);

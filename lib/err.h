@@ -34,7 +34,8 @@
 	X(EAGAIN, "try again")                                                \
 	X(EHELD, "held by a safety guard")                                    \
 	X(EINTERNAL, "internal error")                                        \
-	X(EBUSY, "the state store is locked by another process")
+	X(EBUSY, "the state store is locked by another process")              \
+	X(EPARTIAL, "completed with failures (retried on later cycles)")
 
 enum xts_err {
 	XTS_OK = 0,

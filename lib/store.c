@@ -60,8 +60,7 @@ map_err(sqlite3 *db, const char *path, int rc, const char *what)
 		break;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
-		/* not XTS_EAGAIN, which callers read as "the job is running" or
-		 * "completed with failures" */
+		/* not XTS_EAGAIN, which callers read as "the job is running" */
 		ret = XTS_EBUSY;
 		break;
 	case SQLITE_CONSTRAINT:
