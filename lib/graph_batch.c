@@ -308,6 +308,8 @@ send_direct(struct xts_batch *b, struct sent *s)
 	size_t n = strlen(op->url);
 	int ret;
 
+	if (s->n != 1)
+		return XTS_EINVAL; /* one request is one operation */
 	url = xts_malloc(n + sizeof("/v1.0"));
 	if (url == NULL)
 		return XTS_ENOMEM;
@@ -337,6 +339,23 @@ requeue(struct xts_batch_op *op, long long not_before)
 	op->not_before = not_before;
 }
 
+/* The lingering envelope's operations go back to the queue, in their place,
+ * their budget refunded: it will not be sent as it is. */
+static void
+unfill(struct xts_batch *b, long long now)
+{
+	struct sent *s = b->filling;
+
+	b->filling = NULL;
+	if (s == NULL)
+		return;
+	for (int i = 0; i < s->n; i++) {
+		xts_throttle_refund(b->g->throttle, &s->ops[i]->cost, now);
+		requeue(s->ops[i], 0);
+	}
+	xts_free(s);
+}
+
 /* Stopping: every operation not in a sent envelope ends with XTS_ECANCELED
  * (a lingering envelope's ops are refunded first). Those were never sent, or
  * wait for a retry of an attempt whose outcome the caller already treats as
@@ -346,17 +365,8 @@ cancel_queued(struct xts_batch *b)
 {
 	struct xts_batch_op *op, *next;
 	struct xts_graph_error ge;
-	struct sent *s = b->filling;
-	long long now = xts_now_ms();
 
-	b->filling = NULL;
-	if (s != NULL) {
-		for (int i = 0; i < s->n; i++) {
-			xts_throttle_refund(b->g->throttle, &s->ops[i]->cost, now);
-			requeue(s->ops[i], 0);
-		}
-		xts_free(s);
-	}
+	unfill(b, xts_now_ms());
 	memset(&ge, 0, sizeof(ge));
 	snprintf(ge.code, sizeof(ge.code), "Canceled");
 	snprintf(ge.message, sizeof(ge.message), "not sent: the writer is stopping");
@@ -774,6 +784,9 @@ on_batch(void *arg, const struct xts_graph_result *res)
 				 b->g->tc.name, res->status,
 				 res->gerr != NULL && res->gerr->code[0] ? res->gerr->code : "-");
 		b->g->no_batch = 1;
+		/* an envelope still filling would go as one request with
+		 * only its first operation: its operations go alone too */
+		unfill(b, now);
 		for (i = 0; i < n; i++) {
 			xts_throttle_refund(b->g->throttle, &ops[i]->cost, now);
 			requeue(ops[i], 0);

@@ -1401,6 +1401,62 @@ test_throttled(void)
 	xts_graph_ctx_free(c3);
 }
 
+/* $batch refused while admitted operations linger for budget: with the
+ * invitation budget slowed 10x (one per ~340 ms, burst 5), 3 invitations go
+ * in a first envelope and 2 of 3 more wait in the next one for the third's
+ * token. The first envelope's 404 switches the writer to single requests;
+ * each lingering operation must go then, on its own: before the fix only the
+ * first did and the second hung in flight forever (CI run of f5c89ab). */
+static void
+test_refused_lingering(void)
+{
+	struct xts_graph_ctx *c4 = NULL;
+	struct xts_graph_opts o;
+	struct xts_tenant_conn tc;
+	struct xts_graph *g = NULL;
+	struct xts_batch *b = NULL;
+	static struct opres r[6];
+	int k, good = 0, done = 0;
+	char mail[80];
+
+	partners(1, 1, 1);
+	memset(&o, 0, sizeof(o));
+	o.time_scale = 0.1;
+	o.backoff_min_ms = 200;
+	o.max_attempts = 5;
+	conn(&tc, "target-lingering", TGT, TAPP, "tgt-secret");
+	if (xts_graph_ctx_new(ev, &o, &c4) != 0 || xts_graph_new(c4, &tc, &g) != 0 || xts_batch_new(g, &b) != 0) {
+		ok(0, "lingering test setup");
+		return;
+	}
+	admin_ok("POST", "/_admin/faults",
+		 "{\"tenant\": \"" TGT "\", \"route\": \"/\\\\$batch$\", \"method\": \"POST\", \"kind\": \"status\", \"status\": 404}");
+	memset(r, 0, sizeof(r));
+	ops_done = 0;
+	for (k = 0; k < 6; k++) {
+		json_t *inv;
+
+		snprintf(mail, sizeof(mail), "linger%d@src.example", k);
+		inv = json_pack("{s:s, s:s, s:s, s:b}", "invitedUserEmailAddress", mail, "inviteRedirectUrl",
+				"https://myapps.microsoft.com", "invitedUserType", "Member", "sendInvitationMessage", 0);
+		xts_batch_create_user(b, inv, NULL, on_op, &r[k]);
+		json_decref(inv);
+		if (k == 2)
+			uv_run(loop, UV_RUN_NOWAIT); /* the first envelope goes with 3 */
+	}
+	spin_count(&ops_done, 6, 30000);
+	for (k = 0; k < 6; k++) {
+		done += r[k].done;
+		good += r[k].done && r[k].err == 0 && r[k].user_id[0];
+	}
+	ok(done == 6 && good == 6, "$batch refused while 2 invitations lingered: all 6 sent alone and created (%d done, %d ok)",
+	   done, good);
+	admin_ok("DELETE", "/_admin/faults", NULL);
+	xts_batch_free(b);
+	xts_graph_free(g);
+	xts_graph_ctx_free(c4);
+}
+
 int
 main(void)
 {
@@ -1462,6 +1518,7 @@ main(void)
 	test_policy(src, tgt);
 	test_rate();
 	test_throttled();
+	test_refused_lingering();
 
 	xts_graph_free(src);
 	xts_graph_free(tgt);
