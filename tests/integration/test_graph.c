@@ -1457,6 +1457,148 @@ test_refused_lingering(void)
 	xts_graph_ctx_free(c4);
 }
 
+/* Every operation ends exactly once, whatever the endpoint does: creates
+ * (invitation then PATCH), PATCHes in dependency chains and manager
+ * references go through sub-requests answered 503, 429 and 500 at random,
+ * with a budget slow enough that envelopes linger, and $batch is refused
+ * (404) once halfway, which switches the writer to single requests with
+ * envelopes in flight and filling. Which operations succeed is left to
+ * chance; that each one's callback runs once, that the writer drains and
+ * says so (idle), and that a dependent of a failed operation fails too (a
+ * chain of PATCHes that starts with a user that does not exist), are not. */
+struct stress_op {
+	int calls, err;
+	int dep; /* index of the operation it depends on, or -1 */
+};
+
+static struct stress_op sops[90];
+static int stress_calls, stress_idle;
+
+static void
+on_stress(void *arg, const struct xts_batch_result *r)
+{
+	struct stress_op *o = arg;
+
+	/* a create's callback runs once, after its PATCH (step 2) or its
+	 * failed invitation (step 1) */
+	o->calls++;
+	o->err = r->err;
+	stress_calls++;
+}
+
+static void
+on_stress_idle(void *arg)
+{
+	(void)arg;
+	stress_idle++;
+}
+
+static void
+test_batch_stress(void)
+{
+	struct xts_graph_ctx *c5 = NULL;
+	struct xts_graph_opts o;
+	struct xts_tenant_conn tc;
+	struct xts_graph *g = NULL;
+	struct xts_batch *b = NULL;
+	struct xts_batch_op *chain[2] = { NULL, NULL }, *op = NULL;
+	int last[2] = { -1, -1 };
+	char *ids[10], url[200], mail[80];
+	json_t *patch, *ref;
+	int k, once = 0, twice = 0, orphan = 0, depok = 0, good = 0;
+	const int n = 90;
+
+	partners(1, 1, 1);
+	memset(&o, 0, sizeof(o));
+	o.time_scale = 0.5;
+	o.backoff_min_ms = 50;
+	o.backoff_max_ms = 400;
+	o.max_attempts = 4;
+	conn(&tc, "target-stress", TGT, TAPP, "tgt-secret");
+	if (xts_graph_ctx_new(ev, &o, &c5) != 0 || xts_graph_new(c5, &tc, &g) != 0 || xts_batch_new(g, &b) != 0) {
+		ok(0, "stress test setup");
+		return;
+	}
+	xts_batch_on_idle(b, on_stress_idle, NULL);
+	for (k = 0; k < 10; k++)
+		ids[k] = some_user(k);
+	admin_ok("POST", "/_admin/faults", "{\"tenant\": \"" TGT "\", \"route\": \"/invitations$\", \"kind\": \"status\", "
+		 "\"status\": 503, \"probability\": 0.2}");
+	admin_ok("POST", "/_admin/faults", "{\"tenant\": \"" TGT "\", \"route\": \"/users/[^/]*$\", \"method\": \"PATCH\", "
+		 "\"kind\": \"status\", \"status\": 429, \"retry_after\": 1, \"probability\": 0.05}");
+	admin_ok("POST", "/_admin/faults", "{\"tenant\": \"" TGT "\", \"route\": \"/manager/\\\\$ref$\", \"kind\": \"status\", "
+		 "\"status\": 500, \"probability\": 0.3}");
+	patch = json_pack("{s:s}", "jobTitle", "Stress");
+	memset(sops, 0, sizeof(sops));
+	stress_calls = stress_idle = 0;
+	for (k = 0; k < n; k++) {
+		sops[k].dep = -1;
+		if (k == n / 2) {
+			admin_ok("POST", "/_admin/faults", "{\"tenant\": \"" TGT "\", \"route\": \"/\\\\$batch$\", "
+				 "\"method\": \"POST\", \"kind\": \"status\", \"status\": 404, \"count\": 1}");
+			uv_run(loop, UV_RUN_NOWAIT);
+		}
+		if (k % 3 == 0) {
+			json_t *inv;
+
+			snprintf(mail, sizeof(mail), "stress%d@src.example", k);
+			inv = json_pack("{s:s, s:s, s:s, s:b}", "invitedUserEmailAddress", mail, "inviteRedirectUrl",
+					"https://myapps.microsoft.com", "invitedUserType", "Member",
+					"sendInvitationMessage", 0);
+			xts_batch_create_user(b, inv, patch, on_stress, &sops[k]);
+			json_decref(inv);
+		} else if (k % 3 == 1) {
+			/* two chains, each PATCH waiting for the previous one of
+			 * its chain; the second starts with a user that does not
+			 * exist (404), so all of it must fail */
+			int c = k % 2;
+
+			if (c == 1 && chain[1] == NULL)
+				snprintf(url, sizeof(url), "/users/00000000-0000-4000-8000-00000000dead");
+			else
+				snprintf(url, sizeof(url), "/users/%s", ids[k % 10]);
+			if (xts_batch_add(b, "PATCH", url, patch, chain[c], on_stress, &sops[k], &op) == 0) {
+				sops[k].dep = chain[c] != NULL ? last[c] : -1;
+				chain[c] = op;
+				last[c] = k;
+			}
+		} else {
+			snprintf(url, sizeof(url), "/users/%s/manager/$ref", ids[k % 10]);
+			ref = json_pack("{s:s+}", "@odata.id", "https://graph.microsoft.com/v1.0/users/",
+					ids[(k + 1) % 10]);
+			xts_batch_add(b, "PUT", url, ref, NULL, on_stress, &sops[k], NULL);
+			json_decref(ref);
+		}
+		if (k % 10 == 9)
+			uv_run(loop, UV_RUN_NOWAIT); /* let envelopes go between additions */
+	}
+	spin_count(&stress_calls, n, 90000);
+	sleep_loop(300); /* a second callback, if any, would come now */
+	for (k = 0; k < n; k++) {
+		once += sops[k].calls == 1;
+		twice += sops[k].calls > 1;
+		good += sops[k].calls == 1 && sops[k].err == 0;
+		if (sops[k].dep >= 0 && sops[sops[k].dep].err != 0) {
+			orphan++;
+			depok += sops[k].err != 0;
+		}
+	}
+	printf("# stress: %d operations, %d succeeded, %d dependents of failed ones\n", n, good, orphan);
+	ok(once == n && twice == 0, "under random 503/429/500 and a refused $batch every operation ended once "
+	   "(%d once, %d more than once, of %d)", once, twice, n);
+	ok(xts_batch_pending(b) == 0 && stress_idle > 0, "the writer drained and said so (pending %zu, idle %d)",
+	   xts_batch_pending(b), stress_idle);
+	ok(orphan >= 10 && depok == orphan, "every dependent of a failed PATCH failed too (%d of %d)", depok, orphan);
+	ok(good > 0, "operations did succeed through the faults (%d)", good);
+	admin_ok("DELETE", "/_admin/faults", NULL);
+	json_decref(patch);
+	for (k = 0; k < 10; k++)
+		free(ids[k]);
+	xts_batch_free(b);
+	xts_graph_free(g);
+	xts_graph_ctx_free(c5);
+}
+
 int
 main(void)
 {
@@ -1519,6 +1661,7 @@ main(void)
 	test_rate();
 	test_throttled();
 	test_refused_lingering();
+	test_batch_stress();
 
 	xts_graph_free(src);
 	xts_graph_free(tgt);
