@@ -13,9 +13,9 @@ B=${XTS_BUILD_ROOT:?}
 U=$S/systemd/xtsyncd.service
 T=$(mktemp -d /tmp/xts_systemd_test.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-echo "1..6"
+echo "1..7"
 if ! command -v systemd-analyze >/dev/null; then
-	for i in 1 2 3 4 5 6; do echo "ok $i # SKIP systemd-analyze not installed"; done
+	for i in 1 2 3 4 5 6 7; do echo "ok $i # SKIP systemd-analyze not installed"; done
 	exit 0
 fi
 sed "s|/usr/sbin/xtsyncd|$B/daemon/xtsyncd|g" "$U" >"$T/xtsyncd.service"
@@ -61,4 +61,26 @@ else
 		echo "not ok 6 - the unit's User= can read xtsync.conf in ConfigurationDirectory (mode ${mode:-default})"
 		sed 's/^/#   /' <<<"$out"
 	fi
+fi
+
+# 7: `meson install` (into a DESTDIR, with whatever prefix this build has:
+# /usr/local unless set up with --prefix) installs a unit whose ExecStart and
+# Documentation= name files that the same install put there, and which
+# systemd-analyze verify accepts where it was installed.
+R=$T/root
+if ! out=$(meson install -C "$B" --destdir "$R" --no-rebuild --quiet 2>&1); then
+	echo "not ok 7 - meson install"; sed 's/^/#   /' <<<"$out"
+	exit 0
+fi
+unit=$(find "$R" -path '*/lib/systemd/system/xtsyncd.service' | head -1)
+exe=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$unit" 2>/dev/null)
+doc=$(sed -n 's|^Documentation=file:||p' "$unit" 2>/dev/null)
+echo "# installed unit ${unit#"$R"}: ExecStart=$exe, Documentation=$doc"
+sed "s|$exe|$R$exe|g" "$unit" >"$T/installed.service" 2>/dev/null
+if [ -n "$exe" ] && [ -x "$R$exe" ] && [ -n "$doc" ] && [ -f "$R$doc" ] &&
+	vout=$(systemd-analyze verify "$T/installed.service" 2>&1); then
+	echo "ok 7 - the installed unit starts the installed xtsyncd ($exe) and names the installed README"
+else
+	echo "not ok 7 - the installed unit starts the installed xtsyncd (${exe:-none}) and names the installed README"
+	sed 's/^/#   /' <<<"${vout:-}"; find "$R" -type f | sed "s|^$R|#   |"
 fi
