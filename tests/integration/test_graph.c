@@ -1256,12 +1256,37 @@ test_policy(struct xts_graph *src, struct xts_graph *tgt)
 
 /* ---- governor against the emulator's limits ---- */
 
+/* A writer of its own (own governor, own options) on the target tenant. */
+static int
+writer_new(const struct xts_graph_opts *o, const char *name, struct xts_graph_ctx **c, struct xts_graph **g,
+	   struct xts_batch **b)
+{
+	struct xts_tenant_conn tc;
+
+	conn(&tc, name, TGT, TAPP, "tgt-secret");
+	if (xts_graph_ctx_new(ev, o, c) != 0 || xts_graph_new(*c, &tc, g) != 0 || xts_batch_new(*g, b) != 0) {
+		ok(0, "%s: writer set-up", name);
+		return -1;
+	}
+	return 0;
+}
+
+/* The invitation of member user PREFIX<k>@src.example, no mail sent. */
+static json_t *
+invitation(const char *prefix, int k)
+{
+	char mail[80];
+
+	snprintf(mail, sizeof(mail), "%s%03d@src.example", prefix, k);
+	return json_pack("{s:s, s:s, s:s, s:b}", "invitedUserEmailAddress", mail, "inviteRedirectUrl",
+			 "https://myapps.microsoft.com", "invitedUserType", "Member", "sendInvitationMessage", 0);
+}
+
 static void
 test_rate(void)
 {
 	struct xts_graph_ctx *c2 = NULL;
 	struct xts_graph_opts o;
-	struct xts_tenant_conn tc;
 	struct xts_graph *g = NULL;
 	struct xts_batch *b = NULL;
 	static struct opres r[1000];
@@ -1278,11 +1303,8 @@ test_rate(void)
 	o.time_scale = 4;
 	admin_ok("POST", "/_admin/settings", "{\"time_scale\": 4}");
 	admin_ok("DELETE", "/_admin/requests", NULL);
-	conn(&tc, "target-rate", TGT, TAPP, "tgt-secret");
-	if (xts_graph_ctx_new(ev, &o, &c2) != 0 || xts_graph_new(c2, &tc, &g) != 0 || xts_batch_new(g, &b) != 0) {
-		ok(0, "rate test setup");
+	if (writer_new(&o, "target-rate", &c2, &g, &b) != 0)
 		return;
-	}
 	for (k = 0; k < 20; k++)
 		ids[k] = some_user(k);
 	for (k = 0; k < 10; k++)
@@ -1333,13 +1355,11 @@ test_throttled(void)
 {
 	struct xts_graph_ctx *c3 = NULL;
 	struct xts_graph_opts o;
-	struct xts_tenant_conn tc;
 	struct xts_graph *g = NULL;
 	struct xts_batch *b = NULL;
 	static struct opres r[200];
 	static double t429[2000], ra429[2000], tbatch[2000];
 	int k, n429 = 0, nb = 0, good = 0, early = 0;
-	char mail[80];
 	json_t *j, *e;
 	size_t i;
 
@@ -1349,19 +1369,13 @@ test_throttled(void)
 	o.backoff_min_ms = 200;
 	o.max_attempts = 12;
 	admin_ok("DELETE", "/_admin/requests", NULL);
-	conn(&tc, "target-throttled", TGT, TAPP, "tgt-secret");
-	if (xts_graph_ctx_new(ev, &o, &c3) != 0 || xts_graph_new(c3, &tc, &g) != 0 || xts_batch_new(g, &b) != 0) {
-		ok(0, "throttled test setup");
+	if (writer_new(&o, "target-throttled", &c3, &g, &b) != 0)
 		return;
-	}
 	memset(r, 0, sizeof(r));
 	ops_done = 0;
 	for (k = 0; k < 200; k++) {
-		json_t *inv;
+		json_t *inv = invitation("burst", k);
 
-		snprintf(mail, sizeof(mail), "burst%03d@src.example", k);
-		inv = json_pack("{s:s, s:s, s:s, s:b}", "invitedUserEmailAddress", mail, "inviteRedirectUrl",
-				"https://myapps.microsoft.com", "invitedUserType", "Member", "sendInvitationMessage", 0);
 		xts_batch_create_user(b, inv, NULL, on_op, &r[k]);
 		json_decref(inv);
 	}
@@ -1412,33 +1426,25 @@ test_refused_lingering(void)
 {
 	struct xts_graph_ctx *c4 = NULL;
 	struct xts_graph_opts o;
-	struct xts_tenant_conn tc;
 	struct xts_graph *g = NULL;
 	struct xts_batch *b = NULL;
 	static struct opres r[6];
 	int k, good = 0, done = 0;
-	char mail[80];
 
 	partners(1, 1, 1);
 	memset(&o, 0, sizeof(o));
 	o.time_scale = 0.1;
 	o.backoff_min_ms = 200;
 	o.max_attempts = 5;
-	conn(&tc, "target-lingering", TGT, TAPP, "tgt-secret");
-	if (xts_graph_ctx_new(ev, &o, &c4) != 0 || xts_graph_new(c4, &tc, &g) != 0 || xts_batch_new(g, &b) != 0) {
-		ok(0, "lingering test setup");
+	if (writer_new(&o, "target-lingering", &c4, &g, &b) != 0)
 		return;
-	}
 	admin_ok("POST", "/_admin/faults",
 		 "{\"tenant\": \"" TGT "\", \"route\": \"/\\\\$batch$\", \"method\": \"POST\", \"kind\": \"status\", \"status\": 404}");
 	memset(r, 0, sizeof(r));
 	ops_done = 0;
 	for (k = 0; k < 6; k++) {
-		json_t *inv;
+		json_t *inv = invitation("linger", k);
 
-		snprintf(mail, sizeof(mail), "linger%d@src.example", k);
-		inv = json_pack("{s:s, s:s, s:s, s:b}", "invitedUserEmailAddress", mail, "inviteRedirectUrl",
-				"https://myapps.microsoft.com", "invitedUserType", "Member", "sendInvitationMessage", 0);
 		xts_batch_create_user(b, inv, NULL, on_op, &r[k]);
 		json_decref(inv);
 		if (k == 2)
@@ -1498,12 +1504,11 @@ test_batch_stress(void)
 {
 	struct xts_graph_ctx *c5 = NULL;
 	struct xts_graph_opts o;
-	struct xts_tenant_conn tc;
 	struct xts_graph *g = NULL;
 	struct xts_batch *b = NULL;
 	struct xts_batch_op *chain[2] = { NULL, NULL }, *op = NULL;
 	int last[2] = { -1, -1 };
-	char *ids[10], url[200], mail[80];
+	char *ids[10], url[200];
 	json_t *patch, *ref;
 	int k, once = 0, twice = 0, orphan = 0, depok = 0, good = 0;
 	const int n = 90;
@@ -1514,11 +1519,8 @@ test_batch_stress(void)
 	o.backoff_min_ms = 50;
 	o.backoff_max_ms = 400;
 	o.max_attempts = 4;
-	conn(&tc, "target-stress", TGT, TAPP, "tgt-secret");
-	if (xts_graph_ctx_new(ev, &o, &c5) != 0 || xts_graph_new(c5, &tc, &g) != 0 || xts_batch_new(g, &b) != 0) {
-		ok(0, "stress test setup");
+	if (writer_new(&o, "target-stress", &c5, &g, &b) != 0)
 		return;
-	}
 	xts_batch_on_idle(b, on_stress_idle, NULL);
 	for (k = 0; k < 10; k++)
 		ids[k] = some_user(k);
@@ -1539,12 +1541,8 @@ test_batch_stress(void)
 			uv_run(loop, UV_RUN_NOWAIT);
 		}
 		if (k % 3 == 0) {
-			json_t *inv;
+			json_t *inv = invitation("stress", k);
 
-			snprintf(mail, sizeof(mail), "stress%d@src.example", k);
-			inv = json_pack("{s:s, s:s, s:s, s:b}", "invitedUserEmailAddress", mail, "inviteRedirectUrl",
-					"https://myapps.microsoft.com", "invitedUserType", "Member",
-					"sendInvitationMessage", 0);
 			xts_batch_create_user(b, inv, patch, on_stress, &sops[k]);
 			json_decref(inv);
 		} else if (k % 3 == 1) {
