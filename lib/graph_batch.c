@@ -631,8 +631,9 @@ retry_or_fail(struct xts_batch_op *op, int err, long status, json_t *body, long 
 	op->attempts++;
 	if (op->attempts < xts_graph__max_attempts(b->g)) {
 		xts_log_rl(XTS_LOG_INFO, 10000, 20,
-			   "graph: %s: %s %s in $batch -> HTTP %ld (%s); retry %d in %lld ms", b->g->tc.name,
-			   op->method, op->url, status, xts_errname(err), op->attempts, delay);
+			   "graph: %s: %s %s%s -> HTTP %ld (%s); retry %d in %lld ms", b->g->tc.name,
+			   op->method, op->url, b->g->no_batch ? "" : " in $batch", status, xts_errname(err),
+			   op->attempts, delay);
 		requeue(op, xts_now_ms() + delay);
 		return;
 	}
