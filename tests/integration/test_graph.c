@@ -1533,8 +1533,26 @@ test_batch_stress(void)
 	patch = json_pack("{s:s}", "jobTitle", "Stress");
 	memset(sops, 0, sizeof(sops));
 	stress_calls = stress_idle = 0;
-	for (k = 0; k < n; k++) {
+	for (k = 0; k < n; k++)
 		sops[k].dep = -1;
+	/* Two chains, each PATCH waiting for the previous one of its chain;
+	 * the second starts with a user that does not exist (404), so all of
+	 * it must fail. Queued with no turn of the loop in between: an
+	 * operation may only depend on one that has not ended yet. */
+	for (k = 1; k < n; k += 3) {
+		int c = k % 2;
+
+		if (c == 1 && chain[1] == NULL)
+			snprintf(url, sizeof(url), "/users/00000000-0000-4000-8000-00000000dead");
+		else
+			snprintf(url, sizeof(url), "/users/%s", ids[k % 10]);
+		if (xts_batch_add(b, "PATCH", url, patch, chain[c], on_stress, &sops[k], &op) == 0) {
+			sops[k].dep = chain[c] != NULL ? last[c] : -1;
+			chain[c] = op;
+			last[c] = k;
+		}
+	}
+	for (k = 0; k < n; k++) {
 		if (k == n / 2) {
 			admin_ok("POST", "/_admin/faults", "{\"tenant\": \"" TGT "\", \"route\": \"/\\\\$batch$\", "
 				 "\"method\": \"POST\", \"kind\": \"status\", \"status\": 404, \"count\": 1}");
@@ -1545,22 +1563,7 @@ test_batch_stress(void)
 
 			xts_batch_create_user(b, inv, patch, on_stress, &sops[k]);
 			json_decref(inv);
-		} else if (k % 3 == 1) {
-			/* two chains, each PATCH waiting for the previous one of
-			 * its chain; the second starts with a user that does not
-			 * exist (404), so all of it must fail */
-			int c = k % 2;
-
-			if (c == 1 && chain[1] == NULL)
-				snprintf(url, sizeof(url), "/users/00000000-0000-4000-8000-00000000dead");
-			else
-				snprintf(url, sizeof(url), "/users/%s", ids[k % 10]);
-			if (xts_batch_add(b, "PATCH", url, patch, chain[c], on_stress, &sops[k], &op) == 0) {
-				sops[k].dep = chain[c] != NULL ? last[c] : -1;
-				chain[c] = op;
-				last[c] = k;
-			}
-		} else {
+		} else if (k % 3 == 2) {
 			snprintf(url, sizeof(url), "/users/%s/manager/$ref", ids[k % 10]);
 			ref = json_pack("{s:s+}", "@odata.id", "https://graph.microsoft.com/v1.0/users/",
 					ids[(k + 1) % 10]);
