@@ -14,10 +14,18 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static char path[64];
+
+/* libFuzzer ends with exit(): the input file goes with it. */
+static void
+remove_path(void)
+{
+	unlink(path);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char path[64];
 	struct xts_config_problems p = XTS_CONFIG_PROBLEMS_INIT;
 	struct xts_config *cfg = NULL;
 	FILE *f;
@@ -27,7 +35,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int fd;
 		snprintf(path, sizeof(path), "/tmp/xts_fuzz_config.XXXXXX");
 		fd = mkstemp(path);
-		if (fd < 0)
+		if (fd < 0 || atexit(remove_path) != 0)
 			abort();
 		close(fd);
 		xts_log_init(XTS_LOG_CRIT, 0);

@@ -62,13 +62,21 @@ on_request(void *arg, struct xts_control_req *req, const char *cmd, json_t *msg)
 					 json_string_value(job), "user", json_string_value(user)));
 }
 
+static char dir[] = "/tmp/xts-fuzz-control-XXXXXX";
+
+/* libFuzzer ends with exit(): the socket and its directory go with it. */
+static void
+remove_dir(void)
+{
+	unlink(addr.sun_path);
+	rmdir(dir);
+}
+
 static void
 init_once(void)
 {
-	char dir[] = "/tmp/xts-fuzz-control-XXXXXX";
-
 	xts_log_init(XTS_LOG_CRIT, 0);
-	if (mkdtemp(dir) == NULL || uv_loop_init(&loop) != 0)
+	if (mkdtemp(dir) == NULL || atexit(remove_dir) != 0 || uv_loop_init(&loop) != 0)
 		abort();
 	uv_timer_init(&loop, &later);
 	addr.sun_family = AF_UNIX;

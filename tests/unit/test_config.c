@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "tmpdir.h"
 #include "err.h"
 #include "log.h"
 #include "mem.h"
@@ -40,8 +41,7 @@ static int
 setup_dir(void **state)
 {
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/xts_test_config.XXXXXX");
-	if (mkdtemp(tmpdir) == NULL)
+	if (xts_test_tmpdir(tmpdir, sizeof(tmpdir), "config") != 0)
 		return -1;
 	write_file("secret_a", "s3cr3t-a\n", 0600);
 	write_file("secret_b", "s3cr3t-b\r\n", 0400);
@@ -53,11 +53,8 @@ setup_dir(void **state)
 static int
 teardown_dir(void **state)
 {
-	char cmd[600];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return xts_test_rmtree(tmpdir);
 }
 
 /* Load `text` from tmpdir/name; returns the load's result. */

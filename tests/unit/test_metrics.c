@@ -21,6 +21,7 @@
 #include "log.h"
 #include "mem.h"
 #include "../../daemon/metrics.h"
+#include "tmpdir.h"
 
 /* One idle job after a successful cycle, as xts_jobs_status() gives it. */
 static const char STATUS_IDLE[] =
@@ -89,36 +90,21 @@ setup(void **state)
 
 	if (f == NULL)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/xts-metrics-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
+	if (xts_test_tmpdir(f->dir, sizeof(f->dir), "metrics") != 0)
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/xtsync.prom", f->dir);
 	*state = f;
 	return 0;
 }
 
-/* Remove dir and what the tests may have left in it (files, one level of
- * directories). */
 static int
 teardown(void **state)
 {
 	struct fx *f = *state;
-	struct dirent *de;
-	char p[400];
-	DIR *d = opendir(f->dir);
+	int ret = xts_test_rmtree(f->dir);
 
-	for (de = d != NULL ? readdir(d) : NULL; de != NULL; de = readdir(d)) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", f->dir, de->d_name);
-		if (unlink(p) != 0)
-			rmdir(p);
-	}
-	if (d != NULL)
-		closedir(d);
-	rmdir(f->dir);
 	free(f);
-	return 0;
+	return ret;
 }
 
 /* Names in dir (not . and ..), joined by '|' into out. Returns the count. */

@@ -19,6 +19,7 @@
 #include "mem.h"
 #include "notify.h"
 #include "store.h"
+#include "tmpdir.h"
 
 static void
 test_event_keys(void **state)
@@ -182,7 +183,7 @@ closed_port(void)
 static void
 test_outbox_server_down(void **state)
 {
-	char dir[] = "/tmp/xts-notify-XXXXXX", url[64], err[256], p[128];
+	char dir[] = "/tmp/xts-notify-XXXXXX", url[64], err[256];
 	struct xts_store *st = NULL;
 	struct xts_store_mail_row row;
 	struct xts_notify_event ev = { .kind = XTS_NOTIFY_DELETIONS_HELD, .job = "j", .cycle_id = 3,
@@ -226,13 +227,7 @@ test_outbox_server_down(void **state)
 	xts_store_mail_row_clear(&row);
 
 	xts_store_close(st);
-	snprintf(p, sizeof(p), "%s/xtsync.db", dir);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/xtsync.db-wal", dir);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/xtsync.db-shm", dir);
-	unlink(p);
-	rmdir(dir);
+	assert_int_equal(xts_test_rmtree(dir), 0);
 }
 
 int

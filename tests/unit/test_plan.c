@@ -18,6 +18,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "tmpdir.h"
 
 struct fx {
 	char dir[64];
@@ -35,8 +36,7 @@ setup(void **state)
 
 	if (f == NULL)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/xts-plan-XXXXXX");
-	if (mkdtemp(f->dir) == NULL || xts_store_open(f->dir, &f->st) != 0 ||
+	if (xts_test_tmpdir(f->dir, sizeof(f->dir), "plan") != 0 || xts_store_open(f->dir, &f->st) != 0 ||
 	    xts_schema_builtin(&f->es.s) != 0)
 		return -1;
 	f->es.refs = 1;
@@ -66,7 +66,6 @@ static int
 teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[128];
 
 	xts_store_batch_abort(f->st, &f->cy.batch);
 	eng_groups_drop(&f->cy);
@@ -74,8 +73,7 @@ teardown(void **state)
 	json_decref(f->cy.changed);
 	xts_store_close(f->st);
 	xts_schema_free(f->es.s);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
+	if (xts_test_rmtree(f->dir) != 0)
 		return -1;
 	free(f);
 	return 0;

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mem.h"
 #include "provlog.h"
+#include "tmpdir.h"
 
 struct fx {
 	char dir[64];
@@ -32,8 +33,7 @@ setup(void **state)
 
 	if (f == NULL)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/xts-provlog-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
+	if (xts_test_tmpdir(f->dir, sizeof(f->dir), "provlog") != 0)
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/provisioning.log", f->dir);
 	*state = f;
@@ -44,14 +44,10 @@ static int
 teardown(void **state)
 {
 	struct fx *f = *state;
-	char p[160];
+	int ret = xts_test_rmtree(f->dir);
 
-	unlink(f->path);
-	snprintf(p, sizeof(p), "%s.1", f->path);
-	unlink(p);
-	rmdir(f->dir);
 	free(f);
-	return 0;
+	return ret;
 }
 
 /* Every line of the file parsed; returns the count, lines in out[] (new refs). */

@@ -24,6 +24,7 @@
 #include "mem.h"
 #include "store.h"
 #include "store_int.h"
+#include "tmpdir.h"
 
 struct fx {
 	char dir[64];
@@ -52,8 +53,7 @@ setup(void **state)
 
 	if (f == NULL)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/xts-store-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
+	if (xts_test_tmpdir(f->dir, sizeof(f->dir), "store") != 0)
 		return -1;
 	snprintf(f->db, sizeof(f->db), "%s/xtsync.db", f->dir);
 	if (xts_store_open(f->dir, &f->st) != 0)
@@ -67,11 +67,12 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 
+	int ret;
+
 	xts_store_close(f->st);
-	rm_db_files(f->db);
-	rmdir(f->dir);
+	ret = xts_test_rmtree(f->dir);
 	free(f);
-	return 0;
+	return ret;
 }
 
 /* Run one SQL statement on a separate raw connection; returns the first
@@ -272,8 +273,7 @@ test_not_a_database(void **state)
 	fclose(fp);
 	assert_int_equal(xts_store_open(dir, &st), XTS_ESTORE);
 	assert_null(st);
-	rm_db_files(db);
-	rmdir(dir);
+	assert_int_equal(xts_test_rmtree(dir), 0);
 	assert_int_equal(xts_store_open("/nonexistent/dir/xts", &st), XTS_EIO);
 	assert_null(st);
 }
@@ -379,19 +379,8 @@ test_file_modes(void **state)
 	stderr_capture_end(msg, sizeof(msg));
 	assert_null(strstr(msg, "mode"));
 	xts_store_close(st);
-	rm_db_files(db);
-	rmdir(dir);
+	assert_int_equal(xts_test_rmtree(dir), 0);
 	umask(old);
-}
-
-static void
-rm_snapshot_dir(const char *dir)
-{
-	char db[96];
-
-	snprintf(db, sizeof(db), "%s/xtsync.db", dir);
-	rm_db_files(db);
-	rmdir(dir);
 }
 
 /* xts_store_snapshot copies what is committed, also when it is only in the
@@ -443,7 +432,7 @@ test_snapshot(void **state)
 	assert_int_equal(xts_store_job_get(st, "j", &j), 0);
 	xts_store_job_clear(&j);
 	xts_store_close(st);
-	rm_snapshot_dir(dest);
+	assert_int_equal(xts_test_rmtree(dest), 0);
 
 	/* no store yet: XTS_ENOENT, nothing created on either side */
 	assert_non_null(mkdtemp(empty));
@@ -468,9 +457,8 @@ test_snapshot(void **state)
 	}
 	assert_int_equal(xts_store_snapshot(empty, dest), XTS_ESTORE);
 	assert_int_equal(file_mode(ddb), -1);
-	rm_db_files(bad);
-	rmdir(empty);
-	rm_snapshot_dir(dest);
+	assert_int_equal(xts_test_rmtree(empty), 0);
+	assert_int_equal(xts_test_rmtree(dest), 0);
 	umask(old);
 }
 
@@ -506,7 +494,7 @@ test_snapshot_busy(void **state)
 	assert_int_equal(sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(h);
 	assert_int_equal(xts_store_snapshot(f->dir, dest), 0);
-	rm_snapshot_dir(dest);
+	assert_int_equal(xts_test_rmtree(dest), 0);
 }
 
 /* ---- jobs and cycles ------------------------------------------------------ */
