@@ -202,19 +202,29 @@ done:
 	return ret;
 }
 
-/* Per-code-point case fold (keeps the character count, so positions found
- * in the folded text are positions in the original). */
+/* Per-code-point case mapping, as .NET's String.ToUpper/ToLower(CultureInfo)
+ * do it: Unicode's simple mappings only, so the character count never changes
+ * (positions found in folded text are positions in the original; ß stays ß,
+ * ﬁ stays ﬁ, a final Σ lowers to σ). turkic: the tr/az culture rules for
+ * dotted and dotless i. */
 static int
-fold_simple(const char *s, size_t n, struct xts_buf *b)
+case_simple(const char *s, size_t n, bool upper, bool turkic, struct xts_buf *b)
 {
 	size_t i;
 	int ret;
 
 	for (i = 0; i < n;) {
-		ucs4_t uc;
+		ucs4_t uc, m;
 		uint8_t enc[6];
 		int k = u8_mbtouc(&uc, (const uint8_t *)s + i, n - i), el;
-		el = u8_uctomb(enc, uc_tolower(uc), sizeof(enc));
+
+		if (turkic && upper && uc == 0x69)
+			m = 0x130; /* i -> İ */
+		else if (turkic && !upper && uc == 0x49)
+			m = 0x131; /* I -> ı */
+		else
+			m = upper ? uc_toupper(uc) : uc_tolower(uc);
+		el = u8_uctomb(enc, m, sizeof(enc));
 		if (el < 0)
 			return XTS_EINVAL;
 		ret = xts_buf_append(b, enc, (size_t)el);
@@ -256,9 +266,9 @@ xts_fn_instr(struct xts_ev *ev, const struct xts_node *call, json_t **out)
 	}
 	h = s1; hl = l1; nd = s2; nl = l2;
 	if (mode && strcasecmp(mode, "vbTextCompare") == 0) {
-		ret = fold_simple(s1, l1, &f1);
+		ret = case_simple(s1, l1, false, false, &f1);
 		if (ret == 0)
-			ret = fold_simple(s2, l2, &f2);
+			ret = case_simple(s2, l2, false, false, &f2);
 		if (ret < 0)
 			goto done;
 		h = xts_buf_str(&f1); hl = f1.len; nd = xts_buf_str(&f2); nl = f2.len;
@@ -602,24 +612,17 @@ done:
 	return ret;
 }
 
-/* The culture argument: only languages with special casing rules matter
- * to libunistring (Turkish/Azeri dotted I, Lithuanian); others are invariant. */
-static const char *
-culture_lang(const char *c)
+/* The culture argument: Turkish and Azeri are the cultures whose casing
+ * differs from the invariant one (dotted and dotless i). */
+static bool
+culture_turkic(const char *c)
 {
-	static const char *const langs[] = { "tr", "az", "lt" };
-	size_t i;
-
-	if (!c)
-		return NULL;
-	for (i = 0; i < sizeof(langs) / sizeof(langs[0]); i++)
-		if (strncasecmp(c, langs[i], 2) == 0 && (c[2] == '\0' || c[2] == '-' || c[2] == '_'))
-			return langs[i];
-	return NULL;
+	return c != NULL && (strncasecmp(c, "tr", 2) == 0 || strncasecmp(c, "az", 2) == 0) &&
+	       (c[2] == '\0' || c[2] == '-' || c[2] == '_');
 }
 
 static int
-change_case(struct xts_ev *ev, const struct xts_node *call, u8_xform f, json_t **out)
+change_case(struct xts_ev *ev, const struct xts_node *call, bool upper, json_t **out)
 {
 	struct xts_buf b = XTS_BUF_INIT;
 	char *s = NULL, *cul = NULL;
@@ -634,7 +637,9 @@ change_case(struct xts_ev *ev, const struct xts_node *call, u8_xform f, json_t *
 			*out = json_null();
 		goto done;
 	}
-	ret = u8_apply(f, UNINORM_NFC, culture_lang(cul), s, n, &b);
+	ret = xts_buf_reserve(&b, n + 1);
+	if (ret == 0)
+		ret = case_simple(s, n, upper, culture_turkic(cul), &b);
 	if (ret == 0)
 		ret = xts_ev_ret_buf(ev, call, &b, out);
 done:
@@ -644,28 +649,16 @@ done:
 	return ret;
 }
 
-static uint8_t *
-lower_adapter(const uint8_t *s, size_t n, const char *lang, uninorm_t nf, uint8_t *rb, size_t *lp)
-{
-	return u8_tolower(s, n, lang, NULL, rb, lp);
-}
-
-static uint8_t *
-upper_adapter(const uint8_t *s, size_t n, const char *lang, uninorm_t nf, uint8_t *rb, size_t *lp)
-{
-	return u8_toupper(s, n, lang, NULL, rb, lp);
-}
-
 int
 xts_fn_tolower(struct xts_ev *ev, const struct xts_node *call, json_t **out)
 {
-	return change_case(ev, call, lower_adapter, out);
+	return change_case(ev, call, false, out);
 }
 
 int
 xts_fn_toupper(struct xts_ev *ev, const struct xts_node *call, json_t **out)
 {
-	return change_case(ev, call, upper_adapter, out);
+	return change_case(ev, call, true, out);
 }
 
 int
