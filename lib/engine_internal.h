@@ -190,8 +190,6 @@ void eng_apply_cancel(struct eng_cycle *cy);
  * and the apply phase ends when the sent ones are back. */
 void eng_apply_stop(struct eng_cycle *cy);
 
-/* engine_cycle.c */
-/* Users read per relaxed read-phase transaction (whole Graph pages). */
 /* A stored job state that is a quarantine: quarantined, or disabled after 28
  * days of it (the same quarantine with no retry left; resume, restart and
  * a successful --once --job retry clear both). */
@@ -201,6 +199,8 @@ eng_in_quarantine(int state)
 	return state == XTS_JOB_QUARANTINED || state == XTS_JOB_DISABLED;
 }
 
+/* engine_cycle.c */
+/* Users read per relaxed read-phase transaction (whole Graph pages). */
 #define ENG_USERS_PER_TX 50000
 /* A batch paused this long (waiting for a slow page) is committed: it holds
  * SQLite's write lock, which the mail flusher's connection waits for. */
