@@ -509,6 +509,20 @@ count_job_cb(void *arg, const struct xts_store_job *j)
 	return 0;
 }
 
+/* The stored pause of job (1 or 0); the job must have a row. */
+static int
+stored_paused(struct xts_store *st, const char *job)
+{
+	struct xts_store_job j;
+	int paused;
+
+	memset(&j, 0, sizeof(j));
+	assert_int_equal(xts_store_job_get(st, job, &j), 0);
+	paused = j.paused;
+	xts_store_job_clear(&j);
+	return paused;
+}
+
 static void
 test_job_crud(void **state)
 {
@@ -550,22 +564,16 @@ test_job_crud(void **state)
 	xts_store_job_clear(&j);
 	/* pause: off by default, stored and cleared; on a job with no row yet
 	 * (paused before its first cycle) the row is created. */
-	assert_int_equal(xts_store_job_get(f->st, "a", &j), 0);
-	assert_int_equal(j.paused, 0);
-	xts_store_job_clear(&j);
+	assert_int_equal(stored_paused(f->st, "a"), 0);
 	assert_int_equal(xts_store_job_set_paused(f->st, "a", 1), 0);
+	assert_int_equal(stored_paused(f->st, "a"), 1);
 	assert_int_equal(xts_store_job_get(f->st, "a", &j), 0);
-	assert_int_equal(j.paused, 1);
 	assert_int_equal(j.state, XTS_JOB_QUARANTINED); /* the state is not touched */
 	xts_store_job_clear(&j);
 	assert_int_equal(xts_store_job_set_paused(f->st, "a", 0), 0);
-	assert_int_equal(xts_store_job_get(f->st, "a", &j), 0);
-	assert_int_equal(j.paused, 0);
-	xts_store_job_clear(&j);
+	assert_int_equal(stored_paused(f->st, "a"), 0);
 	assert_int_equal(xts_store_job_set_paused(f->st, "c", 1), 0);
-	assert_int_equal(xts_store_job_get(f->st, "c", &j), 0);
-	assert_int_equal(j.paused, 1);
-	xts_store_job_clear(&j);
+	assert_int_equal(stored_paused(f->st, "c"), 1);
 	assert_int_equal(xts_store_job_delete(f->st, "c"), 0);
 
 	assert_int_equal(xts_store_job_foreach(f->st, count_job_cb, &n), 0);
