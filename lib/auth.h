@@ -77,8 +77,9 @@ char *xts_auth_token_url(const struct xts_tenant_conn *tc);
  * XTS_GRAPH_SCOPE. Static string. */
 const char *xts_auth_scope(const char *graph_endpoint);
 
-/* Build a signed client assertion (PS256; header alg, typ, x5t#S256; claims
- * aud, iss = sub = client_id, jti, nbf = iat = now_s, exp = now_s + 600).
+/* Build a signed client assertion (PS256; header alg, typ, x5t (SHA-1) and
+ * x5t#S256; claims aud, iss = sub = client_id, jti, nbf = iat = now_s,
+ * exp = now_s + 600).
  * *out is a new string (caller frees with xts_free). Returns 0, XTS_EINVAL
  * (PEM does not parse / key does not match), XTS_ENOMEM, XTS_EINTERNAL. */
 int xts_jwt_client_assertion(const char *cert_pem, const char *key_pem, const char *client_id,

@@ -2,6 +2,9 @@
 /* The certificate credential: a JWT client assertion signed PS256 (RSA-PSS,
  * SHA-256, salt 32) with the x5t#S256 thumbprint header, as described in
  * MicrosoftDocs/entra-docs docs/identity-platform/certificate-credentials.md.
+ * The header also carries x5t, the SHA-1 thumbprint that page's earlier
+ * revision names (and Entra still accepts): a verifier that looks for either
+ * finds the certificate.
  * It builds assertions only; it verifies nothing and never logs key material. */
 #include <string.h>
 
@@ -111,10 +114,10 @@ xts_jwt_client_assertion(const char *cert_pem, const char *key_pem, const char *
 	BIO *bio = NULL;
 	X509 *cert = NULL;
 	EVP_PKEY *key = NULL;
-	unsigned char *der = NULL, *sig = NULL, dgst[SHA256_DIGEST_LENGTH];
+	unsigned char *der = NULL, *sig = NULL, dgst[SHA256_DIGEST_LENGTH], d1[SHA_DIGEST_LENGTH];
 	int derlen, ret = XTS_EINVAL;
 	size_t siglen = 0;
-	char *x5t = NULL, *h64 = NULL, *c64 = NULL, *s64 = NULL, jti[37];
+	char *x5t = NULL, *x5t1 = NULL, *h64 = NULL, *c64 = NULL, *s64 = NULL, jti[37];
 	json_t *hdr = NULL, *claims = NULL;
 	struct xts_buf b = XTS_BUF_INIT;
 
@@ -156,13 +159,16 @@ xts_jwt_client_assertion(const char *cert_pem, const char *key_pem, const char *
 		goto done;
 	SHA256(der, (size_t)derlen, dgst);
 	x5t = xts_b64url(dgst, sizeof(dgst));
+	SHA1(der, (size_t)derlen, d1);
+	x5t1 = xts_b64url(d1, sizeof(d1));
 	ret = xts_guid_new(jti);
 	if (ret != 0)
 		goto done;
 	ret = XTS_ENOMEM;
-	if (x5t == NULL)
+	if (x5t == NULL || x5t1 == NULL)
 		goto done;
-	hdr = json_pack("{s:s, s:s, s:s}", "alg", "PS256", "typ", "JWT", "x5t#S256", x5t);
+	hdr = json_pack("{s:s, s:s, s:s, s:s}", "alg", "PS256", "typ", "JWT", "x5t", x5t1, "x5t#S256",
+			x5t);
 	claims = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "aud", aud, "iss", client_id,
 			   "sub", client_id, "jti", jti, "nbf", (json_int_t)now_s, "iat",
 			   (json_int_t)now_s, "exp", (json_int_t)(now_s + 600));
@@ -193,6 +199,7 @@ done:
 	OPENSSL_free(der);
 	xts_free(sig);
 	xts_free(x5t);
+	xts_free(x5t1);
 	xts_free(h64);
 	xts_free(c64);
 	xts_free(s64);

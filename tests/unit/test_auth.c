@@ -140,6 +140,11 @@ test_assertion(void **state)
 	SHA256(der, (size_t)derlen, dg);
 	x5t = xts_b64url(dg, sizeof(dg));
 	assert_string_equal(json_string_value(json_object_get(hdr, "x5t#S256")), x5t);
+	xts_free(x5t);
+	/* and the SHA-1 thumbprint of the page's earlier revision */
+	SHA1(der, (size_t)derlen, dg);
+	x5t = xts_b64url(dg, 20);
+	assert_string_equal(json_string_value(json_object_get(hdr, "x5t")), x5t);
 
 	cl = decode_json(d1 + 1, (size_t)(d2 - d1 - 1));
 	assert_string_equal(json_string_value(json_object_get(cl, "aud")), aud);
