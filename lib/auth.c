@@ -23,6 +23,9 @@
 
 struct entry;
 
+/* A token endpoint's Retry-After is honoured up to this long. */
+#define AUTH_MAX_WAIT_MS (10LL * 60 * 1000)
+
 struct xts_auth_wait {
 	struct xts_auth *a;
 	struct entry *e;    /* waiting on e's request; NULL when on the ready list */
@@ -31,6 +34,7 @@ struct xts_auth_wait {
 	struct xts_auth_wait *next;
 	/* ready-list delivery copies, so a later refresh cannot change them */
 	char *token;
+	int err; /* on the ready list without a token: XTS_ETHROTTLED */
 };
 
 struct entry {
@@ -42,6 +46,8 @@ struct entry {
 	long long acquired; /* monotonic ms */
 	long long refresh_at;
 	long long expires_at;
+	/* the token endpoint said Retry-After (429, 5xx): no request before */
+	long long not_before;
 	struct xts_http_xfer *xfer;
 	struct xts_auth_wait *waiters;
 	struct xts_auth *auth;
@@ -320,7 +326,8 @@ on_ready(void *arg)
 		struct xts_auth_wait *w = a->ready;
 
 		a->ready = w->next;
-		w->cb(w->arg, 0, w->token, 0, "");
+		w->cb(w->arg, w->err, w->err == 0 ? w->token : NULL, 0,
+		      w->err == 0 ? "" : "the token endpoint asked to wait (Retry-After); not asking again before then");
 		wait_free(w);
 	}
 }
@@ -433,6 +440,13 @@ on_token(void *arg, const struct xts_http_resp *r)
 			err = XTS_ESERVER;
 		else if (err != 0 && r->status == 429)
 			err = XTS_ETHROTTLED;
+		/* "Microsoft Entra ID will reply with 429 Too Many Requests,
+		 * with a Retry-After: 60 header" (MSAL, client and server
+		 * throttling): no token request for this app and tenant until
+		 * then, whoever asks (xts_auth_get, xts_auth_wait_ms). */
+		if ((err == XTS_ESERVER || err == XTS_ETHROTTLED) && r->retry_after_ms > 0)
+			e->not_before = now + (r->retry_after_ms < AUTH_MAX_WAIT_MS ? r->retry_after_ms
+										    : AUTH_MAX_WAIT_MS);
 		else if (err == XTS_EPARSE && r->status != 200)
 			err = XTS_EAUTH;
 		/* A 200 we cannot read (our memory ran out inside jansson, which
@@ -442,6 +456,7 @@ on_token(void *arg, const struct xts_http_resp *r)
 	if (err == 0) {
 		entry_drop_token(e);
 		e->token = token;
+		e->not_before = 0;
 		life = exp_s * 1000;
 		/* margin_ms early, but no later than at 80 % of the lifetime */
 		early = e->auth->margin_ms;
@@ -533,6 +548,26 @@ done:
 	return ret;
 }
 
+/* Append to the ready list, keeping FIFO order. */
+static void
+ready_append(struct xts_auth *a, struct xts_auth_wait *w)
+{
+	struct xts_auth_wait **pp = &a->ready;
+
+	while (*pp != NULL)
+		pp = &(*pp)->next;
+	*pp = w;
+}
+
+long long
+xts_auth_wait_ms(struct xts_auth *a, const struct xts_tenant_conn *tc)
+{
+	struct entry *e = entry_find(a, tc, 0);
+	long long now = xts_now_ms();
+
+	return e != NULL && e->not_before > now ? e->not_before - now : 0;
+}
+
 int
 xts_auth_get(struct xts_auth *a, const struct xts_tenant_conn *tc, int force, xts_auth_cb cb,
 	     void *arg, struct xts_auth_wait **out)
@@ -568,14 +603,17 @@ xts_auth_get(struct xts_auth *a, const struct xts_tenant_conn *tc, int force, xt
 		ret = xts_ev_timer_start(a->timer, 0);
 		if (ret != 0)
 			goto fail;
-		/* append to keep FIFO order */
-		{
-			struct xts_auth_wait **pp = &a->ready;
-
-			while (*pp != NULL)
-				pp = &(*pp)->next;
-			*pp = w;
-		}
+		ready_append(a, w);
+		goto ok;
+	}
+	if (e->xfer == NULL && now < e->not_before) {
+		/* inside the token endpoint's Retry-After: answered at once
+		 * with XTS_ETHROTTLED, the caller waits xts_auth_wait_ms */
+		w->err = XTS_ETHROTTLED;
+		ret = xts_ev_timer_start(a->timer, 0);
+		if (ret != 0)
+			goto fail;
+		ready_append(a, w);
 		goto ok;
 	}
 	if (e->xfer == NULL) {

@@ -60,6 +60,11 @@ void xts_auth_free(struct xts_auth *a);
 int xts_auth_get(struct xts_auth *a, const struct xts_tenant_conn *tc, int force,
 		 xts_auth_cb cb, void *arg, struct xts_auth_wait **out);
 void xts_auth_cancel(struct xts_auth_wait *w);
+/* How long the token endpoint asked tc's (tenant, app) to wait (its
+ * Retry-After on a 429 or 5xx), ms from now; 0 when it did not. Until then
+ * xts_auth_get answers a caller without a cached token XTS_ETHROTTLED at once
+ * instead of asking again. */
+long long xts_auth_wait_ms(struct xts_auth *a, const struct xts_tenant_conn *tc);
 
 /* Forget the cached token of tc (e.g. the resource said 401). */
 void xts_auth_invalidate(struct xts_auth *a, const struct xts_tenant_conn *tc);

@@ -450,10 +450,25 @@ xts_graph__backoff_ms(struct xts_graph *g, int attempt)
 	return d / 2 + (long long)(rng_next(c) % (unsigned long long)(d / 2 + 1));
 }
 
+long long
+xts_graph__token_delay_ms(struct xts_graph *g, int attempt)
+{
+	long long d = xts_graph__backoff_ms(g, attempt);
+	long long w = xts_auth_wait_ms(g->ctx->auth, &g->tc);
+
+	return w > d ? w : d;
+}
+
 int
 xts_graph__max_attempts(struct xts_graph *g)
 {
 	return g->ctx->opts.max_attempts;
+}
+
+struct xts_evloop *
+xts_graph__ev(struct xts_graph *g)
+{
+	return g->ctx->ev;
 }
 
 size_t
@@ -565,7 +580,7 @@ on_token(void *arg, int err, const char *token, long aadsts, const char *detail)
 	r->aw = NULL;
 	if ((err == XTS_EHTTP || err == XTS_ETIMEDOUT || err == XTS_ESERVER || err == XTS_ETHROTTLED) &&
 	    !(r->flags & XTS_GRAPH_NO_RETRY) && r->attempts + 1 < r->g->ctx->opts.max_attempts) {
-		long long delay = xts_graph__backoff_ms(r->g, ++r->attempts);
+		long long delay = xts_graph__token_delay_ms(r->g, ++r->attempts);
 
 		if (r->admitted) {
 			xts_throttle_refund(r->g->throttle, &r->cost, xts_now_ms());
@@ -738,8 +753,9 @@ on_http(void *arg, const struct xts_http_resp *resp)
 			   ge.code[0] ? ge.code : "-", ge.message[0] ? ge.message : "-",
 			   resp->client_request_id);
 		r->reauthed = 1;
+		/* xts_auth_get drops the cached token unless it is younger
+		 * than 1 s: a burst of 401s fetches one new token, not one each */
 		r->force_token = 1;
-		xts_auth_invalidate(g->ctx->auth, &g->tc);
 		step_admit(r);
 		return;
 	}

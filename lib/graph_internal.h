@@ -24,7 +24,11 @@ struct xts_graph {
 int xts_graph__abs_url(struct xts_graph *g, const char *url, char **out);
 /* Back-off with jitter for the given attempt number (1-based). */
 long long xts_graph__backoff_ms(struct xts_graph *g, int attempt);
+/* Before asking for g's token again after a transient failure: the back-off,
+ * or the token endpoint's Retry-After (xts_auth_wait_ms) if longer. */
+long long xts_graph__token_delay_ms(struct xts_graph *g, int attempt);
 int xts_graph__max_attempts(struct xts_graph *g);
+struct xts_evloop *xts_graph__ev(struct xts_graph *g);
 size_t xts_graph__max_body(struct xts_graph *g);
 
 #endif

@@ -30,6 +30,10 @@ struct xts_policy_check {
 	xts_policy_cb cb;
 	void *arg;
 	struct xts_auth_wait *aw[2];
+	/* a token request that failed for a moment (5xx, 429, transport) is
+	 * asked again, as graph.c does for its requests */
+	struct xts_evtimer *retry[2];
+	int tok_attempts[2];
 	struct xts_graph_req *q[Q__N];
 	int outstanding;
 	int token_ok[2];
@@ -439,16 +443,46 @@ done:
 	return tid;
 }
 
+static void on_src_token(void *arg, int err, const char *token, long aadsts, const char *detail);
+static void on_tgt_token(void *arg, int err, const char *token, long aadsts, const char *detail);
+static void retry_src(void *arg);
+static void retry_tgt(void *arg);
+
+static int
+ask_token(struct xts_policy_check *pc, int which)
+{
+	struct xts_graph *g = which ? pc->tgt : pc->src;
+
+	return xts_auth_get(xts_graph_ctx_auth(g->ctx), &g->tc, 0, which ? on_tgt_token : on_src_token,
+			    pc, &pc->aw[which]);
+}
+
 static void
 on_token(struct xts_policy_check *pc, int which, int err, const char *token, long aadsts,
 	 const char *detail)
 {
 	char **tidp = which ? &pc->r.target_tenant_id : &pc->r.source_tenant_id;
-
-	const struct xts_tenant_conn *tc = xts_graph_conn(which ? pc->tgt : pc->src);
+	struct xts_graph *g = which ? pc->tgt : pc->src;
+	const struct xts_tenant_conn *tc = xts_graph_conn(g);
 	char code[32], fix[300];
 
 	pc->aw[which] = NULL;
+	if ((err == XTS_EHTTP || err == XTS_ETIMEDOUT || err == XTS_ESERVER || err == XTS_ETHROTTLED) &&
+	    pc->tok_attempts[which] + 1 < xts_graph__max_attempts(g)) {
+		long long delay = xts_graph__token_delay_ms(g, ++pc->tok_attempts[which]);
+
+		if ((pc->retry[which] != NULL ||
+		     xts_ev_timer_new(xts_graph__ev(g), which ? retry_tgt : retry_src, pc,
+				      &pc->retry[which]) == 0) &&
+		    xts_ev_timer_start(pc->retry[which], delay) == 0) {
+			xts_log_rl(XTS_LOG_INFO, 10000, 20,
+				   "policy check: %s: token endpoint: %s; retry in %lld ms", tc->name,
+				   xts_strerror(err), delay);
+			return;
+		}
+		err = XTS_ENOMEM;
+		detail = "cannot arm a timer";
+	}
 	pc->outstanding--;
 	if (err == 0) {
 		pc->token_ok[which] = 1;
@@ -487,6 +521,27 @@ on_src_token(void *arg, int err, const char *token, long aadsts, const char *det
 }
 
 static void
+retry_token(struct xts_policy_check *pc, int which)
+{
+	int ret = ask_token(pc, which);
+
+	if (ret != 0)
+		on_token(pc, which, ret, NULL, 0, xts_strerror(ret));
+}
+
+static void
+retry_src(void *arg)
+{
+	retry_token(arg, 0);
+}
+
+static void
+retry_tgt(void *arg)
+{
+	retry_token(arg, 1);
+}
+
+static void
 on_tgt_token(void *arg, int err, const char *token, long aadsts, const char *detail)
 {
 	on_token(arg, 1, err, token, aadsts, detail);
@@ -506,7 +561,6 @@ xts_policy_check_start_ex(struct xts_graph *src, struct xts_graph *tgt, const ch
 			  void *arg, struct xts_policy_check **out)
 {
 	struct xts_policy_check *pc;
-	struct xts_auth *auth;
 	int ret;
 
 	if (src == NULL || tgt == NULL || cb == NULL)
@@ -527,12 +581,11 @@ xts_policy_check_start_ex(struct xts_graph *src, struct xts_graph *tgt, const ch
 		ret = XTS_ENOMEM;
 		goto fail;
 	}
-	auth = xts_graph_ctx_auth(src->ctx);
 	pc->outstanding = 2;
-	ret = xts_auth_get(auth, &src->tc, 0, on_src_token, pc, &pc->aw[0]);
+	ret = ask_token(pc, 0);
 	if (ret != 0)
 		goto fail;
-	ret = xts_auth_get(auth, &tgt->tc, 0, on_tgt_token, pc, &pc->aw[1]);
+	ret = ask_token(pc, 1);
 	if (ret != 0)
 		goto fail;
 	if (out != NULL)
@@ -550,8 +603,10 @@ xts_policy_check_free(struct xts_policy_check *pc)
 
 	if (pc == NULL)
 		return;
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 2; i++) {
 		xts_auth_cancel(pc->aw[i]);
+		xts_ev_timer_free(pc->retry[i]);
+	}
 	for (i = 0; i < Q__N; i++)
 		xts_graph_cancel(pc->q[i]);
 	for (i = 0; i < pc->r.n; i++) {

@@ -762,6 +762,46 @@ test_engine(void)
 	ok(o.err == 0, "token endpoint 503 (AADSTS90006) retried, not taken as bad credentials (got %s)",
 	   xts_errname(o.err));
 	admin_ok("DELETE", "/_admin/faults", NULL);
+
+	/* A token endpoint's 429 with Retry-After: 2 is waited out by every
+	 * request waiting for that token, and nobody asks again before
+	 * (MSAL, client and server throttling: "Microsoft Entra ID will reply
+	 * with 429 Too Many Requests, with a Retry-After: 60 header"). */
+	xts_auth_invalidate(xts_graph_ctx_auth(c2), xts_graph_conn(g));
+	admin_ok("DELETE", "/_admin/requests", NULL);
+	admin_ok("POST", "/_admin/faults", "{\"route\": \"oauth2/v2.0/token$\", \"kind\": \"status\", \"status\": 429, \"retry_after\": 2, \"count\": 1}");
+	{
+		struct one o3[3];
+		long long t0 = xts_now_ms(), took;
+		int tokens = 0, done = 0, good = 0;
+		json_t *j, *e;
+		size_t k;
+
+		memset(o3, 0, sizeof(o3));
+		for (i = 0; i < 3; i++)
+			if (xts_graph_request(g, "GET", url, NULL, 0, on_one, &o3[i], NULL) != 0)
+				o3[i].done = 1;
+		while (done < 3 && xts_now_ms() - t0 < 30000) {
+			sleep_loop(50);
+			for (done = good = i = 0; i < 3; i++) {
+				done += o3[i].done;
+				good += o3[i].done && o3[i].err == 0;
+			}
+		}
+		took = xts_now_ms() - t0;
+		j = admin("GET", "/_admin/requests", NULL);
+		json_array_foreach(json_object_get(j, "value"), k, e) {
+			const char *r = json_string_value(json_object_get(e, "route"));
+
+			if (r != NULL && strcmp(r, "token") == 0)
+				tokens++;
+		}
+		json_decref(j);
+		ok(good == 3 && tokens == 2 && took >= 1900,
+		   "token endpoint 429 with Retry-After: 2 waited out: 3 requests succeed after %lld ms, "
+		   "%d token requests (one refused, one asked after the wait)", took, tokens);
+	}
+	admin_ok("DELETE", "/_admin/faults", NULL);
 	xts_graph_free(g);
 	xts_graph_ctx_free(c2);
 	free(uid);
@@ -1242,6 +1282,14 @@ test_policy(struct xts_graph *src, struct xts_graph *tgt)
 		xts_graph_free(gs);
 		xts_graph_free(gt);
 	}
+	/* the token endpoint failing once is retried, not reported */
+	xts_auth_invalidate(xts_graph_ctx_auth(ctx), xts_graph_conn(tgt));
+	admin_ok("POST", "/_admin/faults", "{\"route\": \"oauth2/v2.0/token$\", \"kind\": \"status\", \"status\": 503, \"retry_after\": 1, \"count\": 1}");
+	p = check(src, tgt);
+	admin_ok("DELETE", "/_admin/faults", NULL);
+	ok(p.done && p.err == 0 && p.n == 0,
+	   "test-connection: a token endpoint 503 is retried, not reported (%.*s)", (int)strcspn(p.text, "\n"),
+	   p.text);
 	conn(&tc, "tgt-bad", TGT, TAPP, "not-the-secret");
 	if (xts_graph_new(ctx, &tc, &bad) == 0) {
 		p = check(src, bad);
