@@ -615,7 +615,11 @@ on_token(void *arg, int err, const char *token, long aadsts, const char *detail)
 		int n = 0;
 		hdrs[n++] = auth.p;
 		hdrs[n++] = "Accept: application/json";
-		if (r->body)
+		/* also on a POST without a body (restore: "Content-type:
+		 * application/json", "Do not supply a request body",
+		 * directory-deleteditems-restore.md), where libcurl would
+		 * otherwise send application/x-www-form-urlencoded */
+		if (r->body || (strcmp(r->method, "GET") != 0 && strcmp(r->method, "DELETE") != 0))
 			hdrs[n++] = "Content-Type: application/json";
 		if (r->flags & XTS_GRAPH_ADVANCED)
 			hdrs[n++] = "ConsistencyLevel: eventual";

@@ -209,13 +209,29 @@ xts_http_parse_retry_after(const char *v, long long now_wall_s)
 	while (*v == ' ' || *v == '\t')
 		v++;
 	if (*v >= '0' && *v <= '9') {
+		long long ms = 0;
+		int digits = 0;
+
 		errno = 0;
 		s = strtoll(v, &end, 10);
+		if (*end == '.') {
+			/* Seconds with a fraction, as Microsoft's own sample 429
+			 * sends ("Retry-After: 2.128", concepts/throttling.md):
+			 * to the millisecond, rounded up. */
+			for (end++; *end >= '0' && *end <= '9'; end++, digits++) {
+				if (digits < 3)
+					ms = ms * 10 + (*end - '0');
+				else if (*end != '0' && digits == 3)
+					ms++;
+			}
+			for (; digits < 3; digits++)
+				ms *= 10;
+		}
 		while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
 			end++;
 		if (errno != 0 || *end != '\0' || s > 86400LL * 7)
 			return -1;
-		return s * 1000;
+		return s * 1000 + ms;
 	}
 	t = curl_getdate(v, NULL);
 	if (t == (time_t)-1)

@@ -111,7 +111,8 @@ class Sim:
             self.log.append({"seq": seq, "time": time.time(), "method": req.method, "path": req.path,
                              "tenant": tid, "app": req.app, "status": status, "route": req.route,
                              "batch_parent": req.batch_parent, "retry_after": retry_after,
-                             "query": sorted(req.query)})
+                             "query": sorted(req.query),
+                             "content_type": req.headers.get("content-type")})
             if len(self.log) > int(self.settings["max_log"]):
                 del self.log[:len(self.log) // 10]
             key = (tid or "-", req.route or "-")

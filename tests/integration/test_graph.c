@@ -763,6 +763,29 @@ test_engine(void)
 	   xts_errname(o.err));
 	admin_ok("DELETE", "/_admin/faults", NULL);
 
+	/* A POST without a body says Content-Type: application/json (restore:
+	 * "Content-type: application/json", "Do not supply a request body",
+	 * directory-deleteditems-restore.md); libcurl's default for an empty
+	 * POST is application/x-www-form-urlencoded. */
+	admin_ok("DELETE", "/_admin/requests", NULL);
+	memset(&o, 0, sizeof(o));
+	if (xts_graph_request(g, "POST", "/v1.0/directory/deletedItems/0c0a0b0e-0000-4000-8000-00000000dead/restore",
+			      NULL, 0, on_one, &o, NULL) == 0)
+		spin(&o.done, 30000);
+	{
+		json_t *j = admin("GET", "/_admin/requests", NULL), *e;
+		const char *ct = NULL;
+		size_t k;
+
+		json_array_foreach(json_object_get(j, "value"), k, e)
+			if (strstr(json_string_value(json_object_get(e, "path")), "/restore") != NULL)
+				ct = json_string_value(json_object_get(e, "content_type"));
+		ok(o.done && o.status == 404 && ct != NULL && strcmp(ct, "application/json") == 0,
+		   "POST without a body (restore) sent as application/json (status %ld, Content-Type %s)", o.status,
+		   ct != NULL ? ct : "none");
+		json_decref(j);
+	}
+
 	/* A token endpoint's 429 with Retry-After: 2 is waited out by every
 	 * request waiting for that token, and nobody asks again before
 	 * (MSAL, client and server throttling: "Microsoft Entra ID will reply

@@ -63,6 +63,13 @@ test_retry_after(void **state)
 	assert_int_equal(xts_http_parse_retry_after("0", 0), 0);
 	assert_int_equal(xts_http_parse_retry_after("abc", 0), -1);
 	assert_int_equal(xts_http_parse_retry_after("5x", 0), -1);
+	/* seconds with a fraction (concepts/throttling.md's sample 429 says
+	 * "Retry-After: 2.128"): to the millisecond, rounded up */
+	assert_int_equal(xts_http_parse_retry_after("2.128", 0), 2128);
+	assert_int_equal(xts_http_parse_retry_after("0.5", 0), 500);
+	assert_int_equal(xts_http_parse_retry_after("1.0001", 0), 1001);
+	assert_int_equal(xts_http_parse_retry_after("3.1200", 0), 3120);
+	assert_int_equal(xts_http_parse_retry_after("2.5x", 0), -1);
 	assert_int_equal(xts_http_parse_retry_after(NULL, 0), -1);
 	/* HTTP-date: Wed, 21 Oct 2015 07:28:00 GMT = 1445412480 */
 	assert_int_equal(xts_http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470), 10000);
