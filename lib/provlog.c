@@ -322,11 +322,14 @@ identity(const char *id, const char *display, const char *upn, const char *tenan
 	    set_str(o, "identityType", "User") < 0)
 		goto nomem;
 	/* provisionedIdentity has no UPN or tenant property; Graph carries such
-	 * facts in its open `details` object (detailsInfo). UPN is also kept at
-	 * the top level, as the contract lists it there. */
+	 * facts in its open `details` object (detailsInfo). UPN and tenantId are
+	 * also kept at the top level, as the contract lists them there
+	 * ("targetIdentity (id, tenant)"). */
 	if (set_str(o, "userPrincipalName", upn) < 0)
 		goto nomem;
 	if (tenant) {
+		if (set_str(o, "tenantId", tenant) < 0)
+			goto nomem;
 		d = json_object();
 		if (d == NULL || set_str(d, "tenantId", tenant) < 0) {
 			json_decref(d);

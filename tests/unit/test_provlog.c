@@ -168,6 +168,9 @@ test_entry_fields(void **state)
 		    "22222222-bbbb-4bbb-8bbb-222222222222");
 		assert_string_equal(json_string_value(json_object_get(json_object_get(t, "details"),
 		    "tenantId")), "tenant-b");
+		/* and at the top level, where the contract lists it */
+		assert_string_equal(json_string_value(json_object_get(t, "tenantId")), "tenant-b");
+		assert_string_equal(json_string_value(json_object_get(s, "tenantId")), "tenant-a");
 		assert_string_equal(json_string_value(json_object_get(json_object_get(o, "targetSystem"),
 		    "id")), "tenant-b");
 	}
