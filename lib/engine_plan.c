@@ -4,6 +4,7 @@
  * attribute mappings, and the one open operation per user (create, update,
  * restore, staged disable/delete, manager). It sends nothing: the apply phase
  * (engine_apply.c) does. */
+#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
@@ -168,6 +169,17 @@ eng_reference_mapping(const struct xts_schema *s)
 	return NULL;
 }
 
+/* Target attributes never written through Graph, though a schema maps them:
+ * showInAddressList is "Do not use in Microsoft Graph. Manage this property
+ * through the Microsoft 365 admin center instead." (resources/user.md);
+ * Microsoft's built-in cross-tenant schema maps it (its own service writes
+ * it another way). A PATCH carrying it may be refused as a whole. */
+static bool
+graph_unwritable(const char *target)
+{
+	return strcasecmp(target, "showInAddressList") == 0;
+}
+
 /* Drop what is never exported as a plain attribute. */
 static void
 strip(const struct xts_schema *s, json_t *attrs)
@@ -176,7 +188,7 @@ strip(const struct xts_schema *s, json_t *attrs)
 
 	for (i = 0; i < n; i++) {
 		const struct xts_schema_mapping *m = xts_schema_mapping_at(s, i);
-		if (m->is_link || m->is_soft_delete || m->is_reference)
+		if (m->is_link || m->is_soft_delete || m->is_reference || graph_unwritable(m->target))
 			json_object_del(attrs, m->target);
 	}
 }

@@ -395,6 +395,39 @@ test_full_round_replaces(void **state)
 	one_property(f, "u-9", "jobTitle", "Clerk", "department", "Legal");
 }
 
+/* showInAddressList, mapped by the built-in schema, is never written:
+ * "Do not use in Microsoft Graph" (resources/user.md). Not in a create's
+ * attributes, not in an update, whatever the target was last given. */
+static void
+test_unwritable_not_sent(void **state)
+{
+	struct fx *f = *state;
+	static const char *const ids[] = { "u-1" };
+	struct xts_store_link l = { .source_id = "u-2", .target_id = "t-2" };
+	json_t *p, *page;
+
+	assert_int_equal(read_page(f, ids, 1), 0);
+	p = op_payload(f, "u-1", XTS_OP_CREATE);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(p, "attrs"), "userType")), "Member");
+	assert_null(json_object_get(json_object_get(p, "attrs"), "showInAddressList"));
+	json_decref(p);
+
+	/* linked, last given false: no update for it (department differs) */
+	l.exported = json_pack("{s:b,s:s,s:s}", "showInAddressList", 0, "department", "Legal", "displayName", "u-2");
+	assert_non_null(l.exported);
+	assert_int_equal(xts_store_link_put(f->st, "j", &l), 0);
+	json_decref(l.exported);
+	f->cy.untouched = false; /* the job has a link now */
+	page = json_pack("[o]", entry("u-2"));
+	assert_non_null(page);
+	assert_int_equal(eng_users_page(&f->cy, page, 1), 0);
+	json_decref(page);
+	p = op_payload(f, "u-2", XTS_OP_UPDATE);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(p, "changes"), "department")), "Sales");
+	assert_null(json_object_get(json_object_get(p, "changes"), "showInAddressList"));
+	json_decref(p);
+}
+
 int
 main(void)
 {
@@ -406,6 +439,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_link_without_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_op_without_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_round_replaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unwritable_not_sent, setup, teardown),
 	};
 
 	if (xts_mem_install() != 0)
