@@ -23,7 +23,7 @@
 #define MS_POLICY_CODE "AzureDirectoryB2BManagementPolicyCheckFailure"
 #define MS_AUTOREDEEM "Policy permitting auto-redemption of invitations not configured."
 
-enum { Q_TGT_PARTNER, Q_TGT_SYNC, Q_SRC_PARTNER, Q_TGT_LINK, Q__N };
+enum { Q_TGT_PARTNER, Q_TGT_SYNC, Q_SRC_PARTNER, Q_TGT_LINK, Q_SRC_ORG, Q_TGT_ORG, Q__N };
 
 struct xts_policy_check {
 	struct xts_graph *src, *tgt;
@@ -443,6 +443,57 @@ done:
 	return tid;
 }
 
+/* A tenant configured by domain whose token does not tell its GUID (access
+ * tokens "must be treated as opaque strings", entra-docs
+ * identity-platform/access-tokens.md): the organization's id ("The tenant
+ * ID", resources/organization.md), read with that tenant's own token. The
+ * partner policies are keyed by GUID. Without an answer the domain stays. */
+static void
+on_org(struct xts_policy_check *pc, int which, const struct xts_graph_result *res)
+{
+	char **tidp = which ? &pc->r.target_tenant_id : &pc->r.source_tenant_id;
+	const char *id = json_string_value(
+		json_object_get(json_array_get(json_object_get(res->body, "value"), 0), "id"));
+
+	pc->q[which ? Q_TGT_ORG : Q_SRC_ORG] = NULL;
+	pc->outstanding--;
+	if (res->err == 0 && is_guid(id)) {
+		char *d = xts_strdup(id);
+
+		if (d != NULL) {
+			xts_free(*tidp);
+			*tidp = d;
+		}
+	}
+	if (pc->outstanding == 0)
+		start_queries(pc);
+	finish_if_done(pc);
+}
+
+static void
+on_src_org(void *arg, const struct xts_graph_result *res)
+{
+	on_org(arg, 0, res);
+}
+
+static void
+on_tgt_org(void *arg, const struct xts_graph_result *res)
+{
+	on_org(arg, 1, res);
+}
+
+/* Both tokens are in: look up a GUID still missing, then the policies. */
+static void
+tokens_done(struct xts_policy_check *pc)
+{
+	if (pc->token_ok[0] && !is_guid(pc->r.source_tenant_id))
+		query(pc, Q_SRC_ORG, pc->src, "/v1.0/organization?$select=id", on_src_org);
+	if (pc->token_ok[1] && !is_guid(pc->r.target_tenant_id))
+		query(pc, Q_TGT_ORG, pc->tgt, "/v1.0/organization?$select=id", on_tgt_org);
+	if (pc->outstanding == 0)
+		start_queries(pc);
+}
+
 static void on_src_token(void *arg, int err, const char *token, long aadsts, const char *detail);
 static void on_tgt_token(void *arg, int err, const char *token, long aadsts, const char *detail);
 static void retry_src(void *arg);
@@ -510,7 +561,7 @@ on_token(struct xts_policy_check *pc, int which, int err, const char *token, lon
 			    "the token endpoint failed or was unreachable; check the authority URL and the network, then retry");
 	}
 	if (pc->aw[0] == NULL && pc->aw[1] == NULL && pc->outstanding == 0)
-		start_queries(pc);
+		tokens_done(pc);
 	finish_if_done(pc);
 }
 

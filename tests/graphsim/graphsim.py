@@ -29,6 +29,7 @@ DEFAULT_SETTINGS = {
     "time_scale": 1.0,
     "throttle": True,
     "token_lifetime_s": 3599.0,
+    "opaque_tokens": False,
     "delta_token_max_age_s": 604800.0,
     "page_size": 100,
     "members_page_size": 100,

@@ -70,6 +70,7 @@ class Auth:
         self.key = secrets.token_bytes(32)
         self.seen_jti = {}          # jti -> exp, pruned as they expire
         self.issued = collections.deque(maxlen=10000)   # access tokens handed out (GET /_admin/tokens)
+        self.opaque = {}            # opaque access token -> claims (setting opaque_tokens)
 
     # -- access tokens -------------------------------------------------------
     def issue(self, tenant, app_id):
@@ -82,14 +83,26 @@ class Auth:
                   "roles": ["User.ReadWrite.All", "Directory.ReadWrite.All", "User.Invite.All",
                             "Policy.ReadWrite.CrossTenantAccess", "GroupMember.Read.All"],
                   "ver": "1.0", "uti": b64u(secrets.token_bytes(12))}
-        si = b64u(json.dumps(hdr).encode()) + "." + b64u(json.dumps(claims).encode())
-        sig = hmac.new(self.key, si.encode(), hashlib.sha256).digest()
-        tok = si + "." + b64u(sig)
+        if self.settings.get("opaque_tokens"):
+            # "access tokens must be treated as opaque strings ... Tokens that
+            # a Microsoft API receives might not always be a JWT that can be
+            # decoded" (entra-docs identity-platform/access-tokens.md)
+            for t in [t for t, c in self.opaque.items() if c["exp"] <= now]:
+                del self.opaque[t]
+            tok = "gso" + b64u(secrets.token_bytes(32))
+            self.opaque[tok] = claims
+        else:
+            si = b64u(json.dumps(hdr).encode()) + "." + b64u(json.dumps(claims).encode())
+            sig = hmac.new(self.key, si.encode(), hashlib.sha256).digest()
+            tok = si + "." + b64u(sig)
         self.issued.append({"tenant": tenant.id, "app": app_id, "exp": now + life, "access_token": tok})
         return tok, life
 
     def verify(self, token):
         """Returns (claims, None) or (None, reason) for a Bearer token."""
+        if token in self.opaque:
+            claims = self.opaque[token]
+            return (claims, None) if claims["exp"] > time.time() else (None, "expired")
         parts = token.split(".")
         if len(parts) != 3:
             return None, "malformed"

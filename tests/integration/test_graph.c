@@ -1299,6 +1299,18 @@ test_policy(struct xts_graph *src, struct xts_graph *tgt)
 			ok(p.err == 0 && p.n == 0 && strstr(p.text, TGT) && strstr(p.text, SRC),
 			   "tenants configured by domain: GUIDs taken from the tokens' tid (%.*s)",
 			   (int)strcspn(p.text, "\n"), p.text);
+			/* tokens that are not JWTs ("must be treated as opaque
+			 * strings", access-tokens.md): GET /organization */
+			admin_ok("POST", "/_admin/settings", "{\"opaque_tokens\": true}");
+			xts_auth_invalidate(xts_graph_ctx_auth(ctx), &ds);
+			xts_auth_invalidate(xts_graph_ctx_auth(ctx), &dt);
+			p = check(gs, gt);
+			admin_ok("POST", "/_admin/settings", "{\"opaque_tokens\": false}");
+			xts_auth_invalidate(xts_graph_ctx_auth(ctx), &ds);
+			xts_auth_invalidate(xts_graph_ctx_auth(ctx), &dt);
+			ok(p.err == 0 && p.n == 0 && strstr(p.text, TGT) && strstr(p.text, SRC),
+			   "tenants configured by domain, opaque tokens: GUIDs from GET /organization (%.*s)",
+			   (int)strcspn(p.text, "\n"), p.text);
 		} else {
 			ok(0, "graph clients by domain");
 		}
