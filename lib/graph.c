@@ -460,6 +460,18 @@ xts_graph__token_delay_ms(struct xts_graph *g, int attempt)
 }
 
 int
+xts_graph__attempt_cap(struct xts_graph *g, int err)
+{
+	int n = g->ctx->opts.max_attempts;
+
+	/* "If the request fails again with a 429 error code, you are still
+	 * being throttled. Continue to use the recommended Retry-After delay
+	 * and retry the request until it succeeds." (throttling.md): a throttled
+	 * request is not a failing one; bounded all the same, so a cycle ends */
+	return err == XTS_ETHROTTLED ? n * XTS_GRAPH_THROTTLED_TIMES : n;
+}
+
+int
 xts_graph__max_attempts(struct xts_graph *g)
 {
 	return g->ctx->opts.max_attempts;
@@ -715,7 +727,8 @@ on_http(void *arg, const struct xts_http_resp *resp)
 	ge.status = resp->status;
 	copy_str(ge.client_request_id, sizeof(ge.client_request_id), resp->client_request_id);
 	copy_str(ge.request_id, sizeof(ge.request_id), resp->request_id);
-	may_retry = !(r->flags & XTS_GRAPH_NO_RETRY) && r->attempts < g->ctx->opts.max_attempts;
+	may_retry = !(r->flags & XTS_GRAPH_NO_RETRY) &&
+		    r->attempts < xts_graph__attempt_cap(g, resp->status == 429 ? XTS_ETHROTTLED : 0);
 
 	if (resp->err != 0) {
 		if (resp->err != XTS_ETOOBIG && resp->err != XTS_ETLS && resp->err != XTS_EINVAL &&

@@ -24,7 +24,7 @@ struct xts_graph_ctx;
 struct xts_graph_opts {
 	double time_scale;   /* multiplies throttle budgets; 0 = $XTSYNC_TIME_SCALE, else 1.0 */
 	size_t max_body;     /* response cap; 0 = XTS_HTTP_MAX_BODY_DEFAULT */
-	int max_attempts;    /* per request for 429/5xx/transport; 0 = 8 */
+	int max_attempts;    /* per request for 5xx/transport (4x for 429); 0 = 8 */
 	long long backoff_min_ms; /* 0 = 1000 */
 	long long backoff_max_ms; /* 0 = 60000 */
 	long request_timeout_ms;  /* one HTTP exchange; 0 = $XTSYNC_REQUEST_TIMEOUT_MS, else 120000 */

@@ -629,7 +629,7 @@ retry_or_fail(struct xts_batch_op *op, int err, long status, json_t *body, long 
 	struct xts_graph_error ge;
 
 	op->attempts++;
-	if (op->attempts < xts_graph__max_attempts(b->g)) {
+	if (op->attempts < xts_graph__attempt_cap(b->g, err)) {
 		xts_log_rl(XTS_LOG_INFO, 10000, 20,
 			   "graph: %s: %s %s%s -> HTTP %ld (%s); retry %d in %lld ms", b->g->tc.name,
 			   op->method, op->url, b->g->no_batch ? "" : " in $batch", status, xts_errname(err),

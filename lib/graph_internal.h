@@ -28,6 +28,10 @@ long long xts_graph__backoff_ms(struct xts_graph *g, int attempt);
  * or the token endpoint's Retry-After (xts_auth_wait_ms) if longer. */
 long long xts_graph__token_delay_ms(struct xts_graph *g, int attempt);
 int xts_graph__max_attempts(struct xts_graph *g);
+/* Sends allowed for a request whose last answer was err: max_attempts, times
+ * XTS_GRAPH_THROTTLED_TIMES for 429 (XTS_ETHROTTLED). */
+#define XTS_GRAPH_THROTTLED_TIMES 4
+int xts_graph__attempt_cap(struct xts_graph *g, int err);
 struct xts_evloop *xts_graph__ev(struct xts_graph *g);
 size_t xts_graph__max_body(struct xts_graph *g);
 

@@ -23,6 +23,12 @@
 #define MS_POLICY_CODE "AzureDirectoryB2BManagementPolicyCheckFailure"
 #define MS_AUTOREDEEM "Policy permitting auto-redemption of invitations not configured."
 
+/* Token requests per tenant when the token service answers busy (5xx, 429):
+ * a moment's failure is retried. An authority that cannot be reached is
+ * reported at once (the cycle fails; graph.c's requests retry transport
+ * errors, the connection test does not wait for them). */
+#define PC_TOKEN_ATTEMPTS 3
+
 enum { Q_TGT_PARTNER, Q_TGT_SYNC, Q_SRC_PARTNER, Q_TGT_LINK, Q_SRC_ORG, Q_TGT_ORG, Q__N };
 
 struct xts_policy_check {
@@ -30,8 +36,8 @@ struct xts_policy_check {
 	xts_policy_cb cb;
 	void *arg;
 	struct xts_auth_wait *aw[2];
-	/* a token request that failed for a moment (5xx, 429, transport) is
-	 * asked again, as graph.c does for its requests */
+	/* a token request the service answered busy (5xx, 429) is asked
+	 * again, with graph.c's back-off and Retry-After */
 	struct xts_evtimer *retry[2];
 	int tok_attempts[2];
 	struct xts_graph_req *q[Q__N];
@@ -518,8 +524,7 @@ on_token(struct xts_policy_check *pc, int which, int err, const char *token, lon
 	char code[32], fix[300];
 
 	pc->aw[which] = NULL;
-	if ((err == XTS_EHTTP || err == XTS_ETIMEDOUT || err == XTS_ESERVER || err == XTS_ETHROTTLED) &&
-	    pc->tok_attempts[which] + 1 < xts_graph__max_attempts(g)) {
+	if ((err == XTS_ESERVER || err == XTS_ETHROTTLED) && pc->tok_attempts[which] + 1 < PC_TOKEN_ATTEMPTS) {
 		long long delay = xts_graph__token_delay_ms(g, ++pc->tok_attempts[which]);
 
 		if ((pc->retry[which] != NULL ||

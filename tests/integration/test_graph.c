@@ -1083,6 +1083,30 @@ test_batch(struct xts_graph *tgt)
 	   n == 3 ? t[1] - t[0] : -1.0, n == 3 ? t[2] - t[1] : -1.0);
 	admin_ok("DELETE", "/_admin/faults", NULL);
 
+	/* 429 again and again, with a fractional Retry-After: retried past
+	 * max_attempts (5 here) until it succeeds ("Continue to use the
+	 * recommended Retry-After delay and retry the request until it
+	 * succeeds", throttling.md), each after its 0.3 s */
+	fault_429(u2, "0.3", 7);
+	memset(&r[7], 0, sizeof(r[7]));
+	snprintf(url, sizeof(url), "/users/%s", u2);
+	xts_batch_add(b, "PATCH", url, patch, NULL, on_op, &r[7], NULL);
+	spin(&r[7].done, 60000);
+	snprintf(url, sizeof(url), "/v1.0/users/%s", u2);
+	n = log_times(url, t, st, 8);
+	{
+		double gap = 9.0;
+		int k;
+
+		for (k = 1; k < n; k++)
+			if (t[k] - t[k - 1] < gap)
+				gap = t[k] - t[k - 1];
+		ok(r[7].err == 0 && n == 8 && st[6] == 429 && st[7] == 204 && gap >= 0.29,
+		   "batch: seven 429s in a row (more than max_attempts) retried until 204, each after "
+		   "Retry-After 0.3 (err %s, %d sent, shortest gap %.2f s)", xts_errname(r[7].err), n, gap);
+	}
+	admin_ok("DELETE", "/_admin/faults", NULL);
+
 	/* a server that answers 424 (Failed Dependency) to an op that depends
 	 * on nothing, again and again: requeued a bounded number of times, then
 	 * handed back, instead of looping for ever */
