@@ -874,18 +874,38 @@ section_begin(struct loader *L, const char *hdr, size_t n, int line)
 
 /* ---- the inih callbacks --------------------------------------------------- */
 
+/* Cut an inline comment off a key or continuation line: the first ';' or '#'
+ * that follows whitespace starts it (a ';' or '#' inside a word, such as
+ * "a#b" or a URL fragment, is kept). s starts at the line's first
+ * non-blank character, which is neither ';' nor '#'. */
+static void
+cut_inline_comment(char *s)
+{
+	char *p;
+
+	for (p = s + 1; *p != '\0'; p++)
+		if ((*p == ';' || *p == '#') && isspace((unsigned char)p[-1])) {
+			p[0] = '\n';
+			p[1] = '\0';
+			return;
+		}
+}
+
 /* fgets-style reader over the in-memory text. Debian's libinih is built with
  * a fixed 200-byte line buffer, multi-line values on and ';' as the only
  * inline comment character (its runtime knobs are not honoured), and it only
  * reports keys. So this reader counts lines, handles section headers itself
- * (inih sees an empty line), cuts over-long lines, strips the indentation of
- * indented "key = value" lines, and lets inih see an indented line only when
- * it continues the previous key (a long list split over lines). */
+ * (inih sees an empty line), cuts over-long lines, cuts inline comments
+ * (';' and '#' after whitespace, as the contract says; inih alone would keep
+ * "# ..." in the value), strips the indentation of indented "key = value"
+ * lines, and lets inih see an indented line only when it continues the
+ * previous key (a long list split over lines). */
 static char *
 reader(char *str, int num, void *stream)
 {
 	struct loader *L = stream;
-	const char *line, *nl, *a;
+	const char *line, *nl;
+	char *a;
 	size_t n, avail;
 
 	L->line_is_cont = 0;
@@ -945,16 +965,12 @@ reader(char *str, int num, void *stream)
 		str[1] = '\0';
 		return str;
 	}
+	/* Before the line is classified: a ':' or '=' in a comment must not make
+	 * a continuation line a key line, and a comment before the '=' leaves
+	 * no key (a syntax error, not a key inih would drop unreported). */
+	cut_inline_comment(a);
 	if (strpbrk(a, "=:") == NULL) {
 		if (a > str && L->cont_ok) {
-			/* inih keeps inline comments on continuation lines: cut them
-			 * the way it does on key lines (';' after whitespace). */
-			for (char *p = str + 1; *p != '\0'; p++)
-				if (*p == ';' && isspace((unsigned char)p[-1])) {
-					p[0] = '\n';
-					p[1] = '\0';
-					break;
-				}
 			L->line_is_cont = 1;
 			return str;
 		}
@@ -1159,8 +1175,11 @@ check_job(struct loader *L, struct xts_config_job *j)
 	if (j->scope == XTS_SCOPE_ASSIGNED && j->assigned_groups.n == 0 && j->assigned_users.n == 0)
 		prob(L, kline(kl, "job", "scope", j->line),
 		     "%s: scope = assigned needs assigned_groups or assigned_users (or scope = all)", label);
+	/* [smtp] is optional (the contract: without it no mail is sent), so
+	 * recipients without it are worth a word, not a refusal. */
 	if (j->notify.n > 0 && !L->cfg->smtp.present)
-		prob(L, kline(kl, "job", "notify", j->line), "notify: set, but there is no [smtp] section to send mail");
+		xts_notice("%s:%d: notify: set, but there is no [smtp] section: no mail will be sent", L->file,
+			   kline(kl, "job", "notify", j->line));
 	check_file(L, j->schema, kline(kl, "job", "schema", j->line), "schema");
 }
 
@@ -1526,7 +1545,11 @@ xts_config_dump_keys(FILE *out, int markdown)
 			     "number means seconds. Relative paths are relative to the config file's\n"
 			     "directory. A secret given as a bare name (no `/`) is a systemd credential\n"
 			     "read from `$CREDENTIALS_DIRECTORY`. \"reload\" says whether SIGHUP applies\n"
-			     "a change (otherwise a restart is needed; the daemon logs that).\n");
+			     "a change (otherwise a restart is needed; the daemon logs that).\n\n"
+			     "Comments start with `;` or `#`, at the start of a line or after\n"
+			     "whitespace (`value ; note`, `value # note`); inside a word they are part\n"
+			     "of the value (`a#b`, a URL fragment). `[smtp]` is optional: a job's\n"
+			     "`notify` without it is a notice, and no mail is sent.\n");
 	}
 	for (k = xts_config_keys; k->name != NULL; k++) {
 		range_text(k, range, sizeof(range));

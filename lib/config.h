@@ -119,10 +119,13 @@ struct xts_config {
  * Returns 0 and sets *out (caller frees with xts_config_free) when the file
  * has no problem; otherwise returns XTS_ECONFIG (or XTS_ENOMEM/XTS_EIO),
  * sets *out to NULL and appends EVERY problem found to probs (which may be
- * NULL: then each problem is logged with xts_err). Relative paths in the
- * file are resolved against the config file's directory. Checks secret files
- * exist and are not group/other-readable, but never reads them. Validates
- * each job's schema file when the schema module provides a checker.
+ * NULL: then each problem is logged with xts_err). What is worth a word but
+ * not a mistake (a systemd credential that cannot be checked here, a job's
+ * notify without [smtp]) is logged with xts_notice and is no problem.
+ * Relative paths in the file are resolved against the config file's
+ * directory. Checks secret files exist and are not group/other-readable,
+ * but never reads them. Validates each job's schema file when the schema
+ * module provides a checker.
  * Blocks on file I/O (small files); call at start-up or on reload. */
 int xts_config_load(const char *path, struct xts_config **out, struct xts_config_problems *probs);
 

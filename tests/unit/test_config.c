@@ -4,6 +4,7 @@
  * in one run), durations parse, secrets are read and refused as they should,
  * and docs/internals/config.md matches the key table. */
 #include <stdarg.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -305,7 +306,7 @@ test_all_problems_in_one_run(void **state)
 	assert_problem(&p, i++, 30, "target: no [tenant \"ghost\"] is defined");
 	assert_problem(&p, i++, 31, "interval: '5x' is not a duration");
 	assert_problem(&p, i++, 32, "deprovision: 'shred' is not one of: disable, delete, none");
-	assert_problem(&p, i++, 33, "notify: set, but there is no [smtp] section");
+	/* 33: notify without [smtp] is a notice, not a problem (test_notify_without_smtp) */
 	assert_problem(&p, i++, 36, "source and target are the same tenant 'b'");
 	assert_problem(&p, i++, 37, "scope = assigned needs assigned_groups or assigned_users");
 	assert_problem(&p, i++, 38, "quarantine_failure_ratio: '1.5' is not a number in (0, 1]");
@@ -524,6 +525,242 @@ test_long_lines_and_continuations(void **state)
 	xts_free(text);
 }
 
+/* '#' starts a comment like ';': at the start of a line, and after
+ * whitespace on key and continuation lines. Not preceded by whitespace it is
+ * part of the value (a#b, a URL fragment), as ';' is. */
+static const char hash_conf[] =
+	"# a valid config with hash comments\n"                                  /* 1 */
+	"[daemon]   # header comment\n"                                          /* 2 */
+	"state_dir = state   # a path\n"                                         /* 3 */
+	"metrics_file = /tmp/m#1.prom\n"                                         /* 4 */
+	"control_socket = /run/x;y.sock\n"                                       /* 5 */
+	"[smtp]\n"                                                               /* 6 */
+	"url = smtp://127.0.0.1:2525 # loopback\n"                               /* 7 */
+	"from = xtsync@contoso.example\t# sender\n"                              /* 8 */
+	"[tenant \"contoso\"]\n"                                                 /* 9 */
+	"tenant_id = 00000000-0000-0000-0000-00000000000a   # GUID\n"            /* 10 */
+	"client_id = 11111111-1111-1111-1111-111111111111 # app: xtsync\n"       /* 11 */
+	"client_secret_file = ./secret_a   # a path\n"                           /* 12 */
+	"graph_endpoint = http://127.0.0.1:8080/g#frag\n"                        /* 13 */
+	"[tenant \"fabrikam\"]\n"                                                /* 14 */
+	"tenant_id = fabrikam.onmicrosoft.com   # note\n"                        /* 15 */
+	"client_id = 33333333-3333-3333-3333-333333333333\n"                     /* 16 */
+	"client_secret_file = ./secret_a\n"                                      /* 17 */
+	"[job \"c2f\"]\n"                                                        /* 18 */
+	"  source = contoso #src\n"                                              /* 19 */
+	"target = fabrikam\n"                                                    /* 20 */
+	"assigned_groups = 22222222-2222-2222-2222-222222222222, # first\n"      /* 21 */
+	"    44444444-4444-4444-4444-444444444444 # second: with a colon\n"      /* 22 */
+	"    # an indented comment line\n"                                       /* 23 */
+	"    55555555-5555-5555-5555-555555555555 ; third: with a colon\n"       /* 24 */
+	"interval = 2m  # hash\n"                                                /* 25 */
+	"deletion_threshold = 0 #\n"                                             /* 26 */
+	"notify = ops@contoso.example, sec@contoso.example # who\n"              /* 27 */
+	"link_attribute = a#b\n";                                                /* 28 */
+
+static void
+test_inline_hash_comments(void **state)
+{
+	struct xts_config_problems p = XTS_CONFIG_PROBLEMS_INIT;
+	struct xts_config *cfg = NULL;
+	const struct xts_config_tenant *t;
+	const struct xts_config_job *j;
+	char expect[600];
+	int ret;
+
+	(void)state;
+	ret = load("hash.conf", hash_conf, &cfg, &p);
+	if (ret != 0) {
+		xts_config_problems_print(&p, stderr);
+		fail_msg("config with '#' comments refused: %s", xts_errname(ret));
+	}
+	assert_int_equal(p.n, 0);
+	snprintf(expect, sizeof(expect), "%s/state", tmpdir);
+	assert_string_equal(cfg->daemon.state_dir, expect);
+	assert_string_equal(cfg->daemon.metrics_file, "/tmp/m#1.prom");
+	assert_string_equal(cfg->daemon.control_socket, "/run/x;y.sock");
+	assert_string_equal(cfg->smtp.url, "smtp://127.0.0.1:2525");
+	assert_string_equal(cfg->smtp.from, "xtsync@contoso.example");
+	t = xts_config_tenant_find(cfg, "contoso");
+	assert_non_null(t);
+	assert_string_equal(t->tenant_id, "00000000-0000-0000-0000-00000000000a");
+	assert_string_equal(t->client_id, "11111111-1111-1111-1111-111111111111");
+	snprintf(expect, sizeof(expect), "%s/./secret_a", tmpdir);
+	assert_string_equal(t->client_secret_file, expect);
+	assert_string_equal(t->graph_endpoint, "http://127.0.0.1:8080/g#frag");
+	t = xts_config_tenant_find(cfg, "fabrikam");
+	assert_non_null(t);
+	assert_string_equal(t->tenant_id, "fabrikam.onmicrosoft.com");
+	j = xts_config_job_find(cfg, "c2f");
+	assert_non_null(j);
+	assert_string_equal(j->source, "contoso");
+	assert_int_equal(xts_config_key_line("job", j, "source"), 19);
+	assert_int_equal(j->assigned_groups.n, 3);
+	assert_string_equal(j->assigned_groups.v[0], "22222222-2222-2222-2222-222222222222");
+	assert_string_equal(j->assigned_groups.v[1], "44444444-4444-4444-4444-444444444444");
+	assert_string_equal(j->assigned_groups.v[2], "55555555-5555-5555-5555-555555555555");
+	assert_int_equal(j->interval_ms, 120000);
+	assert_int_equal(xts_config_key_line("job", j, "interval"), 25);
+	assert_int_equal(j->deletion_threshold, 0);
+	assert_int_equal(j->notify.n, 2);
+	assert_string_equal(j->notify.v[1], "sec@contoso.example");
+	assert_string_equal(j->link_attribute, "a#b");
+	xts_config_free(cfg);
+}
+
+/* A comment does not move FILE:LINE: problems, nor end up in their values;
+ * a comment before the '=' leaves a line with no '=' (';' and '#' alike). */
+static const char hash_bad_conf[] =
+	"[daemon]\n"                                                             /* 1 */
+	"log_level = loud # too loud\n"                                          /* 2 */
+	"[job \"j\"]\n"                                                          /* 3 */
+	"interval = 5x   # bad\n"                                                /* 4 */
+	"  # an indented comment line\n"                                         /* 5 */
+	"source = a # no such tenant\n"                                          /* 6 */
+	"bogus # = 1\n"                                                          /* 7 */
+	"other ; = 1\n"                                                          /* 8 */
+	"target = b;c # ';' kept, '#' cut\n"                                     /* 9 */
+	"scope = all\n"                                                          /* 10 */
+	"assigned_users = 22222222-2222-2222-2222-222222222222, # first\n"       /* 11 */
+	"   not-a-guid # second\n";                                              /* 12 */
+
+static void
+test_inline_hash_comment_problems(void **state)
+{
+	struct xts_config_problems p = XTS_CONFIG_PROBLEMS_INIT;
+	struct xts_config *cfg = (struct xts_config *)1;
+	char *out = NULL, want[600];
+	size_t outlen = 0, i = 0;
+	FILE *mf;
+
+	(void)state;
+	assert_int_equal(load("hash_bad.conf", hash_bad_conf, &cfg, &p), XTS_ECONFIG);
+	assert_null(cfg);
+	if (getenv("XTS_TEST_VERBOSE") != NULL)
+		xts_config_problems_print(&p, stderr);
+	assert_problem(&p, i++, 2, "log_level: 'loud' is not one of");
+	assert_problem(&p, i++, 4, "interval: '5x' is not a duration");
+	assert_problem(&p, i++, 6, "source: no [tenant \"a\"] is defined");
+	assert_problem(&p, i++, 7, "syntax error");
+	assert_problem(&p, i++, 8, "syntax error");
+	assert_problem(&p, i++, 9, "target: no [tenant \"b;c\"] is defined");
+	assert_problem(&p, i++, 12, "assigned_users: 'not-a-guid' is not an object id (GUID)");
+	if (p.n != i) {
+		xts_config_problems_print(&p, stderr);
+		fail_msg("expected %zu problems, got %zu", i, p.n);
+	}
+	mf = open_memstream(&out, &outlen);
+	assert_non_null(mf);
+	xts_config_problems_print(&p, mf);
+	fclose(mf);
+	snprintf(want, sizeof(want), "%s/hash_bad.conf:4: interval: '5x' is not a duration", tmpdir);
+	assert_non_null(strstr(out, want));
+	free(out);
+	xts_config_problems_free(&p);
+}
+
+/* Run load() with the log at notice level and stderr in a file; the
+ * diagnostics written go to log (size n). Returns the load's result. */
+static int
+load_logged(const char *name, const char *text, struct xts_config **cfg, struct xts_config_problems *p,
+	    char *log, size_t n)
+{
+	char path[512];
+	FILE *f;
+	size_t got;
+	int saved, fd, ret;
+
+	snprintf(path, sizeof(path), "%s/%s.log", tmpdir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	fflush(stderr);
+	saved = dup(2);
+	assert_true(saved >= 0);
+	assert_int_equal(dup2(fd, 2), 2);
+	close(fd);
+	xts_log_set_level(XTS_LOG_NOTICE);
+	ret = load(name, text, cfg, p);
+	xts_log_set_level(XTS_LOG_CRIT);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	got = fread(log, 1, n - 1, f);
+	log[got] = '\0';
+	fclose(f);
+	return ret;
+}
+
+/* notify without [smtp]: the contract makes [smtp] optional ("without it no
+ * mail is sent"), so the config loads; a notice says no mail will be sent. */
+static const char notify_nosmtp_conf[] =
+	"[tenant \"a\"]\n"                                                       /* 1 */
+	"tenant_id = a.example\n"                                                /* 2 */
+	"client_id = 11111111-1111-1111-1111-111111111111\n"                     /* 3 */
+	"client_secret_file = ./secret_a\n"                                      /* 4 */
+	"[tenant \"b\"]\n"                                                       /* 5 */
+	"tenant_id = b.example\n"                                                /* 6 */
+	"client_id = 22222222-2222-2222-2222-222222222222\n"                     /* 7 */
+	"client_secret_file = ./secret_a\n"                                      /* 8 */
+	"[job \"j\"]\n"                                                          /* 9 */
+	"source = a\n"                                                           /* 10 */
+	"target = b\n"                                                           /* 11 */
+	"scope = all\n"                                                          /* 12 */
+	"notify = ops@contoso.example, sec@contoso.example\n"                    /* 13 */
+	"[job \"quiet\"]\n"                                                      /* 14 */
+	"source = b\n"                                                           /* 15 */
+	"target = a\n"                                                           /* 16 */
+	"scope = all\n";                                                         /* 17 */
+
+static void
+test_notify_without_smtp(void **state)
+{
+	struct xts_config_problems p = XTS_CONFIG_PROBLEMS_INIT;
+	struct xts_config *cfg = NULL;
+	const struct xts_config_job *j;
+	char log[4096], want[600], path[512];
+	int ret;
+
+	(void)state;
+	ret = load_logged("nosmtp.conf", notify_nosmtp_conf, &cfg, &p, log, sizeof(log));
+	if (ret != 0) {
+		xts_config_problems_print(&p, stderr);
+		fail_msg("notify without [smtp] refused: %s", xts_errname(ret));
+	}
+	assert_int_equal(p.n, 0);
+	assert_non_null(cfg);
+	assert_false(cfg->smtp.present);
+	j = xts_config_job_find(cfg, "j");
+	assert_non_null(j);
+	assert_int_equal(j->notify.n, 2);
+	assert_string_equal(j->notify.v[0], "ops@contoso.example");
+	xts_config_free(cfg);
+	/* one notice, at the notify line, for the job that has recipients */
+	snprintf(want, sizeof(want),
+		 "xtsync: notice: %s/nosmtp.conf:13: notify: set, but there is no [smtp] section: no mail will be sent\n",
+		 tmpdir);
+	if (strstr(log, want) == NULL)
+		fail_msg("expected notice '%s', log was '%s'", want, log);
+	assert_null(strstr(strstr(log, want) + strlen(want), "no [smtp] section"));
+	/* the daemon's path (partial load) agrees: no problem, a config */
+	snprintf(path, sizeof(path), "%s/nosmtp.conf", tmpdir);
+	assert_int_equal(xts_config_load_partial(path, &cfg, &p), 0);
+	assert_non_null(cfg);
+	assert_int_equal(p.n, 0);
+	xts_config_free(cfg);
+
+	/* with [smtp] there is no notice */
+	snprintf(want, sizeof(want), "%s[smtp]\nurl = smtp://127.0.0.1:25\nfrom = xtsync@a.example\n",
+		 notify_nosmtp_conf);
+	ret = load_logged("withsmtp.conf", want, &cfg, &p, log, sizeof(log));
+	assert_int_equal(ret, 0);
+	assert_int_equal(p.n, 0);
+	assert_true(cfg->smtp.present);
+	xts_config_free(cfg);
+	assert_null(strstr(log, "no [smtp] section"));
+}
+
 /* A config with problems unrelated to [daemon]: the partial load still gives
  * xtsyncctl its control_socket and provisioning_log (reload, logs). */
 static const char partial_conf[] =
@@ -695,6 +932,9 @@ main(void)
 		cmocka_unit_test(test_credentials),
 		cmocka_unit_test(test_defaults_only_and_reloadable),
 		cmocka_unit_test(test_long_lines_and_continuations),
+		cmocka_unit_test(test_inline_hash_comments),
+		cmocka_unit_test(test_inline_hash_comment_problems),
+		cmocka_unit_test(test_notify_without_smtp),
 		cmocka_unit_test(test_allocation_failures),
 		cmocka_unit_test(test_partial_load),
 		cmocka_unit_test(test_partial_allocation_failures),
