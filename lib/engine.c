@@ -276,7 +276,10 @@ jobcfg_from_config(struct eng_jobcfg *c, const struct xts_config *cfg,
 			break;
 		}
 	}
-	for (i = 0; i < jc->notify.n; i++)
+	/* Without [smtp] no mail is sent (the contract), so none is queued
+	 * either: an outbox kept for later would mail stale news the day
+	 * [smtp] is added. */
+	for (i = 0; cfg->smtp.present && i < jc->notify.n; i++)
 		if (xts_buf_printf(&nb, "%s%s", i > 0 ? "," : "", jc->notify.v[i]) != 0)
 			ret = XTS_ENOMEM;
 	c->notify = nb.p != NULL ? xts_buf_steal(&nb) : xts_strdup("");
