@@ -2,6 +2,7 @@
 /* `xtsyncctl logs`: filter and print the provisioning log, and follow it
  * across rotation (copytruncate: the file shrinks under us -> read from 0;
  * rename: the path names a new inode -> drain the old file, open the new).
+ * A log not written yet reads as empty (--follow waits for it to appear).
  * Reads only; bad lines are skipped with a note, never fatal. */
 #include <errno.h>
 #include <fcntl.h>
@@ -304,6 +305,27 @@ access_hint(const char *path)
 		fputs("xtsyncctl logs: run as root or as the file's owner\n", stderr);
 }
 
+/* A log that does not exist in a directory that does has not been written
+ * yet (a fresh install, no change decided so far): it reads as empty. A
+ * missing directory is not that: the daemon could not write there either. */
+static int
+not_written_yet(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096];
+	struct stat sb;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else if ((size_t)(slash - path) < sizeof(dir))
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	else
+		return 0;
+	return stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
 static int
 reader_open(struct reader *r, const char *path)
 {
@@ -537,7 +559,8 @@ int
 		return 2;
 	}
 	ret = reader_open(&r, provisioning_log_path);
-	if (ret < 0 && !(do_follow && ret == -ENOENT)) {
+	/* Not there yet: nothing to print; --follow waits for it to appear. */
+	if (ret < 0 && !(ret == -ENOENT && (do_follow || not_written_yet(provisioning_log_path)))) {
 		fprintf(stderr, "xtsyncctl logs: cannot read %s: %s\n", provisioning_log_path,
 		    strerror(-ret));
 		if (ret == -EACCES)

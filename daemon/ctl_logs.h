@@ -12,7 +12,9 @@ struct xts_config;
  * [--status S] [--since TIME] [--json]. TIME is ISO 8601 (2024-05-01,
  * 2024-05-01T12:00:00Z, with .fff and +hh:mm allowed) or relative: 30s,
  * 10m, 2h, 1d. --user matches the source id, UPN or display name, or the
- * target id. Returns 0; 2 on a usage error; 1 when the log cannot be read.
+ * target id. A log not written yet (no file, its directory there) prints
+ * nothing; --follow waits for it. Returns 0; 2 on a usage error; 1 when the
+ * log cannot be read.
  * Blocks: with --follow until SIGINT/SIGTERM (then returns 0). */
 int xts_ctl_logs_main(const char *provisioning_log_path, int argc, char **argv);
 /* The same, taking the path from a loaded config (daemon.provisioning_log). */

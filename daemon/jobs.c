@@ -3,7 +3,8 @@
  * timer that fires every `interval`, a cap on concurrent cycles, and the
  * bookkeeping for --once and shutdown. It calls the engine through struct
  * xts_job_runner and never fakes a cycle: without an engine a cycle is
- * recorded as failed with "engine not available". */
+ * recorded as failed with "engine not available". A job new to the process
+ * shows the last cycle the store has until it runs one. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +25,9 @@ struct job {
 	bool running, paused, due, removed, once_pending;
 	bool held, quarantined;
 	long long last_start_wall, last_end_wall; /* ms since epoch, 0 = never */
+	/* The start of the last cycle the store has, for status until this
+	 * process starts one (last_start_wall is this process's: it schedules) */
+	long long loaded_start_wall;
 	long long next_mono;                      /* xts_now_ms() of the next cycle, 0 = none */
 	int last_result;
 	bool has_result;
@@ -184,6 +188,21 @@ once_account(struct xts_jobs *t, struct job *j, int result)
 		t->once_cb(t->once_arg, t->once_code);
 }
 
+/* Set last_error for a held or partial result, whose text does not depend
+ * on the cycle's error; any other result leaves it as it is. */
+static void
+note_result(struct job *j, int result, bool quarantined)
+{
+	if (result == XTS_EHELD && quarantined)
+		snprintf(j->last_error, sizeof(j->last_error), "quarantined (xtsyncctl resume %s)", j->name);
+	else if (result == XTS_EHELD)
+		snprintf(j->last_error, sizeof(j->last_error), "deletions held by the deletion threshold");
+	else if (result == XTS_EPARTIAL)
+		snprintf(j->last_error, sizeof(j->last_error),
+			 "some operations failed and are retried on later cycles "
+			 "(xtsyncctl logs --job %s --status failure)", j->name);
+}
+
 static void
 cycle_done(void *arg, int result)
 {
@@ -203,16 +222,14 @@ cycle_done(void *arg, int result)
 		j->last_error[0] = '\0';
 		xts_info("job %s: cycle finished", j->name);
 	} else if (result == XTS_EHELD && j->quarantined) {
-		snprintf(j->last_error, sizeof(j->last_error), "quarantined (xtsyncctl resume %s)", j->name);
+		note_result(j, result, true);
 		xts_warn("job %s: cycle finished; the job is quarantined", j->name);
 	} else if (result == XTS_EHELD) {
-		snprintf(j->last_error, sizeof(j->last_error), "deletions held by the deletion threshold");
+		note_result(j, result, false);
 		xts_warn("job %s: cycle finished with deletions held", j->name);
 	} else if (result == XTS_EPARTIAL) {
 		j->failed_cycles++;
-		snprintf(j->last_error, sizeof(j->last_error),
-			 "some operations failed and are retried on later cycles "
-			 "(xtsyncctl logs --job %s --status failure)", j->name);
+		note_result(j, result, false);
 		xts_warn("job %s: cycle completed with failures; they are retried on later cycles", j->name);
 	} else {
 		char why[128];
@@ -400,6 +417,35 @@ load_paused(struct xts_jobs *t, struct job *j)
 	}
 }
 
+/* A job new to this table shows the last cycle the store has (its end,
+ * result and, through the runner, its counts) until this process runs one,
+ * so that a restart of the daemon does not blank status. Its scheduling is
+ * not touched: a job new to the process runs at once, as always. */
+static void
+load_last(struct xts_jobs *t, struct job *j)
+{
+	struct xts_job_last l;
+	int ret;
+
+	if (t->r.last_cycle == NULL)
+		return;
+	memset(&l, 0, sizeof(l));
+	ret = t->r.last_cycle(t->r.ctx, j->name, &l);
+	if (ret == XTS_ENOENT)
+		return;
+	if (ret != 0) {
+		xts_warn("job %s: cannot read its last cycle from the store: %s; status shows it once a cycle ends",
+			 j->name, xts_strerror(ret));
+		return;
+	}
+	j->loaded_start_wall = l.start_wall;
+	j->last_end_wall = l.end_wall;
+	j->last_result = l.result;
+	j->has_result = true;
+	note_result(j, l.result,
+		    l.result == XTS_EHELD && t->r.quarantined != NULL && t->r.quarantined(t->r.ctx, j->name) == 1);
+}
+
 int
 xts_jobs_apply(struct xts_jobs *t, const struct xts_config *cfg, unsigned runner_flags)
 {
@@ -444,6 +490,7 @@ xts_jobs_apply(struct xts_jobs *t, const struct xts_config *cfg, unsigned runner
 			j = t->v[t->n - 1];
 			xts_info("job %s: added", cj->name);
 			load_paused(t, j);
+			load_last(t, j);
 		}
 		j->cfg = cj;
 		if (t->once)
@@ -506,15 +553,18 @@ store_paused(struct xts_jobs *t, struct job *j, int paused)
 }
 
 int
-xts_jobs_pause(struct xts_jobs *t, const char *name)
+xts_jobs_pause(struct xts_jobs *t, const char *name, bool *already)
 {
 	struct job *j = job_find(t, name);
 	int ret;
 
+	*already = false;
 	if (j == NULL)
 		return XTS_ENOENT;
-	if (j->paused)
-		return XTS_EINVAL;
+	if (j->paused) {
+		*already = true;
+		return 0;
+	}
 	ret = store_paused(t, j, 1);
 	if (ret != 0)
 		return ret;
@@ -529,16 +579,19 @@ xts_jobs_pause(struct xts_jobs *t, const char *name)
 }
 
 int
-xts_jobs_resume(struct xts_jobs *t, const char *name)
+xts_jobs_resume(struct xts_jobs *t, const char *name, bool *already)
 {
 	struct job *j = job_find(t, name);
 	long long since, delay;
 	int ret;
 
+	*already = false;
 	if (j == NULL)
 		return XTS_ENOENT;
-	if (!j->paused)
-		return XTS_EINVAL;
+	if (!j->paused) {
+		*already = true;
+		return 0;
+	}
 	ret = store_paused(t, j, 0);
 	if (ret != 0)
 		return ret;
@@ -607,7 +660,8 @@ job_json(struct xts_jobs *t, struct job *j)
 	o = json_pack("{s:s,s:s,s:b,s:s,s:s,s:I,s:o,s:o,s:o,s:o,s:o,s:I,s:I,s:o}", "name", j->name, "state",
 		      xts_jobrt_state_name(job_state(j)), "enabled", j->cfg->enabled, "source", j->cfg->source,
 		      "target", j->cfg->target, "interval_s", (json_int_t)(j->cfg->interval_ms / 1000),
-		      "last_cycle_start", iso_time(j->last_start_wall), "last_cycle_end",
+		      "last_cycle_start", iso_time(j->last_start_wall != 0 ? j->last_start_wall : j->loaded_start_wall),
+		      "last_cycle_end",
 		      j->running ? json_null() : iso_time(j->last_end_wall), "next_cycle",
 		      j->running || next == 0 ? json_null() : iso_time(next), "last_result",
 		      res != NULL ? json_string(res) : json_null(), "last_error",

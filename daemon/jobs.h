@@ -20,6 +20,14 @@ struct xts_job_counts {
 	long long progress_done, progress_total; /* running cycle; 0/0 when unknown */
 };
 
+/* A job's last ended cycle as the store keeps it (xts_job_runner.last_cycle). */
+struct xts_job_last {
+	long long start_wall, end_wall; /* ms since epoch; start 0 = not known */
+	int result;                     /* as done() reported it: 0, XTS_EHELD, XTS_EPARTIAL,
+					 * XTS_ECANCELED, or XTS_EINTERNAL for any failure
+					 * (the store keeps no error code) */
+};
+
 /* Flags for xts_job_runner.configure. */
 enum {
 	XTS_RUNNER_DRY_RUN = 1 << 0,
@@ -55,6 +63,13 @@ struct xts_job_runner {
 	void (*cancel)(void *ctx, const char *job);
 	/* Counts of the running or last cycle. Returns 0, or XTS_ENOENT. */
 	int (*counts)(void *ctx, const char *job, struct xts_job_counts *out);
+	/* Optional: the job's last ended cycle as the store has it, asked when
+	 * the job is new to this process (start-up, added by a reload), so
+	 * that status shows it before this process ends a cycle of the job.
+	 * From then on counts() answers with that cycle's counts until the
+	 * engine has counts of its own. Returns 0, XTS_ENOENT (no cycle of the
+	 * job ever ended) or the store's XTS_E*. */
+	int (*last_cycle)(void *ctx, const char *job, struct xts_job_last *out);
 	/* 1 when the engine holds the job quarantined / its deletions held. */
 	int (*quarantined)(void *ctx, const char *job);
 	int (*deletions_held)(void *ctx, const char *job);
@@ -109,10 +124,12 @@ int xts_jobs_apply(struct xts_jobs *t, const struct xts_config *cfg, unsigned ru
  * runner's error (e.g. XTS_ENOENT/"engine not available" as XTS_EINTERNAL).
  * pause/resume store the change first; one the store does not take (busy
  * past its timeout, full, failing) returns its XTS_EBUSY, XTS_ENOSPC or
- * XTS_ESTORE and changes nothing. */
+ * XTS_ESTORE and changes nothing. Pausing a paused job or resuming one that
+ * is not paused changes nothing and returns 0 with *already set (scripts may
+ * repeat them); otherwise *already is false. */
 int xts_jobs_sync_now(struct xts_jobs *t, const char *job);
-int xts_jobs_pause(struct xts_jobs *t, const char *job);
-int xts_jobs_resume(struct xts_jobs *t, const char *job);
+int xts_jobs_pause(struct xts_jobs *t, const char *job, bool *already);
+int xts_jobs_resume(struct xts_jobs *t, const char *job, bool *already);
 
 /* Status as a NEW json array of job objects (name, state, enabled,
  * last_cycle_start/end (ISO 8601 or null), next_cycle, last_result,

@@ -413,11 +413,16 @@ cmd_sync(struct daemon *d, struct xts_control_req *req, const char *job, json_t 
 	reply_job_result(req, job, xts_jobs_sync_now(d->jobs, job), "cycle started");
 }
 
+/* pause and resume succeed when there is nothing to do, so that scripts
+ * may repeat them; the reply says that nothing changed. */
 static void
 cmd_pause(struct daemon *d, struct xts_control_req *req, const char *job, json_t *msg)
 {
+	bool already;
+	int ret = xts_jobs_pause(d->jobs, job, &already);
+
 	(void)msg;
-	reply_job_result(req, job, xts_jobs_pause(d->jobs, job), "paused");
+	reply_job_result(req, job, ret, already ? "already paused" : "paused");
 }
 
 static void
@@ -433,7 +438,8 @@ static void
 cmd_resume(struct daemon *d, struct xts_control_req *req, const char *job, json_t *msg)
 {
 	const struct xts_job_runner *r = xts_jobs_runner(d->jobs);
-	int ret = xts_jobs_resume(d->jobs, job);
+	bool already;
+	int ret = xts_jobs_resume(d->jobs, job, &already);
 
 	if (ret != XTS_ENOENT && r->quarantined != NULL && r->command != NULL &&
 	    r->quarantined(r->ctx, job)) {
@@ -446,7 +452,7 @@ cmd_resume(struct daemon *d, struct xts_control_req *req, const char *job, json_
 			xts_debug("job %s: resumed; its next cycle runs on schedule", job);
 		return;
 	}
-	reply_job_result(req, job, ret, "resumed");
+	reply_job_result(req, job, ret, already ? "not paused; nothing to resume" : "resumed");
 }
 
 /* restart, provision, preview, allow-deletions: the engine's. */

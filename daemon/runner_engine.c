@@ -3,7 +3,9 @@
  * glue, the Graph context, the store, the provisioning log and the outbox
  * flusher (a libuv worker thread with its own store connection, so an SMTP
  * outage never blocks syncing). Dry runs work on a snapshot copy of the store.
- * It schedules nothing (jobs.c does) and decides nothing (the engine does). */
+ * Until the engine has counts of a job, status gets its last cycle's from the
+ * store. It schedules nothing (jobs.c does) and decides nothing (the engine
+ * does). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,17 +22,11 @@
 #include "provlog.h"
 #include "runner_engine.h"
 #include "secret.h"
+#include "store.h"
 #include "uvglue.h"
 
-/* Store functions used here, declared without store.h (its enum
- * xts_job_state clashes with jobs.h's). */
-struct xts_store;
-int xts_store_open(const char *state_dir, struct xts_store **out);
-int xts_store_open_path(const char *db_path, struct xts_store **out);
-int xts_store_snapshot(const char *state_dir, const char *dest_dir);
-void xts_store_close(struct xts_store *st);
-
 struct flush_work;
+struct loaded;
 
 struct rctx {
 	uv_loop_t *loop;
@@ -50,6 +46,7 @@ struct rctx {
 	bool flush_again;
 	uv_timer_t reaper;     /* frees preview engines from the loop */
 	struct preview *dead;
+	struct loaded *loaded; /* last cycles read from the store (r_last_cycle) */
 };
 
 /* ---- snapshot copies for dry runs --------------------------------------------- */
@@ -300,6 +297,167 @@ provlog_reload(struct xts_provlog *pl, const char *want)
 	return 0;
 }
 
+/* ---- the last cycle as the store has it ------------------------------------------ */
+
+/* The counts of a job's last ended cycle, read from the store when the job
+ * was new to this process. They stand in for the engine's (zero until it
+ * ends a cycle) while the store's cycle counter is what it was then: a cycle
+ * that began since has given the engine counts of its own (a canceled one
+ * too, as without a restart), and one that did not begin (a quarantined
+ * job's wait) has not. `restart` drops them, as it zeroes the engine's. */
+struct loaded {
+	struct loaded *next;
+	char *job;
+	long long counter; /* the job's cycle_counter when read */
+	struct xts_job_counts c;
+};
+
+static struct loaded **
+loaded_find(struct rctx *r, const char *job)
+{
+	struct loaded **l;
+
+	for (l = &r->loaded; *l != NULL; l = &(*l)->next)
+		if (strcmp((*l)->job, job) == 0)
+			return l;
+	return l;
+}
+
+static void
+loaded_drop(struct rctx *r, const char *job)
+{
+	struct loaded **l = loaded_find(r, job), *dead = *l;
+
+	if (dead == NULL)
+		return;
+	*l = dead->next;
+	xts_free(dead->job);
+	xts_free(dead);
+}
+
+static long long
+count_of(const json_t *counts, const char *key)
+{
+	json_t *v = json_object_get(counts, key);
+
+	return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
+}
+
+/* The result the engine reported for the text it stored (engine_cycle.c). */
+static int
+result_code(const char *text)
+{
+	if (text == NULL)
+		return XTS_EINTERNAL;
+	if (strcmp(text, "success") == 0)
+		return 0;
+	if (strcmp(text, "held") == 0)
+		return XTS_EHELD;
+	if (strcmp(text, "completed with failures") == 0)
+		return XTS_EPARTIAL;
+	if (strcmp(text, "canceled") == 0)
+		return XTS_ECANCELED;
+	return XTS_EINTERNAL;
+}
+
+struct start_of {
+	long long ended, started;
+};
+
+static int
+start_of_cb(void *arg, const struct xts_store_cycle *c)
+{
+	struct start_of *s = arg;
+
+	if (c->ended != s->ended)
+		return 0;
+	s->started = c->started;
+	return 1;
+}
+
+/* The job row says when the last cycle began and when the last one ended:
+ * the same cycle unless one began and never ended (the daemon was killed or
+ * the cycle canceled); then the start is the ended cycle's row's, among the
+ * newest few (0, not known, otherwise). */
+static long long
+ended_cycle_start(struct rctx *r, const char *job, const struct xts_store_job *sj)
+{
+	struct start_of s = { sj->last_cycle_end, 0 };
+
+	if (sj->last_cycle_start <= sj->last_cycle_end)
+		return sj->last_cycle_start;
+	if (xts_store_cycle_foreach(r->store, job, 64, start_of_cb, &s) < 0)
+		return 0;
+	return s.started;
+}
+
+static int
+r_last_cycle(void *ctx, const char *job, struct xts_job_last *out)
+{
+	struct rctx *r = ctx;
+	struct xts_store_job sj;
+	struct loaded *l;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	loaded_drop(r, job);
+	if (r->store == NULL)
+		return XTS_ENOENT;
+	memset(&sj, 0, sizeof(sj));
+	ret = xts_store_job_get(r->store, job, &sj);
+	if (ret == 0 && sj.last_cycle_end <= 0)
+		ret = XTS_ENOENT;
+	if (ret != 0)
+		goto done;
+	out->start_wall = ended_cycle_start(r, job, &sj);
+	out->end_wall = sj.last_cycle_end;
+	out->result = result_code(sj.last_cycle_result);
+	l = xts_calloc(1, sizeof(*l));
+	if (l != NULL)
+		l->job = xts_strdup(job);
+	if (l == NULL || l->job == NULL) {
+		xts_free(l);
+		ret = XTS_ENOMEM;
+		goto done;
+	}
+	l->counter = sj.cycle_counter;
+	l->c.in_scope = count_of(sj.counts, "in_scope");
+	l->c.created = count_of(sj.counts, "created");
+	l->c.updated = count_of(sj.counts, "updated");
+	l->c.deleted = count_of(sj.counts, "deleted");
+	l->c.disabled = count_of(sj.counts, "disabled");
+	l->c.failed = count_of(sj.counts, "failed");
+	l->c.skipped = count_of(sj.counts, "skipped");
+	l->next = r->loaded;
+	r->loaded = l;
+done:
+	xts_store_job_clear(&sj);
+	return ret;
+}
+
+/* The loaded counts of job while they still stand for its last cycle, else
+ * NULL (and they are dropped). Reads the job row: status asks this only for
+ * jobs that have not begun a cycle in this process. */
+static const struct xts_job_counts *
+loaded_counts(struct rctx *r, const char *job)
+{
+	struct loaded *l = *loaded_find(r, job);
+	struct xts_store_job sj;
+	bool current;
+
+	if (l == NULL)
+		return NULL;
+	memset(&sj, 0, sizeof(sj));
+	if (xts_store_job_get(r->store, job, &sj) != 0)
+		return &l->c; /* unreadable now: what was read stands */
+	current = sj.cycle_counter == l->counter;
+	xts_store_job_clear(&sj);
+	if (current)
+		return &l->c;
+	loaded_drop(r, job);
+	return NULL;
+}
+
 /* ---- runner callbacks ---------------------------------------------------------- */
 
 static void
@@ -389,6 +547,7 @@ r_counts(void *ctx, const char *job, struct xts_job_counts *out)
 {
 	struct rctx *r = ctx;
 	struct xts_engine_counts c;
+	const struct xts_job_counts *l;
 	int ret;
 
 	if (r->eng == NULL)
@@ -397,13 +556,18 @@ r_counts(void *ctx, const char *job, struct xts_job_counts *out)
 	if (ret != 0)
 		return ret;
 	memset(out, 0, sizeof(*out));
-	out->in_scope = c.in_scope;
-	out->created = c.created;
-	out->updated = c.updated;
-	out->deleted = c.deleted;
-	out->disabled = c.disabled;
-	out->failed = c.failed;
-	out->skipped = c.skipped;
+	l = loaded_counts(r, job);
+	if (l != NULL) {
+		*out = *l;
+	} else {
+		out->in_scope = c.in_scope;
+		out->created = c.created;
+		out->updated = c.updated;
+		out->deleted = c.deleted;
+		out->disabled = c.disabled;
+		out->failed = c.failed;
+		out->skipped = c.skipped;
+	}
 	out->progress_done = c.ops_total > 0 ? c.ops_done : c.users;
 	out->progress_total = c.ops_total;
 	return 0;
@@ -561,9 +725,11 @@ r_command(void *ctx, const char *cmd, json_t *req, void (*reply)(void *arg, json
 		return XTS_EINVAL;
 	if (strcmp(cmd, "restart") == 0) {
 		ret = xts_engine_restart(r->eng, job);
-		if (ret == 0)
+		if (ret == 0) {
+			loaded_drop(r, job); /* as the engine's counts, they are zeroed */
 			reply(arg, json_pack("{s:b,s:s,s:s}", "ok", 1, "job", job, "result",
 					     "restarted: the next cycle is an initial cycle"));
+		}
 		return ret;
 	}
 	if (strcmp(cmd, "allow-deletions") == 0) {
@@ -606,6 +772,8 @@ r_destroy(void *ctx)
 	struct rctx *r = ctx;
 
 	reaper_cb(&r->reaper);
+	while (r->loaded != NULL)
+		loaded_drop(r, r->loaded->job);
 	if (r->flushing != NULL)
 		r->flushing->r = NULL;
 	xts_engine_free(r->eng);
@@ -645,6 +813,7 @@ xts_runner_engine_init(uv_loop_t *loop, struct xts_job_runner *out)
 	out->start_cycle = r_start;
 	out->cancel = r_cancel;
 	out->counts = r_counts;
+	out->last_cycle = r_last_cycle;
 	out->quarantined = r_quarantined;
 	out->deletions_held = r_held;
 	out->quarantine_info = r_qinfo;

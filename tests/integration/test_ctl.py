@@ -5,13 +5,16 @@
 # while the config has unrelated problems (the "edit, then reload" case),
 # test-connection lists such problems, the status table has a DISABLED
 # column, an unknown job is a usage error (exit 2) for every job command,
-# allow-deletions with nothing held says so, and eval names an unreadable
-# @FILE with errno's reason.
+# allow-deletions with nothing held says so, pause and resume repeated
+# exit 0 (for scripts), logs before the provisioning log exists prints
+# nothing (and --follow waits for it), and eval names an unreadable @FILE
+# with errno's reason.
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import xtsenv as X  # noqa: E402
@@ -159,7 +162,64 @@ try:
          "invalid argument" not in c.stderr,
          "allow-deletions with nothing held says so (exit 1)", out_of(c))
 
-    # ---- 6. eval with an unreadable @FILE
+    # ---- 6. pause and resume are idempotent: a script may repeat them
+    c1 = ctl("pause", JOB)
+    c2 = ctl("pause", JOB)
+    st = (X.job_status(env, JOB) or {}).get("state")
+    t.ok(c1.returncode == 0 and c2.returncode == 0 and "already paused" in c2.stdout and not c2.stderr and
+         st == "paused",
+         "pause of a paused job exits 0 and says it was already paused (state %s)" % st,
+         out_of(c1) + "\n" + out_of(c2))
+    c1 = ctl("resume", JOB)
+    c2 = ctl("resume", JOB)
+    st = (X.job_status(env, JOB) or {}).get("state")
+    t.ok(c1.returncode == 0 and c2.returncode == 0 and "not paused" in c2.stdout and not c2.stderr and
+         st != "paused",
+         "resume of a job that is not paused exits 0 and says so (state %s)" % st,
+         out_of(c1) + "\n" + out_of(c2))
+    c = ctl("resume", JOB, "--json")
+    t.ok(c.returncode == 0 and json.loads(c.stdout or "{}").get("ok") is True,
+         "resume --json of a job that is not paused replies ok", out_of(c))
+
+    # ---- 7. logs before the provisioning log exists (a fresh install)
+    fresh = os.path.join(tmp, "fresh")
+    os.mkdir(fresh)
+    flog = os.path.join(fresh, "provisioning.log")
+    conf = write_conf("fresh.conf", good.replace(os.path.join(tmp, "provisioning.log"), flog))
+    c = ctl("logs", conf=conf)
+    t.ok(c.returncode == 0 and c.stdout == "" and c.stderr == "",
+         "logs with no provisioning log yet prints nothing and exits 0", out_of(c))
+    c = ctl("logs", "--json", "--job", JOB, conf=conf)
+    t.ok(c.returncode == 0 and c.stdout == "" and c.stderr == "",
+         "logs --json --job with no provisioning log yet prints nothing and exits 0", out_of(c))
+    c = ctl("logs", conf=write_conf("nodir.conf", good.replace(os.path.join(tmp, "provisioning.log"),
+                                                                os.path.join(tmp, "nodir", "p.log"))))
+    t.ok(c.returncode == 1 and "No such file or directory" in c.stderr,
+         "logs with the log's directory missing (not a fresh install) still says so (exit 1)", out_of(c))
+    fout = os.path.join(tmp, "follow.out")
+    with open(fout, "w") as fo:
+        f = subprocess.Popen([os.path.join(X.BUILD, "daemon/xtsyncctl"), "-c", conf, "logs", "--follow",
+                              "--json"], stdout=fo, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(0.6)
+        alive = f.poll() is None
+        line = json.dumps({"activityDateTime": "2026-01-02T03:04:05Z", "jobId": JOB, "action": "Create",
+                           "provisioningStatusInfo": {"status": "success"},
+                           "sourceIdentity": {"id": "late-user"}})
+        with open(flog, "w") as fl:
+            fl.write(line + "\n")
+        got = X.poll(lambda: "late-user" in open(fout).read(), timeout=10, step=0.1)
+        with open(flog, "a") as fl:
+            fl.write(line.replace("late-user", "later-user") + "\n")
+        got2 = X.poll(lambda: "later-user" in open(fout).read(), timeout=10, step=0.1)
+    finally:
+        f.terminate()
+        rc = f.wait(10)
+    t.ok(alive and got and got2 and rc == 0,
+         "logs --follow waits for the log to appear, then follows it (exit %s on SIGTERM)" % rc,
+         open(fout).read()[-1500:])
+
+    # ---- 8. eval with an unreadable @FILE
     c = subprocess.run([os.path.join(X.BUILD, "daemon/xtsyncctl"), "eval", "--attributes", "@nosuch.json",
                         "[mail]"], capture_output=True, text=True, timeout=60, cwd=tmp)
     t.ok(c.returncode == 2 and c.stderr.strip() == "xtsyncctl: cannot read nosuch.json: No such file or directory",

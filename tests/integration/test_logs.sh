@@ -19,7 +19,7 @@ check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; 
 logs() { "$tool" logs "$log" logs "$@"; }
 put() { "$tool" provlog "$log" "$@"; }
 
-echo "1..28"
+echo "1..29"
 put contoso-to-fabrikam Create success adele@contoso.example t-0001 "" 7200000   # 2 h old
 put contoso-to-fabrikam Update failure alex@contoso.example t-0002 AzureActiveDirectoryForbidden
 put fabrikam-to-contoso Delete success megan@fabrikam.example t-0003
@@ -54,8 +54,10 @@ logs --since yesterday >/dev/null 2>&1; rc1=$?
 logs --action Explode >/dev/null 2>&1; rc2=$?
 logs extra-arg >/dev/null 2>&1; rc3=$?
 check "usage errors exit 2" test "$rc1$rc2$rc3" = 222
-"$tool" logs "$dir/missing.log" logs >/dev/null 2>&1; rc=$?
-check "a missing log exits 1" test $rc -eq 1
+"$tool" logs "$dir/missing.log" logs >"$dir/missing.out" 2>&1; rc=$?
+check "a log not written yet prints nothing and exits 0" test $rc -eq 0 -a ! -s "$dir/missing.out"
+"$tool" logs "$dir/no-such-dir/x.log" logs >/dev/null 2>&1; rc=$?
+check "a log in a missing directory exits 1" test $rc -eq 1
 printf 'not json\n{"half": \n\x1b[31m\n' >>"$log"
 check "garbage lines are skipped" test "$(logs 2>/dev/null | wc -l)" -eq 4
 
