@@ -210,7 +210,7 @@ xts_http_parse_retry_after(const char *v, long long now_wall_s)
 		v++;
 	if (*v >= '0' && *v <= '9') {
 		long long ms = 0;
-		int digits = 0;
+		int digits = 0, rest = 0;
 
 		errno = 0;
 		s = strtoll(v, &end, 10);
@@ -221,11 +221,12 @@ xts_http_parse_retry_after(const char *v, long long now_wall_s)
 			for (end++; *end >= '0' && *end <= '9'; end++, digits++) {
 				if (digits < 3)
 					ms = ms * 10 + (*end - '0');
-				else if (*end != '0' && digits == 3)
-					ms++;
+				else if (*end != '0')
+					rest = 1;
 			}
 			for (; digits < 3; digits++)
 				ms *= 10;
+			ms += rest;
 		}
 		while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
 			end++;

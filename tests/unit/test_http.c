@@ -68,6 +68,8 @@ test_retry_after(void **state)
 	assert_int_equal(xts_http_parse_retry_after("2.128", 0), 2128);
 	assert_int_equal(xts_http_parse_retry_after("0.5", 0), 500);
 	assert_int_equal(xts_http_parse_retry_after("1.0001", 0), 1001);
+	assert_int_equal(xts_http_parse_retry_after("1.00001", 0), 1001);
+	assert_int_equal(xts_http_parse_retry_after("1.5000000", 0), 1500);
 	assert_int_equal(xts_http_parse_retry_after("3.1200", 0), 3120);
 	assert_int_equal(xts_http_parse_retry_after("2.5x", 0), -1);
 	assert_int_equal(xts_http_parse_retry_after(NULL, 0), -1);
