@@ -514,6 +514,18 @@ ask_token(struct xts_policy_check *pc, int which)
 			    pc, &pc->aw[which]);
 }
 
+/* Ask for which's token again in delay ms (its timer made on first use). */
+static int
+arm_retry(struct xts_policy_check *pc, int which, long long delay)
+{
+	struct xts_graph *g = which ? pc->tgt : pc->src;
+	int ret = 0;
+
+	if (pc->retry[which] == NULL)
+		ret = xts_ev_timer_new(xts_graph__ev(g), which ? retry_tgt : retry_src, pc, &pc->retry[which]);
+	return ret == 0 ? xts_ev_timer_start(pc->retry[which], delay) : ret;
+}
+
 static void
 on_token(struct xts_policy_check *pc, int which, int err, const char *token, long aadsts,
 	 const char *detail)
@@ -527,10 +539,7 @@ on_token(struct xts_policy_check *pc, int which, int err, const char *token, lon
 	if ((err == XTS_ESERVER || err == XTS_ETHROTTLED) && pc->tok_attempts[which] + 1 < PC_TOKEN_ATTEMPTS) {
 		long long delay = xts_graph__token_delay_ms(g, ++pc->tok_attempts[which]);
 
-		if ((pc->retry[which] != NULL ||
-		     xts_ev_timer_new(xts_graph__ev(g), which ? retry_tgt : retry_src, pc,
-				      &pc->retry[which]) == 0) &&
-		    xts_ev_timer_start(pc->retry[which], delay) == 0) {
+		if (arm_retry(pc, which, delay) == 0) {
 			xts_log_rl(XTS_LOG_INFO, 10000, 20,
 				   "policy check: %s: token endpoint: %s; retry in %lld ms", tc->name,
 				   xts_strerror(err), delay);
