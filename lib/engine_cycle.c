@@ -208,6 +208,34 @@ step_connect(struct eng_cycle *cy)
 	}
 }
 
+/* Delta links stored before the source's graph_endpoint changed point at
+ * another origin, which xts_graph refuses to follow: forget them and read in
+ * full, as after a 410. Nothing is written: the cycle's end stores new links,
+ * and a cycle that fails before then decides the same again. */
+static void
+drop_foreign_links(struct eng_cycle *cy, struct xts_store_job *sj)
+{
+	bool foreign = sj->delta_link != NULL && xts_graph_link_check(cy->src->g, sj->delta_link) != 0;
+	json_t *doc, *v;
+	size_t i;
+
+	if (!foreign && sj->groups_delta_link != NULL) {
+		doc = xts_json_loads(sj->groups_delta_link, 0, NULL);
+		json_array_foreach(json_object_get(doc, "links"), i, v)
+			if (json_is_string(v) && xts_graph_link_check(cy->src->g, json_string_value(v)) != 0)
+				foreign = true;
+		json_decref(doc);
+	}
+	if (!foreign)
+		return;
+	xts_warn("job %s: the stored delta links are not on source tenant %s's graph_endpoint (it changed); "
+		 "this cycle is a full resync", cy->c.name, cy->src->name);
+	xts_free(sj->delta_link);
+	sj->delta_link = NULL;
+	xts_free(sj->groups_delta_link);
+	sj->groups_delta_link = NULL;
+}
+
 static void
 step_start(struct eng_cycle *cy)
 {
@@ -255,6 +283,7 @@ step_start(struct eng_cycle *cy)
 		if (ret != 0)
 			goto fail;
 	}
+	drop_foreign_links(cy, &sj);
 	cy->kind = sj.delta_link == NULL ? XTS_CYCLE_INITIAL : XTS_CYCLE_INCREMENTAL;
 	cy->stored_users_link = sj.delta_link;
 	sj.delta_link = NULL;
@@ -1599,6 +1628,7 @@ prov_start(struct eng_cycle *cy)
 	 * provisioning evaluates them: read the assigned groups' changes first
 	 * (from the stored links, which stay as they are: the next cycle reads
 	 * the same changes again and re-evaluates their members). */
+	drop_foreign_links(cy, &sj);
 	cy->stored_groups_link = sj.groups_delta_link;
 	sj.groups_delta_link = NULL;
 	xts_store_job_clear(&sj);

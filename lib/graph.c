@@ -426,6 +426,16 @@ xts_graph__abs_url(struct xts_graph *g, const char *url, char **out)
 	return *out ? 0 : XTS_ENOMEM;
 }
 
+int
+xts_graph_link_check(struct xts_graph *g, const char *url)
+{
+	if (url == NULL)
+		return XTS_EINVAL;
+	if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
+		return 0;
+	return xts_http_same_origin(url, g->tc.graph_endpoint) == 0 ? 0 : XTS_EFOREIGN;
+}
+
 static unsigned long long
 rng_next(struct xts_graph_ctx *c)
 {

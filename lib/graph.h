@@ -107,6 +107,11 @@ int xts_graph_request(struct xts_graph *g, const char *method, const char *url, 
 		      unsigned flags, xts_graph_cb cb, void *arg, struct xts_graph_req **out);
 void xts_graph_cancel(struct xts_graph_req *r);
 
+/* 0 when url could be sent by xts_graph_request (relative, or absolute on
+ * graph_endpoint's origin), XTS_EFOREIGN when it is on another origin (a
+ * link stored before graph_endpoint changed), XTS_EINVAL when NULL. */
+int xts_graph_link_check(struct xts_graph *g, const char *url);
+
 /* ---- paging and delta (graph_delta.c) ----------------------------------- */
 
 enum {
