@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -791,6 +792,36 @@ snap_db_open(const char *path, int flags, sqlite3 **db)
 	return rc == SQLITE_OK ? 0 : map_err(*db, path, rc, "snapshot: open");
 }
 
+/* Whether path's -wal or -shm exists. */
+static bool
+has_wal_files(const char *path)
+{
+	char p[4112];
+
+	snprintf(p, sizeof(p), "%s-wal", path);
+	if (access(p, F_OK) == 0)
+		return true;
+	snprintf(p, sizeof(p), "%s-shm", path);
+	return access(p, F_OK) == 0;
+}
+
+/* A read-only connection creates the -wal and -shm of a WAL store that had
+ * none (nothing else had it open) and cannot remove them at close. A
+ * read-write connection that reads and closes does, if it is then the last
+ * connection (SQLite's own check, under its locks; else it leaves them to
+ * the last one). Best effort: the snapshot is already taken. */
+static void
+tidy_wal_files(const char *path)
+{
+	sqlite3 *db = NULL;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK &&
+	    sqlite3_exec(db, "PRAGMA query_only = ON; SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL) !=
+		SQLITE_OK)
+		xts_debug("store: snapshot: %s: %s", path, sqlite3_errmsg(db));
+	sqlite3_close(db);
+}
+
 /* Copy from's committed state into to in one backup step (one read
  * transaction), retrying a busy store. 0 or XTS_E* (logged). */
 static int
@@ -828,6 +859,7 @@ xts_store_snapshot(const char *state_dir, const char *dest_dir)
 	char from[4096], to[4096], p[4112];
 	sqlite3 *src = NULL, *dst = NULL;
 	struct stat sb;
+	bool had_wal = true;
 	int ret, e, created = 0;
 
 	ret = db_file(state_dir, from, sizeof(from));
@@ -847,6 +879,7 @@ xts_store_snapshot(const char *state_dir, const char *dest_dir)
 	ret = create_private(to, 1, &created);
 	if (ret < 0)
 		goto done;
+	had_wal = has_wal_files(from);
 	ret = snap_db_open(from, SQLITE_OPEN_READONLY, &src);
 	if (ret == 0)
 		ret = snap_db_open(to, SQLITE_OPEN_READWRITE, &dst);
@@ -861,6 +894,8 @@ xts_store_snapshot(const char *state_dir, const char *dest_dir)
 done:
 	if (src != NULL && sqlite3_close(src) != SQLITE_OK)
 		xts_err("store: snapshot: close %s: %s", from, sqlite3_errmsg(src));
+	else if (src != NULL && !had_wal)
+		tidy_wal_files(from);
 	if (dst != NULL && sqlite3_close(dst) != SQLITE_OK) {
 		xts_err("store: snapshot: close %s: %s", to, sqlite3_errmsg(dst));
 		if (ret == 0)

@@ -58,6 +58,19 @@ try:
     t.ok(os.stat(db).st_mode & 0o777 == 0o600, "state_dir/xtsync.db is created mode 0600",
          oct(os.stat(db).st_mode & 0o777))
 
+    # ---- no other connection: the dry run leaves state_dir as it was (no
+    # -wal/-shm of its own: the first run's close checkpointed and removed them)
+    before = sorted(os.listdir(tmp))
+    with open(db, "rb") as f:
+        main_before = f.read()
+    rc, plan, err = finish(dry_run())
+    with open(db, "rb") as f:
+        main_after = f.read()
+    t.ok(rc == 0 and not any(n.endswith(("-wal", "-shm")) for n in before) and
+         sorted(os.listdir(tmp)) == before and main_after == main_before,
+         "a dry run on a store nothing else has open leaves state_dir unchanged (no -wal/-shm, same bytes)",
+         (rc, before, sorted(os.listdir(tmp)), main_after == main_before, err[-800:]))
+
     # ---- (a) committed data only in the WAL
     # Another connection keeps the store open, so the next run's close does not
     # checkpoint: its links and its delta link stay in the WAL only.
