@@ -903,18 +903,37 @@ match_select(struct aop *a)
 	struct xts_buf b = XTS_BUF_INIT;
 	const char *key;
 	json_t *v;
-	int ret = a->cy->link_missing ? xts_buf_printf(&b, "id,accountEnabled") :
-		  xts_buf_printf(&b, "id,accountEnabled,%s", a->cy->c.link_attr);
+	int ret = a->cy->link_missing ? xts_buf_printf(&b, "id,accountEnabled,creationType,userPrincipalName") :
+		  xts_buf_printf(&b, "id,accountEnabled,creationType,userPrincipalName,%s", a->cy->c.link_attr);
 
 	json_object_foreach(a->write, key, v)
 		if (ret == 0 && strcmp(key, a->cy->c.link_attr) != 0 && strcmp(key, "id") != 0 &&
-		    strcmp(key, "accountEnabled") != 0)
+		    strcmp(key, "accountEnabled") != 0 && strcmp(key, "creationType") != 0 &&
+		    strcmp(key, "userPrincipalName") != 0)
 			ret = xts_buf_printf(&b, ",%s", key);
 	if (ret != 0) {
 		xts_buf_free(&b);
 		return NULL;
 	}
 	return xts_buf_steal(&b);
+}
+
+/* Whether a target user found by a matching query is one of the target
+ * tenant's own (member or guest): "Cross-tenant synchronization can't match
+ * an internal user in the source tenant with an internal user in the target
+ * tenant (both type member and type guest)" (entra: multi-tenant-
+ * organizations/cross-tenant-synchronization-overview.md). An external user
+ * was invited (creationType "Invitation", user.md) and has an #EXT# UPN. A
+ * user carrying our link attribute is ours whatever it says. */
+static bool
+is_internal(const json_t *u)
+{
+	const char *ct = json_string_value(json_object_get(u, "creationType"));
+	const char *upn = json_string_value(json_object_get(u, "userPrincipalName"));
+
+	if (ct != NULL && strcasecmp(ct, "Invitation") == 0)
+		return false;
+	return upn == NULL || strstr(upn, "#EXT#") == NULL;
 }
 
 static void
@@ -933,7 +952,17 @@ match_cb(void *arg, const struct xts_graph_result *res)
 		return;
 	}
 	if (json_array_size(v) == 1) {
-		adopt(a, json_array_get(v, 0));
+		json_t *found = json_array_get(v, 0);
+		if (a->match_stage > 0 && is_internal(found)) {
+			op_failed(a, XTS_EEXIST, NULL, "the matching target user is internal to the target tenant "
+				  "(not an invited external user); cross-tenant synchronization never matches "
+				  "internal users");
+			return;
+		}
+		if (json_object_get(a->write, "userPrincipalName") == NULL)
+			json_object_del(found, "userPrincipalName");
+		json_object_del(found, "creationType"); /* read to decide, never mapped */
+		adopt(a, found);
 		return;
 	}
 	a->match_stage++;

@@ -3,7 +3,13 @@
 # Matching by a schema's matchingPriority attribute against graphsim (TAP).
 # A job whose schema matches on officeLocation (matchingPriority 2) finds a
 # target user an administrator created before (no link attribute, another
-# mail) and links it instead of inviting a duplicate. officeLocation `eq` is
+# mail), an existing B2B user (#EXT#), and links it instead of inviting a
+# duplicate ("I have existing B2B collaboration users. What will happen to
+# them? Cross-tenant synchronization matches the user"). A target tenant's
+# internal user is never matched ("can't match an internal user in the source
+# tenant with an internal user in the target tenant",
+# entra: cross-tenant-synchronization-overview.md): that create fails and the
+# internal user is left alone. officeLocation `eq` is
 # an advanced query in Graph (concepts/aad-advanced-queries.md, the table in
 # includes/filter-directory-objects.md): without "ConsistencyLevel: eventual"
 # and $count=true Graph answers 400 Request_UnsupportedQuery, so that query
@@ -30,7 +36,8 @@ try:
     office = "Room 4711 (matched)"
     sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (src_tid, x["id"]), {"officeLocation": office})
     pre = sim.call("POST", "/_admin/tenants/%s/users" % tgt_tid, {
-        "displayName": "Pre-existing", "userPrincipalName": "pre@t.example", "mail": "pre@t.example",
+        "displayName": "Pre-existing", "userPrincipalName": "pre_fabrikam.example#EXT#@d.example",
+        "mail": "pre@fabrikam.example",
         "mailNickname": "pre", "accountEnabled": True, "userType": "Member", "officeLocation": office})
     schema = json.load(open(os.path.join(X.SRC, "schema/cross-tenant-schema.json")))
     om = schema["synchronizationRules"][0]["objectMappings"][0]
@@ -71,6 +78,26 @@ try:
     t.ok(any("matchingPriority" in json.dumps(e) for e in mine),
          "its provisioning-log line says it was matched by a matchingPriority attribute",
          [e.get("provisioningSteps") for e in mine])
+
+    # a target tenant's own user with the officeLocation of a new source user
+    internal = sim.call("POST", "/_admin/tenants/%s/users" % tgt_tid, {
+        "displayName": "Internal Ines", "userPrincipalName": "ines@d.example", "mail": "ines@d.example",
+        "mailNickname": "ines", "accountEnabled": True, "userType": "Member", "officeLocation": "Room 12"})
+    y = sim.call("POST", "/_admin/tenants/%s/users" % src_tid, {
+        "displayName": "Ines Source", "userPrincipalName": "ines@s.example", "mail": "ines@s.example",
+        "mailNickname": "ines", "accountEnabled": True, "userType": "Member", "officeLocation": "Room 12"})
+    seq = sim.last_seq()
+    p = env.once()
+    reqs = [r for r in sim.requests(seq)["value"] if r["tenant"] == tgt_tid]
+    after = next(u for u in X.users_list(sim.users(tgt_tid)) if u["id"] == internal["id"])
+    t.ok(p.returncode == 1 and "the matching target user is internal to the target tenant" in p.stderr,
+         "a source user matching an internal target user: the create fails, saying why",
+         (p.returncode, p.stderr[-1500:]))
+    t.ok(not after.get(link) and after["displayName"] == "Internal Ines" and
+         not any(r["method"] in ("PATCH", "DELETE", "PUT") and internal["id"] in r["path"] for r in reqs) and
+         not any(r["route"] == "invitations.post" for r in reqs) and y["id"] not in X.linked(sim, tgt_tid, link),
+         "the internal user is not linked or written, and no duplicate is invited",
+         (after, [(r["method"], r["path"]) for r in reqs]))
     ok = t.failed == 0
 finally:
     sim.stop()
