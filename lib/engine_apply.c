@@ -386,21 +386,37 @@ op_unsent(struct aop *a)
 
 /* ---- writes ------------------------------------------------------------------- */
 
-/* The target user no longer exists (404 to a write or a read of it): forget
- * the link; the next cycle plans a create, which matches first. */
+/* The target user no longer exists (404 to a write or a read of it; an
+ * administrator deleted it, or it was purged 30 days after a soft delete):
+ * forget the link and, for a user the job still wants in the target, plan a
+ * create from the stored source attributes at once. Nothing else would: an
+ * incremental cycle plans only users the source changed, and "If a matching
+ * user isn't found in the target system, it's created" (entra:
+ * app-provisioning/how-provisioning-works.md). The create matches first. */
 static void
 target_gone(struct aop *a, const struct xts_graph_error *ge)
 {
 	struct eng_cycle *cy = a->cy;
+	long long in_scope = cy->counts.in_scope;
+	int ret = xts_store_link_remove(cy->st, cy->c.name, a->sid);
 
-	xts_warn("job %s: target user %s of %s is gone; relinking next cycle", cy->c.name,
-		 a->lr.l.target_id, a->sid);
-	if (xts_store_link_remove(cy->st, cy->c.name, a->sid) == 0)
-		xts_store_op_cancel(cy->st, a->id);
-	cy->failed++;
-	cy->ref_failed += a->kind == XTS_OP_MANAGER;
-	cy->counts.failed++;
-	log_op(a, action_of(a), XTS_PROV_FAILURE, ge, NULL, "the target user no longer exists");
+	if (ret == 0)
+		ret = xts_store_op_cancel(cy->st, a->id);
+	/* eng_plan_user decides scope again: a user that left it is not created */
+	if (ret == 0 && a->kind != XTS_OP_DISABLE && a->kind != XTS_OP_DELETE)
+		ret = eng_plan_stored(cy, a->sid);
+	cy->counts.in_scope = in_scope; /* counted once, when it was read */
+	xts_warn("job %s: target user %s of %s is gone; %s", cy->c.name, a->lr.l.target_id, a->sid,
+		 ret == 0 ? "the link is forgotten and a create planned if the user is in scope" :
+			    "cannot plan its create now; the next cycle tries again");
+	if (ret != 0) {
+		cy->failed++;
+		cy->ref_failed += a->kind == XTS_OP_MANAGER;
+	}
+	log_op(a, action_of(a), ret == 0 ? XTS_PROV_WARNING : XTS_PROV_FAILURE, ge, NULL,
+	       "the target user no longer exists");
+	if (ret != 0)
+		cy->counts.failed++;
 	aop_finish(a);
 }
 

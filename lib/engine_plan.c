@@ -193,9 +193,10 @@ strip(const struct xts_schema *s, json_t *attrs)
 	}
 }
 
+/* left: the user left scope (else it was deleted in the source). */
 static int
 deprovision(struct eng_cycle *cy, const char *sid, const struct xts_store_link *l,
-	    const json_t *attrs, const char *why)
+	    const json_t *attrs, const char *why, bool left)
 {
 	json_t *p;
 	int ret;
@@ -210,6 +211,16 @@ deprovision(struct eng_cycle *cy, const char *sid, const struct xts_store_link *
 		return op_put(cy, sid, -1, NULL, 0);
 	if (cy->c.deprovision == XTS_DEPROVISION_DELETE && l->target_state == XTS_TARGET_SOFT_DELETED)
 		return op_put(cy, sid, -1, NULL, 0);
+	if (cy->c.deprovision == XTS_DEPROVISION_DELETE && left && l->target_state == XTS_TARGET_DISABLED) {
+		/* "Users aren't soft deleted from the target tenant in this
+		 * scenario": synced blocked from sign-in (accountEnabled false),
+		 * then removed from the group (entra: multi-tenant-organizations/
+		 * cross-tenant-synchronization-overview.md, Deprovisioning) */
+		cy->counts.skipped++;
+		eng_log_simple(cy, XTS_PROV_SKIP, XTS_PROV_SKIPPED, sid, attrs, l->target_id, "NotEffectivelyEntitled",
+			       "left scope while blocked from sign-in in the target; not soft-deleted");
+		return op_put(cy, sid, -1, NULL, 0);
+	}
 	p = json_pack("{s:s}", "reason", why);
 	if (p == NULL)
 		return XTS_ENOMEM;
@@ -257,7 +268,7 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 		if (ret == XTS_ENOENT)
 			ret = 0;
 		if (ret == 0 && linked)
-			ret = deprovision(cy, sid, &lr.l, attrs, "deleted in the source tenant");
+			ret = deprovision(cy, sid, &lr.l, attrs, "deleted in the source tenant", false);
 		else if (ret == 0)
 			ret = op_put(cy, sid, -1, NULL, 0);
 		goto done;
@@ -290,7 +301,7 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 		goto done;
 	if (!in) {
 		if (linked) {
-			ret = deprovision(cy, sid, &lr.l, attrs, why != NULL ? why : "out of scope");
+			ret = deprovision(cy, sid, &lr.l, attrs, why != NULL ? why : "out of scope", true);
 		} else {
 			cy->counts.skipped++;
 			if (cy->kind == XTS_CYCLE_INCREMENTAL || internal)
