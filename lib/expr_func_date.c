@@ -721,12 +721,16 @@ xts_fn_formatdatetime(struct xts_ev *ev, const struct xts_node *call, json_t **o
 	int ret;
 
 	/* Argument 2 (dateTimeStyles) is accepted and ignored: the default
-	 * (RoundtripKind, AllowLeading/TrailingWhite) is what is implemented. */
+	 * (RoundtripKind, AllowLeading/TrailingWhite) is what is implemented.
+	 * Three arguments are the page's older form, FormatDateTime(source,
+	 * inputFormat, outputFormat), still in its NumFromDate example. */
+	int k = call->nargs == 3 ? 1 : 2;
+
 	ret = xts_ev_str(ev, call, 0, &s, NULL);
 	if (ret == 0)
-		ret = xts_ev_str(ev, call, 2, &in, NULL);
+		ret = xts_ev_str(ev, call, k, &in, NULL);
 	if (ret == 0)
-		ret = xts_ev_str(ev, call, 3, &of, NULL);
+		ret = xts_ev_str(ev, call, k + 1, &of, NULL);
 	if (ret < 0)
 		goto done;
 	if (!s) {

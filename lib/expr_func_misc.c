@@ -412,7 +412,7 @@ static const struct xts_func funcs[] = {
 	{ "DateAdd", 3, 3, xts_fn_dateadd, NULL },
 	{ "DateDiff", 3, 3, xts_fn_datediff, NULL },
 	{ "DateFromNum", 1, 1, xts_fn_datefromnum, NULL },
-	{ "FormatDateTime", 4, 4, xts_fn_formatdatetime, NULL },
+	{ "FormatDateTime", 3, 4, xts_fn_formatdatetime, NULL },
 	{ "Guid", 0, 0, xts_fn_guid, NULL },
 	{ "IgnoreFlowIfNullOrEmpty", 1, 1, fn_ignoreflow, NULL },
 	{ "IIF", 3, 3, fn_iif, NULL },

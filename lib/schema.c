@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -321,6 +322,21 @@ strip_quotes(const char *s)
 
 /* ---- one attributeMapping ------------------------------------------------ */
 
+/* Whether expr is a SelectUniqueValue call (it cannot be nested, so only
+ * the whole expression can be one). */
+static bool
+is_select_unique(const char *expr)
+{
+	static const char fn[] = "SelectUniqueValue";
+
+	expr += strspn(expr, " \t\r\n");
+	if (strncasecmp(expr, fn, sizeof(fn) - 1) != 0)
+		return false;
+	expr += sizeof(fn) - 1;
+	expr += strspn(expr, " \t\r\n");
+	return *expr == '(';
+}
+
 static int
 load_source(struct map_priv *m, const json_t *src, const char *path,
 	    struct xts_schema_problems *probs, int *bad)
@@ -406,6 +422,15 @@ load_source(struct map_priv *m, const json_t *src, const char *path,
 			*bad = 1;
 			return xts_schema_problem_add(probs, p, "expression longer than %d characters",
 						      XTS_EXPR_MAX_LEN);
+		}
+		if (is_select_unique(expr)) {
+			/* The engine never asks the target whether a candidate
+			 * is taken: better refused than a duplicate value. */
+			*bad = 1;
+			return xts_schema_problem_add(probs, p, "SelectUniqueValue \"is currently only supported for "
+				"Workday to Active Directory User Provisioning and SuccessFactors to Active Directory "
+				"User Provisioning. It cannot be used with other provisioning applications\" "
+				"(functions-for-customizing-application-data.md)");
 		}
 		memset(&err, 0, sizeof(err));
 		r = xts_expr_compile(expr, &m->expr, &err);

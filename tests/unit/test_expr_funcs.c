@@ -175,6 +175,14 @@ test_doc_examples(void **state)
 		{ "{\"extensionAttribute1\":\"20150123105347.1Z\"}",
 		  "FormatDateTime([extensionAttribute1], , \"yyyyMMddHHmmss.fZ\", \"yyyy-MM-dd\")",
 		  "\"2015-01-23\"", 0, 0 },
+		/* the page's older three-argument form (source, inputFormat,
+		 * outputFormat), as in its NumFromDate example */
+		{ "{\"extensionAttribute1\":\"20150123105347.1Z\"}",
+		  "FormatDateTime([extensionAttribute1], \"yyyyMMddHHmmss.fZ\", \"yyyy-MM-dd\")",
+		  "\"2015-01-23\"", 0, 0 },
+		{ "{\"ContractEndDate\":\"2020-12-31-08:00\"}",
+		  "NumFromDate(Join(\"\", FormatDateTime([ContractEndDate], \"yyyy-MM-ddzzz\", \"yyyy-MM-dd\"), "
+		  "\"T23:59:59-08:00\"))", "132539615990000000", 0, 0 },
 		/* doc: IgnoreFlowIfNullOrEmpty examples 1 and 2 */
 		{ "{}", "IgnoreFlowIfNullOrEmpty([department])", "null", XTS_EXPR_IGNORE_FLOW, 0 },
 		{ "{\"department\":\"Sales\"}", "IgnoreFlowIfNullOrEmpty([department])", "\"Sales\"", 0, 0 },

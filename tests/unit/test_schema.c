@@ -215,6 +215,11 @@ test_problems(void **state)
 	expect_problem(doc_with(LINK ",{'targetAttributeName':'x','source':{'type':'Function',"
 			       "'expression':'Left([a])'}}", NULL),
 		       AM "[1].source.expression", "column");
+	/* functions-for-customizing-application-data.md: SelectUniqueValue
+	 * "cannot be used with other provisioning applications" */
+	expect_problem(doc_with(LINK ",{'targetAttributeName':'mailNickname','source':{'type':'Function',"
+			       "'expression':' selectUniqueValue ([a], [b])'}}", NULL),
+		       AM "[1].source.expression", "It cannot be used with other provisioning applications");
 	expect_problem(doc_with(LINK ",{'targetAttributeName':'x','source':{'type':'Magic','name':'a'}}", NULL),
 		       AM "[1].source.type", "unknown source type \"Magic\"");
 	expect_problem(doc_with(LINK ",{'targetAttributeName':'x'}", NULL), AM "[1].source",
