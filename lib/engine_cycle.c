@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 #include "buf.h"
 #include "engine_internal.h"
 #include "err.h"
@@ -24,6 +26,7 @@ static void step_end(struct eng_cycle *cy);
 static void prov_fetch(struct eng_cycle *cy);
 
 #define QUARANTINE_DISABLE_MS (28LL * 24 * 3600 * 1000)
+#define JOB_FP_LEN (64 + 1 + 16 + 1) /* schema fingerprint ; scope digest */
 #define EGONE_RESTARTS 2 /* full reads started over after a 410 without a stored token, per read */
 
 static void
@@ -236,11 +239,65 @@ drop_foreign_links(struct eng_cycle *cy, struct xts_store_job *sj)
 	sj->groups_delta_link = NULL;
 }
 
+/* The job's fingerprint: the schema's, then ";" and 16 hex digits of a
+ * SHA-256 of what decides scope besides the schema and the assigned groups
+ * (whose delta links are kept per group list): scope and assigned_users. A
+ * change of either reads every user again, as Microsoft's service does ("A
+ * new initial cycle is triggered because of a change in attribute mappings
+ * or scoping filters", entra: app-provisioning/how-provisioning-works.md);
+ * only users the delta returns would be decided again otherwise. */
+static int
+job_fingerprint(struct eng_cycle *cy, char out[JOB_FP_LEN])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	char head[32];
+	size_t k;
+	int ok;
+
+	snprintf(head, sizeof(head), "v1 scope %d\n", cy->c.scope);
+	ok = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(c, head, strlen(head)) == 1;
+	for (k = 0; ok && k < cy->c.n_users; k++)
+		ok = EVP_DigestUpdate(c, cy->c.users[k], strlen(cy->c.users[k])) == 1 &&
+		     EVP_DigestUpdate(c, "\n", 1) == 1;
+	ok = ok && EVP_DigestFinal_ex(c, md, &mdlen) == 1 && mdlen >= 8;
+	EVP_MD_CTX_free(c);
+	if (!ok)
+		return XTS_ENOMEM;
+	k = (size_t)snprintf(out, JOB_FP_LEN, "%s;", cy->sch->fp);
+	for (i = 0; i < 8 && k + 2 < JOB_FP_LEN; i++, k += 2)
+		snprintf(out + k, JOB_FP_LEN - k, "%02x", md[i]);
+	return 0;
+}
+
+/* What changed between the stored fingerprint and fp: NULL nothing, "" only
+ * the format (a store from before the scope part: kept without a resync),
+ * else a name for the log. */
+static const char *
+fingerprint_change(const char *stored, const char *fp)
+{
+	const char *semi = stored != NULL ? strchr(stored, ';') : NULL;
+	size_t n = semi != NULL ? (size_t)(semi - stored) : (stored != NULL ? strlen(stored) : 0);
+	const char *fsemi = strchr(fp, ';');
+
+	if (stored == NULL)
+		return "";
+	if (n != (size_t)(fsemi - fp) || strncmp(stored, fp, n) != 0)
+		return "schema";
+	if (semi == NULL)
+		return "";
+	return strcmp(semi, fsemi) != 0 ? "scope or assigned_users" : NULL;
+}
+
 static void
 step_start(struct eng_cycle *cy)
 {
 	struct xts_store_job sj;
 	long long now = xts_wall_ms();
+	char fp[JOB_FP_LEN];
+	const char *why;
 	int ret;
 
 	memset(&sj, 0, sizeof(sj));
@@ -272,14 +329,21 @@ step_start(struct eng_cycle *cy)
 		}
 		cy->job->checked = false;
 	}
-	if (sj.schema_fingerprint == NULL || strcmp(sj.schema_fingerprint, cy->sch->fp) != 0) {
-		if (sj.schema_fingerprint != NULL)
-			xts_info("job %s: schema changed; this cycle is a full resync", cy->c.name);
-		xts_free(sj.delta_link);
-		sj.delta_link = NULL;
-		ret = xts_store_job_set_delta(cy->st, cy->c.name, NULL);
+	ret = job_fingerprint(cy, fp);
+	if (ret != 0)
+		goto fail;
+	why = fingerprint_change(sj.schema_fingerprint, fp);
+	if (why != NULL && strcmp(why, "") != 0) {
+		xts_info("job %s: %s changed; this cycle is a full resync", cy->c.name, why);
+	}
+	if (why != NULL) {
+		if (strcmp(why, "") != 0 || sj.schema_fingerprint == NULL) {
+			xts_free(sj.delta_link);
+			sj.delta_link = NULL;
+			ret = xts_store_job_set_delta(cy->st, cy->c.name, NULL);
+		}
 		if (ret == 0)
-			ret = xts_store_job_set_fingerprint(cy->st, cy->c.name, cy->sch->fp);
+			ret = xts_store_job_set_fingerprint(cy->st, cy->c.name, fp);
 		if (ret != 0)
 			goto fail;
 	}
