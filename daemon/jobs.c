@@ -774,6 +774,29 @@ xts_jobs_shutdown(struct xts_jobs *t, void (*done)(void *arg), void *arg)
 	t->shutdown_arg = arg;
 }
 
+size_t
+xts_jobs_abandon(struct xts_jobs *t)
+{
+	size_t i, n = 0;
+
+	if (t->r.abandon == NULL)
+		return 0;
+	/* A done callback may end the shutdown and free t: count first, and
+	 * call no more than there are running cycles. */
+	for (i = 0; i < t->n; i++)
+		n += t->v[i]->running ? 1 : 0;
+	for (i = 0; i < n; i++) {
+		size_t k;
+		struct job *j = NULL;
+		for (k = 0; k < t->n && j == NULL; k++)
+			j = t->v[k]->running ? t->v[k] : NULL;
+		if (j == NULL)
+			break;
+		t->r.abandon(t->r.ctx, j->name);
+	}
+	return n;
+}
+
 void
 xts_jobs_free(struct xts_jobs *t)
 {

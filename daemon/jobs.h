@@ -61,6 +61,10 @@ struct xts_job_runner {
 	/* Ask a running cycle to stop after its in-flight batch and persist; its
 	 * done callback still comes (with XTS_ECANCELED or its real result). */
 	void (*cancel)(void *ctx, const char *job);
+	/* Optional: a canceled cycle still waits for answers after the stop's
+	 * grace: end it now without them (its done callback comes before this
+	 * returns; what was on the wire is resolved by the next cycle). */
+	void (*abandon)(void *ctx, const char *job);
 	/* Counts of the running or last cycle. Returns 0, or XTS_ENOENT. */
 	int (*counts)(void *ctx, const char *job, struct xts_job_counts *out);
 	/* Optional: the job's last ended cycle as the store has it, asked when
@@ -148,6 +152,9 @@ int xts_jobs_run_once(struct xts_jobs *t, const char *only, void (*done)(void *a
 /* Shutdown: stop timers, cancel running cycles and call done(arg) once all
  * in-flight cycles have reported (immediately if none). */
 void xts_jobs_shutdown(struct xts_jobs *t, void (*done)(void *arg), void *arg);
+/* The shutdown's grace is over: abandon the cycles still running (runners
+ * without abandon keep them). Returns how many were abandoned. */
+size_t xts_jobs_abandon(struct xts_jobs *t);
 /* Number of running cycles. */
 int xts_jobs_running(const struct xts_jobs *t);
 /* Free the table (after shutdown completed); closes its timers. The loop

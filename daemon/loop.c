@@ -32,8 +32,12 @@
 #define HAVE_ENGINE 0
 #endif
 
-/* Give in-flight cycles this long to persist after SIGTERM. */
-#define STOP_GRACE_MS 8000
+/* After SIGTERM, writes on the wire get this long to be answered; then they
+ * are abandoned (the next cycle resolves them by matching) and the daemon
+ * exits 0, as the contract's "within a few seconds" asks. */
+#define STOP_GRACE_MS 5000
+/* And what still does not stop after that gets this long. */
+#define STOP_HARD_MS 2000
 
 struct daemon {
 	uv_loop_t loop;
@@ -259,13 +263,32 @@ jobs_stopped(void *arg)
 }
 
 static void
-stop_deadline_cb(uv_timer_t *t)
+stop_hard_cb(uv_timer_t *t)
 {
 	struct daemon *d = t->data;
 
-	xts_err("cycles did not stop within %d ms; exiting anyway (committed state is safe)", STOP_GRACE_MS);
+	xts_err("cycles did not stop %d ms after their writes were abandoned; exiting anyway "
+		"(committed state is safe)", STOP_HARD_MS);
 	d->exit_code = 1;
 	finish(d);
+}
+
+static void
+stop_deadline_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	size_t n;
+
+	xts_warn("cycles still wait for Graph %d ms after the stop; abandoning their writes", STOP_GRACE_MS);
+	/* Arm the last deadline first: abandoning may end the shutdown (and
+	 * close this timer) before it returns. */
+	uv_timer_start(&d->stop_deadline, stop_hard_cb, STOP_HARD_MS, 0);
+	n = xts_jobs_abandon(d->jobs);
+	if (n == 0 && !d->stopped) {
+		xts_err("cycles did not stop within %d ms; exiting anyway (committed state is safe)", STOP_GRACE_MS);
+		d->exit_code = 1;
+		finish(d);
+	}
 }
 
 static void

@@ -542,6 +542,15 @@ r_cancel(void *ctx, const char *job)
 		xts_engine_cancel(r->eng, job);
 }
 
+static void
+r_abandon(void *ctx, const char *job)
+{
+	struct rctx *r = ctx;
+
+	if (r->eng != NULL)
+		xts_engine_abandon(r->eng, job);
+}
+
 static int
 r_counts(void *ctx, const char *job, struct xts_job_counts *out)
 {
@@ -812,6 +821,7 @@ xts_runner_engine_init(uv_loop_t *loop, struct xts_job_runner *out)
 	out->configure = r_configure;
 	out->start_cycle = r_start;
 	out->cancel = r_cancel;
+	out->abandon = r_abandon;
 	out->counts = r_counts;
 	out->last_cycle = r_last_cycle;
 	out->quarantined = r_quarantined;

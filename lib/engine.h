@@ -68,6 +68,12 @@ int xts_engine_cycle_start(struct xts_engine *e, const char *job,
 			   void (*done)(void *arg, int result), void *arg);
 /* Stop a running cycle after its in-flight operations; done still fires. */
 void xts_engine_cancel(struct xts_engine *e, const char *job);
+/* A canceled cycle whose writes still have no answer (the stop's grace is
+ * over): end it now, done firing with XTS_ECANCELED before this returns.
+ * The writes are abandoned as a crash would abandon them: their ops stay in
+ * flight in the store and the next cycle resolves each one by matching,
+ * never by sending it again blindly. */
+void xts_engine_abandon(struct xts_engine *e, const char *job);
 int xts_engine_counts(struct xts_engine *e, const char *job, struct xts_engine_counts *out);
 /* 1 when the store holds the job quarantined (disabled after 28 days in
  * quarantine counts: `resume` clears both) / deletions-held, else 0. */

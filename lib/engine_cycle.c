@@ -1434,6 +1434,27 @@ xts_engine_cancel(struct xts_engine *e, const char *job)
 }
 
 void
+xts_engine_abandon(struct xts_engine *e, const char *job)
+{
+	struct eng_job *j = eng_job_find(e, job);
+	struct eng_cycle *cy;
+
+	if (j == NULL || j->running == NULL)
+		return;
+	cy = j->running;
+	cy->canceled = true;
+	if (cy->inflight > 0)
+		xts_warn("job %s: %lld write(s) still unanswered; not waiting longer: each stays in flight in "
+			 "the store and the next cycle resolves it by matching (no duplicate)", cy->c.name,
+			 cy->inflight);
+	if (cy->result == 0)
+		cy->result = XTS_ECANCELED;
+	/* step_end frees the cycle: what is still on the wire is dropped
+	 * without a callback, the open store batch is rolled back. */
+	step_end(cy);
+}
+
+void
 eng_cycle_applied(struct eng_cycle *cy)
 {
 	eng_cycle_next(cy, step_end);
