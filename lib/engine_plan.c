@@ -343,7 +343,11 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 			ret = manager_cancel(cy, sid); /* removed before it was written */
 		goto done;
 	}
-	ret = xts_mapping_diff(s, desired, lr.l.exported, &changes);
+	/* A user that changed in the source gets all its values written, not
+	 * only those that differ from our last write: the target's copy may
+	 * have been edited (sign-in blocked, an attribute changed) and the FAQ
+	 * says the change brings it back in line with the source. */
+	ret = xts_mapping_diff_ex(s, desired, lr.l.exported, cy->src_changed, &changes);
 	if (ret != 0)
 		goto done;
 	if (lr.l.target_state == XTS_TARGET_SOFT_DELETED) {
@@ -441,6 +445,32 @@ entry_to_attrs(json_t *entry)
  * replaces the stored attributes, manager included, and a cleared property
  * is cleared in the target too. Only on the user's first appearance in the
  * cycle: a later one (a replay) merges. */
+/* 1 when a and b (stored and merged attributes) hold a different value for
+ * some key, an absent key being null: a full round's page may leave out
+ * what an incremental one gave as null. The manager is left out: its own
+ * write (PUT .../manager/$ref) follows it, and a change of it alone costs
+ * no PATCH. */
+static int
+attrs_differ(const json_t *a, const json_t *b)
+{
+	const char *key;
+	json_t *v, *w;
+
+	if (a == NULL || b == NULL)
+		return a != b;
+	json_object_foreach((json_t *)a, key, v) {
+		if (strcmp(key, "manager") == 0)
+			continue;
+		w = json_object_get(b, key);
+		if (w == NULL ? !json_is_null(v) : !json_equal(v, w))
+			return 1;
+	}
+	json_object_foreach((json_t *)b, key, w)
+		if (strcmp(key, "manager") != 0 && json_object_get(a, key) == NULL && !json_is_null(w))
+			return 1;
+	return 0;
+}
+
 int
 eng_plan_entry(struct eng_cycle *cy, json_t *entry)
 {
@@ -498,8 +528,10 @@ decide:
 		 * began: every op and link of this job since was planned with a row
 		 * (the read phase creates no link), so this user has neither. */
 		cy->fresh = cy->untouched && !known;
+		cy->src_changed = known && ur.u.attrs != NULL && attrs_differ(ur.u.attrs, attrs);
 		ret = eng_plan_user(cy, sid, attrs, 0);
 		cy->fresh = false;
+		cy->src_changed = false;
 	}
 done:
 	json_decref(attrs);

@@ -297,6 +297,13 @@ int
 xts_mapping_diff(const struct xts_schema *s, const json_t *desired, const json_t *last_exported,
 		 json_t **changes)
 {
+	return xts_mapping_diff_ex(s, desired, last_exported, 0, changes);
+}
+
+int
+xts_mapping_diff_ex(const struct xts_schema *s, const json_t *desired, const json_t *last_exported,
+		    int reassert, json_t **changes)
+{
 	json_t *out = NULL, *always = NULL, *nv = NULL;
 	const char *key;
 	json_t *dv;
@@ -350,8 +357,11 @@ xts_mapping_diff(const struct xts_schema *s, const json_t *desired, const json_t
 			/* single-valued MultiValueAddOnly flows as Always */
 			__attribute__((fallthrough));
 		case XTS_FLOWTYPE_ALWAYS:
-			if (m != NULL && m->flow_behavior == XTS_FLOW_ALWAYS && values_equal(dv, lv)) {
-				/* Unchanged FlowAlways values ride along with any update. */
+			if (values_equal(dv, lv) &&
+			    ((m != NULL && m->flow_behavior == XTS_FLOW_ALWAYS) || (reassert && !is_empty(dv)))) {
+				/* Unchanged FlowAlways values ride along with any
+				 * update; with reassert, every unchanged value the
+				 * source has (the target may have been edited). */
 				if (json_object_set(always, key, dv) < 0) {
 					ret = XTS_ENOMEM;
 					goto done;
@@ -368,7 +378,7 @@ xts_mapping_diff(const struct xts_schema *s, const json_t *desired, const json_t
 			goto done;
 		}
 	}
-	if (json_object_size(out) > 0 && json_object_update(out, always) < 0) {
+	if ((json_object_size(out) > 0 || reassert) && json_object_update(out, always) < 0) {
 		ret = XTS_ENOMEM;
 		goto done;
 	}

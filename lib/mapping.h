@@ -44,5 +44,15 @@ int xts_mapping_apply_ctx(const struct xts_schema *s, const json_t *source_user,
  * Returns 0 and *changes a new object (empty when nothing to do), or an XTS_E* code. */
 int xts_mapping_diff(const struct xts_schema *s, const json_t *desired,
 		     const json_t *last_exported, json_t **changes);
+/* The same, and with reassert set every other value of desired that is not
+ * empty and flows on updates (flowType Always, or a single-valued
+ * MultiValueAddOnly) rides along as if FlowAlways, also when nothing changed:
+ * for a user that changed in the source, whose target may have been edited
+ * since it was written ("If you make changes to the user in the source
+ * tenant, then during the next synchronization cycle, the user in the target
+ * tenant is updated to match the user in the source tenant",
+ * cross-tenant-synchronization-faq.yml). */
+int xts_mapping_diff_ex(const struct xts_schema *s, const json_t *desired, const json_t *last_exported,
+			int reassert, json_t **changes);
 
 #endif

@@ -216,6 +216,25 @@ test_diff(void **state)
 	assert_json(ch, "{'city':'Bergen'}");
 	json_decref(ch);
 
+	/* reassert (the user changed in the source): nothing differs, yet
+	 * every value the source has that flows on updates is sent, as if
+	 * FlowAlways; not the empty department or null jobTitle, not
+	 * ObjectAddOnly userType, AttributeAddOnly employeeId (the target has
+	 * one) or the ValueAddOnly union that adds nothing. Without reassert:
+	 * nothing. */
+	json_object_set_new(last, "city", json_string("Bergen"));
+	assert_int_equal(xts_mapping_diff(s, desired, last, &ch), 0);
+	assert_json(ch, "{}");
+	json_decref(ch);
+	assert_int_equal(xts_mapping_diff_ex(s, desired, last, 1, &ch), 0);
+	assert_json(ch, "{'displayName':'Ann Lee','showInAddressList':true,'city':'Bergen'}");
+	json_decref(ch);
+	/* and with a change, the change plus the same riders */
+	json_object_set_new(desired, "jobTitle", json_string("Boss"));
+	assert_int_equal(xts_mapping_diff_ex(s, desired, last, 1, &ch), 0);
+	assert_json(ch, "{'jobTitle':'Boss','displayName':'Ann Lee','showInAddressList':true,'city':'Bergen'}");
+	json_decref(ch);
+
 	json_decref(desired);
 	json_decref(last);
 	xts_schema_free(s);
