@@ -430,10 +430,35 @@ reply_job_result(struct xts_control_req *req, const char *job, int ret, const ch
 }
 
 static void
+drop_reply(void *arg, json_t *resp)
+{
+	(void)arg;
+	json_decref(resp);
+}
+
+/* sync: start a cycle now. A quarantined job's quarantine is cleared first,
+ * as Graph's synchronizationJob start does ("If the job is in quarantine,
+ * the quarantine status is cleared", synchronization-synchronizationjob-
+ * start.md); without that the cycle would stop at the quarantine check. The
+ * cycle starts from the loop, after the clearing. */
+static void
 cmd_sync(struct daemon *d, struct xts_control_req *req, const char *job, json_t *msg)
 {
-	(void)msg;
-	reply_job_result(req, job, xts_jobs_sync_now(d->jobs, job), "cycle started");
+	const struct xts_job_runner *r = xts_jobs_runner(d->jobs);
+	int ret = xts_jobs_sync_now(d->jobs, job);
+
+	if (ret == 0 && r->quarantined != NULL && r->command != NULL && r->quarantined(r->ctx, job) == 1) {
+		ret = r->command(r->ctx, "resume", msg, drop_reply, NULL);
+		if (ret != 0) {
+			xts_control_reply_error(req, "job '%s': cycle started, but its quarantine could not be "
+					       "cleared (%s): the cycle stops at the quarantine check", job,
+					       xts_strerror(ret));
+			return;
+		}
+		reply_job_result(req, job, 0, "quarantine cleared; cycle started");
+		return;
+	}
+	reply_job_result(req, job, ret, "cycle started");
 }
 
 /* pause and resume succeed when there is nothing to do, so that scripts

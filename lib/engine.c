@@ -737,7 +737,7 @@ xts_engine_resume(struct xts_engine *e, const char *job)
 	if (!eng_in_quarantine(store_state(e, job)))
 		return 0;
 	j->checked = false;
-	xts_info("job %s: quarantine cleared by resume", job);
+	xts_info("job %s: quarantine cleared by the operator (resume, or sync as Graph's start)", job);
 	return xts_store_job_set_state(e->o.store, job, XTS_JOB_IDLE, NULL, 0, 0, 0);
 }
 

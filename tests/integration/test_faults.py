@@ -216,15 +216,28 @@ try:
         toks = [r for r in reqs if r["route"] == "token" and r["tenant"] == A and r["status"] == 401]
         t.ok(len(toks) == 1, "quarantined at the first refusal: one rejected token request, not retried (%d)" %
              len(toks), [(r["route"], r["status"]) for r in reqs][-10:])
-        # a quarantined job sends nothing, even when asked to sync
+        # sync on a quarantined job clears the quarantine and retries now, as
+        # Graph's synchronizationJob start does ("If the job is in quarantine,
+        # the quarantine status is cleared"): the connection test again, the
+        # source's token refused once more, quarantined again; no write
         seq2 = sim.last_seq()
         sy = env.ctl("sync", "s2t")
+        X.poll(lambda: [r for r in sim.requests(seq2)["value"] if r["route"] == "token"], timeout=30)
         X.poll(lambda: " running " not in env.ctl("status").stdout, timeout=30)
         st2 = env.ctl("status")
-        sent = [r for r in sim.requests(seq2)["value"]]
-        t.ok(not sent and "quarantined" in st2.stdout,
-             "a quarantined job sends nothing to either tenant when asked to sync (%s)" % sy.stdout.strip(),
-             [(r["route"], r["status"]) for r in sent][:8] + [st2.stdout])
+        sent = [(r["route"], r["tenant"], r["status"]) for r in sim.requests(seq2)["value"]]
+        src_sent = [x for x in sent if x[1] == A]
+        writes = [x for x in sim.requests(seq2)["value"] if x["method"] != "GET" and x["route"] != "token"]
+        t.ok(sy.returncode == 0 and "quarantine cleared; cycle started" in sy.stdout and
+             src_sent == [("token", A, 401)] and not writes and "quarantined" in st2.stdout and
+             "7000215" in st2.stdout,
+             "sync on the quarantined job clears the quarantine and retries now: the source's token refused "
+             "once, quarantined again, nothing written (%s)" % sy.stdout.strip(), sent[:8] + [st2.stdout])
+        # no retry runs by itself in between: the quarantine's back-off holds
+        seq3 = sim.last_seq()
+        time.sleep(2.0)
+        t.ok(not sim.requests(seq3)["value"], "after it, nothing is sent until the next retry time",
+             sim.requests(seq3)["value"][:5])
     finally:
         rc = X.stop_daemon(d)
     with open(os.path.join(tmp, "live.log")) as f:
