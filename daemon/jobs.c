@@ -535,6 +535,22 @@ xts_jobs_sync_now(struct xts_jobs *t, const char *name)
 	return 0;
 }
 
+int
+xts_jobs_released(struct xts_jobs *t, const char *name)
+{
+	struct job *j = job_find(t, name);
+
+	if (j == NULL)
+		return XTS_ENOENT;
+	if (j->held) {
+		j->held = false;
+		if (strcmp(j->last_error, "deletions held by the deletion threshold") == 0)
+			snprintf(j->last_error, sizeof(j->last_error), "held deletions released; not applied yet");
+		metrics_update(t);
+	}
+	return xts_jobs_sync_now(t, name);
+}
+
 /* Store pause (1) or resume (0) before the table changes, so that what
  * status says is what a restarted daemon does; a failure refuses the
  * command. */

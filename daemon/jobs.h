@@ -152,6 +152,10 @@ int xts_jobs_run_once(struct xts_jobs *t, const char *only, void (*done)(void *a
 /* Shutdown: stop timers, cancel running cycles and call done(arg) once all
  * in-flight cycles have reported (immediately if none). */
 void xts_jobs_shutdown(struct xts_jobs *t, void (*done)(void *arg), void *arg);
+/* allow-deletions released the job's held deletions: it is no longer
+ * deletions-held, and a cycle starts now to apply them. Returns what
+ * xts_jobs_sync_now returned (XTS_EINVAL when paused: they wait for resume). */
+int xts_jobs_released(struct xts_jobs *t, const char *name);
 /* The shutdown's grace is over: abandon the cycles still running (runners
  * without abandon keep them). Returns how many were abandoned. */
 size_t xts_jobs_abandon(struct xts_jobs *t);

@@ -503,6 +503,38 @@ cmd_resume(struct daemon *d, struct xts_control_req *req, const char *job, json_
 	reply_job_result(req, job, ret, already ? "not paused; nothing to resume" : "resumed");
 }
 
+struct allow_ctx {
+	struct daemon *d;
+	struct xts_control_req *req;
+	const char *job;
+};
+
+/* allow-deletions: the engine released them (its reply); run a cycle now
+ * that applies them, so status stops saying deletions-held. */
+static void
+allow_reply(void *arg, json_t *resp)
+{
+	struct allow_ctx *a = arg;
+	const char *was = json_string_value(json_object_get(resp, "result"));
+	char text[192];
+	int ret;
+
+	if (!json_is_true(json_object_get(resp, "ok")) || was == NULL) {
+		xts_control_reply(a->req, resp);
+		return;
+	}
+	ret = xts_jobs_released(a->d->jobs, a->job);
+	if (ret == 0)
+		snprintf(text, sizeof(text), "%s; cycle started to apply them", was);
+	else if (ret == XTS_EAGAIN)
+		snprintf(text, sizeof(text), "%s; the cycle already due applies them", was);
+	else
+		snprintf(text, sizeof(text), "%s; no cycle can start now (paused or disabled): the job's next "
+			 "cycle applies them", was);
+	json_object_set_new(resp, "result", json_string(text));
+	xts_control_reply(a->req, resp);
+}
+
 /* restart, provision, preview, allow-deletions: the engine's. */
 static void
 cmd_engine(struct daemon *d, struct xts_control_req *req, const char *job, json_t *msg)
@@ -519,7 +551,13 @@ cmd_engine(struct daemon *d, struct xts_control_req *req, const char *job, json_
 		xts_control_reply_error(req, "'%s' is not available: engine not available", cmd);
 		return;
 	}
-	ret = r->command(r->ctx, cmd, msg, engine_reply, req);
+	if (cmd != NULL && strcmp(cmd, "allow-deletions") == 0) {
+		struct allow_ctx a = { d, req, job };
+		/* the engine replies before it returns: a may live on the stack */
+		ret = r->command(r->ctx, cmd, msg, allow_reply, &a);
+	} else {
+		ret = r->command(r->ctx, cmd, msg, engine_reply, req);
+	}
 	if (ret == XTS_EAGAIN)
 		xts_control_reply_error(req, "%s: job '%s' is running; try again when its cycle has finished", cmd,
 					job);

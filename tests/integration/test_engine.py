@@ -172,17 +172,20 @@ try:
     pv = env.ctl("preview", "s2t")
     writes = [r for r in sim.requests(seq)["value"] if r["method"] != "GET" and r["route"] not in ("token", "batch")]
     t.ok(pv.returncode == 0 and not writes, "preview answers without writing", pv.stdout[-800:] + pv.stderr[-400:])
+    st0 = env.ctl("status", "--json")
     al = env.ctl("allow-deletions", "s2t")
-    t.ok(al.returncode == 0 and "4 held deletions released" in al.stdout, "allow-deletions releases the 4",
-         al.stdout + al.stderr)
-    env.ctl("sync", "s2t")
+    st1 = env.ctl("status", "--json")
+    t.ok(al.returncode == 0 and "4 held deletions released; cycle started to apply them" in al.stdout,
+         "allow-deletions releases the 4 and starts a cycle that applies them", al.stdout + al.stderr)
+    t.ok("deletions-held" in st0.stdout and "deletions-held" not in st1.stdout,
+         "status says deletions-held before allow-deletions, not after it", (st0.stdout, st1.stdout))
     for _ in range(100):
         tgt = {u.get(LINK): u for u in X.users_list(sim.users(B))}
         if all(tgt["%s:%s" % (A, m["id"])].get("accountEnabled") is False for m in gone):
             break
         time.sleep(0.2)
     t.ok(all(tgt["%s:%s" % (A, m["id"])].get("accountEnabled") is False for m in gone),
-         "after allow-deletions the next cycle disables the deleted users")
+         "the cycle allow-deletions started disables the deleted users (no sync needed)")
     d.send_signal(signal.SIGTERM)
     d.wait(30)
 
