@@ -1405,15 +1405,22 @@ xts_engine_cycle_start(struct xts_engine *e, const char *job, void (*done)(void 
 	return 0;
 }
 
+/* The job's running cycle, or NULL. */
+static struct eng_cycle *
+running_cycle(struct xts_engine *e, const char *job)
+{
+	struct eng_job *j = eng_job_find(e, job);
+
+	return j != NULL ? j->running : NULL;
+}
+
 void
 xts_engine_cancel(struct xts_engine *e, const char *job)
 {
-	struct eng_job *j = eng_job_find(e, job);
-	struct eng_cycle *cy;
+	struct eng_cycle *cy = running_cycle(e, job);
 
-	if (j == NULL || j->running == NULL)
+	if (cy == NULL)
 		return;
-	cy = j->running;
 	cy->canceled = true;
 	if (cy->pager != NULL) {
 		/* Committed pages stay; the delta link is not stored, so the round repeats. */
@@ -1436,12 +1443,10 @@ xts_engine_cancel(struct xts_engine *e, const char *job)
 void
 xts_engine_abandon(struct xts_engine *e, const char *job)
 {
-	struct eng_job *j = eng_job_find(e, job);
-	struct eng_cycle *cy;
+	struct eng_cycle *cy = running_cycle(e, job);
 
-	if (j == NULL || j->running == NULL)
+	if (cy == NULL)
 		return;
-	cy = j->running;
 	cy->canceled = true;
 	if (cy->inflight > 0)
 		xts_warn("job %s: %lld write(s) still unanswered; not waiting longer: each stays in flight in "
