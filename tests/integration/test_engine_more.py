@@ -154,11 +154,16 @@ try:
          "one mail naming the job and the reason", [x["Subject"] for x in mails])
     t.ok("Failed operations: 8" in body and "xtsyncctl resume q2c" in body,
          "the mail gives the counts and the command that resolves it", body)
+    # sync clears the quarantine, as Graph's synchronizationJob start does
+    # ("If the job is in quarantine, the quarantine status is cleared"), and
+    # runs the cycle: the writes still fail, too few to quarantine it again
     n = jq["cycles"]
-    env.ctl("sync", "q2c")
+    sy = env.ctl("sync", "q2c")
     jq = X.wait_cycles(env, "q2c", n + 1)
     time.sleep(2)  # let an (unwanted) second mail arrive if the daemon sent one
-    t.ok(jq is not None and jq.get("state") == "quarantined", "a further cycle: still quarantined", jq)
+    t.ok("quarantine cleared; cycle started" in sy.stdout and jq is not None and jq.get("state") != "quarantined"
+         and jq.get("quarantine_reason") is None and jq.get("last_result") == "completed with failures",
+         "sync clears the quarantine and runs a cycle; the writes still fail (%s)" % sy.stdout.strip(), jq)
     t.ok(len(X.sink_mails(sinkdir)) == 1, "no second mail for the same quarantine")
     t.ok(len(X.users_list(sim.users(C))) == 0, "nothing exists in the quarantined job's target")
     sim.call("DELETE", "/_admin/faults")
