@@ -211,6 +211,18 @@ put_safe(const char *s)
 		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
 }
 
+/* A property written with the value it had (an update re-asserts the
+ * user's values): not a change to show. A redacted one cannot be told. */
+static bool
+reasserted(json_t *p)
+{
+	const char *ov = str_at(p, "oldValue", NULL), *nv = str_at(p, "newValue", NULL);
+
+	if (ov == NULL || nv == NULL)
+		return ov == nv;
+	return strcmp(ov, nv) == 0 && strcmp(nv, "[Redact]") != 0;
+}
+
 static void
 print_readable(json_t *o)
 {
@@ -234,14 +246,21 @@ print_readable(json_t *o)
 	fputs(" target=", stdout);
 	put_safe(str_at(o, "targetIdentity", "id") ? str_at(o, "targetIdentity", "id") : "-");
 	if (json_array_size(props) > 0) {
-		fputs(" changed=", stdout);
-		for (i = 0; i < json_array_size(props); i++) {
-			const char *n = str_at(json_array_get(props, i), "displayName", NULL);
+		size_t shown = 0, same = 0;
 
-			if (i)
-				putchar(',');
+		for (i = 0; i < json_array_size(props); i++) {
+			json_t *p = json_array_get(props, i);
+			const char *n = str_at(p, "displayName", NULL);
+
+			if (reasserted(p)) {
+				same++;
+				continue;
+			}
+			fputs(shown++ ? "," : " changed=", stdout);
 			put_safe(n ? n : "?");
 		}
+		if (same > 0)
+			printf(" reasserted=%zu", same);
 	}
 	if (json_is_object(ei)) {
 		const char *code = str_at(ei, "errorCode", NULL), *reason = str_at(ei, "reason", NULL);

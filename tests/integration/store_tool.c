@@ -54,6 +54,8 @@ cmd_provlog(int argc, char **argv)
 		e.activity_ms = xts_wall_ms() - strtoll(argv[9], NULL, 10);
 	if (xts_prov_entry_add_prop(&e, "displayName", "Old Name", "New Name", 0) < 0 ||
 	    xts_prov_entry_add_prop(&e, "employeeId", "SECRET-OLD-VALUE", "SECRET-NEW-VALUE", 1) < 0 ||
+	    /* re-asserted: written with the value we last wrote */
+	    xts_prov_entry_add_prop(&e, "city", "Oslo", "Oslo", 0) < 0 ||
 	    xts_prov_entry_add_step(&e, "Export", XTS_STEP_EXPORT, e.status, "written", NULL) < 0)
 		return 1;
 	ret = xts_provlog_open(argv[2], &pl);

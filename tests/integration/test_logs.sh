@@ -19,7 +19,7 @@ check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; 
 logs() { "$tool" logs "$log" logs "$@"; }
 put() { "$tool" provlog "$log" "$@"; }
 
-echo "1..29"
+echo "1..30"
 put contoso-to-fabrikam Create success adele@contoso.example t-0001 "" 7200000   # 2 h old
 put contoso-to-fabrikam Update failure alex@contoso.example t-0002 AzureActiveDirectoryForbidden
 put fabrikam-to-contoso Delete success megan@fabrikam.example t-0003
@@ -34,7 +34,9 @@ line=$(printf '%s\n' "$out" | grep alex@)
 check "readable line has time, job, action, status" \
 	bash -c "[[ '$line' =~ ^20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z\ contoso-to-fabrikam\ Update\ failure ]]"
 check "readable line has user and target" bash -c "[[ '$line' == *'user=alex@contoso.example target=t-0002'* ]]"
-check "readable line has changed attributes" bash -c "[[ '$line' == *'changed=displayName,employeeId'* ]]"
+check "readable line has changed attributes" bash -c "[[ '$line' == *'changed=displayName,employeeId '* ]]"
+check "a value written unchanged is counted as re-asserted, not listed as changed" \
+	bash -c "[[ '$line' == *' reasserted=1'* && '$line' != *city* ]]"
 check "readable line has the error" bash -c "[[ '$line' == *'error=AzureActiveDirectoryForbidden: The operation failed.'* ]]"
 
 check "--job filters" test "$(logs --job fabrikam-to-contoso | wc -l)" -eq 2
