@@ -1269,6 +1269,34 @@ quarantine(struct eng_cycle *cy, const char *reason, const char *text)
 	return ret;
 }
 
+/* A quarantined job's retry that failed for a reason other than its
+ * quarantine's (a 5xx, the network, the store): still a failed retry, so its
+ * clock runs on to the next retry time, with the same reason and no new mail.
+ * Without this its next_retry stayed in the past and the job was retried
+ * every interval instead of at +6 h, +12 h, +24 h. */
+static int
+retry_failed(struct eng_cycle *cy)
+{
+	struct xts_store_job sj;
+	char *reason = NULL;
+	int ret;
+
+	memset(&sj, 0, sizeof(sj));
+	ret = xts_store_job_get(cy->st, cy->c.name, &sj);
+	if (ret == 0 && sj.state == XTS_JOB_QUARANTINED) {
+		reason = xts_strdup(sj.state_reason != NULL ? sj.state_reason : "Quarantined");
+		ret = reason != NULL ? 0 : XTS_ENOMEM;
+	}
+	xts_store_job_clear(&sj);
+	if (reason != NULL) {
+		xts_warn("job %s: the quarantine retry failed (%s); it stays quarantined (%s)", cy->c.name,
+			 xts_strerror(cy->result), reason);
+		ret = quarantine(cy, reason, "the quarantine retry failed");
+		xts_free(reason);
+	}
+	return ret;
+}
+
 static const char *
 result_text(int result)
 {
@@ -1317,7 +1345,7 @@ step_end(struct eng_cycle *cy)
 			}
 			xts_store_job_clear(&sj);
 		} else {
-			ret = 0;
+			ret = retry_failed(cy);
 		}
 		if (ret != 0)
 			xts_err("job %s: cannot record the job state: %s", cy->c.name, xts_strerror(ret));

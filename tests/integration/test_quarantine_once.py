@@ -70,6 +70,39 @@ try:
     o = env.once()
     t.ok(o.returncode == 0, "after that a plain --once runs the job (exit %d)" % o.returncode, o.stderr[-1500:])
 
+    # ---- a due retry that fails for another reason (a malformed users/delta page) is
+    #      still a failed retry: next_retry moves on to +12 h (the "Retry duration" of
+    #      application-provisioning-quarantine-status.md), the reason stays, and the
+    #      next plain --once waits instead of retrying at every run
+    now = int(time.time() * 1000)
+    since = now - 7 * 3600 * 1000
+    db = sqlite3.connect(os.path.join(tmp, "xtsync.db"))
+    db.execute("UPDATE job SET state = 1, state_reason = 'AADSTS7000215', quarantine_since = ?, "
+               "next_retry = ?, retry_step = 0 WHERE name = 'j'", (since, since + 6 * 3600 * 1000))
+    db.commit()
+    db.close()
+    fid = sim.call("POST", "/_admin/faults", {"tenant": src_tid, "route": "/v1.0/users/delta",
+                                              "kind": "malformed", "count": 50})["id"]
+    o = env.once()
+    r = X.job_row(tmp, "j")
+    t.ok(o.returncode != 0 and "the quarantine retry failed" in o.stderr and r["state"] == 1 and
+         r["state_reason"] == "AADSTS7000215" and r["quarantine_since"] == since and
+         r["next_retry"] == since + 12 * 3600 * 1000 and r["retry_step"] == 1,
+         "a due retry failing on a malformed page: still quarantined, next retry at +12 h "
+         "(exit %d, store %s)" % (o.returncode, {k: r[k] for k in ("state", "state_reason", "next_retry",
+                                                                    "retry_step")}), o.stderr[-1500:])
+    seq = sim.last_seq()
+    o = env.once()
+    hits = [f for f in sim.call("GET", "/_admin/faults")["value"] if f["id"] == fid]
+    t.ok(o.returncode == 3 and "next attempt in" in o.stderr and
+         not [q for q in sim.requests(seq)["value"] if q["tenant"] == src_tid],
+         "the next plain --once waits for that time (exit %d, no request to the source)" % o.returncode,
+         (o.stderr[-1500:], hits))
+    sim.call("DELETE", "/_admin/faults")
+    o = env.once("--job", "j")
+    t.ok(o.returncode == 0 and "left quarantine" in o.stderr and X.job_row(tmp, "j")["state"] == 0,
+         "the fault gone, --once --job leaves quarantine (exit %d)" % o.returncode, o.stderr[-1500:])
+
     # ---- disabled after 28 days: --once --job with the cause still there keeps it disabled
     since = int(time.time() * 1000) - 29 * DAY_MS
     db = sqlite3.connect(os.path.join(tmp, "xtsync.db"))
