@@ -82,10 +82,14 @@ op_put_ex(struct eng_cycle *cy, const char *sid, int kind, json_t *payload, int 
 		if (r.o.state == XTS_OP_INFLIGHT) {
 			/* Left by a crash and not yet resolved; decide again next cycle. */
 			ret = 0;
-		} else if (k == kind && !reused) {
+		} else if (k == kind && !reused && !(r.o.state == XTS_OP_STAGED && !staged)) {
+			/* (a planned op stays planned: it may have been released
+			 * from the threshold's hold) */
 			reused = 1;
 			ret = xts_store_op_set_payload(cy->st, r.o.id, payload);
 		} else {
+			/* another kind, or held but no longer a deprovisioning
+			 * (a blocked user unblocked in the source): anew */
 			ret = xts_store_op_cancel(cy->st, r.o.id);
 		}
 		xts_store_op_row_clear(&r);
@@ -356,9 +360,16 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 				    redacted != NULL ? redacted : json_null());
 		ret = payload == NULL ? XTS_ENOMEM : op_put(cy, sid, XTS_OP_RESTORE, payload, 0);
 	} else if (json_object_size(changes) > 0) {
+		/* An update that blocks an active user's sign-in is a disable, and
+		 * disables count against the deletion threshold like deletions
+		 * ("Block sign in for a user"; "the same functionality also works
+		 * for disables": app-provisioning/accidental-deletions.md): staged,
+		 * so that a mass block in the source is held like a mass removal. */
+		int disables = json_is_false(json_object_get(changes, "accountEnabled")) &&
+			       lr.l.target_state == XTS_TARGET_ACTIVE;
 		payload = json_pack("{s:O,s:O}", "changes", changes, "redacted",
 				    redacted != NULL ? redacted : json_null());
-		ret = payload == NULL ? XTS_ENOMEM : op_put(cy, sid, XTS_OP_UPDATE, payload, 0);
+		ret = payload == NULL ? XTS_ENOMEM : op_put(cy, sid, XTS_OP_UPDATE, payload, disables);
 	} else {
 		xts_debug("job %s: user %s: nothing to change", cy->c.name, sid);
 		ret = op_put(cy, sid, -1, NULL, 0);
