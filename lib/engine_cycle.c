@@ -1625,6 +1625,26 @@ prov_got_user(void *arg, const struct xts_graph_result *res)
 	ret = cy->only_user == NULL ? XTS_EPARSE : xts_store_begin(cy->st);
 	if (ret == 0)
 		ret = eng_plan_entry(cy, res->body);
+	if (ret == 0) {
+		/* The deletion threshold decides on the user's disable or delete
+		 * as a cycle's does: released when the job is not held and it is
+		 * within the threshold (or the guard is off), held otherwise. */
+		struct xts_store_job sj;
+		memset(&sj, 0, sizeof(sj));
+		ret = xts_store_job_get(cy->st, cy->c.name, &sj);
+		if (ret == 0)
+			ret = guard(cy, &sj);
+		xts_store_job_clear(&sj);
+	}
+	if (ret == 0) {
+		/* On demand means now: a write of this user that failed earlier
+		 * is tried again in this run, not after its escrow back-off. */
+		long long due = 0;
+		ret = xts_store_op_due_now(cy->st, cy->c.name, sid, &due);
+		if (ret == 0 && due > 0)
+			xts_info("job %s: user %s: %lld failed write(s) retried now, before their back-off ends",
+				 cy->c.name, sid, due);
+	}
 	if (ret == 0)
 		ret = xts_store_commit(cy->st);
 	else if (xts_store_in_tx(cy->st))
@@ -1654,7 +1674,8 @@ prov_got_user(void *arg, const struct xts_graph_result *res)
 	prov_step(p, "processing", "success", prov_action(cy, sid, p->in_scope, desc, sizeof(desc)));
 	xts_store_user_row_clear(&ur);
 	xts_store_link_row_clear(&lr);
-	/* Held deletions stay held: on-demand provisioning does not bypass the guard. */
+	/* Held deletions stay held: on-demand provisioning does not bypass the
+	 * guard (run above). */
 	cy->phase = PH_APPLY;
 	eng_apply_start(cy);
 }

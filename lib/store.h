@@ -385,6 +385,10 @@ int xts_store_job_untouched(struct xts_store *st, const char *job, int *yes);
  * statement; *released (may be NULL) gets how many. A second call releases
  * nothing (0) until new deletions are staged. */
 int xts_store_op_release_staged(struct xts_store *st, const char *job, long long *released);
+/* `provision`: the failed ops of one user waiting out their escrow back-off
+ * become due now (their attempts count is kept); *n (may be NULL) gets how
+ * many. */
+int xts_store_op_due_now(struct xts_store *st, const char *job, const char *source_id, long long *n);
 /* Delete done ops updated before `before` (housekeeping). */
 int xts_store_op_purge_done(struct xts_store *st, const char *job, long long before);
 

@@ -358,6 +358,19 @@ xts_store_op_release_staged(struct xts_store *st, const char *job, long long *re
 }
 
 int
+xts_store_op_due_now(struct xts_store *st, const char *job, const char *source_id, long long *n)
+{
+	int changes = 0, ret;
+
+	if (job == NULL || source_id == NULL)
+		return XTS_EINVAL;
+	ret = xts_store__exec(st, XTS_ST_OP_DUE_NOW, &changes, "Itt", xts_wall_ms(), job, source_id);
+	if (n)
+		*n = ret == 0 ? changes : 0;
+	return ret;
+}
+
+int
 xts_store_op_purge_done(struct xts_store *st, const char *job, long long before)
 {
 	if (job == NULL)

@@ -119,6 +119,8 @@ XTS_STORE_STMT(OP_COUNT, "SELECT count(*) FROM op WHERE job = ? AND state = ?")
 XTS_STORE_STMT(JOB_UNTOUCHED, "SELECT NOT EXISTS (SELECT 1 FROM op WHERE job = ?1 AND state <> 2) "
 	"AND NOT EXISTS (SELECT 1 FROM link WHERE job = ?1)")
 XTS_STORE_STMT(OP_RELEASE, "UPDATE op SET state = 0, updated = ? WHERE job = ? AND state = 4")
+XTS_STORE_STMT(OP_DUE_NOW, "UPDATE op SET next_attempt = 0, updated = ? WHERE job = ? AND source_id = ? "
+	"AND state = 3")
 XTS_STORE_STMT(OP_PURGE, "DELETE FROM op WHERE job = ? AND state = 2 AND updated < ?")
 
 /* member's key is (job, member_id, group_id) (migration 0003): the group-first

@@ -120,6 +120,14 @@ try:
          "Action: Create" in c.stdout and u6["id"] in X.linked(sim, B, LB) and invitations(sim, B) == inv0 + 2,
          "a user just added to an assigned group is in scope for provision on demand and created",
          c.stdout + c.stderr)
+    # removed from the group again: on demand disables it (deletion_threshold = 0: the guard is
+    # off), and does not claim a threshold hold
+    sim.call("DELETE", "/_admin/tenants/%s/groups/%s/members/%s" % (A, grp, u6["id"]))
+    c = env.ctl("provision", "p2b", u6["id"])
+    t.ok(c.returncode == 0 and "Action: Disable" in c.stdout and "held by the deletion threshold" not in c.stdout
+         and "disabled 1" in c.stdout and X.linked(sim, B, LB)[u6["id"]].get("accountEnabled") is False,
+         "a user removed from the group: provision on demand disables it (no false threshold hold)",
+         c.stdout + c.stderr)
 
     # ---- restart, then a cycle
     sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (A, u0["id"]), {"jobTitle": "After Restart"})
