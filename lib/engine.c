@@ -731,14 +731,30 @@ int
 xts_engine_resume(struct xts_engine *e, const char *job)
 {
 	struct eng_job *j = eng_job_find(e, job);
+	long long due = 0;
+	int ret;
 
 	if (j == NULL)
 		return XTS_ENOENT;
 	if (!eng_in_quarantine(store_state(e, job)))
 		return 0;
 	j->checked = false;
-	xts_info("job %s: quarantine cleared by the operator (resume, or sync as Graph's start)", job);
-	return xts_store_job_set_state(e->o.store, job, XTS_JOB_IDLE, NULL, 0, 0, 0);
+	ret = xts_store_begin(e->o.store);
+	if (ret != 0)
+		return ret;
+	ret = xts_store_job_set_state(e->o.store, job, XTS_JOB_IDLE, NULL, 0, 0, 0);
+	/* the failed writes are what the operator says is fixed: the next
+	 * cycle tries them, not only after their escrow back-off */
+	if (ret == 0)
+		ret = xts_store_op_due_now(e->o.store, job, NULL, &due);
+	if (ret == 0)
+		ret = xts_store_commit(e->o.store);
+	else
+		xts_store_rollback(e->o.store);
+	if (ret == 0)
+		xts_info("job %s: quarantine cleared by the operator (resume, or sync as Graph's start); "
+			 "%lld failed write(s) due again", job, due);
+	return ret;
 }
 
 int

@@ -291,6 +291,22 @@ fingerprint_change(const char *stored, const char *fp)
 	return strcmp(semi, fsemi) != 0 ? "scope or assigned_users" : NULL;
 }
 
+/* A quarantine retry retries what failed: the job's escrowed writes become
+ * due in this cycle. Left to their own back-off (which may end after the
+ * retry), the cycle wrote nothing, succeeded and left quarantine with the
+ * failing writes untried. */
+static int
+retry_escrow(struct eng_cycle *cy)
+{
+	long long due = 0;
+	int ret = xts_store_op_due_now(cy->st, cy->c.name, NULL, &due);
+
+	if (ret == 0 && due > 0)
+		xts_info("job %s: quarantine retry: %lld failed write(s) are retried in this cycle", cy->c.name,
+			 due);
+	return ret;
+}
+
 static void
 step_start(struct eng_cycle *cy)
 {
@@ -313,6 +329,9 @@ step_start(struct eng_cycle *cy)
 			 sj.state == XTS_JOB_DISABLED ? "disabled after 28 days in quarantine" : "quarantined",
 			 sj.state_reason != NULL ? sj.state_reason : "?");
 		cy->job->checked = false;
+		ret = retry_escrow(cy);
+		if (ret != 0)
+			goto fail;
 	} else if (sj.state == XTS_JOB_DISABLED) {
 		xts_warn("job %s: disabled after 28 days in quarantine; `xtsyncctl resume` or `restart` it "
 			 "(or `xtsyncd --once --job %s`)", cy->c.name, cy->c.name);
@@ -328,6 +347,9 @@ step_start(struct eng_cycle *cy)
 			goto nocycle;
 		}
 		cy->job->checked = false;
+		ret = retry_escrow(cy);
+		if (ret != 0)
+			goto fail;
 	}
 	ret = job_fingerprint(cy, fp);
 	if (ret != 0)

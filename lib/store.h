@@ -387,7 +387,7 @@ int xts_store_job_untouched(struct xts_store *st, const char *job, int *yes);
 int xts_store_op_release_staged(struct xts_store *st, const char *job, long long *released);
 /* `provision`: the failed ops of one user waiting out their escrow back-off
  * become due now (their attempts count is kept); *n (may be NULL) gets how
- * many. */
+ * many. source_id NULL: every failed op of the job (a quarantine retry). */
 int xts_store_op_due_now(struct xts_store *st, const char *job, const char *source_id, long long *n);
 /* Delete done ops updated before `before` (housekeeping). */
 int xts_store_op_purge_done(struct xts_store *st, const char *job, long long before);

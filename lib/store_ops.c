@@ -362,9 +362,12 @@ xts_store_op_due_now(struct xts_store *st, const char *job, const char *source_i
 {
 	int changes = 0, ret;
 
-	if (job == NULL || source_id == NULL)
+	if (job == NULL)
 		return XTS_EINVAL;
-	ret = xts_store__exec(st, XTS_ST_OP_DUE_NOW, &changes, "Itt", xts_wall_ms(), job, source_id);
+	if (source_id == NULL)
+		ret = xts_store__exec(st, XTS_ST_OP_DUE_NOW_JOB, &changes, "It", xts_wall_ms(), job);
+	else
+		ret = xts_store__exec(st, XTS_ST_OP_DUE_NOW, &changes, "Itt", xts_wall_ms(), job, source_id);
 	if (n)
 		*n = ret == 0 ? changes : 0;
 	return ret;

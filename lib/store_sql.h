@@ -121,6 +121,8 @@ XTS_STORE_STMT(JOB_UNTOUCHED, "SELECT NOT EXISTS (SELECT 1 FROM op WHERE job = ?
 XTS_STORE_STMT(OP_RELEASE, "UPDATE op SET state = 0, updated = ? WHERE job = ? AND state = 4")
 XTS_STORE_STMT(OP_DUE_NOW, "UPDATE op SET next_attempt = 0, updated = ? WHERE job = ? AND source_id = ? "
 	"AND state = 3")
+XTS_STORE_STMT(OP_DUE_NOW_JOB, "UPDATE op SET next_attempt = 0, updated = ? WHERE job = ? AND state = 3 "
+	"AND next_attempt > 0")
 XTS_STORE_STMT(OP_PURGE, "DELETE FROM op WHERE job = ? AND state = 2 AND updated < ?")
 
 /* member's key is (job, member_id, group_id) (migration 0003): the group-first
