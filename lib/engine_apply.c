@@ -841,34 +841,6 @@ invite(struct aop *a)
 		op_failed(a, ret, NULL, "cannot queue the invitation");
 }
 
-/* A matched user whose source has no manager: the target user may hold one
- * (ours, from before the store was lost, or an administrator's), and the
- * plan made no manager op for a user it was to invite. Plan one now,
- * {"manager": null}: pass 2 picks it up, reads the target's manager (the
- * link's exported has no "manager" key) and deletes only one it finds. */
-static int
-adopt_no_manager(struct aop *a)
-{
-	struct eng_cycle *cy = a->cy;
-	struct xts_store_op_row r;
-	json_t *p;
-	int ret;
-
-	if (eng_reference_mapping(cy->sch->s) == NULL ||
-	    json_string_value(json_object_get(a->attrs, "manager")) != NULL)
-		return 0;
-	memset(&r, 0, sizeof(r));
-	ret = xts_store_op_find_open(cy->st, cy->c.name, a->sid, XTS_OP_MANAGER, &r);
-	xts_store_op_row_clear(&r);
-	if (ret != XTS_ENOENT)
-		return ret; /* 0: one is planned already */
-	p = json_pack("{s:n}", "manager");
-	ret = p == NULL ? XTS_ENOMEM :
-			  xts_store_op_add(cy->st, cy->c.name, a->sid, XTS_OP_MANAGER, p, XTS_OP_PLANNED, cy->id, NULL);
-	json_decref(p);
-	return ret;
-}
-
 /* A match: link, then PATCH only what differs from the found user. */
 static void
 adopt(struct aop *a, json_t *found)
@@ -899,9 +871,9 @@ adopt(struct aop *a, json_t *found)
 	json_decref(a->old);
 	a->old = json_incref(found);
 	/* exported := what the target holds now, so only differences are written */
+	/* A source without a manager plans no manager op: the target user
+	 * keeps the manager it holds (the FAQ rule, engine_plan.c). */
 	ret = xts_store_link_set_exported(cy->st, cy->c.name, a->sid, found);
-	if (ret == 0)
-		ret = adopt_no_manager(a);
 	json_decref(a->write);
 	a->write = changes;
 	xts_info("job %s: user %s matched target user %s (%s)", cy->c.name, a->sid, tid, a->matched_by);
@@ -1083,7 +1055,10 @@ match_next(struct aop *a)
 
 /* Write the reference: PUT manager/$ref naming a->mgr_tid
  * (user-post-manager.md), or DELETE it when a->mgr_tid is NULL
- * (user-delete-manager.md). 0, or XTS_E* when it cannot be queued. */
+ * (user-delete-manager.md): only for a {"manager": null} op an earlier
+ * version planned and left in the store; the plan makes none now (a manager
+ * removed in the source is not updated in the target: the FAQ).
+ * 0, or XTS_E* when it cannot be queued. */
 static int
 manager_write(struct aop *a)
 {

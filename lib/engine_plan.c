@@ -380,15 +380,14 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 			ret = manager_put(cy, sid, mgr, 0);
 		else if (mgr == NULL && json_is_null(json_object_get(attrs, "manager")))
 			/* the source says there is no manager (manager@delta
-			 * without one, or none in a full round): DELETE
-			 * .../manager/$ref (user-delete-manager.md) if one was
-			 * written; if the link does not know (restart, matched:
-			 * no "manager" key) the op reads the target's first and
-			 * deletes only a manager it finds; if it holds none,
-			 * drop a planned one */
-			ret = was != NULL || json_object_get(lr.l.exported, "manager") == NULL
-				      ? manager_put(cy, sid, NULL, 0)
-				      : manager_cancel(cy, sid);
+			 * without one, or none in a full round): "If the
+			 * manager of a user is removed in the source tenant and
+			 * no new manager is assigned in the source tenant, the
+			 * manager attribute isn't updated in the target tenant"
+			 * (cross-tenant-synchronization-overview.md, FAQ). The
+			 * target keeps its manager; only a planned, unwritten
+			 * one is dropped. */
+			ret = manager_cancel(cy, sid);
 	}
 done:
 	json_decref(desired);
