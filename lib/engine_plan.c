@@ -177,7 +177,7 @@ eng_reference_mapping(const struct xts_schema *s)
 static bool
 graph_unwritable(const char *target)
 {
-	return strcasecmp(target, "showInAddressList") == 0;
+	return (target[0] | 0x20) == 's' && strcasecmp(target, "showInAddressList") == 0;
 }
 
 /* Drop what is never exported as a plain attribute. */
