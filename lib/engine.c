@@ -92,7 +92,9 @@ xts_engine_is_internal_member(const json_t *user, const char **why)
 		return 0;
 	}
 	json_object_foreach((json_t *)user, key, v) {
-		if (strncasecmp(key, "extension_", 10) == 0 && ends_with_ci(key, "_xtsyncSourceLink") &&
+		/* the first byte inline: this runs for every attribute of every user */
+		if ((key[0] | 0x20) == 'e' && strncasecmp(key, "extension_", 10) == 0 &&
+		    ends_with_ci(key, "_xtsyncSourceLink") &&
 		    json_is_string(v) && json_string_length(v) > 0) {
 			*why = "carries an xtsync link attribute (synchronized from another tenant)";
 			return 0;

@@ -128,6 +128,8 @@ struct eng_cycle {
 	json_t *changed;       /* object used as a set of member ids whose membership changed */
 	bool untouched;        /* the job had no open op and no link when the users read began */
 	bool fresh;            /* deciding a user that untouched job has no row for: no op, no link */
+	bool insert_only;      /* eng_plan_user inserts the row, and stops at once if there is one */
+	bool row_exists;       /* ... it stopped: the user has a row after all (nothing written) */
 	bool src_changed;      /* deciding a user whose stored attributes the delta just changed */
 	struct xts_store_batch batch; /* the read phase's store batch (xts_store_batch_begin) */
 	long batch_users;      /* users decided in it */

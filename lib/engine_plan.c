@@ -181,7 +181,7 @@ eng_reference_mapping(const struct xts_schema *s)
 static bool
 graph_unwritable(const char *target)
 {
-	return strcasecmp(target, "showInAddressList") == 0;
+	return (target[0] | 0x20) == 's' && strcasecmp(target, "showInAddressList") == 0;
 }
 
 /* Drop what is never exported as a plain attribute. */
@@ -300,7 +300,17 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 	u.is_member = internal;
 	u.manager_id = mgr;
 	u.last_seen_cycle = cy->id;
-	ret = xts_store_user_put(cy->st, cy->c.name, &u);
+	if (cy->insert_only) {
+		/* nothing was written yet: the caller decides again with the row */
+		ret = xts_store_user_insert(cy->st, cy->c.name, &u);
+		if (ret == XTS_EEXIST) {
+			cy->row_exists = true;
+			ret = 0;
+			goto done;
+		}
+	} else {
+		ret = xts_store_user_put(cy->st, cy->c.name, &u);
+	}
 	if (ret != 0)
 		goto done;
 	if (!in) {
@@ -492,6 +502,37 @@ eng_plan_entry(struct eng_cycle *cy, json_t *entry)
 	if (sid == NULL || sid[0] == '\0')
 		return 0;
 	memset(&ur, 0, sizeof(ur));
+	if (cy->untouched && cy->kind == XTS_CYCLE_INITIAL && json_object_get(entry, "@removed") == NULL) {
+		/* The first full round of an untouched job: almost every user is
+		 * new, so decide it as new and let the row's insert tell (one
+		 * statement less than looking the row up first). If the row
+		 * exists (a user returned twice, or kept from an earlier round),
+		 * nothing was written and it is decided again below, as it
+		 * always was; the entry is then as entry_to_attrs leaves it,
+		 * which the paths below accept, but for the "manager": null
+		 * added here, which a replay must not merge. */
+		int added_null = 0;
+
+		ret = entry_to_attrs(entry);
+		if (ret == 0 && json_object_get(entry, "manager") == NULL &&
+		    eng_reference_mapping(cy->sch->s) != NULL) {
+			ret = json_object_set_new(entry, "manager", json_null()) != 0 ? XTS_ENOMEM : 0;
+			added_null = ret == 0;
+		}
+		if (ret != 0)
+			return ret;
+		cy->fresh = true;
+		cy->insert_only = true;
+		cy->row_exists = false;
+		ret = eng_plan_user(cy, sid, entry, 0);
+		cy->fresh = false;
+		cy->insert_only = false;
+		if (ret != 0 || !cy->row_exists)
+			return ret;
+		cy->row_exists = false;
+		if (added_null)
+			json_object_del(entry, "manager");
+	}
 	ret = xts_store_user_get(cy->st, cy->c.name, sid, &ur);
 	if (ret != 0 && ret != XTS_ENOENT)
 		return ret;

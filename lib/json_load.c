@@ -6,6 +6,7 @@
  * digits, nesting past 128, any syntax error or invalid UTF-8) is handed to
  * jansson itself, so what is accepted and the errors reported are jansson's.
  * It is not a JSON library: no encoder, no error positions of its own. */
+#include <stdint.h>
 #include <string.h>
 
 #include "buf.h"
@@ -173,6 +174,22 @@ string_slow(struct fast *f)
 	return -1;
 }
 
+#define ONES ((uint64_t)0x0101010101010101ULL)
+#define HIGHS ((uint64_t)0x8080808080808080ULL)
+
+/* The high bit of each of the eight bytes of w that ends a plain run of
+ * string text: '"', '\\', a control byte (< 0x20) or a byte >= 0x80 (UTF-8,
+ * checked one sequence at a time). A borrow may also flag bytes above a true
+ * match, never one below the first: the lowest flag is exact. */
+static inline uint64_t
+stop8(uint64_t w)
+{
+	uint64_t q = w ^ (ONES * '"'), bs = w ^ (ONES * '\\');
+	uint64_t lt = (w - ONES * 0x20) & ~w;
+
+	return (lt | ((q - ONES) & ~q) | ((bs - ONES) & ~bs) | w) & HIGHS;
+}
+
 /* A string at f->p (on the opening quote): *s and *n get its text, in
  * the input (no escapes) or in f->tmp (valid until the next string). */
 static int
@@ -181,6 +198,22 @@ string(struct fast *f, const char **s, size_t *n)
 	const unsigned char *p = ++f->p, *end = f->end;
 
 	for (;;) {
+		/* eight bytes at a time to the word holding the stop, and on a
+		 * little-endian machine (the first byte is the lowest) to the
+		 * stop itself; the byte loop finishes the rest */
+		while (end - p >= 8) {
+			uint64_t w, m;
+
+			memcpy(&w, p, 8);
+			m = stop8(w);
+			if (m != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+				p += (unsigned)__builtin_ctzll(m) >> 3;
+#endif
+				break;
+			}
+			p += 8;
+		}
 		while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
 			p++;
 		if (p >= end || *p < 0x20)

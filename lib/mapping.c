@@ -216,7 +216,9 @@ xts_mapping_apply_ctx(const struct xts_schema *s, const json_t *source_user, int
 			}
 		}
 		val = coerce(m->target, val);
-		if (val == NULL || json_object_set_new(out, m->target, val) < 0) {
+		/* targets come from the schema's JSON text or the built-in
+		 * schema: valid UTF-8, so jansson need not check each key again */
+		if (val == NULL || json_object_set_new_nocheck(out, m->target, val) < 0) {
 			val = NULL;
 			ret = XTS_ENOMEM;
 			goto done;

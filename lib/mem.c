@@ -126,6 +126,98 @@ json_parse_oom(void)
 	_exit(1);
 }
 
+/* jansson's small blocks (values, object pairs, string texts: a page of
+ * 100 users is ~20,000 of them, all freed together with the page) are
+ * recycled through per-thread free lists by size class. glibc's tcache keeps
+ * 7 blocks per size, so freeing a page's tree sent most blocks through
+ * _int_free and the next page's parse through _int_malloc; a list here costs
+ * a few instructions either way (benchmark 1: tests/bench/README.md). The
+ * blocks stay ordinary malloc blocks, class chosen by malloc_usable_size on
+ * the way back, so anything jansson hands out (json_dumps) may still be
+ * freed with xts_free or free. Each list holds at most JPOOL_DEPTH blocks
+ * (what one page's tree frees; never more than ~9 MiB over all classes,
+ * per thread), the rest go back to libc. Not under AddressSanitizer, which
+ * must see every free to find a use after it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define JPOOL 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define JPOOL 0
+#endif
+#endif
+#ifndef JPOOL
+#define JPOOL 1
+#endif
+
+#if JPOOL
+#include <malloc.h>
+
+#define JPOOL_CLASSES 16      /* usable sizes 24, 40, ..., 264 */
+#define JPOOL_DEPTH 4096
+
+struct jpool_block {
+	struct jpool_block *next;
+};
+
+struct jpool {
+	struct jpool_block *head[JPOOL_CLASSES];
+	unsigned count[JPOOL_CLASSES];
+};
+
+static _Thread_local struct jpool jpool;
+/* glibc's MALLOC_PERTURB_ (the test runner sets it) for the blocks kept
+ * here too: freed and handed-out memory filled as glibc fills it, so a use
+ * after free still reads garbage. Read once by xts_mem_install. */
+static int jpool_perturb;
+
+static void *
+json_malloc(size_t n)
+{
+	size_t c = n <= 24 ? 0 : (n - 24 + 15) / 16;
+	void *p;
+
+	if (c < JPOOL_CLASSES && jpool.head[c] != NULL) {
+		struct jpool_block *b = jpool.head[c];
+
+		if (should_fail(n)) {
+			p = NULL;
+		} else {
+			jpool.head[c] = b->next;
+			jpool.count[c]--;
+			if (jpool_perturb != 0)
+				memset(b, jpool_perturb ^ 0xff, n);
+			return b;
+		}
+	} else {
+		p = xts_malloc(n);
+	}
+	if (p == NULL && json_parsing)
+		json_parse_oom();
+	return p;
+}
+
+static void
+json_free(void *p)
+{
+	size_t u, c;
+
+	if (p == NULL)
+		return;
+	u = malloc_usable_size(p);
+	c = (u - 24) / 16; /* usable sizes are 24 + 16k: the class it fills */
+	if (u >= 24 && c < JPOOL_CLASSES && jpool.count[c] < JPOOL_DEPTH) {
+		struct jpool_block *b = p;
+
+		if (jpool_perturb != 0)
+			memset(p, jpool_perturb, u);
+		b->next = jpool.head[c];
+		jpool.head[c] = b;
+		jpool.count[c]++;
+		return;
+	}
+	free(p);
+}
+#else
 static void *
 json_malloc(size_t n)
 {
@@ -135,6 +227,13 @@ json_malloc(size_t n)
 		json_parse_oom();
 	return p;
 }
+
+static void
+json_free(void *p)
+{
+	xts_free(p);
+}
+#endif
 
 void
 xts_mem_json_guard(int on)
@@ -216,7 +315,14 @@ xts_mem_install(void)
 
 	if (installed)
 		return 0;
-	json_set_alloc_funcs(json_malloc, xts_free);
+#if JPOOL
+	{
+		const char *pe = getenv("MALLOC_PERTURB_");
+
+		jpool_perturb = pe != NULL ? (int)(strtol(pe, NULL, 10) & 0xff) : 0;
+	}
+#endif
+	json_set_alloc_funcs(json_malloc, json_free);
 	/* No memory statistics: SQLite would take a global mutex around every
 	 * allocation to keep them, and nothing here reads them. */
 	if (sqlite3_config(SQLITE_CONFIG_MALLOC, &sq_methods) != SQLITE_OK ||

@@ -233,6 +233,9 @@ void xts_store_user_row_clear(struct xts_store_user_row *r);
 
 /* Insert or replace the row (job, u->source_id). The job must exist. */
 int xts_store_user_put(struct xts_store *st, const char *job, const struct xts_store_user *u);
+/* Insert the row (job, u->source_id) if there is none: 0, or XTS_EEXIST (and
+ * nothing written) when the row exists. The job must exist. */
+int xts_store_user_insert(struct xts_store *st, const char *job, const struct xts_store_user *u);
 int xts_store_user_get(struct xts_store *st, const char *job, const char *source_id,
     struct xts_store_user_row *out);
 /* Flag the user deleted in the source (keeps the row, for deprovisioning). */

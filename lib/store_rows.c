@@ -57,6 +57,21 @@ xts_store_user_put(struct xts_store *st, const char *job, const struct xts_store
 	    u->deleted ? 1 : 0, u->last_seen_cycle);
 }
 
+int
+xts_store_user_insert(struct xts_store *st, const char *job, const struct xts_store_user *u)
+{
+	int changes = 0, ret;
+
+	if (job == NULL || u == NULL || u->source_id == NULL)
+		return XTS_EINVAL;
+	ret = xts_store__exec(st, XTS_ST_USER_INSERT, &changes, "ttjititiI", job, u->source_id, u->attrs,
+	    u->in_scope ? 1 : 0, u->scope_reason, u->is_member ? 1 : 0, u->manager_id,
+	    u->deleted ? 1 : 0, u->last_seen_cycle);
+	if (ret == 0 && changes == 0)
+		ret = XTS_EEXIST;
+	return ret;
+}
+
 /* Run a single-row SELECT bound by two texts; fill via `fill`. */
 static int
 get_one(struct xts_store *st, enum xts_store_stmt id, const char *a, const char *b,

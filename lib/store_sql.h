@@ -57,6 +57,9 @@ XTS_STORE_STMT(USER_PUT, "INSERT INTO source_user(job, " XTS_USER_COLS ") "
 	"attrs = excluded.attrs, in_scope = excluded.in_scope, scope_reason = excluded.scope_reason, "
 	"is_member = excluded.is_member, manager_id = excluded.manager_id, deleted = excluded.deleted, "
 	"last_seen_cycle = excluded.last_seen_cycle")
+/* A new user's row: nothing happens when the row exists (changes() = 0). */
+XTS_STORE_STMT(USER_INSERT, "INSERT INTO source_user(job, " XTS_USER_COLS ") "
+	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job, source_id) DO NOTHING")
 XTS_STORE_STMT(USER_GET, "SELECT " XTS_USER_COLS " FROM source_user WHERE job = ? AND source_id = ?")
 XTS_STORE_STMT(USER_MARK_DELETED, "UPDATE source_user SET deleted = 1, last_seen_cycle = ? "
 	"WHERE job = ? AND source_id = ?")

@@ -107,6 +107,42 @@ test_cases(void **state)
 }
 
 /* The Graph page shape is read by the fast path, not handed to jansson. */
+/* The string scan reads eight bytes at a time: a stop ('"', '\\', a control
+ * byte, a UTF-8 sequence, a bad byte) at every offset of the first and
+ * second word, strings of every length to 20, and texts that end inside a
+ * word. */
+static void
+test_string_words(void **state)
+{
+	static const char *const stops[] = { "\"", "\\n", "\\u00e9", "\x01", "\x1f", "\xc3\xa9",
+					     "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xc3", "\x80", "\xff", "\x7f",
+					     " ", "~", "\\\"" };
+	char buf[96];
+	size_t i, k, len;
+	int n;
+
+	(void)state;
+	for (len = 0; len <= 20; len++) {
+		for (i = 0; i < len; i++)
+			buf[2 + i] = (char)('a' + (int)(i % 26));
+		buf[0] = '[';
+		buf[1] = '"';
+		memcpy(buf + 2 + len, "\"]", 3);
+		assert_true(same(buf, len + 4, 0));
+		/* cut short at every byte: inside a word, no closing quote */
+		for (i = 1; i < len + 4; i++)
+			assert_true(same(buf, i, 0));
+	}
+	for (k = 0; k < sizeof(stops) / sizeof(stops[0]); k++) {
+		for (i = 0; i <= 17; i++) {
+			n = snprintf(buf, sizeof(buf), "[\"%.*s%sxyzxyzxyz\",\"%.*s\"]", (int)i,
+				     "abcdefghijklmnopq", stops[k], (int)i, "ABCDEFGHIJKLMNOPQ");
+			assert_true(n > 0 && (size_t)n < sizeof(buf));
+			assert_true(same(buf, (size_t)n, 0));
+		}
+	}
+}
+
 static void
 test_fast_path_taken(void **state)
 {
@@ -207,6 +243,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cases),
+		cmocka_unit_test(test_string_words),
 		cmocka_unit_test(test_fast_path_taken),
 		cmocka_unit_test(test_mutations),
 		cmocka_unit_test(test_alloc_failure),

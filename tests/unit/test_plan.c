@@ -401,6 +401,80 @@ test_full_round_replaces(void **state)
 	one_property(f, "u-9", "jobTitle", "Clerk", "department", "Legal");
 }
 
+static void
+cancel_open(struct fx *f, const char *id, int kind)
+{
+	struct xts_store_op_row r;
+
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(xts_store_op_find_open(f->st, "j", id, kind, &r), 0);
+	assert_int_equal(xts_store_op_cancel(f->st, r.o.id), 0);
+	xts_store_op_row_clear(&r);
+}
+
+/* The first full round of an untouched job decides each user as new and
+ * lets the row's insert tell; a user that has a row after all is decided as
+ * before: a second sight in the same round merges (its manager kept when the
+ * entry has no manager@delta), a row kept from an earlier round is replaced. */
+static void
+test_untouched_row_exists(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store_user_row r;
+	json_t *page = json_array(), *e = entry("u-20"), *p;
+	int yes = 0;
+
+	assert_non_null(page);
+	assert_non_null(e);
+	assert_int_equal(json_object_set_new(e, "manager@delta", json_pack("[{s:s}]", "id", "m-1")), 0);
+	assert_int_equal(json_array_append_new(page, e), 0);
+	/* out of scope in this round (a guest): a row, no op */
+	e = entry("u-21");
+	assert_non_null(e);
+	assert_int_equal(json_object_set_new(e, "userType", json_string("Guest")), 0);
+	assert_int_equal(json_object_set_new(e, "manager@delta", json_pack("[{s:s}]", "id", "m-1")), 0);
+	assert_int_equal(json_array_append_new(page, e), 0);
+	assert_int_equal(xts_store_job_untouched(f->st, "j", &yes), 0);
+	f->cy.untouched = yes != 0;
+	assert_true(f->cy.untouched);
+	assert_int_equal(eng_users_page(&f->cy, page, 0), 0);
+	json_decref(page);
+
+	/* u-20 again in this round, department only: merged, manager kept */
+	one_property(f, "u-20", "department", "Legal", "manager", "m-1");
+	assert_int_equal(ops_of(f, XTS_OP_PLANNED), 2);
+	p = op_payload(f, "u-20", XTS_OP_CREATE);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(p, "attrs"), "department")),
+			    "Legal");
+	json_decref(p);
+	p = op_payload(f, "u-20", XTS_OP_MANAGER);
+	assert_string_equal(json_string_value(json_object_get(p, "manager")), "m-1");
+	json_decref(p);
+	assert_false(open_op(f, "u-21", XTS_OP_CREATE));
+
+	/* a new full round of a job that is untouched again: u-21's kept row
+	 * is replaced by the entry (no manager@delta: no manager), one create */
+	cancel_open(f, "u-20", XTS_OP_CREATE);
+	cancel_open(f, "u-20", XTS_OP_MANAGER);
+	assert_int_equal(xts_store_job_untouched(f->st, "j", &yes), 0);
+	f->cy.untouched = yes != 0;
+	assert_true(f->cy.untouched);
+	assert_int_equal(xts_store_cycle_begin(f->st, "j", XTS_CYCLE_INITIAL, xts_wall_ms(), &f->cy.id), 0);
+	page = json_pack("[o]", entry("u-21"));
+	assert_non_null(page);
+	assert_int_equal(eng_users_page(&f->cy, page, 1), 0);
+	json_decref(page);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(xts_store_user_get(f->st, "j", "u-21", &r), 0);
+	assert_true(json_is_null(json_object_get(r.u.attrs, "manager")));
+	assert_string_equal(json_string_value(json_object_get(r.u.attrs, "userType")), "Member");
+	assert_true(r.u.in_scope);
+	assert_int_equal(r.u.last_seen_cycle, f->cy.id);
+	xts_store_user_row_clear(&r);
+	assert_true(open_op(f, "u-21", XTS_OP_CREATE));
+	assert_false(open_op(f, "u-21", XTS_OP_MANAGER));
+}
+
 /* showInAddressList, mapped by the built-in schema, is never written:
  * "Do not use in Microsoft Graph" (resources/user.md). Not in a create's
  * attributes, not in an update, whatever the target was last given. */
@@ -446,6 +520,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_open_op_without_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_round_replaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unwritable_not_sent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_untouched_row_exists, setup, teardown),
 	};
 
 	if (xts_mem_install() != 0)
