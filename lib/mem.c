@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Allocator wrappers with a failure-injection hook for anomaly tests. Not a
- * pool or an arena: it forwards to libc. */
+/* Allocator wrappers with a failure-injection hook for anomaly tests. They
+ * forward to libc; only jansson's small blocks are kept on per-thread free
+ * lists for reuse (json_malloc below). Not an arena. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The project's allocator. Every allocation in lib/ and daemon/ goes through
  * these so that tests can inject "fail the Nth allocation" (anomaly testing);
- * jansson, SQLite and libcurl are pointed at the same hooks by xts_mem_install().
+ * jansson, SQLite and libcurl are pointed at the same hooks by xts_mem_install()
+ * (jansson's small blocks are recycled through per-thread free lists, mem.c).
  * Allocation failure is reported, never aborts, with one exception: inside
  * jansson's parser it ends the process (xts_mem_json_guard, json_load.h). */
 #ifndef XTS_MEM_H
