@@ -508,8 +508,10 @@ xts_store__sp_end(struct xts_store *st, int ok)
 
 	if (st->sp_depth <= 0)
 		return XTS_EINTERNAL;
-	if (!ok)
+	if (!ok) {
 		ret = xts_store__exec(st, XTS_ST_SP_ROLLBACK, NULL, "");
+		st->op_id_next = st->op_id_end = 0; /* the reservation may be undone */
+	}
 	/* RELEASE after ROLLBACK TO closes the savepoint (and, outermost, the
 	 * transaction it opened). */
 	if (xts_store__exec(st, XTS_ST_SP_RELEASE, NULL, "") < 0 && ret == 0)
@@ -645,6 +647,16 @@ create_private(const char *path, int must_be_new, int *created)
 	return e == ENOENT ? XTS_EIO : xts_err_from_errno(e);
 }
 
+/* Every rollback of a transaction, ours or SQLite's own after an error:
+ * an op id block reserved in it is reserved no more. */
+static void
+on_rollback(void *arg)
+{
+	struct xts_store *st = arg;
+
+	st->op_id_next = st->op_id_end = 0;
+}
+
 int
 xts_store_open_path(const char *db_path, struct xts_store **out)
 {
@@ -676,6 +688,7 @@ xts_store_open_path(const char *db_path, struct xts_store **out)
 		goto done;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_rollback_hook(st->db, on_rollback, st);
 	rc = sqlite3_busy_timeout(st->db, 5000);
 	if (rc != SQLITE_OK) {
 		ret = xts_store__err(st, rc, "busy_timeout");

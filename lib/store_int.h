@@ -31,6 +31,10 @@ struct xts_store {
 	sqlite3 *db;
 	char *path;
 	int in_tx;        /* explicit xts_store_begin transaction open */
+	/* Op ids reserved in id_block and not yet used: [op_id_next, op_id_end).
+	 * Emptied when a transaction or savepoint rolls back (the reservation
+	 * may be undone with it). */
+	long long op_id_next, op_id_end;
 	int sp_depth;     /* internal savepoints open */
 	int relaxed;      /* synchronous=NORMAL set by xts_store_begin_relaxed, FULL not yet back */
 	int unsynced;     /* a relaxed commit since the last xts_store_sync */

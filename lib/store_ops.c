@@ -88,20 +88,53 @@ op_from_row(sqlite3_stmt *s, struct xts_store_op_row *r)
 	return err;
 }
 
+/* The next op id: from the reserved block, reserving the next block of
+ * OP_ID_BLOCK in id_block when it is used up. The reservation is a write in
+ * the caller's transaction (or its own, outside one): a rollback undoes it
+ * and empties the block (store.c), so no id is handed out twice. */
+enum { OP_ID_BLOCK = 1024 };
+
+static int
+op_id_take(struct xts_store *st, long long *id)
+{
+	long long end;
+	int ret;
+
+	if (st->op_id_next >= st->op_id_end) {
+		ret = xts_store__int(st, XTS_ST_ID_RESERVE, &end, "op id reservation", "ti", "op",
+		    (int)OP_ID_BLOCK);
+		if (ret < 0)
+			return ret;
+		if (end <= OP_ID_BLOCK) {
+			xts_err("store: %s: id_block holds an impossible next op id", st->path);
+			return XTS_ESTORE;
+		}
+		st->op_id_next = end - OP_ID_BLOCK;
+		st->op_id_end = end;
+	}
+	*id = st->op_id_next;
+	return 0;
+}
+
 int
 xts_store_op_add(struct xts_store *st, const char *job, const char *source_id, int kind,
     const json_t *payload, int state, long long cycle_id, long long *op_id)
 {
-	long long now = xts_wall_ms();
+	long long now = xts_wall_ms(), id;
 	int ret;
 
 	if (job == NULL || source_id == NULL || kind < 0 || kind >= NAMES_N(op_kind_names) ||
 	    (state != XTS_OP_PLANNED && state != XTS_OP_STAGED))
 		return XTS_EINVAL;
-	ret = xts_store__exec(st, XTS_ST_OP_ADD, NULL, "ttijiIII", job, source_id, kind, payload, state,
-	    cycle_id, now, now);
-	if (ret == 0 && op_id)
-		*op_id = sqlite3_last_insert_rowid(st->db);
+	ret = op_id_take(st, &id);
+	if (ret == 0)
+		ret = xts_store__exec(st, XTS_ST_OP_ADD, NULL, "IttijiIII", id, job, source_id, kind,
+		    payload, state, cycle_id, now, now);
+	if (ret == 0) {
+		st->op_id_next++;
+		if (op_id)
+			*op_id = id;
+	}
 	return ret;
 }
 

@@ -94,8 +94,10 @@ XTS_STORE_STMT(LINK_REMOVE, "DELETE FROM link WHERE job = ? AND source_id = ?")
 XTS_STORE_STMT(LINK_PAGE, "SELECT " XTS_LINK_COLS " FROM link WHERE job = ? AND source_id > ? "
 	"ORDER BY source_id LIMIT ?")
 
-XTS_STORE_STMT(OP_ADD, "INSERT INTO op(job, source_id, kind, payload, state, cycle_id, created, updated) "
-	"VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+XTS_STORE_STMT(OP_ADD, "INSERT INTO op(id, job, source_id, kind, payload, state, cycle_id, created, "
+	"updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+/* Reserve ?2 ids: the block is [result - ?2, result). */
+XTS_STORE_STMT(ID_RESERVE, "UPDATE id_block SET next = next + ?2 WHERE name = ?1 RETURNING next")
 XTS_STORE_STMT(OP_GET, "SELECT " XTS_OP_COLS " FROM op WHERE id = ?")
 XTS_STORE_STMT(OP_STATE, "SELECT state FROM op WHERE id = ?")
 XTS_STORE_STMT(OP_START, "UPDATE op SET state = 1, attempts = attempts + 1, updated = ? "

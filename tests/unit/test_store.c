@@ -184,7 +184,12 @@ test_migrate_from_v1(void **state)
 	    "('j', 'u-6', 't-6', '{\"accountEnabled\":false}', 2, 0), "
 	    "('j', 'u-7', 't-7', NULL, 0, 0);"
 	    "INSERT INTO member(job, group_id, member_id) VALUES ('j', 'g1', 'u-2'), ('j', 'g2', 'u-2'), "
-	    "('j', 'g1', 'u-1');", NULL, NULL, &msg), SQLITE_OK);
+	    "('j', 'g1', 'u-1');"
+	    /* ops 5 and 9 left, 12 deleted (AUTOINCREMENT remembers it) */
+	    "INSERT INTO op(id, job, source_id, kind, payload, state, created, updated) VALUES "
+	    "(5, 'j', 'u-1', 1, '{\"jobTitle\":\"x\"}', 3, 1, 1), (9, 'j', 'u-2', 0, NULL, 0, 1, 1), "
+	    "(12, 'j', 'u-2', 1, NULL, 2, 1, 1);"
+	    "DELETE FROM op WHERE id = 12;", NULL, NULL, &msg), SQLITE_OK);
 	sqlite3_close(h);
 
 	assert_int_equal(xts_store_open(f->dir, &f->st), 0);
@@ -232,6 +237,27 @@ test_migrate_from_v1(void **state)
 			assert_int_equal(raw_int(f->db, sql), want[i].state);
 		}
 	}
+	/* version 6: the ops keep their ids and rows; new ids start past the
+	 * highest ever used, deleted op 12 included */
+	{
+		struct xts_store_op_row r;
+		long long id = 0;
+
+		assert_int_equal(xts_store_op_get(f->st, 5, &r), 0);
+		assert_string_equal(r.o.source_id, "u-1");
+		assert_int_equal(r.o.state, XTS_OP_FAILED);
+		assert_string_equal(json_string_value(json_object_get(r.o.payload, "jobTitle")), "x");
+		xts_store_op_row_clear(&r);
+		assert_int_equal(xts_store_op_get(f->st, 9, &r), 0);
+		xts_store_op_row_clear(&r);
+		assert_int_equal(xts_store_op_add(f->st, "j", "u-1", XTS_OP_UPDATE, NULL, XTS_OP_PLANNED,
+		    1, &id), 0);
+		assert_int_equal(id, 13);
+		assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name IN "
+		    "('op_job_state', 'op_job_source')"), 2);
+		assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'op' "
+		    "AND sql LIKE '%AUTOINCREMENT%'"), 0);
+	}
 	/* The keys still hold: one target per job, one row per source id. */
 	memset(&l, 0, sizeof(l));
 	l.source_id = "u-1";
@@ -251,6 +277,7 @@ test_migrate_from_v1(void **state)
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM source_user"), 0);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM link"), 0);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM member"), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM op"), 0);
 	assert_int_equal(xts_store_check(f->st), 0);
 }
 
@@ -895,6 +922,78 @@ op_ids_cb(void *arg, const struct xts_store_op *o)
 
 	ids[++ids[0]] = o->id;
 	return 0;
+}
+
+/* Op ids come from blocks reserved in id_block (migration 6): an id is
+ * never handed out twice, not after the highest op was deleted, not after a
+ * reopen, and not by a handle whose reservation was rolled back (a
+ * transaction or a savepoint) while another handle reserved the same ids. */
+static long long
+add_op(struct xts_store *st, const char *sid)
+{
+	long long id = 0;
+
+	assert_int_equal(xts_store_op_add(st, "j", sid, XTS_OP_UPDATE, NULL, XTS_OP_PLANNED, 1, &id), 0);
+	assert_true(id > 0);
+	return id;
+}
+
+static void
+test_op_ids_unique(void **state)
+{
+	struct fx *f = *state;
+	struct xts_store *st2 = NULL;
+	long long a, b, c, d, e, g, h;
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	a = add_op(f->st, "s1");
+	b = add_op(f->st, "s2");
+	assert_int_equal(b, a + 1);
+	/* restart: planned ops go, the highest id among them */
+	assert_int_equal(xts_store_reset_job(f->st, "j"), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM op"), 0);
+	c = add_op(f->st, "s3");
+	assert_true(c > b);
+	xts_store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(xts_store_open(f->dir, &f->st), 0);
+	d = add_op(f->st, "s4");
+	assert_true(d > c);
+
+	/* A rolled-back transaction takes its reservation with it; a second
+	 * handle then reserves the same block. The first must not go on
+	 * using it. */
+	xts_store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(xts_store_open(f->dir, &f->st), 0);
+	assert_int_equal(xts_store_begin(f->st), 0);
+	e = add_op(f->st, "s5");
+	assert_true(e > d);
+	assert_int_equal(xts_store_rollback(f->st), 0);
+	assert_int_equal(xts_store_open(f->dir, &st2), 0);
+	g = add_op(st2, "s6");
+	h = add_op(st2, "s7");
+	assert_int_equal(g, e); /* e was never stored: the same block again */
+	assert_true(add_op(f->st, "s8") > h);
+
+	/* The same through a savepoint (ROLLBACK TO calls no rollback hook). */
+	xts_store_close(st2);
+	st2 = NULL;
+	xts_store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(xts_store_open(f->dir, &f->st), 0);
+	assert_int_equal(xts_store__sp_begin(f->st), 0);
+	e = add_op(f->st, "s9");
+	assert_int_equal(xts_store__sp_end(f->st, 0), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM op WHERE source_id = 's9'"), 0);
+	assert_int_equal(xts_store_open(f->dir, &st2), 0);
+	g = add_op(st2, "s10");
+	h = add_op(st2, "s11");
+	assert_int_equal(g, e);
+	assert_true(add_op(f->st, "s12") > h);
+	xts_store_close(st2);
+	assert_int_equal(raw_int(f->db, "SELECT count(DISTINCT id) = count(*) FROM op"), 1);
+	assert_int_equal(xts_store_check(f->st), 0);
 }
 
 static void
@@ -1862,6 +1961,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_links, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_op_transitions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_op_ids_unique, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_staged_release_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_keeps_links, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_members, setup, teardown),
