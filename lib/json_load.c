@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "json_bytes.h"
 #include "json_load.h"
 #include "mem.h"
 
@@ -174,20 +175,13 @@ string_slow(struct fast *f)
 	return -1;
 }
 
-#define ONES ((uint64_t)0x0101010101010101ULL)
-#define HIGHS ((uint64_t)0x8080808080808080ULL)
-
 /* The high bit of each of the eight bytes of w that ends a plain run of
  * string text: '"', '\\', a control byte (< 0x20) or a byte >= 0x80 (UTF-8,
- * checked one sequence at a time). A borrow may also flag bytes above a true
- * match, never one below the first: the lowest flag is exact. */
+ * checked one sequence at a time). The lowest flag is exact. */
 static inline uint64_t
 stop8(uint64_t w)
 {
-	uint64_t q = w ^ (ONES * '"'), bs = w ^ (ONES * '\\');
-	uint64_t lt = (w - ONES * 0x20) & ~w;
-
-	return (lt | ((q - ONES) & ~q) | ((bs - ONES) & ~bs) | w) & HIGHS;
+	return xts_json_special8(w) | (w & XTS_BYTES_HIGHS);
 }
 
 /* A string at f->p (on the opening quote): *s and *n get its text, in

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "json_bytes.h"
 #include "json_load.h"
 #include "log.h"
 #include "mem.h"
@@ -165,18 +166,11 @@ xts_store__stmt(struct xts_store *st, enum xts_store_stmt id, int *err)
  * (valid UTF-8, as jansson guarantees) copied. Reals and anything nested
  * deeper than 64 levels go through jansson. 0 or XTS_ENOMEM (never a partial
  * text: the caller binds nothing on failure). */
-/* Nonzero when one of the eight bytes of w is below 0x20, '"' or '\\'.
- * has_zero(x) = (x - 0x01..01) & ~x & 0x80..80 is exact as a whole-word
- * test; bytes >= 0x80 (UTF-8) never match: ~x clears their top bit. */
-#define ONES ((uint64_t)0x0101010101010101ULL)
-#define HIGHS ((uint64_t)0x8080808080808080ULL)
+/* Nonzero when one of the eight bytes of w is below 0x20, '"' or '\\'. */
 static inline int
 needs_escape8(uint64_t w)
 {
-	uint64_t q = w ^ (ONES * '"'), bs = w ^ (ONES * '\\');
-	uint64_t lt = (w - ONES * 0x20) & ~w;
-
-	return ((lt | ((q - ONES) & ~q) | ((bs - ONES) & ~bs)) & HIGHS) != 0;
+	return xts_json_special8(w) != 0;
 }
 
 /* Nonzero when no byte of p[0..n) needs escaping: eight bytes at a time,
