@@ -3,10 +3,10 @@
 -- id_block instead of AUTOINCREMENT.
 --
 -- Why: AUTOINCREMENT reads and rewrites the table's row in sqlite_sequence
--- at every INSERT statement, and a cycle inserts one or two ops per user;
--- benchmark 1 ran 6-7 % slower for it. The guarantee is kept: an op id is
--- never handed out twice, not even after the highest op was deleted or
--- the daemon restarted. lib/store_ops.c reserves 1,024 ids at a time by
+-- at every INSERT statement, and a cycle inserts one or two ops per user
+-- (benchmark 1: 4 % of the read phase's instructions). The guarantee is
+-- kept: an op id is never handed out twice, not even after the highest op
+-- was deleted or the daemon restarted. lib/store_ops.c reserves 1,024 ids at a time by
 -- raising id_block.next in the transaction that uses the first of them,
 -- and forgets its block when a transaction or savepoint rolls back; ids of
 -- a block left unused when the daemon stops are skipped.
