@@ -244,11 +244,12 @@ size_t xts_batch_pending(const struct xts_batch *b);
 void xts_batch_on_idle(struct xts_batch *b, void (*cb)(void *arg), void *arg);
 
 /* Parse a $batch response body and call fn for each sub-response (in the
- * order returned): id, status, its body (borrowed) and retry_after_ms (-1).
+ * order returned): id, status, its body (borrowed), retry_after_ms (-1) and
+ * its own x-ms-throttle-limit-percentage (limit_pct, -1 absent).
  * 0, or XTS_EPARSE. For the fuzzer and the writer. */
 int xts_batch_parse_response(json_t *resp,
 			     void (*fn)(void *arg, const char *id, long status, json_t *body,
-					long long retry_after_ms),
+					long long retry_after_ms, double limit_pct),
 			     void *arg);
 
 #endif

@@ -539,7 +539,7 @@ sub_header(json_t *headers, const char *name)
 int
 xts_batch_parse_response(json_t *resp,
 			 void (*fn)(void *arg, const char *id, long status, json_t *body,
-				    long long retry_after_ms),
+				    long long retry_after_ms, double limit_pct),
 			 void *arg)
 {
 	json_t *arr, *r;
@@ -560,7 +560,11 @@ xts_batch_parse_response(json_t *resp,
 		rav = sub_header(hd, "Retry-After");
 		if (rav != NULL)
 			ra = xts_http_parse_retry_after(rav, xts_wall_ms() / 1000);
-		fn(arg, id, (long)json_integer_value(st), json_object_get(r, "body"), ra);
+		/* a sub-request is charged to the limits like a request of its
+		 * own (throttling.md, "Throttling and batching"), and its
+		 * answer says how close to one it came */
+		fn(arg, id, (long)json_integer_value(st), json_object_get(r, "body"), ra,
+		   xts_http_parse_limit_pct(sub_header(hd, "x-ms-throttle-limit-percentage")));
 	}
 	return 0;
 }
@@ -570,6 +574,7 @@ struct sub {
 	long status;
 	json_t *body;
 	long long ra;
+	double pct;
 };
 
 struct collect {
@@ -579,7 +584,7 @@ struct collect {
 };
 
 static void
-collect_one(void *arg, const char *id, long status, json_t *body, long long ra)
+collect_one(void *arg, const char *id, long status, json_t *body, long long ra, double pct)
 {
 	struct collect *c = arg;
 
@@ -598,6 +603,7 @@ collect_one(void *arg, const char *id, long status, json_t *body, long long ra)
 	c->v[c->n].status = status;
 	c->v[c->n].body = body;
 	c->v[c->n].ra = ra;
+	c->v[c->n].pct = pct;
 	c->n++;
 }
 
@@ -649,13 +655,13 @@ retry_or_fail(struct xts_batch_op *op, int err, long status, json_t *body, long 
  * its own request, whose status graph.c already fed to the governor (fed). */
 static void
 judge(struct xts_batch *b, struct xts_batch_op *op, long st, json_t *body, long long ra,
-      const struct xts_graph_error *gerr, long long now, int fed)
+      double pct, const struct xts_graph_error *gerr, long long now, int fed)
 {
 	struct xts_graph_error ge;
 
 	if (st >= 200 && st < 300) {
 		if (!fed)
-			xts_throttle_feedback(b->g->throttle, st, -1, -1, now);
+			xts_throttle_feedback(b->g->throttle, st, -1, pct, now);
 		op_finish(op, 0, st, body, NULL);
 	} else if (st == 429) {
 		/* no Retry-After: "we recommend implementing an exponential
@@ -664,7 +670,7 @@ judge(struct xts_batch *b, struct xts_batch_op *op, long st, json_t *body, long 
 		long long d = ra > 0 ? ra : xts_graph__backoff_ms(b->g, op->attempts + 1);
 
 		if (!fed)
-			xts_throttle_feedback(b->g->throttle, 429, d, -1, now);
+			xts_throttle_feedback(b->g->throttle, 429, d, pct, now);
 		retry_or_fail(op, XTS_ETHROTTLED, st, body, d);
 	} else if (st == 500 || st == 502 || st == 503 || st == 504) {
 		long long d = xts_graph__backoff_ms(b->g, op->attempts + 1);
@@ -757,7 +763,7 @@ on_direct(void *arg, const struct xts_graph_result *res)
 		else
 			op_finish(op, res->err, 0, NULL, res->gerr);
 	} else {
-		judge(b, op, res->status, res->body, -1, res->gerr, xts_now_ms(), 1);
+		judge(b, op, res->status, res->body, -1, -1, res->gerr, xts_now_ms(), 1);
 	}
 	answered(b);
 }
@@ -834,7 +840,7 @@ on_batch(void *arg, const struct xts_graph_result *res)
 			if (op == NULL || (pass == 0) == (sb->status == 424))
 				continue;
 			ops[i] = NULL;
-			judge(b, op, sb->status, sb->body, sb->ra, NULL, now, 0);
+			judge(b, op, sb->status, sb->body, sb->ra, sb->pct, NULL, now, 0);
 		}
 	}
 	for (i = 0; i < n; i++)

@@ -197,6 +197,18 @@ done:
 	return ret;
 }
 
+double
+xts_http_parse_limit_pct(const char *v)
+{
+	char *end;
+	double d;
+
+	if (v == NULL)
+		return -1;
+	d = strtod(v, &end);
+	return end != v && d >= 0 && d < 100 ? d : -1;
+}
+
 long long
 xts_http_parse_retry_after(const char *v, long long now_wall_s)
 {
@@ -505,14 +517,7 @@ complete(struct xts_http *h, struct xts_http_xfer *x, CURLcode rc, const char *d
 	r.throttle_scope = x->hv[H_TSCOPE];
 	r.throttle_info = x->hv[H_TINFO];
 	r.retry_after_ms = xts_http_parse_retry_after(x->hv[H_RETRY], xts_wall_ms() / 1000);
-	r.throttle_pct = -1;
-	if (x->hv[H_TPCT] != NULL) {
-		char *end;
-		double d = strtod(x->hv[H_TPCT], &end);
-
-		if (end != x->hv[H_TPCT] && d >= 0 && d < 100)
-			r.throttle_pct = d;
-	}
+	r.throttle_pct = xts_http_parse_limit_pct(x->hv[H_TPCT]);
 	r.err_detail = "";
 	if (rc == CURLE_OK && x->query_lost) {
 		rc = CURLE_SEND_ERROR;

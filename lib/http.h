@@ -124,6 +124,9 @@ int xts_http_same_origin(const char *a, const char *b);
 /* Parse a Retry-After value (delta-seconds or HTTP-date against now_wall_s)
  * into milliseconds; -1 when it does not parse. */
 long long xts_http_parse_retry_after(const char *v, long long now_wall_s);
+/* Parse an x-ms-throttle-limit-percentage value (the fraction of a limit in
+ * use, 0.8-1.8 when Graph sends it); -1 when absent (NULL) or unparsable. */
+double xts_http_parse_limit_pct(const char *v);
 
 /* Fill out[37] with a random version-4 GUID (lower case). 0 or XTS_EIO. */
 int xts_guid_new(char out[37]);

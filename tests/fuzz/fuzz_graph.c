@@ -33,11 +33,11 @@ on_members(void *arg, const struct xts_member_event *ev, size_t n, int last)
 }
 
 static void
-on_sub(void *arg, const char *id, long status, json_t *body, long long ra)
+on_sub(void *arg, const char *id, long status, json_t *body, long long ra, double pct)
 {
 	size_t *count = arg;
 
-	*count += strlen(id) + (size_t)(status & 1) + (body != NULL) + (ra > 0);
+	*count += strlen(id) + (size_t)(status & 1) + (body != NULL) + (ra > 0) + (pct >= 0.8);
 }
 
 int

@@ -1517,6 +1517,16 @@ test_throttled(void)
 	ok(good == 200, "real 429s from the emulator: all 200 invitations completed (%d)", good);
 	ok(n429 > 0, "the emulator did throttle (%d 429s)", n429);
 	ok(early == 0, "no new batch sent while a Retry-After was running (%d early)", early);
+	{
+		/* graphsim answers each sub-request with its own
+		 * x-ms-throttle-limit-percentage once a limit is 80 % used; the
+		 * envelope of a $batch does not carry it */
+		struct xts_throttle_stats ts;
+
+		xts_throttle_stats(xts_graph_throttle(g), &ts);
+		ok(ts.slowdowns > 0, "sub-responses' x-ms-throttle-limit-percentage reached the governor "
+		   "(%llu slowdowns)", ts.slowdowns);
+	}
 	xts_batch_free(b);
 	xts_graph_free(g);
 	xts_graph_ctx_free(c3);

@@ -212,11 +212,12 @@ struct subs {
 	int n;
 	long status[4];
 	long long ra[4];
+	double pct[4];
 	char ids[4][8];
 };
 
 static void
-on_sub(void *arg, const char *id, long status, json_t *body, long long ra)
+on_sub(void *arg, const char *id, long status, json_t *body, long long ra, double pct)
 {
 	struct subs *s = arg;
 
@@ -224,6 +225,7 @@ on_sub(void *arg, const char *id, long status, json_t *body, long long ra)
 	if (s->n < 4) {
 		s->status[s->n] = status;
 		s->ra[s->n] = ra;
+		s->pct[s->n] = pct;
 		strncpy(s->ids[s->n], id, 7);
 	}
 	s->n++;
@@ -233,8 +235,10 @@ static void
 test_batch_parse(void **state)
 {
 	struct subs s;
-	json_t *r = json_loads("{\"responses\":[{\"id\":\"2\",\"status\":429,\"headers\":{\"retry-after\":\"7\"}},"
-			       "{\"id\":\"1\",\"status\":204},{\"id\":\"3\",\"status\":\"bad\"},{\"status\":200}]}", 0, NULL);
+	json_t *r = json_loads("{\"responses\":[{\"id\":\"2\",\"status\":429,\"headers\":{\"retry-after\":\"7\","
+			       "\"x-ms-throttle-limit-percentage\":\"1.2\"}},{\"id\":\"1\",\"status\":204,"
+			       "\"headers\":{\"X-MS-Throttle-Limit-Percentage\":\"0.85\"}},{\"id\":\"3\",\"status\":\"bad\"},"
+			       "{\"status\":200}]}", 0, NULL);
 
 	(void)state;
 	memset(&s, 0, sizeof(s));
@@ -243,8 +247,10 @@ test_batch_parse(void **state)
 	assert_string_equal(s.ids[0], "2");
 	assert_int_equal(s.status[0], 429);
 	assert_int_equal(s.ra[0], 7000);
+	assert_true(s.pct[0] > 1.19 && s.pct[0] < 1.21);
 	assert_int_equal(s.status[1], 204);
 	assert_int_equal(s.ra[1], -1);
+	assert_true(s.pct[1] > 0.84 && s.pct[1] < 0.86); /* header names are case-insensitive */
 	json_decref(r);
 	r = json_loads("{\"value\":[]}", 0, NULL);
 	assert_int_equal(xts_batch_parse_response(r, on_sub, &s), XTS_EPARSE);
@@ -252,8 +258,9 @@ test_batch_parse(void **state)
 }
 
 static void
-noop_sub(void *arg, const char *id, long status, json_t *body, long long ra)
+noop_sub(void *arg, const char *id, long status, json_t *body, long long ra, double pct)
 {
+	(void)pct;
 	(void)arg;
 	(void)id;
 	(void)status;
