@@ -96,8 +96,11 @@ XTS_STORE_STMT(LINK_PAGE, "SELECT " XTS_LINK_COLS " FROM link WHERE job = ? AND 
 
 XTS_STORE_STMT(OP_ADD, "INSERT INTO op(id, job, source_id, kind, payload, state, cycle_id, created, "
 	"updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-/* Reserve ?2 ids: the block is [result - ?2, result). */
-XTS_STORE_STMT(ID_RESERVE, "UPDATE id_block SET next = next + ?2 WHERE name = ?1 RETURNING next")
+/* Reserve ?2 ids: the block is [result - ?2, result). A row that is gone
+ * (a hand-edited store) starts again past the highest op id. */
+XTS_STORE_STMT(ID_RESERVE, "INSERT INTO id_block(name, next) "
+	"VALUES (?1, (SELECT coalesce(max(id), 0) FROM op) + 1 + ?2) "
+	"ON CONFLICT(name) DO UPDATE SET next = next + ?2 RETURNING next")
 XTS_STORE_STMT(OP_GET, "SELECT " XTS_OP_COLS " FROM op WHERE id = ?")
 XTS_STORE_STMT(OP_STATE, "SELECT state FROM op WHERE id = ?")
 XTS_STORE_STMT(OP_START, "UPDATE op SET state = 1, attempts = attempts + 1, updated = ? "

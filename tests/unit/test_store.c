@@ -993,6 +993,17 @@ test_op_ids_unique(void **state)
 	assert_true(add_op(f->st, "s12") > h);
 	xts_store_close(st2);
 	assert_int_equal(raw_int(f->db, "SELECT count(DISTINCT id) = count(*) FROM op"), 1);
+
+	/* id_block's row removed by hand: the next block starts past the
+	 * highest op id instead of failing every insert */
+	xts_store_close(f->st);
+	f->st = NULL;
+	raw_int(f->db, "DELETE FROM id_block");
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM id_block"), 0);
+	assert_int_equal(xts_store_open(f->dir, &f->st), 0);
+	e = add_op(f->st, "s13");
+	assert_int_equal(e, raw_int(f->db, "SELECT max(id) FROM op WHERE source_id <> 's13'") + 1);
+	assert_int_equal(raw_int(f->db, "SELECT next FROM id_block WHERE name = 'op'"), e + 1024);
 	assert_int_equal(xts_store_check(f->st), 0);
 }
 
