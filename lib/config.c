@@ -26,6 +26,7 @@
 #include "log.h"
 #include "mem.h"
 #include "secret.h"
+#include "text.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define CONFIG_MAX_PROBLEMS 500
@@ -215,22 +216,6 @@ xts_config_parse_duration(const char *s, uint64_t *ms)
 	}
 	*ms = total * 1000;
 	return 0;
-}
-
-static int
-is_guid(const char *s)
-{
-	static const int groups[] = { 8, 4, 4, 4, 12 };
-	int g, i;
-
-	for (g = 0; g < 5; g++) {
-		for (i = 0; i < groups[g]; i++, s++)
-			if (!isxdigit((unsigned char)*s))
-				return 0;
-		if (g < 4 && *s++ != '-')
-			return 0;
-	}
-	return *s == '\0';
 }
 
 static int
@@ -503,11 +488,11 @@ set_value(struct loader *L, const struct xts_key_def *k, void *st, const char *v
 	case XTS_KT_URL:
 	case XTS_KT_SMTP_URL:
 		if (value[0] != '\0') {
-			if (k->type == XTS_KT_GUID && !is_guid(value)) {
+			if (k->type == XTS_KT_GUID && !xts_is_guid(value)) {
 				snprintf(why, whylen, "'%s' is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", value);
 				return XTS_EINVAL;
 			}
-			if (k->type == XTS_KT_GUID_OR_DOMAIN && !is_guid(value) && !is_domain(value)) {
+			if (k->type == XTS_KT_GUID_OR_DOMAIN && !xts_is_guid(value) && !is_domain(value)) {
 				snprintf(why, whylen, "'%s' is neither a GUID nor a domain name", value);
 				return XTS_EINVAL;
 			}
@@ -634,7 +619,7 @@ set_value(struct loader *L, const struct xts_key_def *k, void *st, const char *v
 		if (ret != 0)
 			return ret;
 		for (i = 0; i < l.n; i++) {
-			int ok = k->type == XTS_KT_GUID_LIST ? is_guid(l.v[i]) : is_email(l.v[i]);
+			int ok = k->type == XTS_KT_GUID_LIST ? xts_is_guid(l.v[i]) : is_email(l.v[i]);
 			if (!ok) {
 				snprintf(why, whylen, "'%s' is not %s", l.v[i],
 					 k->type == XTS_KT_GUID_LIST ? "an object id (GUID)" : "an e-mail address");
@@ -666,7 +651,7 @@ list_append(struct loader *L, const struct xts_key_def *k, void *st, const char 
 	if (ret != 0)
 		return ret;
 	for (i = 0; i < add.n; i++) {
-		int ok = k->type == XTS_KT_GUID_LIST ? is_guid(add.v[i]) : is_email(add.v[i]);
+		int ok = k->type == XTS_KT_GUID_LIST ? xts_is_guid(add.v[i]) : is_email(add.v[i]);
 		if (!ok) {
 			snprintf(why, whylen, "'%s' is not %s", add.v[i],
 				 k->type == XTS_KT_GUID_LIST ? "an object id (GUID)" : "an e-mail address");

@@ -15,6 +15,7 @@
 #include "graph_internal.h"
 #include "log.h"
 #include "mem.h"
+#include "text.h"
 
 struct xts_pager {
 	struct xts_graph *g;
@@ -393,27 +394,6 @@ xts_pager_start(struct xts_graph *g, const char *url, xts_page_cb page_cb,
 	return start(g, url, page_cb, NULL, done_cb, arg, out);
 }
 
-static int
-is_guid(const char *s)
-{
-	size_t i;
-
-	if (s == NULL || strlen(s) != 36)
-		return 0;
-	for (i = 0; i < 36; i++) {
-		char c = s[i];
-
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (c != '-')
-				return 0;
-		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-			     (c >= 'A' && c <= 'F'))) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
 int
 xts_delta_groups_start(struct xts_graph *g, const char *const *group_ids, size_t n,
 		       const char *delta_link, xts_member_cb member_cb, xts_pager_done_cb done_cb,
@@ -430,7 +410,7 @@ xts_delta_groups_start(struct xts_graph *g, const char *const *group_ids, size_t
 	if (n == 0 || n > 50 || group_ids == NULL)
 		return XTS_EINVAL;
 	for (i = 0; i < n; i++)
-		if (!is_guid(group_ids[i]))
+		if (!xts_is_guid(group_ids[i]))
 			return XTS_EINVAL;
 	/* group-delta.md: $filter=id eq '{id}' or id eq '{id}', members@delta
 	 * carries direct members only. */

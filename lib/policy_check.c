@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mem.h"
 #include "policy_check.h"
+#include "text.h"
 
 #define MS_POLICY_CODE "AzureDirectoryB2BManagementPolicyCheckFailure"
 #define MS_AUTOREDEEM "Policy permitting auto-redemption of invitations not configured."
@@ -390,24 +391,6 @@ start_queries(struct xts_policy_check *pc)
 	xts_buf_free(&u);
 }
 
-static int
-is_guid(const char *s)
-{
-	size_t i;
-
-	if (s == NULL || strlen(s) != 36)
-		return 0;
-	for (i = 0; i < 36; i++) {
-		char c = s[i];
-		int dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-		if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-					(c >= 'A' && c <= 'F')))
-			return 0;
-	}
-	return 1;
-}
-
 /* The "tid" claim of an access token (a JWT from Entra ID), as a new string,
  * or NULL. Used when the config names the tenant by domain: the partner
  * policy URLs need the GUID. The token is not verified: it only names. */
@@ -441,7 +424,7 @@ token_tid(const char *token)
 		}
 	}
 	j = xts_json_loadb(xts_buf_str(&raw), raw.len, 0, NULL);
-	if (is_guid(json_string_value(json_object_get(j, "tid"))))
+	if (xts_is_guid(json_string_value(json_object_get(j, "tid"))))
 		tid = xts_strdup(json_string_value(json_object_get(j, "tid")));
 	json_decref(j);
 done:
@@ -463,7 +446,7 @@ on_org(struct xts_policy_check *pc, int which, const struct xts_graph_result *re
 
 	pc->q[which ? Q_TGT_ORG : Q_SRC_ORG] = NULL;
 	pc->outstanding--;
-	if (res->err == 0 && is_guid(id)) {
+	if (res->err == 0 && xts_is_guid(id)) {
 		char *d = xts_strdup(id);
 
 		if (d != NULL) {
@@ -492,9 +475,9 @@ on_tgt_org(void *arg, const struct xts_graph_result *res)
 static void
 tokens_done(struct xts_policy_check *pc)
 {
-	if (pc->token_ok[0] && !is_guid(pc->r.source_tenant_id))
+	if (pc->token_ok[0] && !xts_is_guid(pc->r.source_tenant_id))
 		query(pc, Q_SRC_ORG, pc->src, "/v1.0/organization?$select=id", on_src_org);
-	if (pc->token_ok[1] && !is_guid(pc->r.target_tenant_id))
+	if (pc->token_ok[1] && !xts_is_guid(pc->r.target_tenant_id))
 		query(pc, Q_TGT_ORG, pc->tgt, "/v1.0/organization?$select=id", on_tgt_org);
 	if (pc->outstanding == 0)
 		start_queries(pc);
@@ -551,7 +534,7 @@ on_token(struct xts_policy_check *pc, int which, int err, const char *token, lon
 	pc->outstanding--;
 	if (err == 0) {
 		pc->token_ok[which] = 1;
-		if (!is_guid(*tidp)) {
+		if (!xts_is_guid(*tidp)) {
 			char *tid = token_tid(token);
 
 			if (tid != NULL) {

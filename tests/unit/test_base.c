@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for the base modules: error names, the byte buffer, the
- * allocator's failure injection and the log rate limiter. */
+ * allocator's failure injection, the log rate limiter and the text helpers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +11,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "text.h"
 
 static void
 test_err_names(void **state)
@@ -96,6 +97,26 @@ test_log_levels(void **state)
 	assert_string_equal(xts_log_level_name(XTS_LOG_INFO), "info");
 }
 
+static void
+test_text(void **state)
+{
+	char p[8];
+
+	(void)state;
+	assert_true(xts_is_guid("22222222-2222-4222-8222-222222222222"));
+	assert_true(xts_is_guid("ABCDEF01-abcd-EF01-abcd-0123456789aB"));
+	assert_false(xts_is_guid(NULL));
+	assert_false(xts_is_guid(""));
+	assert_false(xts_is_guid("22222222-2222-4222-8222-22222222222"));   /* short */
+	assert_false(xts_is_guid("22222222-2222-4222-8222-2222222222222")); /* long */
+	assert_false(xts_is_guid("222222222222-4222-8222-222222222222-"));  /* dash moved */
+	assert_false(xts_is_guid("2222222g-2222-4222-8222-222222222222"));  /* not hex */
+	assert_false(xts_is_guid("{2222222-2222-4222-8222-222222222222}"));
+	assert_false(xts_is_guid("contoso.onmicrosoft.com"));
+	xts_pathf(p, sizeof(p), "a[%d].%s", 12, "name");
+	assert_string_equal(p, "a[12].n"); /* truncated, terminated */
+}
+
 int
 main(void)
 {
@@ -105,6 +126,7 @@ main(void)
 		cmocka_unit_test(test_mem_fail_nth),
 		cmocka_unit_test(test_ratelimit),
 		cmocka_unit_test(test_log_levels),
+		cmocka_unit_test(test_text),
 	};
 	return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }
