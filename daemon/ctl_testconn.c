@@ -16,7 +16,6 @@
 #include "log.h"
 #include "mem.h"
 #include "policy_check.h"
-#include "secret.h"
 #include "uvglue.h"
 
 struct tc_state {
@@ -42,34 +41,13 @@ static int
 graph_for(struct xts_graph_ctx *ctx, const struct xts_config_tenant *t, struct xts_graph **out)
 {
 	struct xts_tenant_conn c;
-	char *secret = NULL, *cert = NULL, *key = NULL;
+	struct xts_tenant_cred cred;
 	int ret;
 
-	memset(&c, 0, sizeof(c));
-	if (t->client_secret_file[0] != '\0') {
-		ret = xts_secret_read(t->client_secret_file, &secret);
-	} else {
-		ret = xts_secret_read(t->client_certificate_file, &cert);
-		if (ret == 0)
-			ret = xts_secret_read(t->client_key_file, &key);
-	}
-	if (ret == 0) {
-		c.name = t->name;
-		c.tenant_id = t->tenant_id;
-		c.client_id = t->client_id;
-		c.client_secret = secret;
-		c.cert_pem = cert;
-		c.key_pem = key;
-		c.authority = t->authority;
-		c.graph_endpoint = t->graph_endpoint;
-		c.ca_file = t->ca_file[0] != '\0' ? t->ca_file : NULL;
-		c.size_class = (int)t->size;
-		c.max_in_flight = (int)t->max_in_flight;
+	ret = xts_engine_tenant_conn(t, &c, &cred);
+	if (ret == 0)
 		ret = xts_graph_new(ctx, &c, out);
-	}
-	xts_secret_free(secret);
-	xts_secret_free(cert);
-	xts_secret_free(key);
+	xts_tenant_cred_free(&cred);
 	if (ret != 0)
 		fprintf(stderr, "xtsyncctl: tenant %s: %s\n", t->name, xts_strerror(ret));
 	return ret;

@@ -350,22 +350,55 @@ read_cert_file(const char *path, char **out)
 	return ret;
 }
 
+int
+xts_engine_tenant_conn(const struct xts_config_tenant *tc, struct xts_tenant_conn *conn,
+		       struct xts_tenant_cred *cred)
+{
+	int ret;
+
+	memset(conn, 0, sizeof(*conn));
+	memset(cred, 0, sizeof(*cred));
+	if (tc->client_secret_file[0] != '\0') {
+		ret = xts_secret_read(tc->client_secret_file, &cred->secret);
+	} else {
+		ret = read_cert_file(tc->client_certificate_file, &cred->cert);
+		if (ret == 0)
+			ret = xts_secret_read(tc->client_key_file, &cred->key);
+	}
+	if (ret != 0)
+		return ret;
+	conn->name = tc->name;
+	conn->tenant_id = tc->tenant_id;
+	conn->client_id = tc->client_id;
+	conn->client_secret = cred->secret;
+	conn->cert_pem = cred->cert;
+	conn->key_pem = cred->key;
+	conn->authority = tc->authority;
+	conn->graph_endpoint = tc->graph_endpoint;
+	conn->ca_file = tc->ca_file[0] != '\0' ? tc->ca_file : NULL;
+	conn->size_class = (int)tc->size;
+	conn->max_in_flight = (int)tc->max_in_flight;
+	return 0;
+}
+
+void
+xts_tenant_cred_free(struct xts_tenant_cred *cred)
+{
+	xts_secret_free(cred->secret);
+	xts_secret_free(cred->cert);
+	xts_secret_free(cred->key);
+	cred->secret = cred->cert = cred->key = NULL;
+}
+
 static int
 tenant_new(struct xts_engine *e, const struct xts_config_tenant *tc, struct eng_tenant **out)
 {
 	struct xts_tenant_conn conn;
+	struct xts_tenant_cred cred;
 	struct eng_tenant *t = NULL;
-	char *secret = NULL, *cert = NULL, *key = NULL;
-	int ret = 0;
+	int ret;
 
-	memset(&conn, 0, sizeof(conn));
-	if (tc->client_secret_file[0] != '\0') {
-		ret = xts_secret_read(tc->client_secret_file, &secret);
-	} else {
-		ret = read_cert_file(tc->client_certificate_file, &cert);
-		if (ret == 0)
-			ret = xts_secret_read(tc->client_key_file, &key);
-	}
+	ret = xts_engine_tenant_conn(tc, &conn, &cred);
 	if (ret != 0) {
 		xts_err("tenant %s: cannot read its credential: %s", tc->name, xts_strerror(ret));
 		/* A missing, unreadable or too-open credential is the operator's
@@ -374,17 +407,6 @@ tenant_new(struct xts_engine *e, const struct xts_config_tenant *tc, struct eng_
 			ret = XTS_ECONFIG;
 		goto done;
 	}
-	conn.name = tc->name;
-	conn.tenant_id = tc->tenant_id;
-	conn.client_id = tc->client_id;
-	conn.client_secret = secret;
-	conn.cert_pem = cert;
-	conn.key_pem = key;
-	conn.authority = tc->authority;
-	conn.graph_endpoint = tc->graph_endpoint;
-	conn.ca_file = tc->ca_file[0] != '\0' ? tc->ca_file : NULL;
-	conn.size_class = (int)tc->size;
-	conn.max_in_flight = (int)tc->max_in_flight;
 	t = xts_calloc(1, sizeof(*t));
 	if (t == NULL) {
 		ret = XTS_ENOMEM;
@@ -402,9 +424,7 @@ tenant_new(struct xts_engine *e, const struct xts_config_tenant *tc, struct eng_
 	if (ret != 0)
 		xts_err("tenant %s: cannot create its Graph client: %s", tc->name, xts_strerror(ret));
 done:
-	xts_secret_free(secret);
-	xts_secret_free(cert);
-	xts_secret_free(key);
+	xts_tenant_cred_free(&cred);
 	if (ret != 0) {
 		eng_tenant_unref(t);
 		t = NULL;

@@ -105,6 +105,18 @@ int xts_engine_set_paused(struct xts_engine *e, const char *job, int paused);
 int xts_engine_provision(struct xts_engine *e, const char *job, const char *user,
 			 void (*cb)(void *arg, json_t *resp), void *arg);
 
+/* A config tenant's connection settings with its credential read: the
+ * client secret, or the certificate (a plain file: it is public, so the
+ * secret files' mode rule does not apply) and the private key (secret
+ * rules). The texts are owned by *cred: free with xts_tenant_cred_free,
+ * also after an error. The reader logs why a file cannot be read. */
+struct xts_tenant_cred {
+	char *secret, *cert, *key;
+};
+int xts_engine_tenant_conn(const struct xts_config_tenant *tc, struct xts_tenant_conn *conn,
+			   struct xts_tenant_cred *cred);
+void xts_tenant_cred_free(struct xts_tenant_cred *cred);
+
 /* The link value written to target users: "<sourceTenantId>:<sourceObjectId>"
  * into buf. 0 or XTS_ERANGE. */
 int xts_engine_link_value(const char *source_tid, const char *source_id, char *buf, size_t len);
