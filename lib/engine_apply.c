@@ -141,20 +141,9 @@ log_op(struct aop *a, int action, int status, const struct xts_graph_error *ge, 
 	json_t *v;
 	char desc[256], details[200];
 
-	if (cy->e->o.provlog == NULL || cy->dry)
+	if (!eng_prov_begin(cy, &pe, action, status, a->sid, a->attrs, a->lr.l.target_id))
 		return;
-	xts_prov_entry_init(&pe);
-	pe.cycle_id = cy->id;
-	pe.job_id = cy->c.name;
-	pe.action = action;
-	pe.status = status;
 	pe.duration_ms = xts_now_ms() - a->t0;
-	pe.source_id = a->sid;
-	pe.source_display_name = json_string_value(json_object_get(a->attrs, "displayName"));
-	pe.source_upn = json_string_value(json_object_get(a->attrs, "userPrincipalName"));
-	pe.source_tenant_id = cy->src->tenant_id;
-	pe.target_id = a->lr.l.target_id;
-	pe.target_tenant_id = cy->tgt->tenant_id;
 	if (ge != NULL) {
 		pe.error_code = ge->code[0] != '\0' ? ge->code : code;
 		pe.error_reason = ge->message[0] != '\0' ? ge->message : reason;

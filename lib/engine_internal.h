@@ -181,6 +181,11 @@ int eng_plan_entry(struct eng_cycle *cy, json_t *entry);
 int eng_plan_stored(struct eng_cycle *cy, const char *source_id);
 /* The schema's reference (manager) mapping, or NULL. */
 const struct xts_schema_mapping *eng_reference_mapping(const struct xts_schema *s);
+/* Start a provisioning-log line about one user of this cycle: the cycle,
+ * job, action, status, both identities and tenants. false (and *pe left
+ * alone) when nothing is to be logged: no log, or a dry run. */
+bool eng_prov_begin(struct eng_cycle *cy, struct xts_prov_entry *pe, int action, int status,
+		    const char *source_id, const json_t *attrs, const char *target_id);
 /* Write a provisioning-log line for a decision without an operation; code
  * (errorInformation.errorCode) and reason may be NULL. */
 void eng_log_simple(struct eng_cycle *cy, int action, int status, const char *source_id,

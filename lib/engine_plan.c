@@ -16,27 +16,36 @@
 
 /* ---- provisioning log ---------------------------------------------------- */
 
+bool
+eng_prov_begin(struct eng_cycle *cy, struct xts_prov_entry *pe, int action, int status,
+	       const char *source_id, const json_t *attrs, const char *target_id)
+{
+	if (cy->e->o.provlog == NULL || cy->dry)
+		return false;
+	xts_prov_entry_init(pe);
+	pe->cycle_id = cy->id;
+	pe->job_id = cy->c.name;
+	pe->action = action;
+	pe->status = status;
+	pe->source_id = source_id;
+	pe->source_display_name = json_string_value(json_object_get(attrs, "displayName"));
+	pe->source_upn = json_string_value(json_object_get(attrs, "userPrincipalName"));
+	pe->source_tenant_id = cy->src->tenant_id;
+	pe->target_id = target_id;
+	pe->target_tenant_id = cy->tgt->tenant_id;
+	return true;
+}
+
 void
 eng_log_simple(struct eng_cycle *cy, int action, int status, const char *source_id,
 	       const json_t *attrs, const char *target_id, const char *code, const char *reason)
 {
 	struct xts_prov_entry pe;
 
-	if (cy->e->o.provlog == NULL || cy->dry)
+	if (!eng_prov_begin(cy, &pe, action, status, source_id, attrs, target_id))
 		return;
-	xts_prov_entry_init(&pe);
-	pe.cycle_id = cy->id;
-	pe.job_id = cy->c.name;
-	pe.action = action;
-	pe.status = status;
 	pe.error_code = code;
 	pe.error_reason = reason;
-	pe.source_id = source_id;
-	pe.source_display_name = json_string_value(json_object_get(attrs, "displayName"));
-	pe.source_upn = json_string_value(json_object_get(attrs, "userPrincipalName"));
-	pe.source_tenant_id = cy->src->tenant_id;
-	pe.target_id = target_id;
-	pe.target_tenant_id = cy->tgt->tenant_id;
 	xts_prov_entry_add_step(&pe, "EntryImport", XTS_STEP_IMPORT, XTS_PROV_SUCCESS,
 				"Retrieved the user from the source tenant", NULL);
 	/* The why is errorInformation's reason: not repeated in the step. */
