@@ -14,6 +14,7 @@
 #include "mapping.h"
 #include "mem.h"
 #include "schema.h"
+#include "text.h"
 
 /* Graph user properties that are not strings; a Constant or an expression
  * yields text, so "true" must become a boolean and a lone phone number an
@@ -92,18 +93,6 @@ lookup(const json_t *user, const char *name)
 	return NULL;
 }
 
-static void msgf(char *dst, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void
-msgf(char *dst, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vsnprintf(dst, n, fmt, ap) < 0)
-		dst[0] = '\0';
-	va_end(ap);
-}
-
 /* "target: msg" into err (msg must not be err->message). Truncates. */
 static void
 set_err(struct xts_expr_error *err, int column, const char *target, const char *msg)
@@ -111,7 +100,7 @@ set_err(struct xts_expr_error *err, int column, const char *target, const char *
 	if (err == NULL)
 		return;
 	err->column = column;
-	msgf(err->message, sizeof(err->message), "%s: %s", target, msg);
+	xts_strf(err->message, sizeof(err->message), "%s: %s", target, msg);
 }
 
 /* Evaluate one mapping: *value new ref (json null for null), *flags. */

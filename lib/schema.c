@@ -193,7 +193,7 @@ get_opt_string(const json_t *obj, const char *key, const char *path, const char 
 		*out = json_string_value(v);
 		return 0;
 	}
-	xts_pathf(p, sizeof(p), "%s.%s", path, key);
+	xts_strf(p, sizeof(p), "%s.%s", path, key);
 	ret = xts_schema_problem_add(probs, p, "expected a string, found %s", type_name(v));
 	return ret < 0 ? ret : 1;
 }
@@ -354,7 +354,7 @@ load_source(struct map_priv *m, const json_t *src, const char *path,
 	*bad |= r;
 	if (*bad)
 		return 0;
-	xts_pathf(p, sizeof(p), "%s.type", path);
+	xts_strf(p, sizeof(p), "%s.type", path);
 	if (type == NULL) {
 		*bad = 1;
 		return xts_schema_problem_add(probs, p, "missing source type (Attribute, Constant or Function)");
@@ -364,7 +364,7 @@ load_source(struct map_priv *m, const json_t *src, const char *path,
 		m->pub.source_type = XTS_SOURCE_ATTRIBUTE;
 		if (n == NULL || n[0] == '\0') {
 			*bad = 1;
-			xts_pathf(p, sizeof(p), "%s.name", path);
+			xts_strf(p, sizeof(p), "%s.name", path);
 			return xts_schema_problem_add(probs, p, "an Attribute source needs a name");
 		}
 		m->source_attr = strip_brackets(n);
@@ -388,7 +388,7 @@ load_source(struct map_priv *m, const json_t *src, const char *path,
 		int nomem;
 
 		m->pub.source_type = XTS_SOURCE_FUNCTION;
-		xts_pathf(p, sizeof(p), "%s.expression", path);
+		xts_strf(p, sizeof(p), "%s.expression", path);
 		if (expr == NULL || expr[0] == '\0') {
 			*bad = 1;
 			return xts_schema_problem_add(probs, p, "a Function source needs an expression");
@@ -464,7 +464,7 @@ load_mapping(struct map_priv *m, const json_t *am, const char *path,
 	*bad |= r;
 	if (r == 0 && (target == NULL || target[0] == '\0')) {
 		*bad = 1;
-		xts_pathf(p, sizeof(p), "%s.targetAttributeName", path);
+		xts_strf(p, sizeof(p), "%s.targetAttributeName", path);
 		r = xts_schema_problem_add(probs, p, "missing targetAttributeName");
 		if (r < 0)
 			return r;
@@ -487,7 +487,7 @@ load_mapping(struct map_priv *m, const json_t *am, const char *path,
 		int b = xts_flow_behavior_parse(fb);
 		if (b < 0) {
 			*bad = 1;
-			xts_pathf(p, sizeof(p), "%s.flowBehavior", path);
+			xts_strf(p, sizeof(p), "%s.flowBehavior", path);
 			r = xts_schema_problem_add(probs, p,
 						   "unknown flowBehavior \"%s\" (expected FlowWhenChanged or FlowAlways)", fb);
 			if (r < 0)
@@ -501,7 +501,7 @@ load_mapping(struct map_priv *m, const json_t *am, const char *path,
 		int t = xts_flow_type_parse(ft);
 		if (t < 0) {
 			*bad = 1;
-			xts_pathf(p, sizeof(p), "%s.flowType", path);
+			xts_strf(p, sizeof(p), "%s.flowType", path);
 			r = xts_schema_problem_add(probs, p,
 						   "unknown flowType \"%s\" (expected Always, ObjectAddOnly, MultiValueAddOnly, ValueAddOnly or AttributeAddOnly)", ft);
 			if (r < 0)
@@ -514,7 +514,7 @@ load_mapping(struct map_priv *m, const json_t *am, const char *path,
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000000) {
 			*bad = 1;
-			xts_pathf(p, sizeof(p), "%s.matchingPriority", path);
+			xts_strf(p, sizeof(p), "%s.matchingPriority", path);
 			r = xts_schema_problem_add(probs, p, "expected an integer >= 0, found %s",
 						   json_is_integer(v) ? "a negative or huge integer" : type_name(v));
 			if (r < 0)
@@ -527,7 +527,7 @@ load_mapping(struct map_priv *m, const json_t *am, const char *path,
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_boolean(v)) {
 			*bad = 1;
-			xts_pathf(p, sizeof(p), "%s.exportMissingReferences", path);
+			xts_strf(p, sizeof(p), "%s.exportMissingReferences", path);
 			r = xts_schema_problem_add(probs, p, "expected a boolean, found %s", type_name(v));
 			if (r < 0)
 				return r;
@@ -545,7 +545,7 @@ load_mapping(struct map_priv *m, const json_t *am, const char *path,
 		if (m->default_value == NULL)
 			return XTS_ENOMEM;
 	}
-	xts_pathf(p, sizeof(p), "%s.source", path);
+	xts_strf(p, sizeof(p), "%s.source", path);
 	r = load_source(m, json_object_get(am, "source"), p, probs, bad);
 	if (r < 0)
 		return r;
@@ -596,7 +596,7 @@ find_user_mapping(const json_t *doc, const json_t **om, char *om_path, size_t om
 		return xts_schema_problem_add(probs, "$.synchronizationRules",
 					      "expected an array, found %s", type_name(rules));
 	json_array_foreach(rules, i, rule) {
-		xts_pathf(p, sizeof(p), "$.synchronizationRules[%zu]", i);
+		xts_strf(p, sizeof(p), "$.synchronizationRules[%zu]", i);
 		if (!json_is_object(rule)) {
 			r = xts_schema_problem_add(probs, p, "expected an object, found %s", type_name(rule));
 			if (r < 0)
@@ -607,14 +607,14 @@ find_user_mapping(const json_t *doc, const json_t **om, char *om_path, size_t om
 		if (maps == NULL || json_is_null(maps))
 			continue;
 		if (!json_is_array(maps)) {
-			xts_pathf(p, sizeof(p), "$.synchronizationRules[%zu].objectMappings", i);
+			xts_strf(p, sizeof(p), "$.synchronizationRules[%zu].objectMappings", i);
 			r = xts_schema_problem_add(probs, p, "expected an array, found %s", type_name(maps));
 			if (r < 0)
 				return r;
 			continue;
 		}
 		json_array_foreach(maps, j, m) {
-			xts_pathf(p, sizeof(p), "$.synchronizationRules[%zu].objectMappings[%zu]", i, j);
+			xts_strf(p, sizeof(p), "$.synchronizationRules[%zu].objectMappings[%zu]", i, j);
 			if (!json_is_object(m)) {
 				r = xts_schema_problem_add(probs, p, "expected an object, found %s",
 							   type_name(m));
@@ -625,7 +625,7 @@ find_user_mapping(const json_t *doc, const json_t **om, char *om_path, size_t om
 			en = json_object_get(m, "enabled");
 			if (en != NULL && !json_is_null(en) && !json_is_boolean(en)) {
 				char pe[XTS_PATH_MAX];
-				xts_pathf(pe, sizeof(pe), "%s.enabled", p);
+				xts_strf(pe, sizeof(pe), "%s.enabled", p);
 				r = xts_schema_problem_add(probs, pe, "expected a boolean, found %s",
 							   type_name(en));
 				if (r < 0)
@@ -647,7 +647,7 @@ find_user_mapping(const json_t *doc, const json_t **om, char *om_path, size_t om
 			}
 			found = 1;
 			*om = m;
-			xts_pathf(om_path, om_path_len, "%s", p);
+			xts_strf(om_path, om_path_len, "%s", p);
 		}
 	}
 	if (!found)
@@ -666,7 +666,7 @@ load_mappings(struct xts_schema *s, const json_t *om, const char *om_path,
 	char p[XTS_PATH_MAX];
 	int r, has_match = 0, dup_target, dup_prio;
 
-	xts_pathf(p, sizeof(p), "%s.attributeMappings", om_path);
+	xts_strf(p, sizeof(p), "%s.attributeMappings", om_path);
 	if (ams == NULL || json_is_null(ams)) {
 		*bad = 1;
 		return xts_schema_problem_add(probs, p, "missing \"attributeMappings\"");
@@ -682,7 +682,7 @@ load_mappings(struct xts_schema *s, const json_t *om, const char *om_path,
 		struct map_priv *m = &s->maps[s->nmaps];
 		int mbad = 0;
 
-		xts_pathf(p, sizeof(p), "%s.attributeMappings[%zu]", om_path, i);
+		xts_strf(p, sizeof(p), "%s.attributeMappings[%zu]", om_path, i);
 		r = load_mapping(m, am, p, probs, &mbad);
 		s->nmaps++; /* keep it either way, so free releases its strings */
 		if (r < 0)
@@ -700,7 +700,7 @@ load_mappings(struct xts_schema *s, const json_t *om, const char *om_path,
 				char pt[XTS_PATH_MAX];
 				*bad = 1;
 				dup_target = 1;
-				xts_pathf(pt, sizeof(pt), "%s.targetAttributeName", p);
+				xts_strf(pt, sizeof(pt), "%s.targetAttributeName", p);
 				r = xts_schema_problem_add(probs, pt,
 							   "target attribute \"%s\" is mapped twice (also by attributeMappings[%zu])",
 							   m->target, j);
@@ -712,7 +712,7 @@ load_mappings(struct xts_schema *s, const json_t *om, const char *om_path,
 				char pt[XTS_PATH_MAX];
 				*bad = 1;
 				dup_prio = 1;
-				xts_pathf(pt, sizeof(pt), "%s.matchingPriority", p);
+				xts_strf(pt, sizeof(pt), "%s.matchingPriority", p);
 				r = xts_schema_problem_add(probs, pt,
 							   "matchingPriority %d is also used by attributeMappings[%zu]",
 							   m->pub.matching_priority, j);
@@ -733,7 +733,7 @@ load_mappings(struct xts_schema *s, const json_t *om, const char *om_path,
 	}
 	if (!has_match && !*bad) {
 		*bad = 1;
-		xts_pathf(p, sizeof(p), "%s.attributeMappings", om_path);
+		xts_strf(p, sizeof(p), "%s.attributeMappings", om_path);
 		return xts_schema_problem_add(probs, p,
 					      "no matching attribute (matchingPriority > 0) and no AltSecIdFromNetId([netId]) link mapping");
 	}
@@ -797,7 +797,7 @@ xts_schema_load_json(const json_t *doc, struct xts_schema **out, struct xts_sche
 	ret = load_mappings(s, om, om_path, probs, &bad);
 	if (ret < 0)
 		goto done;
-	xts_pathf(p, sizeof(p), "%s.scope", om_path);
+	xts_strf(p, sizeof(p), "%s.scope", om_path);
 	ret = xts_filter_compile(json_object_get(om, "scope"), p, &s->filter, probs);
 	if (ret == XTS_ENOMEM)
 		goto done;

@@ -248,7 +248,7 @@ compile_clause(const struct xts_filter *f, struct clause *c, const json_t *jc, c
 	}
 	opn = json_object_get(jc, "operatorName");
 	src = json_object_get(jc, "sourceOperandName");
-	xts_pathf(p, sizeof(p), "%s.sourceOperandName", path);
+	xts_strf(p, sizeof(p), "%s.sourceOperandName", path);
 	if (!json_is_string(src) || json_string_length(src) == 0) {
 		*bad = 1;
 		r = xts_schema_problem_add(probs, p, "missing sourceOperandName (the source attribute to test)");
@@ -259,7 +259,7 @@ compile_clause(const struct xts_filter *f, struct clause *c, const json_t *jc, c
 		if (c->attr == NULL)
 			return XTS_ENOMEM;
 	}
-	xts_pathf(p, sizeof(p), "%s.operatorName", path);
+	xts_strf(p, sizeof(p), "%s.operatorName", path);
 	if (!json_is_string(opn)) {
 		*bad = 1;
 		return xts_schema_problem_add(probs, p, "missing operatorName");
@@ -275,7 +275,7 @@ compile_clause(const struct xts_filter *f, struct clause *c, const json_t *jc, c
 
 	tgt = json_object_get(jc, "targetOperand");
 	vals = json_is_object(tgt) ? json_object_get(tgt, "values") : NULL;
-	xts_pathf(p, sizeof(p), "%s.targetOperand.values", path);
+	xts_strf(p, sizeof(p), "%s.targetOperand.values", path);
 	if (tgt != NULL && !json_is_null(tgt) && !json_is_object(tgt)) {
 		*bad = 1;
 		return xts_schema_problem_add(probs, p, "targetOperand must be an object with \"values\"");
@@ -298,7 +298,7 @@ compile_clause(const struct xts_filter *f, struct clause *c, const json_t *jc, c
 	if (c->vals == NULL || c->re == NULL || c->ivals == NULL || c->ival_ok == NULL)
 		return XTS_ENOMEM;
 	json_array_foreach(vals, i, v) {
-		xts_pathf(p, sizeof(p), "%s.targetOperand.values[%zu]", path, i);
+		xts_strf(p, sizeof(p), "%s.targetOperand.values[%zu]", path, i);
 		if (!json_is_string(v)) {
 			*bad = 1;
 			r = xts_schema_problem_add(probs, p, "expected a string");
@@ -372,7 +372,7 @@ compile_group(const struct xts_filter *f, struct group *g, const json_t *jg, con
 	if (g->name == NULL)
 		return XTS_ENOMEM;
 	clauses = json_object_get(jg, "clauses");
-	xts_pathf(p, sizeof(p), "%s.clauses", path);
+	xts_strf(p, sizeof(p), "%s.clauses", path);
 	if (!json_is_array(clauses) || json_array_size(clauses) == 0) {
 		/* An empty group would be "true" and put everyone in scope: refuse. */
 		*bad = 1;
@@ -382,7 +382,7 @@ compile_group(const struct xts_filter *f, struct group *g, const json_t *jg, con
 	if (g->clauses == NULL)
 		return XTS_ENOMEM;
 	json_array_foreach(clauses, i, jc) {
-		xts_pathf(p, sizeof(p), "%s.clauses[%zu]", path, i);
+		xts_strf(p, sizeof(p), "%s.clauses[%zu]", path, i);
 		g->nclauses++;
 		r = compile_clause(f, &g->clauses[i], jc, p, setname, g->name, probs, bad);
 		if (r < 0)
@@ -434,7 +434,7 @@ xts_filter_compile(const json_t *scope, const char *path, struct xts_filter **ou
 	}
 	for (s = 0; s < SET_COUNT; s++) {
 		arr = json_object_get(scope, set_keys[s]);
-		xts_pathf(p, sizeof(p), "%s.%s", path, set_keys[s]);
+		xts_strf(p, sizeof(p), "%s.%s", path, set_keys[s]);
 		if (arr == NULL || json_is_null(arr))
 			continue;
 		if (!json_is_array(arr)) {
@@ -449,7 +449,7 @@ xts_filter_compile(const json_t *scope, const char *path, struct xts_filter **ou
 			goto done;
 		}
 		json_array_foreach(arr, i, jg) {
-			xts_pathf(p, sizeof(p), "%s.%s[%zu]", path, set_keys[s], i);
+			xts_strf(p, sizeof(p), "%s.%s[%zu]", path, set_keys[s], i);
 			f->sets[s].ngroups++;
 			ret = compile_group(f, &f->sets[s].groups[i], jg, p, set_names[s], i, probs, &bad);
 			if (ret < 0)

@@ -25,7 +25,7 @@ xts_is_guid(const char *s)
 }
 
 void
-xts_pathf(char *dst, size_t n, const char *fmt, ...)
+xts_strf(char *dst, size_t n, const char *fmt, ...)
 {
 	va_list ap;
 

@@ -113,7 +113,7 @@ test_text(void **state)
 	assert_false(xts_is_guid("2222222g-2222-4222-8222-222222222222"));  /* not hex */
 	assert_false(xts_is_guid("{2222222-2222-4222-8222-222222222222}"));
 	assert_false(xts_is_guid("contoso.onmicrosoft.com"));
-	xts_pathf(p, sizeof(p), "a[%d].%s", 12, "name");
+	xts_strf(p, sizeof(p), "a[%d].%s", 12, "name");
 	assert_string_equal(p, "a[12].n"); /* truncated, terminated */
 }
 
