@@ -253,6 +253,9 @@ cycle_done(void *arg, int result)
 	/* The finished cycle and its next one; before shutdown_cb, which may
 	 * free the table. */
 	metrics_update(t);
+	/* Idle now: what the cycle's pages and plans kept for reuse goes back. */
+	if (t->running == 0)
+		xts_mem_trim();
 	if (t->shutting_down && t->running == 0 && t->shutdown_cb != NULL) {
 		void (*cb)(void *) = t->shutdown_cb;
 		t->shutdown_cb = NULL;

@@ -2,6 +2,7 @@
 /* Allocator wrappers with a failure-injection hook for anomaly tests. They
  * forward to libc; only jansson's small blocks are kept on per-thread free
  * lists for reuse (json_malloc below). Not an arena. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -151,7 +152,6 @@ json_parse_oom(void)
 #endif
 
 #if JPOOL
-#include <malloc.h>
 
 #define JPOOL_CLASSES 16      /* usable sizes 24, 40, ..., 264 */
 #define JPOOL_DEPTH 4096
@@ -218,7 +218,42 @@ json_free(void *p)
 	}
 	free(p);
 }
+
+static void
+jpool_drain(void)
+{
+	for (size_t c = 0; c < JPOOL_CLASSES; c++) {
+		while (jpool.head[c] != NULL) {
+			struct jpool_block *b = jpool.head[c];
+
+			jpool.head[c] = b->next;
+			free(b);
+		}
+		jpool.count[c] = 0;
+	}
+}
+
+unsigned long
+xts_mem_pooled(void)
+{
+	unsigned long n = 0;
+
+	for (size_t c = 0; c < JPOOL_CLASSES; c++)
+		n += jpool.count[c];
+	return n;
+}
 #else
+static void
+jpool_drain(void)
+{
+}
+
+unsigned long
+xts_mem_pooled(void)
+{
+	return 0;
+}
+
 static void *
 json_malloc(size_t n)
 {
@@ -235,6 +270,15 @@ json_free(void *p)
 	xts_free(p);
 }
 #endif
+
+void
+xts_mem_trim(void)
+{
+	jpool_drain();
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
 
 void
 xts_mem_json_guard(int on)

@@ -33,6 +33,12 @@ void xts_mem_json_guard(int on);
 /* Test hook: the nth allocation from now of exactly n bytes fails (once);
  * nth == 0 disables. */
 void xts_mem_fail_size(size_t n, unsigned long nth);
+/* Hand back memory kept for reuse: the calling thread's pooled jansson
+ * blocks, then whatever the C library can return to the system
+ * (malloc_trim). For idle moments, e.g. when no cycle runs any more. */
+void xts_mem_trim(void);
+/* Blocks the calling thread's jansson pool holds now (0 without a pool). */
+unsigned long xts_mem_pooled(void);
 /* Allocations made since start (for the fail-Nth loop). */
 unsigned long xts_mem_count(void);
 

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for the base modules: error names, the byte buffer, the
- * allocator's failure injection, the log rate limiter and the text helpers. */
+ * allocator's failure injection and trim, the log rate limiter and the text
+ * helpers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <string.h>
 #include <cmocka.h>
+
+#include <jansson.h>
 
 #include "buf.h"
 #include "err.h"
@@ -73,6 +76,42 @@ test_mem_fail_nth(void **state)
 	xts_free(a);
 }
 
+/* mem.c keeps freed jansson blocks for reuse except under AddressSanitizer
+ * (which must see every free). */
+#if defined(__SANITIZE_ADDRESS__)
+#define POOLED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOLED 0
+#endif
+#endif
+#ifndef POOLED
+#define POOLED 1
+#endif
+
+static void
+test_mem_trim(void **state)
+{
+	json_t *a, *o;
+	int i;
+
+	(void)state;
+	assert_int_equal(xts_mem_install(), 0);
+	a = json_array();
+	assert_non_null(a);
+	for (i = 0; i < 1000; i++)
+		assert_int_equal(json_array_append_new(a, json_integer(i)), 0);
+	json_decref(a);
+	if (POOLED)
+		assert_true(xts_mem_pooled() >= 1000); /* the integers wait for reuse */
+	xts_mem_trim();
+	assert_int_equal(xts_mem_pooled(), 0);
+	o = json_pack("{s:i}", "after", 1); /* the allocator still works */
+	assert_non_null(o);
+	assert_int_equal(json_integer_value(json_object_get(o, "after")), 1);
+	json_decref(o);
+}
+
 static void
 test_ratelimit(void **state)
 {
@@ -124,6 +163,7 @@ main(void)
 		cmocka_unit_test(test_err_names),
 		cmocka_unit_test(test_buf),
 		cmocka_unit_test(test_mem_fail_nth),
+		cmocka_unit_test(test_mem_trim),
 		cmocka_unit_test(test_ratelimit),
 		cmocka_unit_test(test_log_levels),
 		cmocka_unit_test(test_text),
