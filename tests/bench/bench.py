@@ -379,10 +379,52 @@ def bench_latency(n, samples, tap):
         s.close(ok)
 
 
+def bench_idle(n, tap):
+    """xtsyncd as a daemon: its first (initial) cycle of n users, then idle: RSS kept."""
+    s = Session("idle", n, ["--no-throttle"], job={"interval": "1h"})
+    ok = False
+    d = None
+    try:
+        errp = os.path.join(s.tmp, "daemon-idle.err")
+        errf = open(errp, "w")
+        t0 = time.monotonic()
+        d = subprocess.Popen([os.path.join(X.BUILD, "daemon/xtsyncd"), "-c", s.env.conf, "--foreground"],
+                             stdout=subprocess.DEVNULL, stderr=errf,
+                             env=dict(os.environ, XTSYNC_TIME_SCALE="1000"))
+        # jobs.c logs the cycle's end, then hands memory back
+        done = X.poll(lambda: re.search(r"job b: cycle (finished|completed|failed)", open(errp).read()),
+                      timeout=1800)
+        wall = time.monotonic() - t0
+        time.sleep(1)
+        st = {}
+        with open("/proc/%d/status" % d.pid) as f:
+            for line in f:
+                k = line.split(":")[0]
+                if k in ("VmRSS", "VmHWM"):
+                    st[k] = int(line.split()[1]) / 1024.0
+        d.send_signal(signal.SIGTERM)
+        d.wait(timeout=60)
+        errf.close()
+        counts = cycle_counts(open(errp).read())
+        out("bench idle: xtsyncd's first cycle (initial, %d users, unthrottled emulator) took %.1f s; idle after "
+            "it: RSS %.1f MiB, peak %.1f MiB" % (n, wall, st.get("VmRSS", 0), st.get("VmHWM", 0)))
+        result("idle", users=n, idle_rss_mib="%.1f" % st.get("VmRSS", 0), peak_rss_mib="%.1f" % st.get("VmHWM", 0))
+        if tap:
+            tap.ok(bool(done) and counts is not None and counts["created"] > 0 and
+                   0 < st.get("VmRSS", 0) <= st.get("VmHWM", 0),
+                   "bench idle ran: the daemon's initial cycle created users; idle RSS read", counts)
+        ok = True
+    finally:
+        if d is not None and d.poll() is None:
+            d.kill()
+            d.wait()
+        s.close(ok)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("which", nargs="*", default=["all"],
-                    help="engine, initial (benchmarks 2 and 4), ceiling, latency or all")
+                    help="engine, initial (benchmarks 2 and 4), ceiling, latency, idle or all")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, TAP output (meson suite bench)")
     ap.add_argument("--engine-users", default="100000,1000000")
     ap.add_argument("--users", type=int, default=20000, help="benchmarks 2 and 4")
@@ -390,15 +432,17 @@ def main():
     ap.add_argument("--time-scale", type=float, default=5.0)
     ap.add_argument("--latency-users", type=int, default=200)
     ap.add_argument("--samples", type=int, default=30)
+    ap.add_argument("--idle-users", type=int, default=10000)
     a = ap.parse_args()
     w = set(a.which)
     if "all" in w:
-        w = {"engine", "initial", "ceiling", "latency"}
+        w = {"engine", "initial", "ceiling", "latency", "idle"}
     tap = None
     if a.smoke:
         tap = X.Tap()
         TAP_MODE[0] = True
         a.engine_users, a.users, a.ceiling_users, a.latency_users, a.samples = "2000", 300, 150, 50, 3
+        a.idle_users = 50
         a.time_scale = 2.0
     out("# machine: %s; build: %s" % (machine(), X.BUILD))
     t0 = time.monotonic()
@@ -411,6 +455,8 @@ def main():
         bench_ceiling(a.ceiling_users, a.time_scale, tap)
     if "latency" in w:
         bench_latency(a.latency_users, a.samples, tap)
+    if "idle" in w:
+        bench_idle(a.idle_users, tap)
     out("# benchmarks took %.0f s" % (time.monotonic() - t0))
     if tap:
         tap.done()
