@@ -1325,6 +1325,7 @@ struct collect {
 	struct eng_cycle *cy;
 	json_t *rows;
 	long long want;
+	long long last; /* id of the last row walked */
 };
 
 static int
@@ -1333,6 +1334,7 @@ collect_cb(void *arg, const struct xts_store_op *o)
 	struct collect *c = arg;
 	int manager = o->kind == XTS_OP_MANAGER;
 
+	c->last = o->id;
 	if ((c->cy->apply_pass == 1) == manager)
 		return 0;
 	if (c->cy->only_user != NULL && strcmp(c->cy->only_user, o->source_id) != 0)
@@ -1351,6 +1353,7 @@ refill(struct eng_cycle *cy)
 	json_t *row;
 	size_t i;
 	int ret = 0, max;
+	bool whole;
 
 	if (cy->in_refill)
 		return;
@@ -1367,18 +1370,36 @@ refill(struct eng_cycle *cy)
 			break;
 		}
 		/* Only this pass's kind, filtered by the store: walking (and
-		 * decoding) the other pass's ops on every refill was quadratic. */
+		 * decoding) the other pass's ops on every refill was quadratic.
+		 * And only past what this pass dispatched already: the other
+		 * kind's planned ops below it were skipped over on every refill
+		 * (quadratic again, in SQLite's row reads). An op that becomes
+		 * due below it meanwhile (released deletions, a provision's
+		 * due-now) is found by the walk from 0 that ends the pass. */
 		max = cy->only_user != NULL ? 0 : (int)c.want;
-		ret = xts_store_op_foreach_refs(cy->st, cy->c.name, XTS_OP_PLANNED, 0, cy->apply_pass == 2,
-						max, collect_cb, &c);
+		whole = cy->walk_planned == 0 && cy->walk_failed == 0;
+		c.last = 0;
+		ret = xts_store_op_foreach_refs(cy->st, cy->c.name, XTS_OP_PLANNED, 0, cy->walk_planned,
+						cy->apply_pass == 2, max, collect_cb, &c);
 		if (ret == 1)
 			ret = 0;
+		if (ret == 0 && c.last > 0 && cy->only_user == NULL)
+			cy->walk_planned = c.last;
 		/* Escrow that was due when the cycle began (not what failed in it). */
+		c.last = 0;
 		if (ret == 0 && (long long)json_array_size(c.rows) < c.want)
 			ret = xts_store_op_foreach_refs(cy->st, cy->c.name, XTS_OP_FAILED, cy->started,
-							cy->apply_pass == 2, max, collect_cb, &c);
+							cy->walk_failed, cy->apply_pass == 2, max, collect_cb, &c);
 		if (ret == 1)
 			ret = 0;
+		if (ret == 0 && c.last > 0 && cy->only_user == NULL)
+			cy->walk_failed = c.last;
+		if (ret == 0 && json_array_size(c.rows) == 0 && cy->inflight == 0 && !whole) {
+			/* the pass would end here: once more from 0 */
+			json_decref(c.rows);
+			cy->walk_planned = cy->walk_failed = 0;
+			continue;
+		}
 		if (ret != 0 || json_array_size(c.rows) == 0) {
 			json_decref(c.rows);
 			break;
@@ -1433,6 +1454,7 @@ refill(struct eng_cycle *cy)
 		return;
 	if (cy->apply_pass == 1 && !cy->canceled && !cy->stop_apply && !cy->auth_failed) {
 		cy->apply_pass = 2;
+		cy->walk_planned = cy->walk_failed = 0;
 		refill(cy);
 		return;
 	}
@@ -1448,6 +1470,7 @@ eng_apply_start(struct eng_cycle *cy)
 	long long planned = 0;
 
 	cy->apply_pass = 1;
+	cy->walk_planned = cy->walk_failed = 0;
 	cy->phase = PH_APPLY;
 	/* progress (xtsyncctl status): done of all planned, not of those
 	 * dispatched so far; a failed count leaves the running total */

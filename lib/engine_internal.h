@@ -149,6 +149,9 @@ struct eng_cycle {
 	void (*step)(struct eng_cycle *cy); /* what the timer runs */
 	/* apply */
 	int apply_pass;        /* 1: all but manager ops, 2: manager ops */
+	/* where this pass's refill walks go on: planned and due escrowed ops
+	 * up to these ids are dispatched (a walk from 0 ends each pass) */
+	long long walk_planned, walk_failed;
 	long long inflight;
 	bool stop_apply, in_refill;
 	void *aops;            /* engine_apply.c's ops in flight */

@@ -368,11 +368,12 @@ int xts_store_op_foreach(struct xts_store *st, const char *job, int state, long 
     int (*cb)(void *arg, const struct xts_store_op *o), void *arg);
 /* The same walk restricted to reference ops (refs != 0: XTS_OP_MANAGER only)
  * or to every other kind (refs == 0), filtered by SQLite so that skipped
- * rows are never read or decoded. max > 0 is a hint that the caller stops
- * after max rows (it may still be called for up to max rows; a walk of
- * fewer than max rows is complete). The apply window refills with it. */
+ * rows are never read or decoded, and to ids above after (0: all). max > 0
+ * is a hint that the caller stops after max rows (it may still be called
+ * for up to max rows; a walk of fewer than max rows is complete). The apply
+ * window refills with it. */
 int xts_store_op_foreach_refs(struct xts_store *st, const char *job, int state, long long due_before,
-    int refs, int max, int (*cb)(void *arg, const struct xts_store_op *o), void *arg);
+    long long after, int refs, int max, int (*cb)(void *arg, const struct xts_store_op *o), void *arg);
 /* The newest op of (job, source_id) that is not done, optionally of one kind
  * (kind < 0: any). XTS_ENOENT if none. Lets the engine avoid queuing a
  * second op for a user who already has one. */

@@ -248,13 +248,14 @@ struct op_walk {
 	void *arg;
 	int refs;  /* -1 any kind; 1 only XTS_OP_MANAGER; 0 all other kinds */
 	int limit; /* rows per page (<= XTS_STORE_PAGE; fewer ends the walk) */
+	long long after; /* the first page's ops have ids above this */
 };
 
 static sqlite3_stmt *
 op_page(struct xts_store *st, void *ctx, const void *last, int *err)
 {
 	const struct op_walk *w = ctx;
-	long long after = last != NULL ? ((const struct xts_store_op_row *)last)->o.id : 0;
+	long long after = last != NULL ? ((const struct xts_store_op_row *)last)->o.id : w->after;
 	sqlite3_stmt *s;
 
 	if (w->refs >= 0) {
@@ -304,7 +305,7 @@ xts_store_op_foreach(struct xts_store *st, const char *job, int state, long long
 	static const struct xts_store__walk walk = {
 		sizeof(struct xts_store_op_row), op_page, op_decode, op_visit, op_clear, "op walk",
 	};
-	struct op_walk w = { job, state, due_before, cb, arg, -1, XTS_STORE_PAGE };
+	struct op_walk w = { job, state, due_before, cb, arg, -1, XTS_STORE_PAGE, 0 };
 
 	if (job == NULL || cb == NULL || state < 0 || state >= NAMES_N(op_state_names))
 		return XTS_EINVAL;
@@ -313,12 +314,12 @@ xts_store_op_foreach(struct xts_store *st, const char *job, int state, long long
 
 int
 xts_store_op_foreach_refs(struct xts_store *st, const char *job, int state, long long due_before,
-    int refs, int max, int (*cb)(void *arg, const struct xts_store_op *o), void *arg)
+    long long after, int refs, int max, int (*cb)(void *arg, const struct xts_store_op *o), void *arg)
 {
 	static const struct xts_store__walk walk = {
 		sizeof(struct xts_store_op_row), op_page, op_decode, op_visit, op_clear, "op walk",
 	};
-	struct op_walk w = { job, state, due_before, cb, arg, refs ? 1 : 0, XTS_STORE_PAGE };
+	struct op_walk w = { job, state, due_before, cb, arg, refs ? 1 : 0, XTS_STORE_PAGE, after };
 
 	if (job == NULL || cb == NULL || state < 0 || state >= NAMES_N(op_state_names))
 		return XTS_EINVAL;

@@ -61,7 +61,7 @@ main(void)
 	long long id;
 	int i, sorted = 1, kinds_ok = 1, same = 1;
 
-	printf("1..7\n");
+	printf("1..8\n");
 	if (mkdtemp(dir) == NULL || pl == NULL)
 		return 1;
 	snprintf(db, sizeof(db), "%s/xtsync.db", dir);
@@ -83,7 +83,7 @@ main(void)
 	xts_store_op_fail(st, id, XTS_EIO, "x", 1000);
 
 	memset(&a, 0, sizeof(a));
-	ok(xts_store_op_foreach_refs(st, "j", XTS_OP_PLANNED, 0, 0, 0, collect, &a) == 0 && a.n == 20,
+	ok(xts_store_op_foreach_refs(st, "j", XTS_OP_PLANNED, 0, 0, 0, 0, collect, &a) == 0 && a.n == 20,
 	   "pass 1 walk: the 20 planned creates and no manager op");
 	for (i = 0; i < a.n; i++) {
 		kinds_ok &= a.kinds[i] == XTS_OP_CREATE;
@@ -97,19 +97,27 @@ main(void)
 	ok(same, "same rows as the unfiltered walk with the kind filter in the callback");
 	memset(&a, 0, sizeof(a));
 	kinds_ok = 1;
-	ok(xts_store_op_foreach_refs(st, "j", XTS_OP_PLANNED, 0, 1, 0, collect, &a) == 0 && a.n == 20,
+	ok(xts_store_op_foreach_refs(st, "j", XTS_OP_PLANNED, 0, 0, 1, 0, collect, &a) == 0 && a.n == 20,
 	   "pass 2 walk: the 20 planned manager ops");
 	for (i = 0; i < a.n; i++)
 		kinds_ok &= a.kinds[i] == XTS_OP_MANAGER;
 	ok(kinds_ok, "pass 2 rows are all manager ops");
 	memset(&a, 0, sizeof(a));
 	a.stop_at = 5;
-	ok(xts_store_op_foreach_refs(st, "j", XTS_OP_PLANNED, 0, 0, 5, collect, &a) == 1 && a.n == 5,
+	ok(xts_store_op_foreach_refs(st, "j", XTS_OP_PLANNED, 0, 0, 0, 5, collect, &a) == 1 && a.n == 5,
 	   "max 5: five rows, the callback's stop is returned");
+	{
+		long long fifth = a.ids[4];
+
+		memset(&a, 0, sizeof(a));
+		ok(xts_store_op_foreach_refs(st, "j", XTS_OP_PLANNED, 0, fifth, 0, 0, collect, &a) == 0 &&
+		   a.n == 15 && a.ids[0] > fifth && a.kinds[0] == XTS_OP_CREATE,
+		   "after the fifth create's id: the 15 creates past it, nothing at or below it");
+	}
 	memset(&a, 0, sizeof(a));
 	memset(&b, 0, sizeof(b));
-	xts_store_op_foreach_refs(st, "j", XTS_OP_FAILED, 2000, 0, 0, collect, &a);
-	xts_store_op_foreach_refs(st, "j", XTS_OP_FAILED, 500, 0, 0, collect, &b);
+	xts_store_op_foreach_refs(st, "j", XTS_OP_FAILED, 2000, 0, 0, 0, collect, &a);
+	xts_store_op_foreach_refs(st, "j", XTS_OP_FAILED, 500, 0, 0, 0, collect, &b);
 	ok(a.n == 1 && a.kinds[0] == XTS_OP_UPDATE && b.n == 0,
 	   "due failed ops: the update when due, nothing before its next attempt, not the manager op");
 	xts_store_close(st);
