@@ -309,6 +309,25 @@ def bench_ceiling(n, scale, tap):
         s.close(ok)
 
 
+def proc_mib(pid, *keys):
+    """Fields of /proc/PID/status (kB) in MiB, 0 for a field not there."""
+    got = dict.fromkeys(keys, 0.0)
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k = line.split(":")[0]
+            if k in got:
+                got[k] = int(line.split()[1]) / 1024.0
+    return got
+
+
+def end_session(s, d, ok):
+    """Kill the daemon d if it still runs, then stop the session's emulator."""
+    if d is not None and d.poll() is None:
+        d.kill()
+        d.wait()
+    s.close(ok)
+
+
 def bench_latency(n, samples, tap):
     """Benchmark 5: xtsyncd running with interval = 5s; source change -> target write."""
     s = Session("latency", n, ["--no-throttle"], job={"interval": "5s"})
@@ -350,11 +369,7 @@ def bench_latency(n, samples, tap):
             seq = rs["last"]
             if got is not None:
                 lat.append(got)
-        hwm = 0
-        with open("/proc/%d/status" % d.pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    hwm = int(line.split()[1])
+        hwm = proc_mib(d.pid, "VmHWM")["VmHWM"]
         d.send_signal(signal.SIGTERM)
         _, status, ru = os.wait4(d.pid, 0)
         d.returncode = os.waitstatus_to_exitcode(status)
@@ -366,17 +381,14 @@ def bench_latency(n, samples, tap):
         out("bench 5: change latency, interval 5s, %d users, %d of %d samples seen: p50 %.2f s, p99 %.2f s, "
             "max %.2f s (target p99 <= 7 s); daemon CPU %.0f ms, peak RSS %.1f MiB"
             % (n, len(lat), samples, pct(50), pct(99), lat[-1] if lat else 0,
-               (ru.ru_utime + ru.ru_stime) * 1000, hwm / 1024.0))
+               (ru.ru_utime + ru.ru_stime) * 1000, hwm))
         result("latency", samples=len(lat), p50_s="%.2f" % pct(50), p99_s="%.2f" % pct(99))
         if tap:
             tap.ok(r["rc"] == 0 and len(lat) == samples and pct(50) > 0,
                    "bench 5 (latency) ran: every change reached the target, p50 non-zero", lat)
         ok = True
     finally:
-        if d is not None and d.poll() is None:
-            d.kill()
-            d.wait()
-        s.close(ok)
+        end_session(s, d, ok)
 
 
 def bench_idle(n, tap):
@@ -396,29 +408,21 @@ def bench_idle(n, tap):
                       timeout=1800)
         wall = time.monotonic() - t0
         time.sleep(1)
-        st = {}
-        with open("/proc/%d/status" % d.pid) as f:
-            for line in f:
-                k = line.split(":")[0]
-                if k in ("VmRSS", "VmHWM"):
-                    st[k] = int(line.split()[1]) / 1024.0
+        st = proc_mib(d.pid, "VmRSS", "VmHWM")
         d.send_signal(signal.SIGTERM)
         d.wait(timeout=60)
         errf.close()
         counts = cycle_counts(open(errp).read())
         out("bench idle: xtsyncd's first cycle (initial, %d users, unthrottled emulator) took %.1f s; idle after "
-            "it: RSS %.1f MiB, peak %.1f MiB" % (n, wall, st.get("VmRSS", 0), st.get("VmHWM", 0)))
-        result("idle", users=n, idle_rss_mib="%.1f" % st.get("VmRSS", 0), peak_rss_mib="%.1f" % st.get("VmHWM", 0))
+            "it: RSS %.1f MiB, peak %.1f MiB" % (n, wall, st["VmRSS"], st["VmHWM"]))
+        result("idle", users=n, idle_rss_mib="%.1f" % st["VmRSS"], peak_rss_mib="%.1f" % st["VmHWM"])
         if tap:
             tap.ok(bool(done) and counts is not None and counts["created"] > 0 and
-                   0 < st.get("VmRSS", 0) <= st.get("VmHWM", 0),
+                   0 < st["VmRSS"] <= st["VmHWM"],
                    "bench idle ran: the daemon's initial cycle created users; idle RSS read", counts)
         ok = True
     finally:
-        if d is not None and d.poll() is None:
-            d.kill()
-            d.wait()
-        s.close(ok)
+        end_session(s, d, ok)
 
 
 def main():
