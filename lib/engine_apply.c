@@ -1371,11 +1371,14 @@ refill(struct eng_cycle *cy)
 		}
 		/* Only this pass's kind, filtered by the store: walking (and
 		 * decoding) the other pass's ops on every refill was quadratic.
-		 * And only past what this pass dispatched already: the other
+		 * And only past what this pass walked already: the other
 		 * kind's planned ops below it were skipped over on every refill
-		 * (quadratic again, in SQLite's row reads). An op that becomes
-		 * due below it meanwhile (released deletions, a provision's
-		 * due-now) is found by the walk from 0 that ends the pass. */
+		 * (quadratic again, in SQLite's row reads). Nothing makes an op
+		 * due below that point during a pass today: ops planned during
+		 * the apply take ids above it (the handle's id blocks only
+		 * grow), and allow-deletions and resume wait for the cycle.
+		 * The walk from 0 before a pass ends is the guard should that
+		 * change: such an op is sent in this cycle, not the next. */
 		max = cy->only_user != NULL ? 0 : (int)c.want;
 		whole = cy->walk_planned == 0 && cy->walk_failed == 0;
 		c.last = 0;
