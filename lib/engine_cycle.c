@@ -1579,6 +1579,21 @@ prov_action(struct eng_cycle *cy, const char *sid, bool in_scope, char *buf, siz
 
 	memset(&r, 0, sizeof(r));
 	ret = xts_store_op_find_open(cy->st, cy->c.name, sid, -1, &r);
+	if (ret == 0 && r.o.kind == XTS_OP_MANAGER) {
+		/* the newest open op is the manager reference: the user's
+		 * other op (an update planned with it), if any, is the action */
+		int k;
+		for (k = XTS_OP_CREATE; k < XTS_OP_MANAGER; k++) {
+			struct xts_store_op_row o;
+			memset(&o, 0, sizeof(o));
+			if (xts_store_op_find_open(cy->st, cy->c.name, sid, k, &o) == 0) {
+				xts_store_op_row_clear(&r);
+				r = o;
+				break;
+			}
+			xts_store_op_row_clear(&o);
+		}
+	}
 	if (ret == 0 && r.o.kind == XTS_OP_MANAGER && !in_scope) {
 		snprintf(buf, len, "Action: Skip (the user is out of scope)");
 	} else if (ret == 0 && r.o.kind == XTS_OP_MANAGER) {

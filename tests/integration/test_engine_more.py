@@ -107,6 +107,17 @@ try:
          lk.get(NEW, {}).get("manager") == lk.get(u0["id"], {}).get("id"),
          "provision on demand reads the manager ($expand=manager) and sets it in the target",
          ([r["query"] for r in gets], lk.get(NEW, {}).get("manager"), c.stdout[-800:]))
+    # an attribute and the manager changed together: two open ops, the update
+    # (planned first) is the action, not the newer manager reference
+    sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (A, NEW), {"jobTitle": "Navigator"})
+    sim.call("PUT", "/_admin/tenants/%s/users/%s/manager" % (A, NEW), {"id": u1["id"]})
+    c = env.ctl("provision", "p2b", NEW)
+    lk = X.linked(sim, B, LB)
+    t.ok(c.returncode == 0 and re.search(r"Action: Update \((jobTitle|[^)]*, jobTitle)[,)]", c.stdout) and
+         lk.get(NEW, {}).get("jobTitle") == "Navigator" and
+         lk.get(NEW, {}).get("manager") == lk.get(u1["id"], {}).get("id"),
+         "provision: jobTitle and manager changed together show as the Update of jobTitle, and both are "
+         "written", (lk.get(NEW), c.stdout[-800:]))
     c = env.ctl("provision", "p2b", u5["id"])
     t.ok(c.returncode == 0 and "Determine if user is in scope (scoping): skipped" in c.stdout and
          "not assigned to the job" in c.stdout and "Action: Skip" in c.stdout,
