@@ -288,6 +288,7 @@ op_record(struct aop *a, int target_state, long long deleted_at)
 {
 	struct eng_cycle *cy = a->cy;
 	struct xts_store_link_row lr;
+	const char *mgr = json_string_value(json_object_get(a->payload, "manager"));
 	json_t *exp = NULL;
 	int ret;
 
@@ -307,8 +308,18 @@ op_record(struct aop *a, int target_state, long long deleted_at)
 	}
 	if (ret == 0 && target_state >= 0)
 		ret = xts_store_link_set_target_state(cy->st, cy->c.name, a->sid, target_state, deleted_at);
-	if (ret == 0)
+	if (ret == 0 && a->kind == XTS_OP_CREATE && mgr != NULL) {
+		/* The user exists now: the create's op becomes its manager
+		 * reference (the create carried it, engine_plan.c), written in
+		 * the second pass. In place of done: the same row, so this
+		 * costs the transaction no more pages than a done would, and
+		 * a crash leaves either the create in flight or both done. */
+		json_t *p = json_pack("{s:s}", "manager", mgr);
+		ret = p == NULL ? XTS_ENOMEM : xts_store_op_to_manager(cy->st, a->id, p);
+		json_decref(p);
+	} else if (ret == 0) {
 		ret = xts_store_op_done(cy->st, a->id);
+	}
 	if (ret == 0)
 		ret = xts_store_commit(cy->st);
 	else if (xts_store_in_tx(cy->st))

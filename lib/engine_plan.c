@@ -128,10 +128,10 @@ set_str_or_null(json_t *o, const char *key, const char *v)
 	return json_object_set_new(o, key, v != NULL ? json_string(v) : json_null());
 }
 
-/* none_open: op_put_ex just said sid had no open op, so there is no open
- * manager op to look up (one statement less per new user). */
+/* Plan the manager reference write of a linked user (mgr NULL: remove it):
+ * replace the payload of its open manager op, or add one. */
 static int
-manager_put(struct eng_cycle *cy, const char *sid, const char *mgr, int none_open)
+manager_put(struct eng_cycle *cy, const char *sid, const char *mgr)
 {
 	struct xts_store_op_row r;
 	json_t *p;
@@ -143,7 +143,7 @@ manager_put(struct eng_cycle *cy, const char *sid, const char *mgr, int none_ope
 		json_decref(p);
 		return XTS_ENOMEM;
 	}
-	ret = none_open ? XTS_ENOENT : xts_store_op_find_open(cy->st, cy->c.name, sid, XTS_OP_MANAGER, &r);
+	ret = xts_store_op_find_open(cy->st, cy->c.name, sid, XTS_OP_MANAGER, &r);
 	if (ret == 0 && r.o.state != XTS_OP_INFLIGHT)
 		ret = xts_store_op_set_payload(cy->st, r.o.id, p);
 	else if (ret == XTS_ENOENT)
@@ -355,15 +355,20 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 		    json_object_set(payload, "redacted", redacted != NULL ? redacted : json_null()) != 0 ||
 		    set_str_or_null(payload, "email", mail != NULL && mail[0] != '\0' ? mail : upn) != 0 ||
 		    set_str_or_null(payload, "displayName",
-				    json_string_value(json_object_get(attrs, "displayName"))) != 0) {
+				    json_string_value(json_object_get(attrs, "displayName"))) != 0 ||
+		    (ref != NULL && mgr != NULL && set_str_or_null(payload, "manager", mgr) != 0)) {
 			ret = XTS_ENOMEM;
 			goto done;
 		}
+		/* The manager travels in the create's payload: its write
+		 * (PUT .../manager/$ref) needs the user to exist, so the
+		 * create's op becomes the manager op when the create succeeds
+		 * (op_record). One op row per new user, not two. A manager op
+		 * that is open for a user without a link (planned before this
+		 * rule, or before a target user went missing) is superseded. */
 		ret = op_put_ex(cy, sid, XTS_OP_CREATE, payload, 0, &none_open);
-		if (ret == 0 && ref != NULL && mgr != NULL)
-			ret = manager_put(cy, sid, mgr, none_open);
-		else if (ret == 0 && ref != NULL && !none_open && json_is_null(json_object_get(attrs, "manager")))
-			ret = manager_cancel(cy, sid); /* removed before it was written */
+		if (ret == 0 && ref != NULL && !none_open)
+			ret = manager_cancel(cy, sid);
 		goto done;
 	}
 	/* A user that changed in the source gets all its values written, not
@@ -396,7 +401,7 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 	if (ret == 0 && ref != NULL) {
 		const char *was = json_string_value(json_object_get(lr.l.exported, "manager"));
 		if (mgr != NULL && (was == NULL || strcmp(was, mgr) != 0))
-			ret = manager_put(cy, sid, mgr, 0);
+			ret = manager_put(cy, sid, mgr);
 		else if (mgr == NULL && json_is_null(json_object_get(attrs, "manager")))
 			/* the source says there is no manager (manager@delta
 			 * without one, or none in a full round): "If the

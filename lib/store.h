@@ -350,6 +350,11 @@ int xts_store_op_get(struct xts_store *st, long long op_id, struct xts_store_op_
 int xts_store_op_start(struct xts_store *st, long long op_id);
 /* in-flight -> done. Other states: XTS_EINVAL. */
 int xts_store_op_done(struct xts_store *st, long long op_id);
+/* An in-flight create -> a planned manager op of the same user with payload
+ * (attempts, next attempt and last error cleared), in place of done: the
+ * create's manager reference, written once the user exists. Other states or
+ * kinds: XTS_EINVAL. */
+int xts_store_op_to_manager(struct xts_store *st, long long op_id, const json_t *payload);
 /* in-flight -> failed with err (XTS_E*), msg (may be NULL) and the time of
  * the next attempt. Other states: XTS_EINVAL. */
 int xts_store_op_fail(struct xts_store *st, long long op_id, int err, const char *msg,

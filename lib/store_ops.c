@@ -203,6 +203,17 @@ xts_store_op_done(struct xts_store *st, long long op_id)
 }
 
 int
+xts_store_op_to_manager(struct xts_store *st, long long op_id, const json_t *payload)
+{
+	int changes = 0, ret;
+
+	if (payload == NULL)
+		return XTS_EINVAL;
+	ret = xts_store__exec(st, XTS_ST_OP_TO_MANAGER, &changes, "jII", payload, xts_wall_ms(), op_id);
+	return transition_result(st, ret, changes, op_id, "turn into a manager op");
+}
+
+int
 xts_store_op_fail(struct xts_store *st, long long op_id, int err, const char *msg,
     long long next_attempt)
 {

@@ -106,6 +106,11 @@ XTS_STORE_STMT(OP_STATE, "SELECT state FROM op WHERE id = ?")
 XTS_STORE_STMT(OP_START, "UPDATE op SET state = 1, attempts = attempts + 1, updated = ? "
 	"WHERE id = ? AND state IN (0, 3)")
 XTS_STORE_STMT(OP_DONE, "UPDATE op SET state = 2, updated = ? WHERE id = ? AND state = 1")
+/* An in-flight create that succeeded becomes its user's manager op, planned
+ * afresh: the reference is written once the user exists (engine_apply.c). */
+XTS_STORE_STMT(OP_TO_MANAGER, "UPDATE op SET kind = 5, payload = ?, state = 0, attempts = 0, "
+	"next_attempt = 0, last_error = 0, last_error_msg = NULL, updated = ? WHERE id = ? AND state = 1 "
+	"AND kind = 0")
 XTS_STORE_STMT(OP_FAIL, "UPDATE op SET state = 3, last_error = ?, last_error_msg = ?, next_attempt = ?, "
 	"updated = ? WHERE id = ? AND state = 1")
 XTS_STORE_STMT(OP_REQUEUE, "UPDATE op SET state = 0, updated = ? WHERE id = ? AND state = 1")

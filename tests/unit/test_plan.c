@@ -122,6 +122,31 @@ open_op(struct fx *f, const char *id, int kind)
 	return ret == 0;
 }
 
+/* The open op of kind for id, its payload in *payload (a new reference). */
+static json_t *
+op_payload(struct fx *f, const char *id, int kind)
+{
+	struct xts_store_op_row r;
+	json_t *p;
+
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(xts_store_op_find_open(f->st, "j", id, kind, &r), 0);
+	p = json_incref(r.o.payload);
+	xts_store_op_row_clear(&r);
+	return p;
+}
+
+/* Decide an incremental page of one entry naming sid's manager. */
+static void
+page_manager(struct fx *f, const char *sid, const char *mgr)
+{
+	json_t *page = json_pack("[{s:s,s:[{s:s}]}]", "id", sid, "manager@delta", "id", mgr);
+
+	assert_non_null(page);
+	assert_int_equal(eng_users_page(&f->cy, page, 1), 0);
+	json_decref(page);
+}
+
 static long long
 ops_of(struct fx *f, int state)
 {
@@ -151,13 +176,14 @@ test_untouched_job(void **state)
 }
 
 /* A new user's entry becomes its stored attributes: manager@delta as
- * "manager", annotations dropped; the manager op is planned. */
+ * "manager", annotations dropped; the manager travels in the create's
+ * payload (its op is planned when the create succeeds): one op row. */
 static void
 test_entry_attrs(void **state)
 {
 	struct fx *f = *state;
 	struct xts_store_user_row r;
-	json_t *page = json_array(), *e = entry("u-6"), *m;
+	json_t *page = json_array(), *e = entry("u-6"), *m, *p;
 	const char *key;
 	json_t *v;
 	int yes = 0;
@@ -181,18 +207,23 @@ test_entry_attrs(void **state)
 		assert_null(strchr(key, '@'));
 	xts_store_user_row_clear(&r);
 	assert_true(open_op(f, "u-6", XTS_OP_CREATE));
-	assert_true(open_op(f, "u-6", XTS_OP_MANAGER));
+	assert_false(open_op(f, "u-6", XTS_OP_MANAGER));
+	assert_int_equal(ops_of(f, XTS_OP_PLANNED), 1);
+	p = op_payload(f, "u-6", XTS_OP_CREATE);
+	assert_string_equal(json_string_value(json_object_get(p, "manager")), "m-1");
+	json_decref(p);
 }
 
 /* manager@delta entries marked "@removed" name no manager
- * (concepts/delta-query-overview.md): a new user gets "manager": null and no
- * manager op; a later round removing a planned manager drops that op. */
+ * (concepts/delta-query-overview.md): a new user gets "manager": null and a
+ * create without one; a later round removing a planned manager drops it from
+ * the create, and one that names a manager again puts it back. */
 static void
 test_manager_removed(void **state)
 {
 	struct fx *f = *state;
 	struct xts_store_user_row r;
-	json_t *page = json_array(), *e = entry("u-7"), *m;
+	json_t *page = json_array(), *e = entry("u-7"), *m, *p;
 	int yes = 0;
 
 	assert_non_null(page);
@@ -215,11 +246,17 @@ test_manager_removed(void **state)
 	assert_int_equal(xts_store_user_get(f->st, "j", "u-7", &r), 0);
 	assert_string_equal(json_string_value(json_object_get(r.u.attrs, "manager")), "m-2");
 	xts_store_user_row_clear(&r);
-	assert_true(open_op(f, "u-7", XTS_OP_MANAGER));
+	p = op_payload(f, "u-7", XTS_OP_CREATE);
+	assert_string_equal(json_string_value(json_object_get(p, "manager")), "m-2");
+	json_decref(p);
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(xts_store_user_get(f->st, "j", "u-8", &r), 0);
 	assert_true(json_is_null(json_object_get(r.u.attrs, "manager")));
 	xts_store_user_row_clear(&r);
+	p = op_payload(f, "u-8", XTS_OP_CREATE);
+	assert_null(json_object_get(p, "manager"));
+	json_decref(p);
+	assert_false(open_op(f, "u-7", XTS_OP_MANAGER));
 	assert_false(open_op(f, "u-8", XTS_OP_MANAGER));
 	/* the next round: u-7's manager removed before it was written */
 	page = json_pack("[{s:s,s:[{s:s,s:{s:s}}]}]", "id", "u-7", "manager@delta", "id", "m-2", "@removed",
@@ -228,7 +265,45 @@ test_manager_removed(void **state)
 	assert_int_equal(eng_users_page(&f->cy, page, 1), 0);
 	json_decref(page);
 	assert_false(open_op(f, "u-7", XTS_OP_MANAGER));
-	assert_true(open_op(f, "u-7", XTS_OP_CREATE));
+	p = op_payload(f, "u-7", XTS_OP_CREATE);
+	assert_null(json_object_get(p, "manager"));
+	json_decref(p);
+	/* and a manager again: back in the create */
+	page = json_pack("[{s:s,s:[{s:s}]}]", "id", "u-7", "manager@delta", "id", "m-3");
+	assert_non_null(page);
+	assert_int_equal(eng_users_page(&f->cy, page, 1), 0);
+	json_decref(page);
+	p = op_payload(f, "u-7", XTS_OP_CREATE);
+	assert_string_equal(json_string_value(json_object_get(p, "manager")), "m-3");
+	json_decref(p);
+	assert_false(open_op(f, "u-7", XTS_OP_MANAGER));
+	assert_int_equal(ops_of(f, XTS_OP_PLANNED), 2);
+}
+
+/* A store from before the manager travelled in the create's payload holds
+ * a separate manager op for a user without a link: the user's next plan
+ * moves the manager into its create and cancels that op, so no second
+ * manager op is planned when the create succeeds. */
+static void
+test_manager_op_superseded(void **state)
+{
+	struct fx *f = *state;
+	const char *const ids[] = { "u-30" };
+	json_t *p;
+
+	assert_int_equal(read_page(f, ids, 1), 0);
+	p = json_pack("{s:s}", "manager", "m-9");
+	assert_non_null(p);
+	assert_int_equal(xts_store_op_add(f->st, "j", "u-30", XTS_OP_MANAGER, p, XTS_OP_PLANNED, f->cy.id, NULL),
+			 0);
+	json_decref(p);
+	assert_true(open_op(f, "u-30", XTS_OP_MANAGER));
+	page_manager(f, "u-30", "m-9");
+	assert_false(open_op(f, "u-30", XTS_OP_MANAGER));
+	p = op_payload(f, "u-30", XTS_OP_CREATE);
+	assert_string_equal(json_string_value(json_object_get(p, "manager")), "m-9");
+	json_decref(p);
+	assert_int_equal(ops_of(f, XTS_OP_PLANNED), 1);
 }
 
 static long long
@@ -307,20 +382,6 @@ test_open_op_without_row(void **state)
 	assert_int_equal(read_page(f, ids, 1), 0);
 	assert_int_equal(ops_of(f, XTS_OP_PLANNED), 1);
 	assert_true(open_op(f, "u-5", XTS_OP_CREATE));
-}
-
-/* The open op of kind for id, its payload in *payload (a new reference). */
-static json_t *
-op_payload(struct fx *f, const char *id, int kind)
-{
-	struct xts_store_op_row r;
-	json_t *p;
-
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(xts_store_op_find_open(f->st, "j", id, kind, &r), 0);
-	p = json_incref(r.o.payload);
-	xts_store_op_row_clear(&r);
-	return p;
 }
 
 /* Decide a page of one entry {id, key: val}; then the stored user has key =
@@ -442,12 +503,10 @@ test_untouched_row_exists(void **state)
 
 	/* u-20 again in this round, department only: merged, manager kept */
 	one_property(f, "u-20", "department", "Legal", "manager", "m-1");
-	assert_int_equal(ops_of(f, XTS_OP_PLANNED), 2);
+	assert_int_equal(ops_of(f, XTS_OP_PLANNED), 1);
 	p = op_payload(f, "u-20", XTS_OP_CREATE);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(p, "attrs"), "department")),
 			    "Legal");
-	json_decref(p);
-	p = op_payload(f, "u-20", XTS_OP_MANAGER);
 	assert_string_equal(json_string_value(json_object_get(p, "manager")), "m-1");
 	json_decref(p);
 	assert_false(open_op(f, "u-21", XTS_OP_CREATE));
@@ -455,7 +514,6 @@ test_untouched_row_exists(void **state)
 	/* a new full round of a job that is untouched again: u-21's kept row
 	 * is replaced by the entry (no manager@delta: no manager), one create */
 	cancel_open(f, "u-20", XTS_OP_CREATE);
-	cancel_open(f, "u-20", XTS_OP_MANAGER);
 	assert_int_equal(xts_store_job_untouched(f->st, "j", &yes), 0);
 	f->cy.untouched = yes != 0;
 	assert_true(f->cy.untouched);
@@ -515,6 +573,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_untouched_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entry_attrs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manager_removed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_manager_op_superseded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_members_buffered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_link_without_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_op_without_row, setup, teardown),

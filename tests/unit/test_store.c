@@ -1085,6 +1085,40 @@ test_op_transitions(void **state)
 	assert_int_equal(xts_store_op_count(f->st, "j", XTS_OP_DONE, &n), 0);
 	assert_int_equal(n, 0);
 
+	/* a create that succeeded becomes its user's manager op, planned afresh:
+	 * only from in-flight, only a create */
+	{
+		json_t *m = json_pack("{s:s}", "manager", "boss");
+		long long c = 0;
+		assert_non_null(m);
+		assert_int_equal(xts_store_op_add(f->st, "j", "s2", XTS_OP_CREATE, payload, XTS_OP_PLANNED, 3,
+		    &c), 0);
+		assert_int_equal(xts_store_op_to_manager(f->st, c, m), XTS_EINVAL);
+		assert_int_equal(xts_store_op_start(f->st, c), 0);
+		assert_int_equal(xts_store_op_fail(f->st, c, XTS_EGRAPH, "x", 5000), 0);
+		assert_int_equal(xts_store_op_start(f->st, c), 0);
+		assert_int_equal(xts_store_op_to_manager(f->st, c, m), 0);
+		assert_int_equal(xts_store_op_get(f->st, c, &r), 0);
+		assert_int_equal(r.o.kind, XTS_OP_MANAGER);
+		assert_int_equal(r.o.state, XTS_OP_PLANNED);
+		assert_int_equal(r.o.attempts, 0);
+		assert_int_equal(r.o.next_attempt, 0);
+		assert_int_equal(r.o.last_error, 0);
+		assert_null(r.o.last_error_msg);
+		assert_true(json_equal(r.o.payload, m));
+		xts_store_op_row_clear(&r);
+		assert_int_equal(xts_store_op_find_open(f->st, "j", "s2", XTS_OP_MANAGER, &r), 0);
+		assert_int_equal(r.o.id, c);
+		xts_store_op_row_clear(&r);
+		assert_int_equal(xts_store_op_find_open(f->st, "j", "s2", XTS_OP_CREATE, &r), XTS_ENOENT);
+		/* a manager op in flight is not a create */
+		assert_int_equal(xts_store_op_start(f->st, c), 0);
+		assert_int_equal(xts_store_op_to_manager(f->st, c, m), XTS_EINVAL);
+		assert_int_equal(xts_store_op_to_manager(f->st, 999999, m), XTS_ENOENT);
+		assert_int_equal(xts_store_op_done(f->st, c), 0);
+		json_decref(m);
+	}
+
 	assert_string_equal(xts_op_kind_name(XTS_OP_MANAGER), "manager");
 	assert_int_equal(xts_op_kind_parse("restore"), XTS_OP_RESTORE);
 	assert_string_equal(xts_op_state_name(XTS_OP_INFLIGHT), "in-flight");
