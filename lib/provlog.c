@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Provisioning log writer: builds a provisioningObjectSummary-shaped JSON
- * object from the engine's entry and appends it as one line with a single
+/* Provisioning log writer: writes a provisioningObjectSummary-shaped JSON
+ * line from the engine's entry and appends it with a single
  * write(2) on an O_APPEND descriptor. It does not rotate files (logrotate
  * does, then SIGHUP -> xts_provlog_reopen) and does not read the log
  * (daemon/ctl_logs.c does). */
@@ -14,7 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <unistr.h>
+
 #include "err.h"
+#include "json_load.h"
 #include "log.h"
 #include "mem.h"
 #include "provlog.h"
@@ -292,196 +295,256 @@ xts_provlog_guid(char *buf, size_t len)
 	return 0;
 }
 
-/* obj[key] = string s, if s is set. Returns 0 or XTS_ENOMEM. */
-static int
-set_str(json_t *obj, const char *key, const char *s)
+/* The line is written straight into a buffer (no jansson tree: building one
+ * cost more than the write itself), in the key order Graph's
+ * provisioningObjectSummary lists them. */
+struct out {
+	struct xts_buf *b;
+	int err;
+	int first; /* no comma before the next member */
+};
+
+static void
+raw(struct out *o, const char *s, size_t n)
 {
-	if (s == NULL)
-		return 0;
-	return json_object_set_new(obj, key, json_string(s)) == 0 ? 0 : XTS_ENOMEM;
+	if (o->err == 0 && xts_buf_append(o->b, s, n) != 0)
+		o->err = XTS_ENOMEM;
 }
 
-static int
-set_new(json_t *obj, const char *key, json_t *v)
+#define RAW(o, lit) raw((o), (lit), sizeof(lit) - 1)
+
+/* A JSON string of s. Bytes that are not UTF-8 become U+FFFD: the line is
+ * still written (with a jansson tree such a string failed the whole line). */
+static void
+str(struct out *o, const char *s)
+{
+	size_t n = strlen(s);
+	const uint8_t *bad;
+	struct xts_buf fixed = XTS_BUF_INIT;
+
+	if (o->err != 0)
+		return;
+	bad = u8_check((const uint8_t *)s, n);
+	while (bad != NULL && o->err == 0) {
+		size_t good = (size_t)((const char *)bad - s);
+		if (xts_buf_append(&fixed, s, good) != 0 || xts_buf_append(&fixed, "\xEF\xBF\xBD", 3) != 0)
+			o->err = XTS_ENOMEM;
+		s += good + 1;
+		n -= good + 1;
+		bad = u8_check((const uint8_t *)s, n);
+	}
+	if (o->err == 0 && fixed.p != NULL && xts_buf_append(&fixed, s, n) != 0)
+		o->err = XTS_ENOMEM;
+	if (o->err == 0 && xts_store__json_str(fixed.p != NULL ? fixed.p : s,
+					       fixed.p != NULL ? fixed.len : n, o->b) != 0)
+		o->err = XTS_ENOMEM;
+	xts_buf_free(&fixed);
+}
+
+/* "k": after a comma unless first; k is a plain literal. */
+static void
+key(struct out *o, const char *k)
+{
+	if (!o->first)
+		RAW(o, ",");
+	o->first = 0;
+	RAW(o, "\"");
+	raw(o, k, strlen(k));
+	RAW(o, "\":");
+}
+
+/* "k":"v", left out when v is NULL */
+static void
+kstr(struct out *o, const char *k, const char *v)
 {
 	if (v == NULL)
-		return XTS_ENOMEM;
-	return json_object_set_new(obj, key, v) == 0 ? 0 : XTS_ENOMEM;
+		return;
+	key(o, k);
+	str(o, v);
 }
 
-static json_t *
-identity(const char *id, const char *display, const char *upn, const char *tenant, int *err)
+/* "k":"v", or "k":null when v is NULL */
+static void
+kstr_null(struct out *o, const char *k, const char *v)
 {
-	json_t *o = json_object(), *d = NULL;
+	key(o, k);
+	if (v == NULL)
+		RAW(o, "null");
+	else
+		str(o, v);
+}
 
-	if (o == NULL) {
-		*err = XTS_ENOMEM;
-		return NULL;
-	}
-	if (set_str(o, "id", id) < 0 || set_str(o, "displayName", display) < 0 ||
-	    set_str(o, "identityType", "User") < 0)
-		goto nomem;
+/* {, as member k or (k NULL) as the next array element */
+static void
+open_obj(struct out *o, const char *k)
+{
+	if (k != NULL)
+		key(o, k);
+	else if (!o->first)
+		RAW(o, ",");
+	RAW(o, "{");
+	o->first = 1;
+}
+
+static void
+close_obj(struct out *o)
+{
+	RAW(o, "}");
+	o->first = 0;
+}
+
+static void
+identity(struct out *o, const char *k, const char *id, const char *display, const char *upn,
+    const char *tenant)
+{
+	open_obj(o, k);
+	kstr(o, "id", id);
+	kstr(o, "displayName", display);
+	kstr(o, "identityType", "User");
 	/* provisionedIdentity has no UPN or tenant property; Graph carries such
 	 * facts in its open `details` object (detailsInfo). UPN and tenantId are
 	 * also kept at the top level, as the contract lists them there
 	 * ("targetIdentity (id, tenant)"). */
-	if (set_str(o, "userPrincipalName", upn) < 0)
-		goto nomem;
-	if (tenant) {
-		if (set_str(o, "tenantId", tenant) < 0)
-			goto nomem;
-		d = json_object();
-		if (d == NULL || set_str(d, "tenantId", tenant) < 0) {
-			json_decref(d);
-			goto nomem;
-		}
-		if (set_new(o, "details", d) < 0) /* steals d, also on failure */
-			goto nomem;
+	kstr(o, "userPrincipalName", upn);
+	if (tenant != NULL) {
+		kstr(o, "tenantId", tenant);
+		open_obj(o, "details");
+		kstr(o, "tenantId", tenant);
+		close_obj(o);
 	}
-	return o;
-nomem:
-	json_decref(o);
-	*err = XTS_ENOMEM;
-	return NULL;
+	close_obj(o);
+}
+
+static void
+system_obj(struct out *o, const char *k, const char *tenant)
+{
+	if (tenant == NULL)
+		return;
+	open_obj(o, k);
+	kstr(o, "id", tenant);
+	kstr(o, "displayName", "Microsoft Entra ID");
+	close_obj(o);
 }
 
 int
-xts_prov_entry_to_json(const struct xts_prov_entry *e, json_t **out)
+xts_prov_entry_text(const struct xts_prov_entry *e, struct xts_buf *b)
 {
-	char ts[40], id[40], guid[40], cyc[32];
-	json_t *o = NULL, *si = NULL, *ei = NULL, *arr = NULL, *it = NULL;
+	char ts[40], id[40], guid[40], num[32];
+	struct out o = { b, 0, 1 };
 	const char *action, *status;
 	long long duration;
-	size_t i;
-	int ret = 0;
+	size_t i, start = b->len;
+	int ret;
 
-	*out = NULL;
 	action = e ? xts_prov_action_name(e->action) : NULL;
 	status = e ? xts_prov_status_name(e->status) : NULL;
 	if (action == NULL || status == NULL)
 		return XTS_EINVAL;
-	o = json_object();
-	if (o == NULL)
-		return XTS_ENOMEM;
 	xts_provlog_time(e->activity_ms ? e->activity_ms : xts_wall_ms(), ts, sizeof(ts));
 	ret = xts_provlog_guid(id, sizeof(id));
-	if (ret < 0)
-		goto done;
-	if (e->change_id == NULL) {
+	if (ret == 0 && e->change_id == NULL)
 		ret = xts_provlog_guid(guid, sizeof(guid));
-		if (ret < 0)
-			goto done;
-	}
-	snprintf(cyc, sizeof(cyc), "%lld", e->cycle_id);
+	if (ret < 0)
+		return ret;
+	RAW(&o, "{");
+	kstr(&o, "activityDateTime", ts);
+	kstr(&o, "id", id);
+	kstr(&o, "tenantId", e->source_tenant_id);
+	snprintf(num, sizeof(num), "%lld", e->cycle_id);
+	kstr(&o, "cycleId", num);
+	kstr(&o, "changeId", e->change_id ? e->change_id : guid);
+	kstr(&o, "jobId", e->job_id);
+	kstr(&o, "action", action);
+	kstr(&o, "provisioningAction", xts_prov_graph_action_name(e->action));
 	/* durationInMilliseconds is an Int32 in Graph. */
 	duration = e->duration_ms > 2147483647LL ? 2147483647LL : e->duration_ms;
-	if (set_str(o, "activityDateTime", ts) < 0 ||
-	    set_str(o, "id", id) < 0 ||
-	    set_str(o, "tenantId", e->source_tenant_id) < 0 ||
-	    set_str(o, "cycleId", cyc) < 0 ||
-	    set_str(o, "changeId", e->change_id ? e->change_id : guid) < 0 ||
-	    set_str(o, "jobId", e->job_id) < 0 ||
-	    set_str(o, "action", action) < 0 ||
-	    set_str(o, "provisioningAction", xts_prov_graph_action_name(e->action)) < 0)
-		goto nomem;
-	if (duration >= 0 && set_new(o, "durationInMilliseconds", json_integer(duration)) < 0)
-		goto nomem;
+	if (duration >= 0) {
+		key(&o, "durationInMilliseconds");
+		raw(&o, num, (size_t)snprintf(num, sizeof(num), "%lld", duration));
+	}
 
-	si = json_object();
-	if (si == NULL || set_str(si, "status", status) < 0)
-		goto nomem;
+	open_obj(&o, "provisioningStatusInfo");
+	kstr(&o, "status", status);
 	if (e->error_code || e->error_reason || e->error_category || e->recommended_action ||
 	    e->additional_details) {
-		ei = json_object();
-		if (ei == NULL || set_str(ei, "errorCode", e->error_code) < 0 ||
-		    set_str(ei, "reason", e->error_reason) < 0 ||
-		    set_str(ei, "errorCategory", e->error_category) < 0 ||
-		    set_str(ei, "recommendedAction", e->recommended_action) < 0 ||
-		    set_str(ei, "additionalDetails", e->additional_details) < 0)
-			goto nomem;
-		if (set_new(si, "errorInformation", ei) < 0) {
-			ei = NULL;
-			goto nomem;
-		}
-		ei = NULL;
+		open_obj(&o, "errorInformation");
+		kstr(&o, "errorCode", e->error_code);
+		kstr(&o, "reason", e->error_reason);
+		kstr(&o, "errorCategory", e->error_category);
+		kstr(&o, "recommendedAction", e->recommended_action);
+		kstr(&o, "additionalDetails", e->additional_details);
+		close_obj(&o);
 	}
-	ret = set_new(o, "provisioningStatusInfo", si);
-	si = NULL;
-	if (ret < 0)
-		goto done;
+	close_obj(&o);
 
-	it = identity(e->source_id, e->source_display_name, e->source_upn, e->source_tenant_id, &ret);
-	if (it == NULL || set_new(o, "sourceIdentity", it) < 0)
-		goto nomem;
-	it = identity(e->target_id, e->target_display_name, e->target_upn, e->target_tenant_id, &ret);
-	if (it == NULL || set_new(o, "targetIdentity", it) < 0)
-		goto nomem;
-	it = NULL;
-	if (e->source_tenant_id) {
-		it = json_pack("{s:s,s:s}", "id", e->source_tenant_id, "displayName", "Microsoft Entra ID");
-		if (set_new(o, "sourceSystem", it) < 0)
-			goto nomem;
-	}
-	if (e->target_tenant_id) {
-		it = json_pack("{s:s,s:s}", "id", e->target_tenant_id, "displayName", "Microsoft Entra ID");
-		if (set_new(o, "targetSystem", it) < 0)
-			goto nomem;
-	}
+	identity(&o, "sourceIdentity", e->source_id, e->source_display_name, e->source_upn,
+	    e->source_tenant_id);
+	identity(&o, "targetIdentity", e->target_id, e->target_display_name, e->target_upn,
+	    e->target_tenant_id);
+	system_obj(&o, "sourceSystem", e->source_tenant_id);
+	system_obj(&o, "targetSystem", e->target_tenant_id);
 	/* initiator.md: initiatorType is user, application or system. */
-	it = json_pack("{s:s,s:s}", "displayName", e->initiated_by ? e->initiated_by : "xtsync",
-	    "initiatorType", e->initiated_by ? "user" : "system");
-	if (set_new(o, "initiatedBy", it) < 0)
-		goto nomem;
-	it = NULL;
+	open_obj(&o, "initiatedBy");
+	kstr(&o, "displayName", e->initiated_by ? e->initiated_by : "xtsync");
+	kstr(&o, "initiatorType", e->initiated_by ? "user" : "system");
+	close_obj(&o);
 
-	arr = json_array();
-	if (arr == NULL)
-		goto nomem;
+	key(&o, "modifiedProperties");
+	RAW(&o, "[");
+	o.first = 1;
 	for (i = 0; i < e->n_props; i++) {
 		const struct xts_prov_prop *p = &e->props[i];
-		const char *ov = p->redacted ? "[Redact]" : p->old_value;
-		const char *nv = p->redacted ? "[Redact]" : p->new_value;
 
-		it = json_pack("{s:s,s:s?,s:s?}", "displayName", p->name, "oldValue", ov, "newValue", nv);
-		if (it == NULL || json_array_append_new(arr, it) < 0)
-			goto nomem;
+		open_obj(&o, NULL);
+		kstr(&o, "displayName", p->name);
+		kstr_null(&o, "oldValue", p->redacted ? "[Redact]" : p->old_value);
+		kstr_null(&o, "newValue", p->redacted ? "[Redact]" : p->new_value);
+		close_obj(&o);
 	}
-	it = NULL;
-	ret = set_new(o, "modifiedProperties", arr);
-	arr = NULL;
-	if (ret < 0)
-		goto done;
+	RAW(&o, "]");
+	o.first = 0;
 
-	arr = json_array();
-	if (arr == NULL)
-		goto nomem;
+	key(&o, "provisioningSteps");
+	RAW(&o, "[");
+	o.first = 1;
 	for (i = 0; i < e->n_steps; i++) {
 		const struct xts_prov_step *s = &e->steps[i];
 
-		it = json_pack("{s:s,s:s,s:s,s:s?}", "name", s->name, "provisioningStepType",
-		    xts_prov_step_type_name(s->type), "status", xts_prov_status_name(s->status),
-		    "description", s->description);
-		if (it == NULL || json_array_append_new(arr, it) < 0)
-			goto nomem;
-		if (s->details && json_object_set(it, "details", s->details) < 0)
-			goto nomem;
+		open_obj(&o, NULL);
+		kstr(&o, "name", s->name);
+		kstr(&o, "provisioningStepType", xts_prov_step_type_name(s->type));
+		kstr(&o, "status", xts_prov_status_name(s->status));
+		kstr_null(&o, "description", s->description);
+		if (s->details != NULL) {
+			key(&o, "details");
+			if (o.err == 0 && xts_store__json_text(s->details, b, 1) != 0)
+				o.err = XTS_ENOMEM;
+		}
+		close_obj(&o);
 	}
-	it = NULL;
-	ret = set_new(o, "provisioningSteps", arr);
-	arr = NULL;
-	goto done;
-nomem:
-	ret = XTS_ENOMEM;
-done:
-	json_decref(ei);
-	json_decref(si);
-	json_decref(arr);
-	if (ret < 0) {
-		json_decref(o);
-		return ret;
+	RAW(&o, "]}");
+	if (o.err != 0)
+		b->len = start; /* never a partial line */
+	return o.err;
+}
+
+/* The line as a JSON value (tests; the log itself is written as text). */
+int
+xts_prov_entry_to_json(const struct xts_prov_entry *e, json_t **out)
+{
+	struct xts_buf b = XTS_BUF_INIT;
+	json_error_t je;
+	int ret;
+
+	*out = NULL;
+	ret = xts_prov_entry_text(e, &b);
+	if (ret == 0) {
+		*out = xts_json_loadb(b.p, b.len, 0, &je);
+		if (*out == NULL)
+			ret = XTS_EINTERNAL;
 	}
-	*out = o;
-	return 0;
+	xts_buf_free(&b);
+	return ret;
 }
 
 /* ---- the file ------------------------------------------------------------- */
@@ -584,7 +647,6 @@ xts_provlog_close(struct xts_provlog *pl)
 int
 xts_provlog_write(struct xts_provlog *pl, const struct xts_prov_entry *e)
 {
-	json_t *o = NULL;
 	struct xts_buf b = XTS_BUF_INIT;
 	const char *text;
 	size_t len, off = 0;
@@ -598,13 +660,8 @@ xts_provlog_write(struct xts_provlog *pl, const struct xts_prov_entry *e)
 		if (ret < 0)
 			return ret;
 	}
-	ret = xts_prov_entry_to_json(e, &o);
-	if (ret < 0)
-		return ret;
-	/* One buffer with the newline so the line is one write(2); the store's
-	 * one-pass serialiser (same text as json_dumpb(JSON_COMPACT), a quarter
-	 * of its cost; never a partial text on ENOMEM). */
-	ret = xts_store__json_text(o, &b, 0);
+	/* One buffer with the newline so the line is one write(2). */
+	ret = xts_prov_entry_text(e, &b);
 	if (ret == 0 && xts_buf_putc(&b, '\n') != 0)
 		ret = XTS_ENOMEM;
 	if (ret != 0)
@@ -626,6 +683,5 @@ xts_provlog_write(struct xts_provlog *pl, const struct xts_prov_entry *e)
 	}
 done:
 	xts_buf_free(&b);
-	json_decref(o);
 	return ret;
 }

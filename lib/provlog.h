@@ -121,6 +121,11 @@ int xts_prov_entry_add_step(struct xts_prov_entry *e, const char *name, int type
     const char *description, const json_t *details);
 
 /* Render the entry as one JSON object (new reference) — what write appends. */
+struct xts_buf;
+/* Append the entry as one compact JSON object (no newline) to b; on error
+ * b is as it was. Strings that are not UTF-8 are written with U+FFFD. */
+int xts_prov_entry_text(const struct xts_prov_entry *e, struct xts_buf *b);
+/* The same, parsed (tests). */
 int xts_prov_entry_to_json(const struct xts_prov_entry *e, json_t **out);
 
 struct xts_provlog;

@@ -248,6 +248,12 @@ close:
 }
 
 int
+xts_store__json_str(const char *p, size_t n, struct xts_buf *b)
+{
+	return json_str_text(p, n, b);
+}
+
+int
 xts_store__json_text(const json_t *j, struct xts_buf *b, int depth)
 {
 	char num[32];

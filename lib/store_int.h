@@ -62,6 +62,8 @@ int xts_store__bind(struct xts_store *st, sqlite3_stmt *s, const char *fmt, ...)
 /* Append the compact JSON text of j (what a 'j' parameter stores) to b;
  * depth 0 at the top. 0 or XTS_ENOMEM. */
 int xts_store__json_text(const json_t *j, struct xts_buf *b, int depth);
+/* Append p[0..n) (valid UTF-8) as a JSON string, escaped as json_text does. */
+int xts_store__json_str(const char *p, size_t n, struct xts_buf *b);
 
 /* Step a statement that returns no row; resets it. 0 or XTS_E*. */
 int xts_store__run(struct xts_store *st, sqlite3_stmt *s, const char *what);

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "err.h"
 #include "log.h"
 #include "mem.h"
@@ -525,6 +526,64 @@ test_json_types(void **state)
 	xts_prov_entry_clear(&e);
 }
 
+/* The line is written as text, not through a jansson tree: it must be the
+ * text jansson's compact dump gives for the same value (key order, escapes,
+ * no spaces), with step details nested, and a value that is not UTF-8 (a
+ * source's mangled byte) must still give a line, with U+FFFD, as jansson
+ * would have refused the string and lost the line. */
+static void
+test_text_compact(void **state)
+{
+	struct xts_prov_entry e;
+	struct xts_buf b = XTS_BUF_INIT;
+	json_t *o, *details = json_pack("{s:s,s:[i,b]}", "matchedBy", "mail", "n", 1, 1);
+	json_error_t je;
+	char *dump;
+	size_t before;
+
+	(void)state;
+	assert_non_null(details);
+	fill(&e);
+	e.error_reason = "quote \" backslash \\ tab \t nl \n ctl \x01 caf\xC3\xA9 \xE2\x82\xAC";
+	e.source_display_name = "Ad\xFF" "ele \xC3"; /* a stray byte, a cut sequence */
+	e.duration_ms = 12;
+	e.initiated_by = "xtsyncctl provision";
+	assert_int_equal(xts_prov_entry_add_prop(&e, "jobTitle", NULL, "Pilot", 0), 0);
+	assert_int_equal(xts_prov_entry_add_prop(&e, "mobilePhone", "1", "2", 1), 0);
+	assert_int_equal(xts_prov_entry_add_step(&e, "EntryImport", XTS_STEP_IMPORT, XTS_PROV_SUCCESS, NULL,
+	    details), 0);
+	assert_int_equal(xts_buf_append(&b, "x", 1), 0);
+	before = b.len;
+	assert_int_equal(xts_prov_entry_text(&e, &b), 0);
+	o = json_loadb(b.p + before, b.len - before, 0, &je);
+	assert_non_null(o);
+	dump = json_dumps(o, JSON_COMPACT);
+	assert_non_null(dump);
+	assert_int_equal(strlen(dump), b.len - before);
+	assert_memory_equal(dump, b.p + before, b.len - before);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(o,
+	    "provisioningStatusInfo"), "errorInformation"), "reason")), e.error_reason);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "sourceIdentity"),
+	    "displayName")), "Ad\xEF\xBF\xBD" "ele \xEF\xBF\xBD");
+	assert_true(json_equal(json_object_get(json_array_get(json_object_get(o, "provisioningSteps"), 0),
+	    "details"), details));
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(o,
+	    "modifiedProperties"), 1), "newValue")), "[Redact]");
+	assert_int_equal(json_integer_value(json_object_get(o, "durationInMilliseconds")), 12);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "initiatedBy"),
+	    "initiatorType")), "user");
+	free(dump);
+	json_decref(o);
+	/* an invalid entry leaves the buffer as it was */
+	before = b.len;
+	e.action = 99;
+	assert_int_equal(xts_prov_entry_text(&e, &b), XTS_EINVAL);
+	assert_int_equal(b.len, before);
+	json_decref(details);
+	xts_buf_free(&b);
+	xts_prov_entry_clear(&e);
+}
+
 int
 main(void)
 {
@@ -537,6 +596,7 @@ main(void)
 		cmocka_unit_test(test_graph_summary_fields),
 		cmocka_unit_test(test_error_information),
 		cmocka_unit_test(test_json_types),
+		cmocka_unit_test(test_text_compact),
 	};
 
 	if (xts_mem_install() != 0)
