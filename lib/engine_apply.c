@@ -1385,9 +1385,12 @@ refill(struct eng_cycle *cy)
 		 * And only past what this pass walked already: the other
 		 * kind's planned ops below it were skipped over on every refill
 		 * (quadratic again, in SQLite's row reads). Nothing makes an op
-		 * due below that point during a pass today: ops planned during
-		 * the apply take ids above it (the handle's id blocks only
-		 * grow), and allow-deletions and resume wait for the cycle.
+		 * of this pass's kind due below that point during the pass
+		 * today: ops planned during the apply take ids above it (the
+		 * handle's id blocks only grow), a create that succeeds turns
+		 * into a manager op at its own id (op_record) in pass 1, which
+		 * pass 2 finds from 0, and allow-deletions and resume wait for
+		 * the cycle.
 		 * The walk from 0 before a pass ends is the guard should that
 		 * change: such an op is sent in this cycle, not the next. */
 		max = cy->only_user != NULL ? 0 : (int)c.want;
