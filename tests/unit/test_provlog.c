@@ -574,6 +574,26 @@ test_text_compact(void **state)
 	    "initiatorType")), "user");
 	free(dump);
 	json_decref(o);
+	/* an allocation failing anywhere in the line leaves the buffer as it
+	 * was: never a partial line */
+	{
+		unsigned long nth;
+		int fails = 0, ret;
+		for (nth = 1; nth < 64; nth++) {
+			struct xts_buf t = XTS_BUF_INIT;
+			assert_int_equal(xts_buf_append(&t, "x", 1), 0);
+			xts_mem_fail_after(nth, 0);
+			ret = xts_prov_entry_text(&e, &t);
+			xts_mem_fail_after(0, 0);
+			assert_true(ret == 0 || ret == XTS_ENOMEM);
+			if (ret != 0) {
+				fails++;
+				assert_int_equal(t.len, 1);
+			}
+			xts_buf_free(&t);
+		}
+		assert_true(fails > 0);
+	}
 	/* an invalid entry leaves the buffer as it was */
 	before = b.len;
 	e.action = 99;
