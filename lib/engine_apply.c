@@ -36,7 +36,8 @@ struct aop {
 	json_t *held;          /* read before writing: what the target holds (own ref, may be NULL) */
 	char *mgr_tid;         /* manager op: the manager's target id (NULL: remove it) */
 	long long t0;
-	struct xts_graph_req *req;
+	struct xts_graph_req *req;     /* a read of its own in flight */
+	xts_graph_cb read_cb;          /* a read in the writer's envelopes: its answer */
 	struct aop *next;      /* list of ops in flight (for cancel) */
 };
 
@@ -85,7 +86,8 @@ eng_apply_stop(struct eng_cycle *cy)
 {
 	struct aop *a;
 
-	/* Matching reads in flight: dropped, their ops planned again. */
+	/* Reads of their own in flight: dropped, their ops planned again
+	 * (reads in the writer's envelopes end with the writes, below). */
 	for (;;) {
 		for (a = list_head(cy); a != NULL && a->req == NULL; a = a->next)
 			;
@@ -95,7 +97,8 @@ eng_apply_stop(struct eng_cycle *cy)
 		a->req = NULL;
 		op_unsent(a);
 	}
-	/* Queued writes end with XTS_ECANCELED from the loop; sent ones finish. */
+	/* Queued writes and reads end with XTS_ECANCELED from the loop; sent
+	 * ones finish. */
 	if (cy->target != NULL && cy->target->ops->stop != NULL)
 		cy->target->ops->stop(cy->target);
 }
@@ -462,6 +465,54 @@ send_patch(struct aop *a, const char *tid, json_t *body)
 	return a->cy->target->ops->write(a->cy->target, "PATCH", url, body, simple_cb, a);
 }
 
+/* ---- reads ------------------------------------------------------------------- */
+
+/* A read's answer from the $batch writer, handed to a->read_cb as the graph
+ * client would hand it. A stop ends a queued read with XTS_ECANCELED: the op
+ * is planned again, as when eng_apply_stop cancels a read of its own. */
+static void
+read_batched_cb(void *arg, const struct xts_batch_result *r)
+{
+	struct aop *a = arg;
+	struct xts_graph_result res;
+
+	if (r->err == XTS_ECANCELED) {
+		op_unsent(a);
+		return;
+	}
+	memset(&res, 0, sizeof(res));
+	res.err = r->err;
+	res.status = r->status;
+	res.body = r->body;
+	res.gerr = r->gerr;
+	a->read_cb(a, &res);
+}
+
+/* GET url (relative to /v1.0) from the target for op a; cb ends or carries
+ * on the op. The read goes as a sub-request of the writer's $batch
+ * envelopes (a GET is one like any other, json-batching.md), so the
+ * matching queries of 20 creates cost one HTTP request, not 20. It goes as
+ * a request of its own for an advanced query (its ConsistencyLevel header;
+ * the writer sends none) and in a dry run (the null back end sends nothing,
+ * but its matches must read the real target). 0, or XTS_E*: nothing sent. */
+static int
+target_read(struct aop *a, const char *url, int flags, xts_graph_cb cb)
+{
+	struct eng_cycle *cy = a->cy;
+	struct xts_buf b = XTS_BUF_INIT;
+	int ret;
+
+	if (cy->target->ops->read != NULL && flags == 0) {
+		a->read_cb = cb;
+		return cy->target->ops->read(cy->target, url, read_batched_cb, a);
+	}
+	ret = xts_buf_printf(&b, "/v1.0%s", url);
+	if (ret == 0)
+		ret = xts_graph_request(cy->tgt->g, "GET", xts_buf_str(&b), NULL, flags, cb, a, &a->req);
+	xts_buf_free(&b);
+	return ret;
+}
+
 /* ---- read before writing ------------------------------------------------------ */
 
 /* The target holds what the op would write: nothing is sent. What was read
@@ -649,8 +700,8 @@ user_read_cb(void *arg, const struct xts_graph_result *res)
 
 /* Read the linked target user: the keys of a->write, accountEnabled (its
  * state) and the link attribute. The op is in flight in the store already,
- * nothing else is recorded before the read; a stop cancels it (a->req) and
- * puts the op back as planned. 0, or XTS_E* when it cannot be sent. */
+ * nothing else is recorded before the read; a stop cancels it (target_read)
+ * and puts the op back as planned. 0, or XTS_E* when it cannot be sent. */
 static int
 read_user(struct aop *a)
 {
@@ -658,7 +709,7 @@ read_user(struct aop *a)
 	struct xts_buf b = XTS_BUF_INIT;
 	const char *key;
 	json_t *v;
-	int ret = xts_buf_printf(&b, "/v1.0/users/%s?$select=accountEnabled", a->lr.l.target_id);
+	int ret = xts_buf_printf(&b, "/users/%s?$select=accountEnabled", a->lr.l.target_id);
 
 	/* Dry run before the link attribute is registered: not selectable. */
 	if (ret == 0 && !cy->link_missing)
@@ -667,7 +718,7 @@ read_user(struct aop *a)
 		if (ret == 0 && strcmp(key, cy->c.link_attr) != 0 && strcmp(key, "accountEnabled") != 0)
 			ret = xts_buf_printf(&b, ",%s", key);
 	if (ret == 0)
-		ret = xts_graph_request(cy->tgt->g, "GET", xts_buf_str(&b), NULL, 0, user_read_cb, a, &a->req);
+		ret = target_read(a, xts_buf_str(&b), 0, user_read_cb);
 	xts_buf_free(&b);
 	return ret;
 }
@@ -1035,13 +1086,12 @@ match_next(struct aop *a)
 		len = strlen(enc) + strlen(sel) + 64;
 		url = xts_malloc(len);
 		if (url != NULL)
-			snprintf(url, len, "/v1.0/users?$filter=%s&$select=%s%s", enc, sel, adv ? "&$count=true" : "");
+			snprintf(url, len, "/users?$filter=%s&$select=%s%s", enc, sel, adv ? "&$count=true" : "");
 	}
 	if (url == NULL)
 		ret = XTS_ENOMEM;
 	else
-		ret = xts_graph_request(cy->tgt->g, "GET", url, NULL, adv ? XTS_GRAPH_ADVANCED : 0, match_cb, a,
-					&a->req);
+		ret = target_read(a, url, adv ? XTS_GRAPH_ADVANCED : 0, match_cb);
 	xts_free(q);
 	xts_free(flt);
 	xts_free(enc);
@@ -1165,10 +1215,10 @@ dispatch_manager(struct aop *a)
 	}
 	if (ret == 0 && manager_unknown(a)) {
 		/* A read: the op is in flight in the store already, nothing
-		 * else is recorded before it; a stop cancels it (a->req) and
-		 * puts the op back as planned. */
-		snprintf(url, sizeof(url), "/v1.0/users/%s/manager?$select=id", a->lr.l.target_id);
-		ret = xts_graph_request(cy->tgt->g, "GET", url, NULL, 0, manager_read_cb, a, &a->req);
+		 * else is recorded before it; a stop cancels it (target_read)
+		 * and puts the op back as planned. */
+		snprintf(url, sizeof(url), "/users/%s/manager?$select=id", a->lr.l.target_id);
+		ret = target_read(a, url, 0, manager_read_cb);
 	} else if (ret == 0) {
 		ret = manager_write(a);
 	}

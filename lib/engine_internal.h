@@ -29,6 +29,9 @@ struct eng_target_ops {
 		     eng_write_cb cb, void *arg);
 	int (*create_user)(struct eng_target *t, json_t *invitation, json_t *patch,
 			   eng_write_cb cb, void *arg);
+	/* One GET (url relative to /v1.0) in the writes' envelopes; NULL when
+	 * the back end has none (a dry run's reads go to the tenant direct). */
+	int (*read)(struct eng_target *t, const char *url, eng_write_cb cb, void *arg);
 	void (*free)(struct eng_target *t);
 	/* Send nothing more (cycle canceled): queued writes end with
 	 * XTS_ECANCELED from the loop; NULL when writes never wait. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The target writer: operations packed into JSON $batch requests of up to 20
+/* The target writer: operations (writes, and the GETs that decide them)
+ * packed into JSON $batch requests of up to 20
  * (microsoft-graph-docs-contrib concepts/json-batching.md), each sub-request
  * admitted by the governor and judged on its own: 2xx done, 429 requeued after
  * Retry-After, 5xx backed off, 424 follows its dependency, other 4xx handed
@@ -75,6 +76,14 @@ struct xts_batch {
 };
 
 static void pack(void *arg);
+
+/* Whether op draws on the write (or invitation) budget, not only on the
+ * request units: every method but GET (xts_throttle_cost_of). */
+static int
+is_write(const struct xts_batch_op *op)
+{
+	return op->cost.writes > 0 || op->cost.invitation > 0;
+}
 
 static int
 arm(struct xts_batch *b, long long ms)
@@ -411,7 +420,7 @@ pack(void *arg)
 		goto done;
 	}
 	while (b->nsent < (b->g->no_batch ? DIRECT_PARALLEL : BATCH_PARALLEL)) {
-		int budget_stop = 0;
+		int budget_stop = 0, writes_held = 0;
 		int cap = b->g->no_batch ? 1 : BATCH_MAX;
 
 		s = b->filling;
@@ -432,12 +441,20 @@ pack(void *arg)
 			}
 			if (op->dep != NULL && !in_sent(s, op->dep))
 				continue; /* its dependency is queued elsewhere or in flight */
+			if (writes_held && is_write(op))
+				continue;
 			w = xts_throttle_admit(b->g->throttle, &op->cost, now);
 			if (w > 0) {
 				if (wake < 0 || now + w < wake)
 					wake = now + w;
 				budget_stop = 1;
-				break; /* keep FIFO order under the budget */
+				if (!is_write(op))
+					break;
+				/* Writes keep their FIFO order under the budget;
+				 * a read behind them draws on the request units
+				 * only and goes when those allow. */
+				writes_held = 1;
+				continue;
 			}
 			if (s->n == 0)
 				s->started = now;

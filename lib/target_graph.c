@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The target back end that writes: every operation goes through one $batch
- * writer on the target tenant's Graph client (governor and throttling are
- * the client's). It decides nothing and keeps no state of its own. */
+/* The target back end that writes: every operation, and the reads that
+ * decide them, go through one $batch writer on the target tenant's Graph
+ * client (governor and throttling are the client's). It decides nothing and
+ * keeps no state of its own. */
 #include "engine_internal.h"
 #include "err.h"
 #include "mem.h"
@@ -28,6 +29,14 @@ tg_create_user(struct eng_target *t, json_t *invitation, json_t *patch, eng_writ
 	return xts_batch_create_user(g->b, invitation, patch, cb, arg);
 }
 
+static int
+tg_read(struct eng_target *t, const char *url, eng_write_cb cb, void *arg)
+{
+	struct tgraph *g = (struct tgraph *)t;
+
+	return xts_batch_add(g->b, "GET", url, NULL, NULL, cb, arg, NULL);
+}
+
 static void
 tg_free(struct eng_target *t)
 {
@@ -43,7 +52,7 @@ tg_stop(struct eng_target *t)
 	xts_batch_stop(((struct tgraph *)t)->b);
 }
 
-static const struct eng_target_ops tg_ops = { tg_write, tg_create_user, tg_free, tg_stop };
+static const struct eng_target_ops tg_ops = { tg_write, tg_create_user, tg_read, tg_free, tg_stop };
 
 int
 eng_target_graph_new(struct xts_graph *gr, struct eng_target **out)

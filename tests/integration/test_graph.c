@@ -1580,6 +1580,50 @@ test_refused_lingering(void)
 	xts_graph_ctx_free(c4);
 }
 
+/* A GET queued behind writes the write budget holds goes when the request
+ * units allow, without waiting for them: with the governor slowed 10x
+ * (2 writes/s), 40 PATCHes take ~15 s after their burst, and a GET queued
+ * after them is answered in the first envelopes. Before reads passed held
+ * writes it came back only after the 40th PATCH. */
+static void
+test_read_passes_writes(void)
+{
+	struct xts_graph_ctx *c5 = NULL;
+	struct xts_graph_opts o;
+	struct xts_graph *g = NULL;
+	struct xts_batch *b = NULL;
+	static struct opres r[41];
+	char *uid = some_user(0), url[200];
+	json_t *patch = json_pack("{s:s}", "jobTitle", "Held write");
+	int k, patched = 0;
+
+	memset(&o, 0, sizeof(o));
+	o.time_scale = 0.1;
+	if (patch == NULL || writer_new(&o, "target-read-passes", &c5, &g, &b) != 0) {
+		json_decref(patch);
+		free(uid);
+		return;
+	}
+	memset(r, 0, sizeof(r));
+	snprintf(url, sizeof(url), "/users/%s", uid);
+	for (k = 0; k < 40; k++)
+		xts_batch_add(b, "PATCH", url, patch, NULL, on_op, &r[k], NULL);
+	snprintf(url, sizeof(url), "/users/%s?$select=id,jobTitle", uid);
+	xts_batch_add(b, "GET", url, NULL, NULL, on_op, &r[40], NULL);
+	spin(&r[40].done, 30000);
+	for (k = 0; k < 40; k++)
+		patched += r[k].done;
+	ok(r[40].done && r[40].err == 0 && r[40].status == 200,
+	   "a GET behind 40 writes the budget holds is answered (err %d, HTTP %ld)", r[40].err, r[40].status);
+	ok(r[40].done && patched <= 25,
+	   "the GET did not wait for the held writes: %d of 40 PATCHes were done when it was answered", patched);
+	xts_batch_free(b); /* the rest are canceled without callbacks */
+	xts_graph_free(g);
+	xts_graph_ctx_free(c5);
+	json_decref(patch);
+	free(uid);
+}
+
 /* Every operation ends exactly once, whatever the endpoint does: creates
  * (invitation then PATCH), PATCHes in dependency chains and manager
  * references go through sub-requests answered 503, 429 and 500 at random,
@@ -1779,6 +1823,7 @@ main(void)
 	test_rate();
 	test_throttled();
 	test_refused_lingering();
+	test_read_passes_writes();
 	test_batch_stress();
 
 	xts_graph_free(src);

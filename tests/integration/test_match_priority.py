@@ -13,9 +13,10 @@
 # an advanced query in Graph (concepts/aad-advanced-queries.md, the table in
 # includes/filter-directory-objects.md): without "ConsistencyLevel: eventual"
 # and $count=true Graph answers 400 Request_UnsupportedQuery, so that query
-# carries both; the link-attribute and e-mail queries, which keep a crash from
-# duplicating a user, stay plain (an advanced query reads an eventually
-# consistent index).
+# carries both, as a request of its own; the link-attribute and e-mail
+# queries, which keep a crash from duplicating a user, stay plain (an
+# advanced query reads an eventually consistent index) and go as $batch
+# sub-requests with the writes.
 import json
 import os
 import sys
@@ -74,6 +75,16 @@ try:
          "one advanced query ($count=true) per user with an officeLocation (%d)" % with_office, len(adv))
     t.ok(len(lists) - len(adv) >= N, "the link-attribute and e-mail queries are plain (%d)" % (len(lists) - len(adv)),
          len(lists))
+    # one plain query of its own: the connection test's probe of the link
+    # attribute, before the cycle; every matching query after it is batched
+    plain = [r for r in lists if "$count" not in r["query"]]
+    alone = [r for r in plain if r["batch_parent"] is None]
+    batched = [r for r in plain if r["batch_parent"] is not None]
+    t.ok(len(alone) == 1 and len(batched) >= N and alone[0]["seq"] < min(r["seq"] for r in batched) and
+         all(r["batch_parent"] is None for r in adv),
+         "plain matching queries go as $batch sub-requests; advanced ones (their ConsistencyLevel "
+         "header) as requests of their own",
+         [(r["batch_parent"], r["query"]) for r in lists])
     mine = [e for e in env.provlog() if e["sourceIdentity"]["id"] == x["id"]]
     t.ok(any("matchingPriority" in json.dumps(e) for e in mine),
          "its provisioning-log line says it was matched by a matchingPriority attribute",
