@@ -1411,10 +1411,11 @@ static void
 refill(struct eng_cycle *cy)
 {
 	struct collect c;
+	struct aop *first, **tail;
 	json_t *row;
 	size_t i;
 	int ret = 0, max;
-	bool whole;
+	bool whole, tx;
 
 	if (cy->in_refill)
 		return;
@@ -1471,6 +1472,14 @@ refill(struct eng_cycle *cy)
 			json_decref(c.rows);
 			break;
 		}
+		/* In flight BEFORE they are sent, all of them in one transaction
+		 * (one commit and one fsync for the window, not one per op): a
+		 * crash now is resolved by recovery. Without a transaction of
+		 * its own (one is open already, or BEGIN fails) each start
+		 * commits by itself, and those that did are sent. */
+		tx = !xts_store_in_tx(cy->st) && xts_store_begin(cy->st) == 0;
+		first = NULL;
+		tail = &first;
 		json_array_foreach(c.rows, i, row) {
 			struct aop *a = xts_calloc(1, sizeof(*a));
 			if (a == NULL) {
@@ -1489,12 +1498,30 @@ refill(struct eng_cycle *cy)
 				ret = XTS_ENOMEM;
 				break;
 			}
-			/* In flight BEFORE it is sent: a crash now is resolved by recovery. */
 			ret = xts_store_op_start(cy->st, a->id);
 			if (ret != 0) {
 				aop_free(a);
 				break;
 			}
+			*tail = a;
+			tail = &a->next;
+		}
+		json_decref(c.rows);
+		if (tx && ret == 0)
+			ret = xts_store_commit(cy->st);
+		else if (tx)
+			xts_store_rollback(cy->st);
+		if (tx && ret != 0) {
+			for (struct aop *a = first, *n; a != NULL; a = n) {
+				n = a->next;
+				aop_free(a);
+			}
+			first = NULL;
+		}
+		while (first != NULL) {
+			struct aop *a = first;
+
+			first = a->next;
 			a->next = (struct aop *)cy->aops;
 			cy->aops = a;
 			cy->inflight++;
@@ -1506,7 +1533,6 @@ refill(struct eng_cycle *cy)
 				cy->counts.ops_total = cy->ops;
 			dispatch(a);
 		}
-		json_decref(c.rows);
 		if (ret != 0)
 			break;
 	}
