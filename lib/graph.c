@@ -15,6 +15,7 @@
 #include "graph.h"
 #include "graph_internal.h"
 #include "json_load.h"
+#include "json_text.h"
 #include "log.h"
 #include "mem.h"
 
@@ -859,9 +860,15 @@ xts_graph_request(struct xts_graph *g, const char *method, const char *url, json
 		goto fail;
 	ret = XTS_ENOMEM;
 	if (body != NULL) {
-		r->body = json_dumps(body, JSON_COMPACT);
-		if (r->body == NULL)
+		/* one pass, not jansson's json_dumps (json_text.h): a $batch
+		 * envelope of 20 PATCHes cost ~790,000 instructions there */
+		struct xts_buf t = XTS_BUF_INIT;
+
+		if (xts_json_text(body, &t, 0) != 0) {
+			xts_buf_free(&t);
 			goto fail;
+		}
+		r->body = xts_buf_steal(&t);
 	}
 	r->cost = xts_throttle_cost_of(method, r->url);
 	r->next = g->reqs;

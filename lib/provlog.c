@@ -18,10 +18,10 @@
 
 #include "err.h"
 #include "json_load.h"
+#include "json_text.h"
 #include "log.h"
 #include "mem.h"
 #include "provlog.h"
-#include "store_int.h"
 
 struct xts_provlog {
 	char *path;
@@ -335,7 +335,7 @@ str(struct out *o, const char *s)
 	}
 	if (o->err == 0 && fixed.p != NULL && xts_buf_append(&fixed, s, n) != 0)
 		o->err = XTS_ENOMEM;
-	if (o->err == 0 && xts_store__json_str(fixed.p != NULL ? fixed.p : s,
+	if (o->err == 0 && xts_json_str(fixed.p != NULL ? fixed.p : s,
 					       fixed.p != NULL ? fixed.len : n, o->b) != 0)
 		o->err = XTS_ENOMEM;
 	xts_buf_free(&fixed);
@@ -529,7 +529,7 @@ xts_prov_entry_text(const struct xts_prov_entry *e, struct xts_buf *b)
 		kstr_null(&o, "description", s->description);
 		if (s->details != NULL) {
 			key(&o, "details");
-			if (o.err == 0 && xts_store__json_text(s->details, b, 1) != 0)
+			if (o.err == 0 && xts_json_text(s->details, b, 1) != 0)
 				o.err = XTS_ENOMEM;
 		}
 		close_obj(&o);

@@ -56,14 +56,10 @@ int xts_store__err(struct xts_store *st, int rc, const char *what);
 sqlite3_stmt *xts_store__stmt(struct xts_store *st, enum xts_store_stmt id, int *err);
 
 /* Bind parameters 1..n by a format: 't' text (NULL binds NULL), 'i' int,
- * 'I' long long, 'j' const json_t * (NULL binds NULL, serialised compact).
+ * 'I' long long, 'j' const json_t * (NULL binds NULL, serialised compact:
+ * xts_json_text).
  * 0 or XTS_E*. */
 int xts_store__bind(struct xts_store *st, sqlite3_stmt *s, const char *fmt, ...);
-/* Append the compact JSON text of j (what a 'j' parameter stores) to b;
- * depth 0 at the top. 0 or XTS_ENOMEM. */
-int xts_store__json_text(const json_t *j, struct xts_buf *b, int depth);
-/* Append p[0..n) (valid UTF-8) as a JSON string, escaped as json_text does. */
-int xts_store__json_str(const char *p, size_t n, struct xts_buf *b);
 
 /* Step a statement that returns no row; resets it. 0 or XTS_E*. */
 int xts_store__run(struct xts_store *st, sqlite3_stmt *s, const char *what);

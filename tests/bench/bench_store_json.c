@@ -11,7 +11,7 @@
 #include <jansson.h>
 
 #include "buf.h"
-#include "store_int.h"
+#include "json_text.h"
 
 static int n_test;
 static int n_fail;
@@ -33,7 +33,7 @@ same(const json_t *j, const char *what)
 {
 	struct xts_buf b = XTS_BUF_INIT;
 	char *want = jansson_text(j);
-	int ok = xts_store__json_text(j, &b, 0) == 0 && b.p != NULL && strcmp(b.p, want) == 0 &&
+	int ok = xts_json_text(j, &b, 0) == 0 && b.p != NULL && strcmp(b.p, want) == 0 &&
 		 strlen(want) == b.len;
 
 	if (what != NULL) {
@@ -195,7 +195,7 @@ main(void)
 	t1 = now_s();
 	for (i = 0; i < 100000; i++) {
 		xts_buf_reset(&b);
-		if (xts_store__json_text(user, &b, 0) != 0)
+		if (xts_json_text(user, &b, 0) != 0)
 			abort();
 		bytes += b.len;
 	}
