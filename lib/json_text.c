@@ -40,23 +40,21 @@ clean_text(const char *p, size_t n)
 	return !needs_escape8(w);
 }
 
-int
-xts_json_str(const char *p, size_t n, struct xts_buf *b)
+/* Write p[0..n) as a JSON string at o, which has room for n * 6 + 2 bytes
+ * (every byte as \u00XX, and the quotes); returns the end. */
+static char *
+str_at(char *o, const char *p, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t i;
-	char *o;
 
-	/* worst case: every byte as \u00XX, plus the quotes */
-	if (n > ((size_t)-1 - 3) / 6 || xts_buf_reserve(b, n * 6 + 3) != 0)
-		return XTS_ENOMEM;
-	o = b->p + b->len;
 	*o++ = '"';
 	if (clean_text(p, n)) {
 		/* the common case: names, addresses, ids */
 		memcpy(o, p, n);
 		o += n;
-		goto close;
+		*o++ = '"';
+		return o;
 	}
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
@@ -82,8 +80,18 @@ xts_json_str(const char *p, size_t n, struct xts_buf *b)
 			*o++ = hex[c & 15];
 		}
 	}
-close:
 	*o++ = '"';
+	return o;
+}
+
+int
+xts_json_str(const char *p, size_t n, struct xts_buf *b)
+{
+	char *o;
+
+	if (n > ((size_t)-1 - 3) / 6 || xts_buf_reserve(b, n * 6 + 2) != 0)
+		return XTS_ENOMEM;
+	o = str_at(b->p + b->len, p, n);
 	*o = '\0';
 	b->len = (size_t)(o - b->p);
 	return 0;
@@ -107,17 +115,23 @@ xts_json_text(const json_t *j, struct xts_buf *b, int depth)
 		 * key up again for its value and its successor */
 		for (it = json_object_iter((json_t *)j); it != NULL && ret == 0;
 		     it = json_object_iter_next((json_t *)j, it)) {
-			const char *k = json_object_iter_key(it);
+			size_t kn = json_object_iter_key_len(it);
+			char *o;
 
+			/* the comma, the key and the colon in one reservation */
+			if (kn > ((size_t)-1 - 5) / 6 || xts_buf_reserve(b, kn * 6 + 4) != 0) {
+				ret = XTS_ENOMEM;
+				break;
+			}
+			o = b->p + b->len;
 			if (!first)
-				ret = xts_buf_putc(b, ',');
+				*o++ = ',';
 			first = 0;
-			if (ret == 0)
-				ret = xts_json_str(k, strlen(k), b);
-			if (ret == 0)
-				ret = xts_buf_putc(b, ':');
-			if (ret == 0)
-				ret = xts_json_text(json_object_iter_value(it), b, depth + 1);
+			o = str_at(o, json_object_iter_key(it), kn);
+			*o++ = ':';
+			*o = '\0';
+			b->len = (size_t)(o - b->p);
+			ret = xts_json_text(json_object_iter_value(it), b, depth + 1);
 		}
 		if (ret == 0)
 			ret = xts_buf_putc(b, '}');

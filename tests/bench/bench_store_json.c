@@ -106,13 +106,18 @@ main(void)
 	int i, ok = 1;
 	size_t bytes = 0;
 
-	printf("1..10\n");
+	printf("1..11\n");
 	v = json_pack("{s:s,s:s,s:i,s:b,s:n,s:[s,s]}", "displayName", "Zoë Müller \"Z\" \\ /",
 		      "ctl", "a\tb\nc\rd\be\ff\x01\x1f", "n", -42, "t", 1, "z", "phones", "+48 1", "汉字");
 	same(v, "an object of strings with escapes, UTF-8, numbers, true, null and an array");
 	json_decref(v);
 	v = json_stringn("a\0b", 3);
 	same(v, "a string with a NUL byte");
+	json_decref(v);
+	v = json_object();
+	json_object_setn_new(v, "k\0ey", 4, json_true());
+	json_object_setn_new(v, "k", 1, json_false());
+	same(v, "an object with a NUL byte in a key (written whole, as jansson does)");
 	json_decref(v);
 	v = json_pack("[f,f,f]", 0.1, 1e300, -2.0);
 	same(v, "reals keep jansson's formatting");
