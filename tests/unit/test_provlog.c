@@ -20,6 +20,7 @@
 #include "log.h"
 #include "mem.h"
 #include "provlog.h"
+#include "text.h"
 #include "tmpdir.h"
 
 struct fx {
@@ -146,6 +147,19 @@ test_entry_fields(void **state)
 	assert_non_null(change);
 	assert_int_equal(strlen(change), 36);
 	assert_int_equal(change[14], '4'); /* version 4 GUID */
+	assert_true(xts_is_guid(change));
+	assert_int_equal(strspn(change, "0123456789abcdef-"), 36);
+	assert_non_null(strchr("89ab", change[19])); /* RFC 4122 variant */
+	{
+		char g1[37], g2[37];
+
+		assert_int_equal(xts_provlog_guid(g1, 36), XTS_EINVAL);
+		assert_int_equal(xts_provlog_guid(g1, sizeof(g1)), 0);
+		assert_int_equal(xts_provlog_guid(g2, sizeof(g2)), 0);
+		assert_true(xts_is_guid(g1) && xts_is_guid(g2));
+		assert_string_not_equal(g1, g2);
+		assert_true(g1[8] == '-' && g1[13] == '-' && g1[18] == '-' && g1[23] == '-' && g1[36] == '\0');
+	}
 	{
 		json_t *si = json_object_get(o, "provisioningStatusInfo");
 		json_t *ei = json_object_get(si, "errorInformation");
