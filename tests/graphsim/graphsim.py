@@ -160,6 +160,7 @@ class Sim:
         if sub:
             f = self.match_fault(t.id, req.method, req.path, ("status",))
             if f is not None:
+                req.route = "fault"  # logged as a fault, as a request of its own is
                 return self.status_fault_resp(req, f), f.retry_after
         if rel == "$batch":
             req.route = "batch"

@@ -782,6 +782,22 @@ class GraphsimTest(unittest.TestCase):
         codes = [self.g(tok, "GET", "users")[0] for _ in range(4)]
         self.assertEqual(codes, [200, 200, 500, 200])
 
+    def test_fault_in_batch_sub_request(self):
+        # a status fault on a sub-request answers that sub-request only, and the request
+        # log names it a fault, as it does a request of its own
+        tid, dom, app, tok = self.setup_tenant(seed=2)
+        uid = self.admin_users(tid)[0]["id"]
+        self.fault(tid, route="/v1.0/users/%s$" % uid, method="GET", kind="status", status=403, count=1)
+        since = self.c.admin("GET", "requests?since=0")["last"]
+        s, b, _ = self.g(tok, "POST", "$batch", {"requests": [
+            {"id": "1", "method": "GET", "url": "/users/" + uid},
+            {"id": "2", "method": "GET", "url": "/users/" + uid}]})
+        self.assertEqual(s, 200)
+        self.assertEqual(sorted(r["status"] for r in b["responses"]), [200, 403])
+        log = self.c.admin("GET", "requests?since=%d" % since)["value"]
+        self.assertEqual([(r["route"], r["status"]) for r in log if r["batch_parent"] is not None],
+                         [("fault", 403), ("users.get", 200)])
+
     def test_fault_reset(self):
         tid, dom, app, tok = self.setup_tenant(seed=2)
         self.fault(tid, route="/v1.0/users$", kind="reset", count=1)

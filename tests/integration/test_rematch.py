@@ -203,14 +203,14 @@ try:
     p = env.once()
     sim.call("DELETE", "/_admin/faults")
     by, puts = target_requests(sim, seq, tgt_tid)
-    denied = [r for r in sim.requests(seq)["value"] if r["status"] == 403 and
+    denied = [r for r in sim.requests(seq)["value"] if r["route"] == "fault" and r["status"] == 403 and
               r["path"].endswith("/users/%s/manager" % tgt[victim]["id"])]
     t.ok(c.returncode == 0 and p.returncode == 0 and "failed 0" in p.stderr and len(denied) == 1 and len(puts) == 1 and
          puts[0].endswith("/users/%s/manager/$ref" % tgt[victim]["id"]) and
          not X.manager_problems(sim, src_tid, tgt_tid, link, kept=(stale,)),
          "a manager read that fails (403) falls back to the PUT; the others are not written",
          (by, puts, len(denied), p.stderr[-800:]))
-    denied = [r for r in sim.requests(seq)["value"] if r["status"] == 403 and
+    denied = [r for r in sim.requests(seq)["value"] if r["route"] == "fault" and r["status"] == 403 and
               r["path"].endswith("/users/%s" % tgt[unread]["id"])]
     ups = [e["sourceIdentity"]["id"] for e in env.provlog()[pl0:] if e["action"] == "Update" and
            e["provisioningStatusInfo"]["status"] == "success" and
