@@ -77,6 +77,12 @@ class World:
                 "department": rng.choice(DEPTS), "jobTitle": rng.choice(TITLES), "userType": "Member",
                 "accountEnabled": True, "businessPhones": [], "otherMails": []})
             did.append("create")
+        # a source account disabled counts against the deletion threshold as a
+        # deletion does: disables and deletions together stay within it here
+        # (five disables and two deletions once held a point; mass deletions
+        # are their own points)
+        ndel = rng.randint(0, 2) if deletions else 0
+        offs = 0
         for u in rng.sample(live, min(len(live), rng.randint(0, 5))):
             ch = {}
             for a in rng.sample(["displayName", "department", "jobTitle", "accountEnabled"], rng.randint(1, 2)):
@@ -86,12 +92,13 @@ class World:
                     ch[a] = rng.choice(DEPTS)
                 elif a == "jobTitle":
                     ch[a] = rng.choice(TITLES)
-                else:
+                elif u.get("accountEnabled", True) is False or offs + ndel < THRESHOLD:
                     ch[a] = not u.get("accountEnabled", True)
-            sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (A, u["id"]), ch)
-            did.append("update")
-        # deletions stay under the threshold here (mass deletions are their own points)
-        for u in rng.sample(live, min(len(live), rng.randint(0, 2) if deletions else 0)):
+                    offs += ch[a] is False
+            if ch:
+                sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (A, u["id"]), ch)
+                did.append("update")
+        for u in rng.sample(live, min(len(live), ndel)):
             sim.call("DELETE", "/_admin/tenants/%s/users/%s" % (A, u["id"]))
             did.append("delete")
         gone = self.members(live=False)
