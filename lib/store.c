@@ -484,6 +484,23 @@ on_rollback(void *arg)
 	st->op_id_next = st->op_id_end = 0;
 }
 
+/* Every commit of a write, ours or a statement's own: each is one WAL
+ * append and, but for relaxed ones, one fsync. */
+static int
+on_commit(void *arg)
+{
+	struct xts_store *st = arg;
+
+	st->commits++;
+	return 0;
+}
+
+long long
+xts_store_commits(const struct xts_store *st)
+{
+	return st->commits;
+}
+
 int
 xts_store_open_path(const char *db_path, struct xts_store **out)
 {
@@ -516,6 +533,7 @@ xts_store_open_path(const char *db_path, struct xts_store **out)
 	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_rollback_hook(st->db, on_rollback, st);
+	sqlite3_commit_hook(st->db, on_commit, st);
 	rc = sqlite3_busy_timeout(st->db, 5000);
 	if (rc != SQLITE_OK) {
 		ret = xts_store__err(st, rc, "busy_timeout");
@@ -929,6 +947,22 @@ int
 xts_store_in_tx(const struct xts_store *st)
 {
 	return st->in_tx && (st->batch == NULL || st->batch_active);
+}
+
+int
+xts_store_savepoint(struct xts_store *st)
+{
+	if (!xts_store_in_tx(st))
+		return XTS_EINVAL;
+	return xts_store__sp_begin(st);
+}
+
+int
+xts_store_savepoint_end(struct xts_store *st, int keep)
+{
+	if (!xts_store_in_tx(st))
+		return XTS_EINVAL;
+	return xts_store__sp_end(st, keep);
 }
 
 int

@@ -94,8 +94,18 @@ int xts_store_begin_relaxed(struct xts_store *st);
 int xts_store_sync(struct xts_store *st);
 int xts_store_commit(struct xts_store *st);
 int xts_store_rollback(struct xts_store *st);
+/* Write transactions committed since open, explicit or a statement's own
+ * (SQLite's commit hook): each is a WAL append and, unless relaxed, an
+ * fsync. For the engine's log and the tests. */
+long long xts_store_commits(const struct xts_store *st);
 /* 1 while an explicit transaction is open (a paused batch does not count). */
 int xts_store_in_tx(const struct xts_store *st);
+/* A savepoint inside the open transaction: the statements after it are
+ * undone alone by xts_store_savepoint_end(st, 0), kept (until the
+ * transaction commits) by xts_store_savepoint_end(st, 1). Outside a
+ * transaction XTS_EINVAL. 0 or XTS_E*. */
+int xts_store_savepoint(struct xts_store *st);
+int xts_store_savepoint_end(struct xts_store *st, int keep);
 
 /* A relaxed transaction (as xts_store_begin_relaxed) that spans several
  * turns of the event loop: the read phase decides page after page in one

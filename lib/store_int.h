@@ -38,6 +38,7 @@ struct xts_store {
 	int sp_depth;     /* internal savepoints open */
 	int relaxed;      /* synchronous=NORMAL set by xts_store_begin_relaxed, FULL not yet back */
 	int unsynced;     /* a relaxed commit since the last xts_store_sync */
+	long long commits; /* write transactions committed, explicit or not (xts_store_commits) */
 	struct xts_store_batch *batch; /* the open relaxed batch's owner handle, NULL = none */
 	int batch_active;          /* its owner is using the store now (not paused) */
 	sqlite3_stmt *stmt[XTS_ST__COUNT];
