@@ -26,6 +26,8 @@
 struct xts_provlog {
 	char *path;
 	int fd;
+	int held;            /* xts_provlog_hold depth: lines wait in pend */
+	struct xts_buf pend; /* whole lines, each with its newline */
 };
 
 static const char *const action_names[] = { "Create", "Update", "Delete", "Disable", "Skip",
@@ -653,41 +655,19 @@ xts_provlog_path(const struct xts_provlog *pl)
 	return pl->path;
 }
 
-void
-xts_provlog_close(struct xts_provlog *pl)
+/* Whole lines to the file, the held ones first. 0 or XTS_E*. */
+static int
+write_text(struct xts_provlog *pl, const char *text, size_t len)
 {
-	if (pl == NULL)
-		return;
-	if (pl->fd >= 0)
-		close(pl->fd);
-	xts_free(pl->path);
-	xts_free(pl);
-}
-
-int
-xts_provlog_write(struct xts_provlog *pl, const struct xts_prov_entry *e)
-{
-	struct xts_buf b = XTS_BUF_INIT;
-	const char *text;
-	size_t len, off = 0;
+	size_t off = 0;
 	ssize_t n;
 	int ret;
 
-	if (pl == NULL)
-		return XTS_EINVAL;
 	if (pl->fd < 0) {
 		ret = xts_provlog_reopen(pl);
 		if (ret < 0)
 			return ret;
 	}
-	/* One buffer with the newline so the line is one write(2). */
-	ret = xts_prov_entry_text(e, &b);
-	if (ret == 0 && xts_buf_putc(&b, '\n') != 0)
-		ret = XTS_ENOMEM;
-	if (ret != 0)
-		goto done;
-	text = b.p;
-	len = b.len;
 	while (off < len) {
 		n = write(pl->fd, text + off, len - off);
 		if (n < 0 && errno == EINTR)
@@ -696,12 +676,72 @@ xts_provlog_write(struct xts_provlog *pl, const struct xts_prov_entry *e)
 			int err = errno;
 
 			xts_log_rl(XTS_LOG_ERR, 10000, 3, "provlog: write %s: %s", pl->path, strerror(err));
-			ret = xts_err_from_errno(err);
-			goto done;
+			return xts_err_from_errno(err);
 		}
 		off += (size_t)n;
 	}
-done:
+	return 0;
+}
+
+void
+xts_provlog_close(struct xts_provlog *pl)
+{
+	if (pl == NULL)
+		return;
+	if (pl->pend.len > 0)
+		(void)write_text(pl, pl->pend.p, pl->pend.len);
+	if (pl->fd >= 0)
+		close(pl->fd);
+	xts_buf_free(&pl->pend);
+	xts_free(pl->path);
+	xts_free(pl);
+}
+
+void
+xts_provlog_hold(struct xts_provlog *pl)
+{
+	if (pl != NULL)
+		pl->held++;
+}
+
+int
+xts_provlog_release(struct xts_provlog *pl)
+{
+	int ret;
+
+	if (pl == NULL || pl->held <= 0)
+		return XTS_EINVAL;
+	if (--pl->held > 0 || pl->pend.len == 0)
+		return 0;
+	ret = write_text(pl, pl->pend.p, pl->pend.len);
+	/* written or not, those lines are done with: a failure was said */
+	xts_buf_reset(&pl->pend);
+	return ret;
+}
+
+int
+xts_provlog_write(struct xts_provlog *pl, const struct xts_prov_entry *e)
+{
+	struct xts_buf b = XTS_BUF_INIT, *to;
+	size_t mark;
+	int ret;
+
+	if (pl == NULL)
+		return XTS_EINVAL;
+	/* One buffer with the newline so the line is one write(2); a held
+	 * line waits at the end of pend, whole or not at all. */
+	to = pl->held > 0 ? &pl->pend : &b;
+	mark = to->len;
+	ret = xts_prov_entry_text(e, to);
+	if (ret == 0 && xts_buf_putc(to, '\n') != 0)
+		ret = XTS_ENOMEM;
+	if (ret != 0) {
+		to->len = mark;
+		if (to->p != NULL)
+			to->p[mark] = '\0';
+	} else if (to == &b) {
+		ret = write_text(pl, b.p, b.len);
+	}
 	xts_buf_free(&b);
 	return ret;
 }

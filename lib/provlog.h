@@ -147,6 +147,14 @@ void xts_provlog_close(struct xts_provlog *pl);
  * copytruncate is harmless and concurrent writers never interleave). Blocks
  * on local disk only. 0, XTS_EINVAL (bad entry), XTS_ENOMEM, XTS_EIO/XTS_ENOSPC. */
 int xts_provlog_write(struct xts_provlog *pl, const struct xts_prov_entry *e);
+/* Hold lines written from now on in memory, in order, until the matching
+ * release writes them all (one write(2)). The engine holds the lines of
+ * one $batch answer until the store has committed what they report. Holds
+ * nest; close writes what is held. */
+void xts_provlog_hold(struct xts_provlog *pl);
+/* 0, XTS_EINVAL (not held), or the write's error (the lines are dropped,
+ * as a failed xts_provlog_write drops its line). */
+int xts_provlog_release(struct xts_provlog *pl);
 
 /* Format wall ms as "2024-05-01T12:34:56.789Z" into buf (>= 25 bytes). */
 void xts_provlog_time(long long wall_ms, char *buf, size_t len);

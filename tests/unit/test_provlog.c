@@ -371,6 +371,68 @@ test_alloc_failure(void **state)
 	assert_true(read_lines(f->path, NULL, 0) > 0);
 }
 
+/* Held lines (the engine holds one $batch answer's lines until the store
+ * has committed them): nothing reaches the file until the outermost
+ * release, then every line in order; an allocation failure while held drops
+ * that line whole; close writes what is still held. */
+static void
+test_hold(void **state)
+{
+	struct fx *f = *state;
+	struct xts_provlog *pl = NULL;
+	struct xts_prov_entry e, big;
+	json_t *lines[8] = { 0 };
+	static char huge[65536];
+	struct stat sb;
+	int i, ret;
+
+	fill(&e);
+	assert_int_equal(xts_provlog_open(f->path, &pl), 0);
+	assert_int_equal(xts_provlog_release(pl), XTS_EINVAL); /* not held */
+	xts_provlog_hold(pl);
+	xts_provlog_hold(pl);
+	e.cycle_id = 1;
+	assert_int_equal(xts_provlog_write(pl, &e), 0);
+	e.cycle_id = 2;
+	assert_int_equal(xts_provlog_write(pl, &e), 0);
+	/* a line too long for what is held so far, whose growth fails, leaves
+	 * none of it behind */
+	fill(&big);
+	big.cycle_id = 99;
+	memset(huge, 'x', sizeof(huge) - 1);
+	huge[sizeof(huge) - 1] = '\0';
+	assert_int_equal(xts_prov_entry_add_prop(&big, "department", NULL, huge, 0), 0);
+	xts_mem_fail_after(1, 0);
+	ret = xts_provlog_write(pl, &big);
+	xts_mem_fail_after(0, 0);
+	assert_int_equal(ret, XTS_ENOMEM);
+	assert_int_equal(xts_provlog_release(pl), 0);
+	assert_int_equal(stat(f->path, &sb), 0);
+	assert_int_equal(sb.st_size, 0); /* the inner release writes nothing */
+	e.cycle_id = 3;
+	assert_int_equal(xts_provlog_write(pl, &e), 0);
+	assert_int_equal(xts_provlog_release(pl), 0);
+	assert_int_equal(read_lines(f->path, lines, 8), 3);
+	for (i = 0; i < 3; i++) {
+		char want[4];
+
+		snprintf(want, sizeof(want), "%d", i + 1);
+		assert_string_equal(json_string_value(json_object_get(lines[i], "cycleId")), want);
+		json_decref(lines[i]);
+	}
+	/* not held: written at once; held at close: written by close */
+	assert_int_equal(truncate(f->path, 0), 0);
+	assert_int_equal(xts_provlog_write(pl, &e), 0);
+	assert_int_equal(read_lines(f->path, NULL, 0), 1);
+	xts_provlog_hold(pl);
+	assert_int_equal(xts_provlog_write(pl, &e), 0);
+	assert_int_equal(read_lines(f->path, NULL, 0), 1);
+	xts_provlog_close(pl);
+	assert_int_equal(read_lines(f->path, NULL, 0), 2);
+	xts_prov_entry_clear(&e);
+	xts_prov_entry_clear(&big);
+}
+
 /* Graph fields the engine does not fill: microsoft-graph-docs-contrib
  * api-reference/v1.0/resources/provisioningobjectsummary.md (id, tenantId,
  * provisioningAction, durationInMilliseconds Int32) and initiator.md. */
@@ -627,6 +689,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hold, setup, teardown),
 		cmocka_unit_test(test_graph_summary_fields),
 		cmocka_unit_test(test_error_information),
 		cmocka_unit_test(test_json_types),
