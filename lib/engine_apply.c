@@ -108,6 +108,14 @@ eng_apply_cancel(struct eng_cycle *cy)
 {
 	struct aop *a = list_head(cy), *n;
 
+	/* Freed inside a group of answers: it ends here (its commit and its
+	 * log lines), not when the writer, freed too, would have ended it. */
+	if (cy->answers > 0) {
+		cy->answers = 1;
+		cy->refill_due = false;
+		eng_apply_answers_end(cy);
+	}
+
 	/* The target back end is freed right after: its writes fire no callback. */
 	for (; a != NULL; a = n) {
 		n = a->next;
@@ -293,12 +301,17 @@ op_record(struct aop *a, int target_state, long long deleted_at)
 	struct xts_store_link_row lr;
 	const char *mgr = json_string_value(json_object_get(a->payload, "manager"));
 	json_t *exp = NULL;
+	bool nested, began;
 	int ret;
 
 	if (target_state < 0)
 		target_state = enabled_state(a->held);
 	memset(&lr, 0, sizeof(lr));
-	ret = xts_store_begin(cy->st);
+	/* In a group of answers (eng_apply_answers_begin) a savepoint of its
+	 * transaction: a failure here undoes this op's record alone. */
+	nested = xts_store_in_tx(cy->st);
+	ret = nested ? xts_store_savepoint(cy->st) : xts_store_begin(cy->st);
+	began = ret == 0;
 	if (ret == 0)
 		ret = xts_store_link_get(cy->st, cy->c.name, a->sid, &lr);
 	if (ret == 0 && (json_object_size(a->held) > 0 || json_object_size(a->write) > 0)) {
@@ -323,10 +336,16 @@ op_record(struct aop *a, int target_state, long long deleted_at)
 	} else if (ret == 0) {
 		ret = xts_store_op_done(cy->st, a->id);
 	}
-	if (ret == 0)
+	if (nested && began) {
+		int r = xts_store_savepoint_end(cy->st, ret == 0);
+
+		ret = ret != 0 ? ret : r;
+		cy->answers_recorded += ret == 0;
+	} else if (ret == 0) {
 		ret = xts_store_commit(cy->st);
-	else if (xts_store_in_tx(cy->st))
+	} else if (xts_store_in_tx(cy->st)) {
 		xts_store_rollback(cy->st);
+	}
 	json_decref(exp);
 	xts_store_link_row_clear(&lr);
 	return ret;
@@ -367,7 +386,64 @@ aop_finish(struct aop *a)
 	cy->counts.ops_done++;
 	list_remove(cy, a);
 	aop_free(a);
-	refill(cy);
+	if (cy->answers > 0)
+		cy->refill_due = true; /* after the group's commit */
+	else
+		refill(cy);
+}
+
+/* ---- groups of answers ----------------------------------------------------- */
+
+/* The target writer hands over a group of answers: the sub-responses of one
+ * $batch answer (~20 ops), or what a stop ends (xts_batch_on_answers). What
+ * they record shares one transaction, committed when the group ends, before
+ * the writer sends anything more: one commit and one fsync per envelope, not
+ * one per op. A crash before that commit leaves the group's ops in flight,
+ * as a crash between an answer and its own commit did: recovery establishes
+ * what the target holds (step_recover), whether one op or twenty wait for it.
+ * Their provisioning-log lines are held until the commit, so that the log
+ * never reports an outcome the store may still lose to a crash; and the
+ * refills that their ends asked for run after it, each in a transaction of
+ * its own (refill). */
+void
+eng_apply_answers_begin(void *arg)
+{
+	struct eng_cycle *cy = arg;
+
+	if (cy->answers++ > 0)
+		return;
+	cy->answers_recorded = 0;
+	/* without it (one is open, or BEGIN fails) each op commits alone */
+	cy->answers_tx = !xts_store_in_tx(cy->st) && xts_store_begin(cy->st) == 0;
+	if (cy->e->o.provlog != NULL)
+		xts_provlog_hold(cy->e->o.provlog);
+}
+
+void
+eng_apply_answers_end(void *arg)
+{
+	struct eng_cycle *cy = arg;
+	int ret;
+
+	if (cy->answers <= 0 || --cy->answers > 0)
+		return;
+	if (cy->answers_tx) {
+		cy->answers_tx = false;
+		ret = xts_store_commit(cy->st);
+		if (ret != 0) {
+			xts_err("job %s: the outcomes of %lld ops written to the target were not "
+				"recorded: %s (they stay in flight; the next cycle's recovery "
+				"establishes them)", cy->c.name, cy->answers_recorded, xts_strerror(ret));
+			cy->result = cy->result != 0 ? cy->result : ret;
+		}
+	}
+	if (cy->e->o.provlog != NULL && xts_provlog_release(cy->e->o.provlog) != 0)
+		xts_log_rl(XTS_LOG_WARNING, 60000, 3, "job %s: cannot write the provisioning log",
+			   cy->c.name);
+	if (cy->refill_due) {
+		cy->refill_due = false;
+		refill(cy); /* may end the cycle: cy is not touched after it */
+	}
 }
 
 /* The cycle was stopped before this op's write went out (or before a retry
@@ -1562,6 +1638,9 @@ refill(struct eng_cycle *cy)
 	}
 	if (cy->phase == PH_APPLY) {
 		cy->phase = PH_DONE;
+		/* what the writes cost the disk (jobs sharing the store count too) */
+		xts_debug("job %s: apply: %lld operations, %lld store commits", cy->c.name, cy->ops,
+			  xts_store_commits(cy->st) - cy->apply_commits);
 		eng_cycle_applied(cy);
 	}
 }
@@ -1574,6 +1653,7 @@ eng_apply_start(struct eng_cycle *cy)
 	cy->apply_pass = 1;
 	cy->walk_planned = cy->walk_failed = 0;
 	cy->phase = PH_APPLY;
+	cy->apply_commits = xts_store_commits(cy->st);
 	/* progress (xtsyncctl status): done of all planned, not of those
 	 * dispatched so far; a failed count leaves the running total */
 	if (cy->only_user == NULL && xts_store_op_count(cy->st, cy->c.name, XTS_OP_PLANNED, &planned) == 0)

@@ -94,7 +94,8 @@ eng_cycle_new(struct xts_engine *e, struct eng_job *j, struct eng_cycle **out)
 		if (cy->dry)
 			ret = eng_target_null_new(e->o.ev, target_line, cy, &cy->target);
 		else
-			ret = eng_target_graph_new(cy->tgt->g, &cy->target);
+			ret = eng_target_graph_new(cy->tgt->g, eng_apply_answers_begin,
+						   eng_apply_answers_end, cy, &cy->target);
 	}
 	if (ret != 0) {
 		eng_cycle_free(cy);

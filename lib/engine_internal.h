@@ -40,8 +40,10 @@ struct eng_target_ops {
 struct eng_target {
 	const struct eng_target_ops *ops;
 };
-/* Graph back end: writes through a $batch writer on g (borrowed). */
-int eng_target_graph_new(struct xts_graph *g, struct eng_target **out);
+/* Graph back end: writes through a $batch writer on g (borrowed); begin and
+ * end(arg) around each group of its answers (xts_batch_on_answers). */
+int eng_target_graph_new(struct xts_graph *g, void (*begin)(void *arg), void (*end)(void *arg),
+			 void *arg, struct eng_target **out);
 /* Null back end: records each write as a line via line(arg, text) and
  * answers success from the loop (new ids "00000000-dry0-...") . */
 int eng_target_null_new(struct xts_evloop *ev, void (*line)(void *arg, const char *text),
@@ -157,6 +159,14 @@ struct eng_cycle {
 	long long walk_planned, walk_failed;
 	long long inflight;
 	bool stop_apply, in_refill;
+	/* a group of the writer's answers is being handed over
+	 * (eng_apply_answers_begin): its depth, whether it opened a store
+	 * transaction, how many ops it recorded, and whether an op's end
+	 * asked for a refill, run when the group ends */
+	int answers;
+	bool answers_tx, refill_due;
+	long long answers_recorded;
+	long long apply_commits; /* xts_store_commits when the apply phase began */
 	void *aops;            /* engine_apply.c's ops in flight */
 	long long ops, failed; /* this cycle's operations and failures */
 	/* of which reference (manager) ops: Microsoft's escrow ratio and
@@ -203,6 +213,11 @@ void eng_apply_cancel(struct eng_cycle *cy);
 /* The cycle is canceled: send nothing more; ops not sent are planned again
  * and the apply phase ends when the sent ones are back. */
 void eng_apply_stop(struct eng_cycle *cy);
+/* Around a group of the target writer's answers (arg: the cycle): what
+ * they record shares one transaction, committed at the end, and their
+ * provisioning-log lines are written after that commit. */
+void eng_apply_answers_begin(void *arg);
+void eng_apply_answers_end(void *arg);
 
 /* A stored job state that is a quarantine: quarantined, or disabled after 28
  * days of it (the same quarantine with no retry left; resume, restart and

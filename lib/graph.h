@@ -242,6 +242,13 @@ void xts_batch_stop(struct xts_batch *b);
 size_t xts_batch_pending(const struct xts_batch *b);
 /* Call cb(arg) from the loop each time pending drops to 0 (NULL to clear). */
 void xts_batch_on_idle(struct xts_batch *b, void (*cb)(void *arg), void *arg);
+/* Call begin(arg) before the writer hands over a group of answers (the
+ * sub-responses of one $batch answer, the answer to one request without
+ * $batch, the operations a stop or a failed dependency ends) and end(arg)
+ * after the last of them, before anything more is sent: the engine records
+ * a group's outcomes in one transaction. NULLs to clear. */
+void xts_batch_on_answers(struct xts_batch *b, void (*begin)(void *arg), void (*end)(void *arg),
+			  void *arg);
 
 /* Parse a $batch response body and call fn for each sub-response (in the
  * order returned): id, status, its body (borrowed), retry_after_ms (-1) and

@@ -73,6 +73,9 @@ struct xts_batch {
 	int stopping;      /* xts_batch_stop: nothing more is sent */
 	void (*idle_cb)(void *arg);
 	void *idle_arg;
+	void (*ans_begin)(void *arg); /* xts_batch_on_answers */
+	void (*ans_end)(void *arg);
+	void *ans_arg;
 };
 
 static void pack(void *arg);
@@ -148,7 +151,9 @@ xts_batch_free(struct xts_batch *b)
 	if (b == NULL)
 		return;
 	if (b->busy) {
+		/* its owner is going: no group of answers ends in it now */
 		b->free_pending = 1;
+		b->ans_begin = b->ans_end = NULL;
 		return;
 	}
 	really_free(b);
@@ -175,6 +180,30 @@ xts_batch_on_idle(struct xts_batch *b, void (*cb)(void *arg), void *arg)
 {
 	b->idle_cb = cb;
 	b->idle_arg = arg;
+}
+
+void
+xts_batch_on_answers(struct xts_batch *b, void (*begin)(void *arg), void (*end)(void *arg),
+		     void *arg)
+{
+	b->ans_begin = begin;
+	b->ans_end = end;
+	b->ans_arg = arg;
+}
+
+/* Around callbacks that may run several in a row: the caller's group. */
+static void
+answers_begin(struct xts_batch *b)
+{
+	if (b->ans_begin != NULL)
+		b->ans_begin(b->ans_arg);
+}
+
+static void
+answers_end(struct xts_batch *b)
+{
+	if (b->ans_end != NULL)
+		b->ans_end(b->ans_arg);
 }
 
 int
@@ -401,24 +430,31 @@ pack(void *arg)
 	int ret;
 
 	b->busy++;
-	/* Dependents of failed operations fail first (424 as Graph would). */
-	for (op = b->head; op != NULL; op = next) {
-		next = op->next;
-		if (op->state == OP_QUEUED && op->dep_failed) {
-			memset(&ge, 0, sizeof(ge));
-			ge.status = 424;
-			snprintf(ge.code, sizeof(ge.code), "FailedDependency");
-			snprintf(ge.message, sizeof(ge.message), "the operation it depends on failed");
-			op_finish(op, XTS_EGRAPH, 424, NULL, &ge);
-			next = b->head; /* the list may have changed under the callback */
+	/* Dependents of failed operations fail first (424 as Graph would);
+	 * then, stopping, everything queued. One group of answers, ended
+	 * before anything is sent. */
+	for (op = b->head; op != NULL && !(op->state == OP_QUEUED && op->dep_failed); op = op->next)
+		;
+	if (op != NULL || b->stopping) {
+		answers_begin(b);
+		for (op = b->head; op != NULL; op = next) {
+			next = op->next;
+			if (op->state == OP_QUEUED && op->dep_failed) {
+				memset(&ge, 0, sizeof(ge));
+				ge.status = 424;
+				snprintf(ge.code, sizeof(ge.code), "FailedDependency");
+				snprintf(ge.message, sizeof(ge.message),
+					 "the operation it depends on failed");
+				op_finish(op, XTS_EGRAPH, 424, NULL, &ge);
+				next = b->head; /* the list may have changed under the callback */
+			}
 		}
+		if (b->stopping && !b->free_pending)
+			cancel_queued(b);
+		answers_end(b);
 	}
-	if (b->free_pending)
+	if (b->free_pending || b->stopping)
 		goto done;
-	if (b->stopping) {
-		cancel_queued(b);
-		goto done;
-	}
 	while (b->nsent < (b->g->no_batch ? DIRECT_PARALLEL : BATCH_PARALLEL)) {
 		int budget_stop = 0, writes_held = 0;
 		int cap = b->g->no_batch ? 1 : BATCH_MAX;
@@ -773,6 +809,7 @@ on_direct(void *arg, const struct xts_graph_result *res)
 	unlink_sent(b, s);
 	xts_free(s);
 	b->busy++;
+	answers_begin(b);
 	if (res->status == 0 && res->err != 0) {
 		if (res->err == XTS_EHTTP || res->err == XTS_ETIMEDOUT)
 			retry_or_fail(op, res->err, 0, NULL,
@@ -782,6 +819,7 @@ on_direct(void *arg, const struct xts_graph_result *res)
 	} else {
 		judge(b, op, res->status, res->body, -1, -1, res->gerr, xts_now_ms(), 1);
 	}
+	answers_end(b);
 	answered(b);
 }
 
@@ -800,6 +838,7 @@ on_batch(void *arg, const struct xts_graph_result *res)
 	memcpy(ops, s->ops, sizeof(ops));
 	xts_free(s);
 	b->busy++;
+	answers_begin(b);
 	if (batch_refused(res)) {
 		/* Nothing in it ran: the same operations go again, one each. */
 		if (!b->g->no_batch)
@@ -866,6 +905,7 @@ on_batch(void *arg, const struct xts_graph_result *res)
 				      xts_graph__backoff_ms(b->g, ops[i]->attempts + 1));
 done:
 	xts_free(c.v);
+	answers_end(b);
 	answered(b);
 }
 

@@ -55,7 +55,8 @@ tg_stop(struct eng_target *t)
 static const struct eng_target_ops tg_ops = { tg_write, tg_create_user, tg_read, tg_free, tg_stop };
 
 int
-eng_target_graph_new(struct xts_graph *gr, struct eng_target **out)
+eng_target_graph_new(struct xts_graph *gr, void (*begin)(void *arg), void (*end)(void *arg),
+		     void *arg, struct eng_target **out)
 {
 	struct tgraph *g = xts_calloc(1, sizeof(*g));
 	int ret;
@@ -69,6 +70,7 @@ eng_target_graph_new(struct xts_graph *gr, struct eng_target **out)
 		xts_free(g);
 		return ret;
 	}
+	xts_batch_on_answers(g->b, begin, end, arg);
 	*out = &g->t;
 	return 0;
 }

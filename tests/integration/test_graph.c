@@ -1640,6 +1640,27 @@ struct stress_op {
 
 static struct stress_op sops[90];
 static int stress_calls, stress_idle;
+/* xts_batch_on_answers: groups begun and ended, the depth now, and the
+ * callbacks that ran outside a group (the engine records a group's
+ * outcomes in one transaction: each must run inside one) */
+static int grp_begun, grp_ended, grp_depth, grp_outside, grp_nested;
+
+static void
+on_grp_begin(void *arg)
+{
+	(void)arg;
+	grp_begun++;
+	grp_nested += grp_depth > 0;
+	grp_depth++;
+}
+
+static void
+on_grp_end(void *arg)
+{
+	(void)arg;
+	grp_ended++;
+	grp_depth--;
+}
 
 static void
 on_stress(void *arg, const struct xts_batch_result *r)
@@ -1651,6 +1672,7 @@ on_stress(void *arg, const struct xts_batch_result *r)
 	o->calls++;
 	o->err = r->err;
 	stress_calls++;
+	grp_outside += grp_depth != 1;
 }
 
 static void
@@ -1683,6 +1705,8 @@ test_batch_stress(void)
 	if (writer_new(&o, "target-stress", &c5, &g, &b) != 0)
 		return;
 	xts_batch_on_idle(b, on_stress_idle, NULL);
+	grp_begun = grp_ended = grp_depth = grp_outside = grp_nested = 0;
+	xts_batch_on_answers(b, on_grp_begin, on_grp_end, NULL);
 	for (k = 0; k < 10; k++)
 		ids[k] = some_user(k);
 	admin_ok("POST", "/_admin/faults", "{\"tenant\": \"" TGT "\", \"route\": \"/invitations$\", \"kind\": \"status\", "
@@ -1752,6 +1776,10 @@ test_batch_stress(void)
 	   xts_batch_pending(b), stress_idle);
 	ok(orphan >= 10 && depok == orphan, "every dependent of a failed PATCH failed too (%d of %d)", depok, orphan);
 	ok(good > 0, "operations did succeed through the faults (%d)", good);
+	ok(grp_outside == 0 && grp_nested == 0 && grp_depth == 0 && grp_begun == grp_ended && grp_begun > 0,
+	   "every callback ran inside a group of answers, groups neither nested nor left open "
+	   "(%d callbacks outside, %d groups for %d callbacks, depth %d)", grp_outside, grp_begun, stress_calls,
+	   grp_depth);
 	admin_ok("DELETE", "/_admin/faults", NULL);
 	json_decref(patch);
 	for (k = 0; k < 10; k++)
