@@ -655,7 +655,7 @@ xts_provlog_path(const struct xts_provlog *pl)
 	return pl->path;
 }
 
-/* Whole lines to the file, the held ones first. 0 or XTS_E*. */
+/* text (whole lines) to the file, reopened first if a reopen failed. 0 or XTS_E*. */
 static int
 write_text(struct xts_provlog *pl, const char *text, size_t len)
 {

@@ -144,8 +144,9 @@ int xts_provlog_reopen_path(struct xts_provlog *pl, const char *path);
 const char *xts_provlog_path(const struct xts_provlog *pl);
 void xts_provlog_close(struct xts_provlog *pl);
 /* Append one line (a single write(2) with O_APPEND, so truncation by
- * copytruncate is harmless and concurrent writers never interleave). Blocks
- * on local disk only. 0, XTS_EINVAL (bad entry), XTS_ENOMEM, XTS_EIO/XTS_ENOSPC. */
+ * copytruncate is harmless and concurrent writers never interleave); while
+ * held (below) the line waits in memory instead. Blocks on local disk only.
+ * 0, XTS_EINVAL (bad entry), XTS_ENOMEM, XTS_EIO/XTS_ENOSPC. */
 int xts_provlog_write(struct xts_provlog *pl, const struct xts_prov_entry *e);
 /* Hold lines written from now on in memory, in order, until the matching
  * release writes them all (one write(2)). The engine holds the lines of
