@@ -808,8 +808,13 @@ xts_daemon_run(const struct xts_daemon_opts *o)
 	signal(SIGPIPE, SIG_IGN);
 
 	ret = init_runner(d, &runner);
-	if (ret == 0)
+	if (ret == 0) {
 		ret = xts_jobs_new(&d->loop, &runner, &d->jobs);
+		/* the jobs table did not take the runner: it is ours to free
+		 * (its handles close in the loop run below) */
+		if (ret != 0 && runner.destroy != NULL)
+			runner.destroy(runner.ctx);
+	}
 	/* Timers armed by apply only fire once the loop runs; run_once disarms them. */
 	if (ret == 0)
 		ret = xts_jobs_apply(d->jobs, d->cfg, runner_flags(o));

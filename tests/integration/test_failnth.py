@@ -13,7 +13,8 @@
 # An allocation failing inside jansson's parser ends the process on purpose
 # (lib/mem.c: jansson 2.14 would corrupt memory): then the store must be
 # sound and a normal cycle from it must converge.
-#   default              N = 1..8 plus an evenly spaced sample (offset from the seed)
+#   default              N = 1..120 (initial; the start-up) or 1..8 (incremental) plus an
+#                        evenly spaced sample (offset from the seed)
 #   XTS_FAILNTH_FULL=1   every N = 1, 2, 3, ... until a cycle completes
 #   XTS_FAILNTH_FROM=N   with FULL: start the sweep at N (resume a long run)
 #   XTS_FAILNTH_POINTS=K sample size per scenario (default 40)
@@ -184,7 +185,12 @@ try:
         else:
             step = max(1, total // POINTS)
             off = rng.randrange(step)
-            ns = sorted(set(list(range(1, 9)) + [min(total - 1, 9 + off + i * step) for i in range(POINTS)]))
+            # every N of the start-up (config, store, runner, jobs: ~100
+            # allocations) once, in the initial scenario: a failure there
+            # once leaked the whole runner (N=79 in session 20's full sweep)
+            first = 121 if not inc else 9
+            ns = sorted(set(list(range(1, first)) +
+                            [min(total - 1, first + off + i * step) for i in range(POINTS)]))
         t0 = time.monotonic()
         fails, tried, n, done = [], 0, int(os.environ.get("XTS_FAILNTH_FROM") or 1) - 1, False
         while True:
