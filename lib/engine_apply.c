@@ -26,6 +26,7 @@ struct aop {
 	int kind;
 	int attempts;
 	json_t *payload;       /* the op's payload (own ref) */
+	json_t *red;           /* create: the names its values redact (own ref, may be NULL) */
 	json_t *attrs;         /* source attrs for the log (own ref, may be NULL) */
 	struct xts_store_link_row lr;
 	int linked;
@@ -57,6 +58,7 @@ aop_free(struct aop *a)
 {
 	xts_free(a->sid);
 	json_decref(a->payload);
+	json_decref(a->red);
 	json_decref(a->attrs);
 	json_decref(a->write);
 	json_decref(a->old);
@@ -129,9 +131,9 @@ eng_apply_cancel(struct eng_cycle *cy)
 /* ---- provisioning log ---------------------------------------------------- */
 
 static int
-redacted(const json_t *payload, const char *name)
+redacted(const struct aop *a, const char *name)
 {
-	json_t *r = json_object_get(payload, "redacted"), *v;
+	json_t *r = a->red != NULL ? a->red : json_object_get(a->payload, "redacted"), *v;
 	size_t i;
 
 	json_array_foreach(r, i, v)
@@ -172,7 +174,7 @@ log_op(struct aop *a, int action, int status, const struct xts_graph_error *ge, 
 	}
 	json_object_foreach(a->write, key, v)
 		xts_prov_entry_add_prop_json(&pe, key, json_object_get(a->old, key), v,
-					     redacted(a->payload, key));
+					     redacted(a, key));
 	xts_prov_entry_add_step(&pe, "EntryImport", XTS_STEP_IMPORT, XTS_PROV_SUCCESS,
 				"Retrieved the user from the source tenant", NULL);
 	why = json_string_value(json_object_get(a->payload, "reason"));
@@ -1327,6 +1329,47 @@ drop_nulls(json_t *o)
 			json_object_del(o, key);
 }
 
+/* What a create writes (a->write, a->red): the schema applied to the stored
+ * source row, now (engine_plan.c plans a create without values). An op
+ * planned by an earlier version carries its values. 0, or the op is ended
+ * (a mapping that fails is a failure, escrowed and tried again). */
+static int
+create_values(struct aop *a)
+{
+	struct eng_cycle *cy = a->cy;
+	struct xts_expr_error xe;
+	json_t *had = json_object_get(a->payload, "attrs");
+	int ret;
+
+	if (had != NULL) {
+		/* A failed copy is out of memory, never "no attributes to write". */
+		a->write = json_deep_copy(had);
+		ret = a->write == NULL ? XTS_ENOMEM : 0;
+	} else if (a->attrs == NULL) {
+		/* No source row (cannot be, while its create is open): nothing to create from. */
+		xts_warn("job %s: user %s: no stored source attributes; its create is cancelled",
+			 cy->c.name, a->sid);
+		ret = xts_store_op_cancel(cy->st, a->id);
+		if (ret != 0)
+			op_failed(a, ret, NULL, NULL);
+		else
+			aop_finish(a);
+		return -1;
+	} else {
+		memset(&xe, 0, sizeof(xe));
+		ret = eng_create_values(cy->sch->s, a->attrs, &a->write, &a->red, &xe);
+		if (ret == XTS_EEXPR) {
+			op_escrow(a, ret, NULL, "ExpressionEvaluationFailed", xe.message, true);
+			return -1;
+		}
+	}
+	if (ret != 0) {
+		op_failed(a, ret, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 dispatch(struct aop *a)
 {
@@ -1361,13 +1404,8 @@ dispatch(struct aop *a)
 	}
 	switch (a->kind) {
 	case XTS_OP_CREATE:
-		/* A failed copy is out of memory, never "no attributes to write". */
-		a->write = json_object_get(a->payload, "attrs") != NULL ?
-				   json_deep_copy(json_object_get(a->payload, "attrs")) : json_object();
-		if (a->write == NULL) {
-			op_failed(a, XTS_ENOMEM, NULL, NULL);
+		if (create_values(a) != 0)
 			return;
-		}
 		if (a->linked) {
 			/* Invited earlier but the attribute write failed: update. */
 			json_t *ch = NULL;

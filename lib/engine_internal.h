@@ -197,6 +197,13 @@ int eng_plan_entry(struct eng_cycle *cy, json_t *entry);
 int eng_plan_stored(struct eng_cycle *cy, const char *source_id);
 /* The schema's reference (manager) mapping, or NULL. */
 const struct xts_schema_mapping *eng_reference_mapping(const struct xts_schema *s);
+/* The values a create writes: schema s applied to source attrs as for an
+ * object being created, less what is never written as a plain attribute.
+ * *desired and *redacted are new references. The plan does not compute
+ * them (a create's op carries no values); its dispatch does, from the
+ * stored source row. 0, XTS_EEXPR (err says why) or XTS_E*. */
+int eng_create_values(const struct xts_schema *s, const json_t *attrs, json_t **desired,
+		      json_t **redacted, struct xts_expr_error *err);
 /* Start a provisioning-log line about one user of this cycle: the cycle,
  * job, action, status, both identities and tenants. false (and *pe left
  * alone) when nothing is to be logged: no log, or a dry run. */

@@ -206,6 +206,17 @@ strip(const struct xts_schema *s, json_t *attrs)
 	}
 }
 
+int
+eng_create_values(const struct xts_schema *s, const json_t *attrs, json_t **desired, json_t **redacted,
+		  struct xts_expr_error *err)
+{
+	int ret = xts_mapping_apply(s, attrs, 1, desired, redacted, err);
+
+	if (ret == 0)
+		strip(s, *desired);
+	return ret;
+}
+
 /* left: the user left scope (else it was deleted in the source). */
 static int
 deprovision(struct eng_cycle *cy, const char *sid, const struct xts_store_link *l,
@@ -337,22 +348,17 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 		goto done;
 	}
 	cy->counts.in_scope++;
-	ret = xts_mapping_apply(s, attrs, !linked, &desired, &redacted, &xe);
-	if (ret != 0) {
-		cy->counts.failed++;
-		xts_warn("job %s: user %s: mapping failed: %s", cy->c.name, sid, xe.message);
-		eng_log_simple(cy, linked ? XTS_PROV_UPDATE : XTS_PROV_CREATE, XTS_PROV_FAILURE, sid,
-			       attrs, linked ? lr.l.target_id : NULL, "ExpressionEvaluationFailed", xe.message);
-		ret = ret == XTS_EEXPR ? 0 : ret;
-		goto done;
-	}
-	strip(s, desired);
 	if (!linked) {
 		const char *mail = json_string_value(json_object_get(attrs, "mail"));
 		const char *upn = json_string_value(json_object_get(attrs, "userPrincipalName"));
+		/* A create's op carries no values: its dispatch maps the stored
+		 * source row (eng_create_values), which is this row or a newer
+		 * one. Mapping every new user here, then storing the result in
+		 * its op, cost a quarter of an initial read; and a create waiting
+		 * for its turn writes the source's latest values, under the
+		 * schema of the cycle that sends it. */
 		payload = json_object();
-		if (payload == NULL || json_object_set(payload, "attrs", desired) != 0 ||
-		    json_object_set(payload, "redacted", redacted != NULL ? redacted : json_null()) != 0 ||
+		if (payload == NULL ||
 		    set_str_or_null(payload, "email", mail != NULL && mail[0] != '\0' ? mail : upn) != 0 ||
 		    set_str_or_null(payload, "displayName",
 				    json_string_value(json_object_get(attrs, "displayName"))) != 0 ||
@@ -371,6 +377,16 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 			ret = manager_cancel(cy, sid);
 		goto done;
 	}
+	ret = xts_mapping_apply(s, attrs, 0, &desired, &redacted, &xe);
+	if (ret != 0) {
+		cy->counts.failed++;
+		xts_warn("job %s: user %s: mapping failed: %s", cy->c.name, sid, xe.message);
+		eng_log_simple(cy, XTS_PROV_UPDATE, XTS_PROV_FAILURE, sid, attrs, lr.l.target_id,
+			       "ExpressionEvaluationFailed", xe.message);
+		ret = ret == XTS_EEXPR ? 0 : ret;
+		goto done;
+	}
+	strip(s, desired);
 	/* A user that changed in the source gets all its values written, not
 	 * only those that differ from our last write: the target's copy may
 	 * have been edited (sign-in blocked, an attribute changed) and the FAQ
