@@ -1275,13 +1275,11 @@ dispatch_manager(struct aop *a)
 {
 	struct eng_cycle *cy = a->cy;
 	const char *mgr = json_string_value(json_object_get(a->payload, "manager"));
-	struct xts_store_link_row mr;
 	char url[320];
 	int ret = 0;
 
-	memset(&mr, 0, sizeof(mr));
 	if (mgr != NULL) {
-		ret = xts_store_link_get(cy->st, cy->c.name, mgr, &mr);
+		ret = xts_store_link_target(cy->st, cy->c.name, mgr, &a->mgr_tid);
 		if (ret == XTS_ENOENT) {
 			/* As Microsoft does: a reference to an object not provisioned
 			 * (yet) is left unset and tried again on later cycles. */
@@ -1289,11 +1287,6 @@ dispatch_manager(struct aop *a)
 				 "the manager has no target user yet (retried later)");
 			return;
 		}
-		if (ret == 0) {
-			a->mgr_tid = xts_strdup(mr.l.target_id);
-			ret = a->mgr_tid == NULL ? XTS_ENOMEM : 0;
-		}
-		xts_store_link_row_clear(&mr);
 	}
 	if (ret == 0) {
 		/* exported keeps the source's manager id, as the plan compares */
@@ -1384,12 +1377,16 @@ dispatch(struct aop *a)
 		return;
 	}
 	a->linked = ret == 0;
-	{
+	if (a->kind == XTS_OP_CREATE) {
+		/* what it writes is mapped from them (create_values) */
 		struct xts_store_user_row ur;
 		memset(&ur, 0, sizeof(ur));
 		if (xts_store_user_get(cy->st, cy->c.name, a->sid, &ur) == 0 && ur.u.attrs != NULL)
 			a->attrs = json_incref(ur.u.attrs);
 		xts_store_user_row_clear(&ur);
+	} else {
+		/* the log line's names only: not the whole row parsed */
+		(void)xts_store_user_identity(cy->st, cy->c.name, a->sid, &a->attrs);
 	}
 	if (a->kind != XTS_OP_CREATE && !a->linked) {
 		if (a->kind == XTS_OP_MANAGER) {

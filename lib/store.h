@@ -248,6 +248,11 @@ int xts_store_user_put(struct xts_store *st, const char *job, const struct xts_s
 int xts_store_user_insert(struct xts_store *st, const char *job, const struct xts_store_user *u);
 int xts_store_user_get(struct xts_store *st, const char *job, const char *source_id,
     struct xts_store_user_row *out);
+/* The user's displayName and userPrincipalName, those it has, as a new
+ * object in *out: a row's attrs without the rest. 0, XTS_ENOENT (no row, or
+ * attrs not JSON) or XTS_E*. */
+int xts_store_user_identity(struct xts_store *st, const char *job, const char *source_id,
+    json_t **out);
 /* Flag the user deleted in the source (keeps the row, for deprovisioning). */
 int xts_store_user_mark_deleted(struct xts_store *st, const char *job, const char *source_id,
     long long cycle_id);
@@ -298,6 +303,10 @@ int xts_store_link_get(struct xts_store *st, const char *job, const char *source
     struct xts_store_link_row *out);
 int xts_store_link_get_by_target(struct xts_store *st, const char *job, const char *target_id,
     struct xts_store_link_row *out);
+/* The target id linked to source_id, a new string in *target_id (xts_free):
+ * a link's row without its exported values. 0, XTS_ENOENT or XTS_E*. */
+int xts_store_link_target(struct xts_store *st, const char *job, const char *source_id,
+    char **target_id);
 /* Record what was successfully written (object, borrowed; NULL = unknown). */
 int xts_store_link_set_exported(struct xts_store *st, const char *job, const char *source_id,
     const json_t *exported);

@@ -113,6 +113,38 @@ xts_store_user_get(struct xts_store *st, const char *job, const char *source_id,
 	return get_one(st, XTS_ST_USER_GET, job, source_id, fill_user, out, "user get");
 }
 
+static int
+fill_identity(sqlite3_stmt *s, void *out)
+{
+	static const char *const keys[] = { "displayName", "userPrincipalName" };
+	json_t *o = json_object();
+	int i;
+
+	if (o == NULL)
+		return XTS_ENOMEM;
+	for (i = 0; i < 2; i++) {
+		const char *v = (const char *)sqlite3_column_text(s, i);
+		json_t *js = v != NULL ? json_string(v) : NULL;
+
+		/* (a value jansson refuses is left out: it only names the user) */
+		if (js != NULL && json_object_set_new(o, keys[i], js) != 0) {
+			json_decref(o);
+			return XTS_ENOMEM;
+		}
+	}
+	*(json_t **)out = o;
+	return 0;
+}
+
+int
+xts_store_user_identity(struct xts_store *st, const char *job, const char *source_id, json_t **out)
+{
+	*out = NULL;
+	if (job == NULL || source_id == NULL)
+		return XTS_EINVAL;
+	return get_one(st, XTS_ST_USER_IDENTITY, job, source_id, fill_identity, out, "user identity");
+}
+
 int
 xts_store_user_mark_deleted(struct xts_store *st, const char *job, const char *source_id,
     long long cycle_id)
@@ -275,6 +307,26 @@ xts_store_link_get(struct xts_store *st, const char *job, const char *source_id,
 	if (job == NULL || source_id == NULL)
 		return XTS_EINVAL;
 	return get_one(st, XTS_ST_LINK_GET, job, source_id, fill_link, out, "link get");
+}
+
+static int
+fill_target(sqlite3_stmt *s, void *out)
+{
+	int err = 0;
+
+	*(char **)out = xts_store__col_dup(s, 0, &err);
+	if (err == 0 && *(char **)out == NULL)
+		err = XTS_ESTORE;
+	return err;
+}
+
+int
+xts_store_link_target(struct xts_store *st, const char *job, const char *source_id, char **target_id)
+{
+	*target_id = NULL;
+	if (job == NULL || source_id == NULL)
+		return XTS_EINVAL;
+	return get_one(st, XTS_ST_LINK_TARGET, job, source_id, fill_target, target_id, "link target");
 }
 
 int

@@ -61,6 +61,11 @@ XTS_STORE_STMT(USER_PUT, "INSERT INTO source_user(job, " XTS_USER_COLS ") "
 XTS_STORE_STMT(USER_INSERT, "INSERT INTO source_user(job, " XTS_USER_COLS ") "
 	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job, source_id) DO NOTHING")
 XTS_STORE_STMT(USER_GET, "SELECT " XTS_USER_COLS " FROM source_user WHERE job = ? AND source_id = ?")
+/* What a provisioning-log line names a user by, without parsing its whole
+ * attrs into objects (an op that writes no attribute needs no more). */
+XTS_STORE_STMT(USER_IDENTITY, "SELECT json_extract(attrs, '$.displayName'), "
+	"json_extract(attrs, '$.userPrincipalName') FROM source_user WHERE job = ? AND source_id = ? "
+	"AND json_valid(attrs)")
 XTS_STORE_STMT(USER_MARK_DELETED, "UPDATE source_user SET deleted = 1, last_seen_cycle = ? "
 	"WHERE job = ? AND source_id = ?")
 XTS_STORE_STMT(USER_REMOVE, "DELETE FROM source_user WHERE job = ? AND source_id = ?")
@@ -86,6 +91,7 @@ XTS_STORE_STMT(LINK_PUT, "INSERT INTO link(job, " XTS_LINK_COLS ") VALUES (?, ?,
 	"exported = excluded.exported, target_state = excluded.target_state, "
 	"deleted_at = excluded.deleted_at, origin = excluded.origin, updated = excluded.updated")
 XTS_STORE_STMT(LINK_GET, "SELECT " XTS_LINK_COLS " FROM link WHERE job = ? AND source_id = ?")
+XTS_STORE_STMT(LINK_TARGET, "SELECT target_id FROM link WHERE job = ? AND source_id = ?")
 XTS_STORE_STMT(LINK_GET_BY_TARGET, "SELECT " XTS_LINK_COLS " FROM link WHERE job = ? AND target_id = ?")
 XTS_STORE_STMT(LINK_SET_EXPORTED, "UPDATE link SET exported = ?, updated = ? WHERE job = ? AND source_id = ?")
 XTS_STORE_STMT(LINK_SET_STATE, "UPDATE link SET target_state = ?, deleted_at = ?, updated = ? "

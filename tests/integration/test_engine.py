@@ -191,6 +191,18 @@ try:
          "the cycle allow-deletions started disables the deleted users (no sync needed)")
     d.send_signal(signal.SIGTERM)
     d.wait(30)
+    # every written op's line names its source user as the source does: a
+    # create, an update, a manager write, a disable of a user deleted there
+    by_id = {u["id"]: u for u in src}
+    done = [e for e in env.provlog() if e["provisioningStatusInfo"]["status"] == "success" and
+            e["action"] in ("Create", "Update", "Disable")]
+    wrong = [(e["action"], e["sourceIdentity"]) for e in done
+             if e["sourceIdentity"].get("displayName") != by_id[e["sourceIdentity"]["id"]]["displayName"] or
+             e["sourceIdentity"].get("userPrincipalName") !=
+             by_id[e["sourceIdentity"]["id"]]["userPrincipalName"]]
+    t.ok({e["action"] for e in done} == {"Create", "Update", "Disable"} and not wrong,
+         "each success line (%d: Create, Update, Disable) names its user by the source's displayName and UPN"
+         % len(done), wrong[:5])
 
     # ---- quarantine on bad credentials
     bad = os.path.join(tmp, "bad")

@@ -738,6 +738,29 @@ test_users(void **state)
 	assert_int_equal(r.u.deleted, 0);
 	assert_int_equal(r.u.last_seen_cycle, 5);
 	xts_store_user_row_clear(&r);
+	{
+		/* The names alone: displayName; no userPrincipalName in attrs */
+		json_t *nm = NULL;
+
+		assert_int_equal(xts_store_user_identity(f->st, "j", "u-1", &nm), 0);
+		assert_int_equal(json_object_size(nm), 1);
+		assert_string_equal(json_string_value(json_object_get(nm, "displayName")), "Adele Vance");
+		json_decref(nm);
+		assert_int_equal(xts_store_user_identity(f->st, "j", "u-9", &nm), XTS_ENOENT);
+		assert_null(nm);
+		/* attrs that are not JSON name nobody (not an error of the statement) */
+		assert_int_equal(raw_int(f->db, "UPDATE source_user SET attrs = '{\"displayName\":' "
+		    "WHERE source_id = 'u-1' RETURNING 1"), 1);
+		assert_int_equal(xts_store_user_identity(f->st, "j", "u-1", &nm), XTS_ENOENT);
+		assert_int_equal(raw_int(f->db, "UPDATE source_user SET attrs = "
+		    "'{\"displayName\":\"Ad\\u00e8le\",\"userPrincipalName\":\"adele@x\",\"mail\":\"m\"}' "
+		    "WHERE source_id = 'u-1' RETURNING 1"), 1);
+		assert_int_equal(xts_store_user_identity(f->st, "j", "u-1", &nm), 0);
+		assert_int_equal(json_object_size(nm), 2);
+		assert_string_equal(json_string_value(json_object_get(nm, "displayName")), "Ad\xc3\xa8le");
+		assert_string_equal(json_string_value(json_object_get(nm, "userPrincipalName")), "adele@x");
+		json_decref(nm);
+	}
 
 	{
 		/* Replacing a row stores every field, deleted included. */
@@ -874,6 +897,15 @@ test_links(void **state)
 	assert_string_equal(r.l.source_id, "s1");
 	xts_store_link_row_clear(&r);
 	assert_int_equal(xts_store_link_get_by_target(f->st, "j", "t9", &r), XTS_ENOENT);
+	{
+		char *tid = NULL;
+
+		assert_int_equal(xts_store_link_target(f->st, "j", "s1", &tid), 0);
+		assert_string_equal(tid, "t1");
+		xts_free(tid);
+		assert_int_equal(xts_store_link_target(f->st, "j", "s9", &tid), XTS_ENOENT);
+		assert_null(tid);
+	}
 
 	assert_int_equal(xts_store_link_set_exported(f->st, "j", "s1", NULL), 0);
 	assert_int_equal(xts_store_link_set_target_state(f->st, "j", "s1", XTS_TARGET_SOFT_DELETED,
