@@ -17,6 +17,7 @@
 #include <unistr.h>
 
 #include "err.h"
+#include "json_bytes.h"
 #include "json_load.h"
 #include "json_text.h"
 #include "log.h"
@@ -323,6 +324,22 @@ raw(struct out *o, const char *s, size_t n)
 
 #define RAW(o, lit) raw((o), (lit), sizeof(lit) - 1)
 
+/* 1 when s[0..n) is all ASCII: eight bytes at a time, no byte >= 0x80. */
+static int
+ascii(const char *s, size_t n)
+{
+	uint64_t w, any = 0;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		any |= w;
+	}
+	for (; i < n; i++)
+		any |= (unsigned char)s[i];
+	return (any & XTS_BYTES_HIGHS) == 0;
+}
+
 /* A JSON string of s. Bytes that are not UTF-8 become U+FFFD: the line is
  * still written (with a jansson tree such a string failed the whole line). */
 static void
@@ -334,7 +351,9 @@ str(struct out *o, const char *s)
 
 	if (o->err != 0)
 		return;
-	bad = u8_check((const uint8_t *)s, n);
+	/* ASCII (most of a line: ids, names, codes) is valid UTF-8: no
+	 * byte-wise check for it */
+	bad = ascii(s, n) ? NULL : u8_check((const uint8_t *)s, n);
 	while (bad != NULL && o->err == 0) {
 		size_t good = (size_t)((const char *)bad - s);
 		if (xts_buf_append(&fixed, s, good) != 0 || xts_buf_append(&fixed, "\xEF\xBF\xBD", 3) != 0)

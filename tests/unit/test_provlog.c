@@ -622,6 +622,10 @@ test_text_compact(void **state)
 	fill(&e);
 	e.error_reason = "quote \" backslash \\ tab \t nl \n ctl \x01 caf\xC3\xA9 \xE2\x82\xAC";
 	e.source_display_name = "Ad\xFF" "ele \xC3"; /* a stray byte, a cut sequence */
+	/* a cut sequence past the first eight bytes only (the ASCII fast
+	 * path's tail), and a valid one there */
+	e.source_upn = "abcdefgh" "ij\xC3";
+	e.target_display_name = "abcdefgh" "Ren\xC3\xA9" "e";
 	e.duration_ms = 12;
 	e.initiated_by = "xtsyncctl provision";
 	assert_int_equal(xts_prov_entry_add_prop(&e, "jobTitle", NULL, "Pilot", 0), 0);
@@ -641,6 +645,10 @@ test_text_compact(void **state)
 	    "provisioningStatusInfo"), "errorInformation"), "reason")), e.error_reason);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "sourceIdentity"),
 	    "displayName")), "Ad\xEF\xBF\xBD" "ele \xEF\xBF\xBD");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "sourceIdentity"),
+	    "userPrincipalName")), "abcdefghij\xEF\xBF\xBD");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "targetIdentity"),
+	    "displayName")), "abcdefghRen\xC3\xA9" "e");
 	assert_true(json_equal(json_object_get(json_array_get(json_object_get(o, "provisioningSteps"), 0),
 	    "details"), details));
 	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(o,
