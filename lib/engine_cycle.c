@@ -1527,6 +1527,8 @@ struct prov {
 	void *arg;
 	json_t *steps;
 	char *user;
+	char *sid;             /* the user's source id, once imported */
+	struct xts_store *st;  /* the engine's store (outlives the cycle) */
 	struct xts_graph_req *req;
 };
 
@@ -1537,18 +1539,35 @@ prov_step(struct prov *p, const char *name, const char *status, const char *desc
 						  "description", desc != NULL ? desc : ""));
 }
 
+/* Why the user's write failed: its open op's last error ("code: message"),
+ * or "" when the store has none. */
+static void
+prov_failure(const struct prov *p, char *buf, size_t len)
+{
+	struct xts_store_op_row r;
+
+	buf[0] = '\0';
+	memset(&r, 0, sizeof(r));
+	if (p->sid != NULL && xts_store_op_find_open(p->st, p->job->name, p->sid, -1, &r) == 0 &&
+	    r.o.state == XTS_OP_FAILED && r.o.last_error_msg != NULL)
+		snprintf(buf, len, ": %s", r.o.last_error_msg);
+	xts_store_op_row_clear(&r);
+}
+
 static void
 prov_reply_done(void *arg, int result)
 {
 	struct prov *p = arg;
 	const struct xts_engine_counts *c = &p->job->counts;
-	char line[160];
+	char line[900], why[700];
 
-	if (result != 0 && result != XTS_EHELD)
+	if (c->failed > 0 && (result == 0 || result == XTS_EPARTIAL)) {
+		/* the cycle ran; the user's write failed: say why, and where more is */
+		prov_failure(p, why, sizeof(why));
+		snprintf(line, sizeof(line), "the write failed%s (retried on later cycles; "
+			 "xtsyncctl logs --user %s --status failure)", why, p->user);
+	} else if (result != 0 && result != XTS_EHELD)
 		snprintf(line, sizeof(line), "%s", xts_strerror(result));
-	else if (c->failed > 0)
-		snprintf(line, sizeof(line), "the write failed (retried on later cycles; "
-			 "xtsyncctl logs --user %s --status failure)", p->user);
 	else if (c->created + c->updated + c->disabled + c->deleted > 0)
 		snprintf(line, sizeof(line), "written to the target tenant (created %lld, updated %lld, "
 			 "disabled %lld, deleted %lld)", c->created, c->updated, c->disabled, c->deleted);
@@ -1565,6 +1584,7 @@ prov_reply_done(void *arg, int result)
 				"user", p->user, "steps", p->steps));
 	json_decref(p->steps);
 	xts_free(p->user);
+	xts_free(p->sid);
 	xts_free(p);
 }
 
@@ -1660,6 +1680,8 @@ prov_got_user(void *arg, const struct xts_graph_result *res)
 	}
 	prov_step(p, "import", "success", "Retrieved the user from the source tenant");
 	cy->only_user = sid != NULL ? xts_strdup(sid) : NULL;
+	xts_free(p->sid);
+	p->sid = sid != NULL ? xts_strdup(sid) : NULL; /* (NULL: the reply says less) */
 	ret = cy->only_user == NULL ? XTS_EPARSE : xts_store_begin(cy->st);
 	if (ret == 0)
 		ret = eng_plan_entry(cy, res->body);
@@ -1841,6 +1863,7 @@ xts_engine_provision(struct xts_engine *e, const char *job, const char *user,
 		return ret;
 	}
 	p->cy = cy;
+	p->st = cy->st;
 	cy->provision = true;
 	cy->done = prov_reply_done;
 	cy->done_arg = p;

@@ -29,6 +29,7 @@ t = X.Tap()
 tmp = X.tmpdir("create-values")
 sim = X.Sim(tmp)
 ok = False
+d = None
 
 
 def target_requests(seq, tid):
@@ -104,6 +105,18 @@ try:
     t.ok(len(X.users_list(sim.users(tgt_tid))) == len(good) + 1,
          "no duplicate: %d target users" % (len(good) + 1), len(X.users_list(sim.users(tgt_tid))))
 
+    # ---- provision on demand maps it now, fails the same way, says so, and sends nothing
+    d = X.start_daemon(env)
+    X.wait_cycles(env, "j", 1, timeout=60)
+    seq = sim.last_seq()
+    c = env.ctl("provision", "j", still["id"])
+    t.ok(c.returncode == 1 and "ExpressionEvaluationFailed" in c.stdout + c.stderr and
+         not any(mentions(target_requests(seq, tgt_tid), still)),
+         "provision of the failing user exits 1 naming ExpressionEvaluationFailed, and sends nothing",
+         (c.returncode, c.stdout[-1500:], c.stderr[-500:]))
+    X.stop_daemon(d)
+    d = None
+
     # ---- an op written by an earlier version carries its values: they are written as they are
     db = sqlite3.connect(os.path.join(tmp, "xtsync.db"))
     rows = db.execute("SELECT id, payload FROM op WHERE job = 'j' AND source_id = ? AND kind = 0 "
@@ -125,6 +138,8 @@ try:
          (p.returncode, got.get("displayName"), got.get("jobTitle"), p.stderr[-1200:]))
     ok = t.failed == 0
 finally:
+    if d is not None:
+        X.stop_daemon(d)
     sim.stop()
     X.cleanup(tmp, ok)
 t.done()
