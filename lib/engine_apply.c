@@ -1381,9 +1381,15 @@ dispatch(struct aop *a)
 		/* what it writes is mapped from them (create_values) */
 		struct xts_store_user_row ur;
 		memset(&ur, 0, sizeof(ur));
-		if (xts_store_user_get(cy->st, cy->c.name, a->sid, &ur) == 0 && ur.u.attrs != NULL)
+		ret = xts_store_user_get(cy->st, cy->c.name, a->sid, &ur);
+		if (ret == 0 && ur.u.attrs != NULL)
 			a->attrs = json_incref(ur.u.attrs);
 		xts_store_user_row_clear(&ur);
+		if (ret != 0 && ret != XTS_ENOENT) {
+			/* not "no row": the store failed; tried again later */
+			op_failed(a, ret, NULL, NULL);
+			return;
+		}
 	} else {
 		/* the log line's names only: not the whole row parsed */
 		(void)xts_store_user_identity(cy->st, cy->c.name, a->sid, &a->attrs);
