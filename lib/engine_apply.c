@@ -317,15 +317,17 @@ op_record(struct aop *a, int target_state, long long deleted_at)
 	if (ret == 0)
 		ret = xts_store_link_get(cy->st, cy->c.name, a->sid, &lr);
 	if (ret == 0 && (json_object_size(a->held) > 0 || json_object_size(a->write) > 0)) {
-		exp = lr.l.exported != NULL ? json_deep_copy(lr.l.exported) : json_object();
+		/* the row's values, read for this: merged in place, no copy */
+		exp = lr.l.exported != NULL ? lr.l.exported : json_object();
+		lr.l.exported = NULL;
 		if (exp == NULL || (a->held != NULL && json_object_update(exp, a->held) != 0) ||
 		    (a->write != NULL && json_object_update(exp, a->write) != 0))
 			ret = XTS_ENOMEM;
-		if (ret == 0)
-			ret = xts_store_link_set_exported(cy->st, cy->c.name, a->sid, exp);
 	}
-	if (ret == 0 && target_state >= 0)
-		ret = xts_store_link_set_target_state(cy->st, cy->c.name, a->sid, target_state, deleted_at);
+	/* the values and the state in one statement */
+	if (ret == 0 && (exp != NULL || target_state >= 0))
+		ret = xts_store_link_record(cy->st, cy->c.name, a->sid, exp != NULL, exp, target_state,
+					    deleted_at);
 	if (ret == 0 && a->kind == XTS_OP_CREATE && mgr != NULL) {
 		/* The user exists now: the create's op becomes its manager
 		 * reference (the create carried it, engine_plan.c), written in

@@ -9,6 +9,7 @@
 #ifndef XTS_STORE_H
 #define XTS_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -312,6 +313,11 @@ int xts_store_link_set_exported(struct xts_store *st, const char *job, const cha
     const json_t *exported);
 int xts_store_link_set_target_state(struct xts_store *st, const char *job, const char *source_id,
     int target_state, long long deleted_at);
+/* Both of the above in one statement: exported when set_exported (NULL
+ * clears it), the target state and deleted_at when target_state >= 0.
+ * XTS_ENOENT when there is no such link. */
+int xts_store_link_record(struct xts_store *st, const char *job, const char *source_id,
+    bool set_exported, const json_t *exported, int target_state, long long deleted_at);
 int xts_store_link_remove(struct xts_store *st, const char *job, const char *source_id);
 int xts_store_link_foreach(struct xts_store *st, const char *job,
     int (*cb)(void *arg, const struct xts_store_link *l), void *arg);

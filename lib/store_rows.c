@@ -372,6 +372,23 @@ xts_store_link_set_target_state(struct xts_store *st, const char *job, const cha
 }
 
 int
+xts_store_link_record(struct xts_store *st, const char *job, const char *source_id, bool set_exported,
+    const json_t *exported, int target_state, long long deleted_at)
+{
+	int changes = 0, ret;
+
+	if (job == NULL || source_id == NULL || target_state > XTS_TARGET_SOFT_DELETED)
+		return XTS_EINVAL;
+	if (target_state < 0)
+		target_state = -1;
+	ret = xts_store__exec(st, XTS_ST_LINK_RECORD, &changes, "ijiIItt", set_exported ? 1 : 0,
+	    set_exported ? exported : NULL, target_state, deleted_at, xts_wall_ms(), job, source_id);
+	if (ret == 0 && changes == 0)
+		ret = XTS_ENOENT;
+	return ret;
+}
+
+int
 xts_store_link_remove(struct xts_store *st, const char *job, const char *source_id)
 {
 	int changes = 0, ret;

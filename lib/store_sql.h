@@ -96,6 +96,12 @@ XTS_STORE_STMT(LINK_GET_BY_TARGET, "SELECT " XTS_LINK_COLS " FROM link WHERE job
 XTS_STORE_STMT(LINK_SET_EXPORTED, "UPDATE link SET exported = ?, updated = ? WHERE job = ? AND source_id = ?")
 XTS_STORE_STMT(LINK_SET_STATE, "UPDATE link SET target_state = ?, deleted_at = ?, updated = ? "
 	"WHERE job = ? AND source_id = ?")
+/* op_record's write of a link: exported (when ?1), the target state (when
+ * ?3 >= 0), in one statement */
+XTS_STORE_STMT(LINK_RECORD, "UPDATE link SET exported = CASE WHEN ?1 THEN ?2 ELSE exported END, "
+	"target_state = CASE WHEN ?3 >= 0 THEN ?3 ELSE target_state END, "
+	"deleted_at = CASE WHEN ?3 >= 0 THEN ?4 ELSE deleted_at END, updated = ?5 "
+	"WHERE job = ?6 AND source_id = ?7")
 XTS_STORE_STMT(LINK_REMOVE, "DELETE FROM link WHERE job = ? AND source_id = ?")
 XTS_STORE_STMT(LINK_PAGE, "SELECT " XTS_LINK_COLS " FROM link WHERE job = ? AND source_id > ? "
 	"ORDER BY source_id LIMIT ?")

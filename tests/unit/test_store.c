@@ -917,6 +917,27 @@ test_links(void **state)
 	assert_int_equal(r.l.target_state, XTS_TARGET_SOFT_DELETED);
 	assert_int_equal(r.l.deleted_at, 12345);
 	xts_store_link_row_clear(&r);
+	/* link_record: the values alone, the state alone, both, neither */
+	assert_int_equal(xts_store_link_record(f->st, "j", "s1", true, exp, -1, 0), 0);
+	assert_int_equal(xts_store_link_get(f->st, "j", "s1", &r), 0);
+	assert_true(json_equal(r.l.exported, exp));
+	assert_int_equal(r.l.target_state, XTS_TARGET_SOFT_DELETED);
+	assert_int_equal(r.l.deleted_at, 12345);
+	xts_store_link_row_clear(&r);
+	assert_int_equal(xts_store_link_record(f->st, "j", "s1", false, NULL, XTS_TARGET_DISABLED, 0), 0);
+	assert_int_equal(xts_store_link_get(f->st, "j", "s1", &r), 0);
+	assert_true(json_equal(r.l.exported, exp));
+	assert_int_equal(r.l.target_state, XTS_TARGET_DISABLED);
+	assert_int_equal(r.l.deleted_at, 0);
+	xts_store_link_row_clear(&r);
+	assert_int_equal(xts_store_link_record(f->st, "j", "s1", true, NULL, XTS_TARGET_SOFT_DELETED, 777), 0);
+	assert_int_equal(xts_store_link_get(f->st, "j", "s1", &r), 0);
+	assert_null(r.l.exported);
+	assert_int_equal(r.l.target_state, XTS_TARGET_SOFT_DELETED);
+	assert_int_equal(r.l.deleted_at, 777);
+	xts_store_link_row_clear(&r);
+	assert_int_equal(xts_store_link_record(f->st, "j", "zz", true, exp, -1, 0), XTS_ENOENT);
+	assert_int_equal(xts_store_link_record(f->st, "j", "s1", false, NULL, 9, 0), XTS_EINVAL);
 
 	{
 		struct xts_store_link l = { .source_id = "s2", .target_id = "t2",
