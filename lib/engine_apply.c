@@ -43,6 +43,7 @@ struct aop {
 };
 
 static void refill(struct eng_cycle *cy);
+static void answers_close(struct eng_cycle *cy);
 static void aop_finish(struct aop *a);
 static void match_next(struct aop *a);
 
@@ -113,9 +114,9 @@ eng_apply_cancel(struct eng_cycle *cy)
 	/* Freed inside a group of answers: it ends here (its commit and its
 	 * log lines), not when the writer, freed too, would have ended it. */
 	if (cy->answers > 0) {
-		cy->answers = 1;
+		cy->answers = 0;
 		cy->refill_due = false;
-		eng_apply_answers_end(cy);
+		answers_close(cy);
 	}
 
 	/* The target back end is freed right after: its writes fire no callback. */
@@ -427,10 +428,22 @@ void
 eng_apply_answers_end(void *arg)
 {
 	struct eng_cycle *cy = arg;
-	int ret;
 
 	if (cy->answers <= 0 || --cy->answers > 0)
 		return;
+	answers_close(cy);
+	if (cy->refill_due) {
+		cy->refill_due = false;
+		refill(cy); /* may end the cycle: cy is not touched after it */
+	}
+}
+
+/* The outermost group of answers ended: its commit, then its held log lines. */
+static void
+answers_close(struct eng_cycle *cy)
+{
+	int ret;
+
 	if (cy->answers_tx) {
 		cy->answers_tx = false;
 		ret = xts_store_commit(cy->st);
@@ -444,10 +457,6 @@ eng_apply_answers_end(void *arg)
 	if (cy->e->o.provlog != NULL && xts_provlog_release(cy->e->o.provlog) != 0)
 		xts_log_rl(XTS_LOG_WARNING, 60000, 3, "job %s: cannot write the provisioning log",
 			   cy->c.name);
-	if (cy->refill_due) {
-		cy->refill_due = false;
-		refill(cy); /* may end the cycle: cy is not touched after it */
-	}
 }
 
 /* The cycle was stopped before this op's write went out (or before a retry
