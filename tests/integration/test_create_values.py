@@ -117,6 +117,29 @@ try:
     X.stop_daemon(d)
     d = None
 
+    # ---- its source row cannot be read (here: attributes that do not parse; a failed
+    # allocation did the same): the create fails and is tried again, never cancelled
+    # as if the row were gone (the fail-Nth sweep found that at N = 6188 of the
+    # incremental scenario: the next cycle never created the user)
+    db = sqlite3.connect(os.path.join(tmp, "xtsync.db"))
+    good_attrs = db.execute("SELECT attrs FROM source_user WHERE job = 'j' AND source_id = ?",
+                            (still["id"],)).fetchone()[0]
+    db.execute("UPDATE source_user SET attrs = '{\"broken' WHERE job = 'j' AND source_id = ?", (still["id"],))
+    db.execute("UPDATE op SET next_attempt = 0 WHERE job = 'j' AND source_id = ? AND state = 3", (still["id"],))
+    db.commit()
+    db.close()
+    seq = sim.last_seq()
+    p = env.once()
+    db = sqlite3.connect(os.path.join(tmp, "xtsync.db"))
+    open_ops = db.execute("SELECT state FROM op WHERE job = 'j' AND source_id = ? AND kind = 0 AND state <> 2",
+                          (still["id"],)).fetchall()
+    db.execute("UPDATE source_user SET attrs = ? WHERE job = 'j' AND source_id = ?", (good_attrs, still["id"]))
+    db.commit()
+    db.close()
+    t.ok(p.returncode == 1 and open_ops == [(3,)] and not any(mentions(target_requests(seq, tgt_tid), still)),
+         "a create whose source row cannot be read fails and stays open for a retry (not cancelled), "
+         "nothing sent", (p.returncode, open_ops, p.stderr[-800:]))
+
     # ---- an op written by an earlier version carries its values: they are written as they are
     db = sqlite3.connect(os.path.join(tmp, "xtsync.db"))
     rows = db.execute("SELECT id, payload FROM op WHERE job = 'j' AND source_id = ? AND kind = 0 "
