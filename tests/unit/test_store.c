@@ -866,6 +866,22 @@ stop_cb(void *arg, const struct xts_store_link *l)
 	return 7;
 }
 
+/* The link of sid holds exported (NULL: none), target state and deleted_at. */
+static void
+link_is(struct fx *f, const char *sid, const json_t *exported, int state, long long deleted_at)
+{
+	struct xts_store_link_row r;
+
+	assert_int_equal(xts_store_link_get(f->st, "j", sid, &r), 0);
+	if (exported == NULL)
+		assert_null(r.l.exported);
+	else
+		assert_true(json_equal(r.l.exported, (json_t *)exported));
+	assert_int_equal(r.l.target_state, state);
+	assert_int_equal(r.l.deleted_at, deleted_at);
+	xts_store_link_row_clear(&r);
+}
+
 static void
 test_links(void **state)
 {
@@ -919,23 +935,11 @@ test_links(void **state)
 	xts_store_link_row_clear(&r);
 	/* link_record: the values alone, the state alone, both, neither */
 	assert_int_equal(xts_store_link_record(f->st, "j", "s1", true, exp, -1, 0), 0);
-	assert_int_equal(xts_store_link_get(f->st, "j", "s1", &r), 0);
-	assert_true(json_equal(r.l.exported, exp));
-	assert_int_equal(r.l.target_state, XTS_TARGET_SOFT_DELETED);
-	assert_int_equal(r.l.deleted_at, 12345);
-	xts_store_link_row_clear(&r);
+	link_is(f, "s1", exp, XTS_TARGET_SOFT_DELETED, 12345);
 	assert_int_equal(xts_store_link_record(f->st, "j", "s1", false, NULL, XTS_TARGET_DISABLED, 0), 0);
-	assert_int_equal(xts_store_link_get(f->st, "j", "s1", &r), 0);
-	assert_true(json_equal(r.l.exported, exp));
-	assert_int_equal(r.l.target_state, XTS_TARGET_DISABLED);
-	assert_int_equal(r.l.deleted_at, 0);
-	xts_store_link_row_clear(&r);
+	link_is(f, "s1", exp, XTS_TARGET_DISABLED, 0);
 	assert_int_equal(xts_store_link_record(f->st, "j", "s1", true, NULL, XTS_TARGET_SOFT_DELETED, 777), 0);
-	assert_int_equal(xts_store_link_get(f->st, "j", "s1", &r), 0);
-	assert_null(r.l.exported);
-	assert_int_equal(r.l.target_state, XTS_TARGET_SOFT_DELETED);
-	assert_int_equal(r.l.deleted_at, 777);
-	xts_store_link_row_clear(&r);
+	link_is(f, "s1", NULL, XTS_TARGET_SOFT_DELETED, 777);
 	assert_int_equal(xts_store_link_record(f->st, "j", "zz", true, exp, -1, 0), XTS_ENOENT);
 	assert_int_equal(xts_store_link_record(f->st, "j", "s1", false, NULL, 9, 0), XTS_EINVAL);
 
