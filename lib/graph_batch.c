@@ -328,9 +328,11 @@ sub_request(struct xts_batch_op *op, int with_dep)
 	    set_str(j, "url", op->url) != 0)
 		goto fail;
 	if (op->body != NULL) {
+		if (json_object_set_nocheck(j, "body", op->body) != 0)
+			goto fail;
+		/* made only now: set_new takes it even when it fails */
 		h = json_object();
-		if (json_object_set_nocheck(j, "body", op->body) != 0 ||
-		    json_object_set_new_nocheck(j, "headers", h) != 0 ||
+		if (json_object_set_new_nocheck(j, "headers", h) != 0 ||
 		    set_str(h, "Content-Type", "application/json") != 0)
 			goto fail;
 	}
