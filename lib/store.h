@@ -261,9 +261,9 @@ int xts_store_user_mark_deleted(struct xts_store *st, const char *job, const cha
 int xts_store_user_remove(struct xts_store *st, const char *job, const char *source_id);
 /* Walk users ordered by source id. seen_before_cycle > 0 limits the walk to
  * rows with last_seen_cycle < seen_before_cycle (after an initial cycle:
- * users the full read did not return), ordered by last_seen_cycle and then
- * in no particular order (a range of an index: it does not read the users it
- * skips); 0 walks all. */
+ * users the full read did not return), in the order they were first stored
+ * (one pass over the table: it reads the rows it skips, no index is kept for
+ * it); 0 walks all. */
 int xts_store_user_foreach(struct xts_store *st, const char *job, long long seen_before_cycle,
     int (*cb)(void *arg, const struct xts_store_user *u), void *arg);
 /* Number of user rows of the job (in_scope_only: only in-scope, non-deleted). */

@@ -188,11 +188,10 @@ user_page(struct xts_store *st, void *ctx, const void *last, int *err)
 	sqlite3_stmt *s;
 
 	if (w->seen_before_cycle > 0) {
-		/* keyset (last_seen_cycle, rowid); the first page starts below any */
+		/* keyset: rowid */
 		s = xts_store__stmt(st, XTS_ST_USER_PAGE_SEEN, err);
 		if (s != NULL)
-			*err = xts_store__bind(st, s, "tIIIi", w->job, w->seen_before_cycle,
-			    l != NULL ? l->u.last_seen_cycle : (long long)(~0ULL >> 1) * -1 - 1,
+			*err = xts_store__bind(st, s, "tIIi", w->job, w->seen_before_cycle,
 			    l != NULL ? l->key : 0LL, XTS_STORE_PAGE);
 	} else {
 		s = xts_store__stmt(st, XTS_ST_USER_PAGE, err);

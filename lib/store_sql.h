@@ -71,17 +71,13 @@ XTS_STORE_STMT(USER_MARK_DELETED, "UPDATE source_user SET deleted = 1, last_seen
 XTS_STORE_STMT(USER_REMOVE, "DELETE FROM source_user WHERE job = ? AND source_id = ?")
 XTS_STORE_STMT(USER_PAGE, "SELECT " XTS_USER_COLS " FROM source_user WHERE job = ? AND source_id > ? "
 	"ORDER BY source_id LIMIT ?")
-/* The sweep's walk goes in index order (last_seen_cycle, rowid) of
- * source_user_seen: the rows it wants are a range of that index, while in
- * source id order it would read every user of the job to find them. The
- * keyset is two exact seeks merged (the rest of the current cycle's rows,
- * then later cycles): SQLite seeks a row value (last_seen_cycle, rowid) >
- * (?, ?) by its first column only, and would rescan the rows a page skipped
- * (deleted users) on every later page. */
-XTS_STORE_STMT(USER_PAGE_SEEN, "SELECT " XTS_USER_COLS ", rowid FROM source_user "
-	"INDEXED BY source_user_seen WHERE job = ?1 AND last_seen_cycle = ?3 AND rowid > ?4 "
-	"UNION ALL SELECT " XTS_USER_COLS ", rowid FROM source_user INDEXED BY source_user_seen "
-	"WHERE job = ?1 AND last_seen_cycle > ?3 AND last_seen_cycle < ?2 ORDER BY 8, 9 LIMIT ?5")
+/* The sweep's walk: the job's rows last seen before cycle ?2, in rowid
+ * order (keyset ?3). NOT INDEXED: with the job's key index SQLite would
+ * sort the job's rows by rowid for every page; the rowid range is one pass
+ * over the table for the whole walk (migration 0007 dropped the index this
+ * walk once had). */
+XTS_STORE_STMT(USER_PAGE_SEEN, "SELECT " XTS_USER_COLS ", rowid FROM source_user NOT INDEXED "
+	"WHERE rowid > ?3 AND job = ?1 AND last_seen_cycle < ?2 ORDER BY rowid LIMIT ?4")
 XTS_STORE_STMT(USER_COUNT, "SELECT count(*) FROM source_user WHERE job = ?")
 XTS_STORE_STMT(USER_COUNT_SCOPE, "SELECT count(*) FROM source_user WHERE job = ? AND in_scope = 1 "
 	"AND deleted = 0")
