@@ -370,6 +370,9 @@ void xts_store_op_row_clear(struct xts_store_op_row *r);
  * crash it is found in-flight and resolved by matching, never re-sent blindly. */
 int xts_store_op_add(struct xts_store *st, const char *job, const char *source_id, int kind,
     const json_t *payload, int state, long long cycle_id, long long *op_id);
+/* The same with the payload as JSON text the caller wrote (NULL: none). */
+int xts_store_op_add_text(struct xts_store *st, const char *job, const char *source_id, int kind,
+    const char *payload, int state, long long cycle_id, long long *op_id);
 int xts_store_op_get(struct xts_store *st, long long op_id, struct xts_store_op_row *out);
 /* planned|failed -> in-flight, attempts + 1. Other states: XTS_EINVAL. */
 int xts_store_op_start(struct xts_store *st, long long op_id);
@@ -392,6 +395,7 @@ int xts_store_op_requeue(struct xts_store *st, long long op_id);
 int xts_store_op_cancel(struct xts_store *st, long long op_id);
 /* Replace the payload (planned, staged or failed ops only). */
 int xts_store_op_set_payload(struct xts_store *st, long long op_id, const json_t *payload);
+int xts_store_op_set_payload_text(struct xts_store *st, long long op_id, const char *payload);
 /* Walk the job's ops in state `state` in id order. due_before > 0 limits the
  * walk to ops with next_attempt <= due_before (escrow that is due). */
 int xts_store_op_foreach(struct xts_store *st, const char *job, int state, long long due_before,

@@ -116,9 +116,10 @@ op_id_take(struct xts_store *st, long long *id)
 	return 0;
 }
 
-int
-xts_store_op_add(struct xts_store *st, const char *job, const char *source_id, int kind,
-    const json_t *payload, int state, long long cycle_id, long long *op_id)
+/* The payload as objects (text NULL) or as JSON text already written. */
+static int
+op_add(struct xts_store *st, const char *job, const char *source_id, int kind,
+    const json_t *payload, const char *text, int state, long long cycle_id, long long *op_id)
 {
 	long long now = xts_wall_ms(), id;
 	int ret;
@@ -127,7 +128,10 @@ xts_store_op_add(struct xts_store *st, const char *job, const char *source_id, i
 	    (state != XTS_OP_PLANNED && state != XTS_OP_STAGED))
 		return XTS_EINVAL;
 	ret = op_id_take(st, &id);
-	if (ret == 0)
+	if (ret == 0 && text != NULL)
+		ret = xts_store__exec(st, XTS_ST_OP_ADD, NULL, "IttitiIII", id, job, source_id, kind,
+		    text, state, cycle_id, now, now);
+	else if (ret == 0)
 		ret = xts_store__exec(st, XTS_ST_OP_ADD, NULL, "IttijiIII", id, job, source_id, kind,
 		    payload, state, cycle_id, now, now);
 	if (ret == 0) {
@@ -136,6 +140,20 @@ xts_store_op_add(struct xts_store *st, const char *job, const char *source_id, i
 			*op_id = id;
 	}
 	return ret;
+}
+
+int
+xts_store_op_add(struct xts_store *st, const char *job, const char *source_id, int kind,
+    const json_t *payload, int state, long long cycle_id, long long *op_id)
+{
+	return op_add(st, job, source_id, kind, payload, NULL, state, cycle_id, op_id);
+}
+
+int
+xts_store_op_add_text(struct xts_store *st, const char *job, const char *source_id, int kind,
+    const char *payload, int state, long long cycle_id, long long *op_id)
+{
+	return op_add(st, job, source_id, kind, NULL, payload, state, cycle_id, op_id);
 }
 
 static int
@@ -248,6 +266,15 @@ xts_store_op_set_payload(struct xts_store *st, long long op_id, const json_t *pa
 	int changes = 0, ret;
 
 	ret = xts_store__exec(st, XTS_ST_OP_SET_PAYLOAD, &changes, "jII", payload, xts_wall_ms(), op_id);
+	return transition_result(st, ret, changes, op_id, "change the payload");
+}
+
+int
+xts_store_op_set_payload_text(struct xts_store *st, long long op_id, const char *payload)
+{
+	int changes = 0, ret;
+
+	ret = xts_store__exec(st, XTS_ST_OP_SET_PAYLOAD, &changes, "tII", payload, xts_wall_ms(), op_id);
 	return transition_result(st, ret, changes, op_id, "change the payload");
 }
 

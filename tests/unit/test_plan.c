@@ -235,6 +235,50 @@ test_entry_attrs(void **state)
 	json_decref(p);
 }
 
+/* A create's payload is JSON text the plan writes itself (not jansson's):
+ * a display name that needs escaping comes back as it was; without a mail
+ * the invited address is the UPN; a mail of "" counts as none; no manager,
+ * no "manager" key. Then a second round replaces the payload of the open
+ * create in place (the text path of op_put_ex's reuse). */
+static void
+test_create_payload_text(void **state)
+{
+	struct fx *f = *state;
+	static const char name[] = "Zo\xc3\xab \"Q\" back\\slash\nline\ttab\x01";
+	json_t *page = json_array(), *e = entry("u-40"), *p;
+	int yes = 0;
+
+	assert_non_null(page);
+	assert_non_null(e);
+	assert_int_equal(json_object_set_new(e, "displayName", json_string(name)), 0);
+	assert_int_equal(json_object_set_new(e, "mail", json_string("")), 0);
+	assert_int_equal(json_array_append_new(page, e), 0);
+	assert_int_equal(xts_store_job_untouched(f->st, "j", &yes), 0);
+	f->cy.untouched = yes != 0;
+	assert_int_equal(eng_users_page(&f->cy, page, 0), 0);
+	json_decref(page);
+	p = op_payload(f, "u-40", XTS_OP_CREATE);
+	assert_non_null(p);
+	assert_string_equal(json_string_value(json_object_get(p, "displayName")), name);
+	assert_string_equal(json_string_value(json_object_get(p, "email")), "u-40@contoso.example");
+	assert_null(json_object_get(p, "manager"));
+	assert_int_equal(json_object_size(p), 2);
+	json_decref(p);
+	/* the next round: a mail now, and no display name */
+	page = json_pack("[{s:s,s:s,s:n,s:s,s:b,s:n,s:s}]", "id", "u-40", "userType", "Member",
+			 "creationType", "userPrincipalName", "u-40@contoso.example", "accountEnabled", 1,
+			 "displayName", "mail", "zoe@contoso.example");
+	assert_non_null(page);
+	assert_int_equal(eng_users_page(&f->cy, page, 1), 0);
+	json_decref(page);
+	assert_int_equal(ops_of(f, XTS_OP_PLANNED), 1);
+	p = op_payload(f, "u-40", XTS_OP_CREATE);
+	assert_non_null(p);
+	assert_true(json_is_null(json_object_get(p, "displayName")));
+	assert_string_equal(json_string_value(json_object_get(p, "email")), "zoe@contoso.example");
+	json_decref(p);
+}
+
 /* manager@delta entries marked "@removed" name no manager
  * (concepts/delta-query-overview.md): a new user gets "manager": null and a
  * create without one; a later round removing a planned manager drops it from
@@ -594,6 +638,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_untouched_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entry_attrs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_payload_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manager_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manager_op_superseded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_members_buffered, setup, teardown),
