@@ -294,15 +294,15 @@ deprovision(struct eng_cycle *cy, const char *sid, const struct xts_store_link *
 static int
 assigned(struct eng_cycle *cy, const char *sid)
 {
-	long long n = 0;
 	size_t i;
+	int yes = 0;
 
 	for (i = 0; i < cy->c.n_users; i++)
 		if (strcasecmp(cy->c.users[i], sid) == 0)
 			return 1;
-	if (xts_store_member_count_groups(cy->st, cy->c.name, sid, &n) != 0)
+	if (xts_store_member_any(cy->st, cy->c.name, sid, &yes) != 0)
 		return -1;
-	return n > 0;
+	return yes;
 }
 
 int

@@ -442,6 +442,8 @@ int xts_store_member_clear_group(struct xts_store *st, const char *job, const ch
 /* *count = number of the job's assigned groups member_id is recorded in. */
 int xts_store_member_count_groups(struct xts_store *st, const char *job, const char *member_id,
     long long *count);
+/* *yes = 1 when member_id is recorded in any of the job's groups, else 0. */
+int xts_store_member_any(struct xts_store *st, const char *job, const char *member_id, int *yes);
 /* Walk the members of one group (group_id != NULL) or of all groups, in
  * member id order (then group id); either way one pass over the job's
  * members (the table is keyed member first). */

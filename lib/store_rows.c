@@ -495,6 +495,20 @@ xts_store_member_count_groups(struct xts_store *st, const char *job, const char 
 	return xts_store__int(st, XTS_ST_MEM_COUNT, count, "member count", "tt", job, member_id);
 }
 
+int
+xts_store_member_any(struct xts_store *st, const char *job, const char *member_id, int *yes)
+{
+	long long n = 0;
+	int ret;
+
+	if (job == NULL || member_id == NULL || yes == NULL)
+		return XTS_EINVAL;
+	ret = xts_store__int(st, XTS_ST_MEM_ANY, &n, "member lookup", "tt", job, member_id);
+	if (ret == 0)
+		*yes = n != 0;
+	return ret;
+}
+
 struct member_pair {
 	char *group_id;
 	char *member_id;

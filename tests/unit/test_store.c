@@ -1323,7 +1323,7 @@ test_members(void **state)
 {
 	struct fx *f = *state;
 	long long n = 0;
-	int walked = 0, i;
+	int walked = 0, i, yes;
 	char mid[32];
 
 	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
@@ -1336,6 +1336,13 @@ test_members(void **state)
 	assert_int_equal(xts_store_member_remove(f->st, "j", "g2", "u1"), XTS_ENOENT);
 	assert_int_equal(xts_store_member_count_groups(f->st, "j", "u1", &n), 0);
 	assert_int_equal(n, 1);
+	yes = 0;
+	assert_int_equal(xts_store_member_any(f->st, "j", "u1", &yes), 0);
+	assert_int_equal(yes, 1);
+	assert_int_equal(xts_store_member_any(f->st, "j", "u2", &yes), 0);
+	assert_int_equal(yes, 0);
+	assert_int_equal(xts_store_member_any(f->st, "other-job", "u1", &yes), 0);
+	assert_int_equal(yes, 0);
 	for (i = 0; i < 300; i++) {
 		snprintf(mid, sizeof(mid), "m%04d", i);
 		assert_int_equal(xts_store_member_add(f->st, "j", i < 150 ? "g3" : "g4", mid), 0);
