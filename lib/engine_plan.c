@@ -8,7 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "buf.h"
 #include "engine_internal.h"
 #include "err.h"
 #include "json_text.h"
@@ -135,34 +134,45 @@ set_str_or_null(json_t *o, const char *key, const char *v)
 	return json_object_set_new(o, key, v != NULL ? json_string(v) : json_null());
 }
 
-/* pre (a literal: the separator and the quoted key) and then "v", or null
- * for NULL, onto b. */
-static int
-put_member(struct xts_buf *b, const char *pre, const char *v)
-{
-	if (xts_buf_puts(b, pre) != 0)
-		return XTS_ENOMEM;
-	if (v == NULL)
-		return xts_buf_puts(b, "null") != 0 ? XTS_ENOMEM : 0;
-	return xts_json_str(v, strlen(v), b);
-}
-
 /* A create's payload as JSON text, {"email":…,"displayName":…} and
- * "manager" when mgr is not NULL: written straight into b, not built as
- * objects and then serialized (this runs for every new user: 6 % of an
- * initial read's instructions went to it). */
-static int
-create_payload(struct xts_buf *b, const char *email, const char *name, const char *mgr)
+ * "manager" when mgr is not NULL, each value a string or null: written
+ * straight into buf when it fits in cap bytes (else into memory allocated
+ * here), not built as objects and then serialized (this runs for every new
+ * user: 6 % of an initial read's instructions went to it). The caller
+ * frees the result when it is not buf; NULL on ENOMEM. */
+static char *
+create_payload(char *buf, size_t cap, const char *email, const char *name, const char *mgr)
 {
-	int ret = put_member(b, "{\"email\":", email);
+	static const char *const pre[3] = { "{\"email\":", ",\"displayName\":", ",\"manager\":" };
+	const char *v[3] = { email, name, mgr };
+	size_t len[3], need = 2, i, k = mgr != NULL ? 3 : 2;
+	char *out, *o;
 
-	if (ret == 0)
-		ret = put_member(b, ",\"displayName\":", name);
-	if (ret == 0 && mgr != NULL)
-		ret = put_member(b, ",\"manager\":", mgr);
-	if (ret == 0 && xts_buf_putc(b, '}') != 0)
-		ret = XTS_ENOMEM;
-	return ret;
+	for (i = 0; i < k; i++) {
+		len[i] = v[i] != NULL ? strlen(v[i]) : 0;
+		if (len[i] > ((size_t)-1) / 32)
+			return NULL;
+		need += strlen(pre[i]) + (v[i] != NULL ? len[i] * 6 + 2 : 4);
+	}
+	out = need <= cap ? buf : xts_malloc(need);
+	if (out == NULL)
+		return NULL;
+	o = out;
+	for (i = 0; i < k; i++) {
+		size_t pl = strlen(pre[i]);
+
+		memcpy(o, pre[i], pl);
+		o += pl;
+		if (v[i] != NULL) {
+			o = xts_json_str_at(o, v[i], len[i]);
+		} else {
+			memcpy(o, "null", 4);
+			o += 4;
+		}
+	}
+	*o++ = '}';
+	*o = '\0';
+	return out;
 }
 
 /* Plan the manager reference write of a linked user (mgr NULL: remove it):
@@ -313,7 +323,7 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 	struct xts_store_link_row lr;
 	struct xts_store_user u;
 	struct xts_expr_error xe;
-	struct xts_buf ptext = { 0 };
+	char pbuf[1024], *ptext = NULL;
 	json_t *desired = NULL, *redacted = NULL, *changes = NULL, *payload = NULL;
 	const char *why = NULL, *mgr;
 	int ret, linked, internal, in = 0, a, none_open = 0;
@@ -395,18 +405,20 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 		 * its op, cost a quarter of an initial read; and a create waiting
 		 * for its turn writes the source's latest values, under the
 		 * schema of the cycle that sends it. */
-		ret = create_payload(&ptext, mail != NULL && mail[0] != '\0' ? mail : upn,
-				     json_string_value(json_object_get(attrs, "displayName")),
-				     ref != NULL ? mgr : NULL);
-		if (ret != 0)
+		ptext = create_payload(pbuf, sizeof(pbuf), mail != NULL && mail[0] != '\0' ? mail : upn,
+				       json_string_value(json_object_get(attrs, "displayName")),
+				       ref != NULL ? mgr : NULL);
+		if (ptext == NULL) {
+			ret = XTS_ENOMEM;
 			goto done;
+		}
 		/* The manager travels in the create's payload: its write
 		 * (PUT .../manager/$ref) needs the user to exist, so the
 		 * create's op becomes the manager op when the create succeeds
 		 * (op_record). One op row per new user, not two. A manager op
 		 * that is open for a user without a link (planned before this
 		 * rule, or before a target user went missing) is superseded. */
-		ret = op_put_ex(cy, sid, XTS_OP_CREATE, NULL, ptext.p, 0, &none_open);
+		ret = op_put_ex(cy, sid, XTS_OP_CREATE, NULL, ptext, 0, &none_open);
 		if (ret == 0 && ref != NULL && !none_open)
 			ret = manager_cancel(cy, sid);
 		goto done;
@@ -468,7 +480,8 @@ done:
 	json_decref(redacted);
 	json_decref(changes);
 	json_decref(payload);
-	xts_buf_free(&ptext);
+	if (ptext != pbuf)
+		xts_free(ptext);
 	xts_store_link_row_clear(&lr);
 	return ret;
 }

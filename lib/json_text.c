@@ -84,6 +84,12 @@ str_at(char *o, const char *p, size_t n)
 	return o;
 }
 
+char *
+xts_json_str_at(char *o, const char *p, size_t n)
+{
+	return str_at(o, p, n);
+}
+
 int
 xts_json_str(const char *p, size_t n, struct xts_buf *b)
 {
@@ -115,11 +121,18 @@ xts_json_text(const json_t *j, struct xts_buf *b, int depth)
 		 * key up again for its value and its successor */
 		for (it = json_object_iter((json_t *)j); it != NULL && ret == 0;
 		     it = json_object_iter_next((json_t *)j, it)) {
-			size_t kn = json_object_iter_key_len(it);
+			size_t kn = json_object_iter_key_len(it), vn = 0;
+			const json_t *v = json_object_iter_value(it);
+			int str = json_is_string(v);
 			char *o;
 
-			/* the comma, the key and the colon in one reservation */
-			if (kn > ((size_t)-1 - 5) / 6 || xts_buf_reserve(b, kn * 6 + 4) != 0) {
+			/* the comma, the key, the colon and a string or null value
+			 * (most of a user's attributes) in one reservation, without
+			 * the call for the value */
+			if (str)
+				vn = json_string_length(v);
+			if (kn > ((size_t)-1 - 16) / 12 || vn > ((size_t)-1 - 16) / 12 ||
+			    xts_buf_reserve(b, kn * 6 + vn * 6 + 8) != 0) {
 				ret = XTS_ENOMEM;
 				break;
 			}
@@ -129,9 +142,16 @@ xts_json_text(const json_t *j, struct xts_buf *b, int depth)
 			first = 0;
 			o = str_at(o, json_object_iter_key(it), kn);
 			*o++ = ':';
+			if (str) {
+				o = str_at(o, json_string_value(v), vn);
+			} else if (json_is_null(v)) {
+				memcpy(o, "null", 4);
+				o += 4;
+			}
 			*o = '\0';
 			b->len = (size_t)(o - b->p);
-			ret = xts_json_text(json_object_iter_value(it), b, depth + 1);
+			if (!str && !json_is_null(v))
+				ret = xts_json_text(v, b, depth + 1);
 		}
 		if (ret == 0)
 			ret = xts_buf_putc(b, '}');

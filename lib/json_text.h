@@ -24,5 +24,8 @@ int xts_json_text(const json_t *j, struct xts_buf *b, int depth);
 /* Append p[0..n) as a JSON string (quoted, escaped as above). 0 or
  * XTS_ENOMEM (b unchanged). */
 int xts_json_str(const char *p, size_t n, struct xts_buf *b);
+/* Write p[0..n) as a JSON string at o, which has room for n * 6 + 2 bytes
+ * (every byte as \u00XX, and the quotes); returns the end. No NUL. */
+char *xts_json_str_at(char *o, const char *p, size_t n);
 
 #endif

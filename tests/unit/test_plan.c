@@ -264,6 +264,27 @@ test_create_payload_text(void **state)
 	assert_null(json_object_get(p, "manager"));
 	assert_int_equal(json_object_size(p), 2);
 	json_decref(p);
+	/* a name too long for the plan's stack buffer: the same text, from the heap */
+	{
+		char longname[700];
+		size_t i;
+
+		for (i = 0; i + 1 < sizeof(longname); i++)
+			longname[i] = "ab\"c\\"[i % 5];
+		longname[sizeof(longname) - 1] = '\0';
+		page = json_array();
+		e = entry("u-41");
+		assert_non_null(page);
+		assert_non_null(e);
+		assert_int_equal(json_object_set_new(e, "displayName", json_string(longname)), 0);
+		assert_int_equal(json_array_append_new(page, e), 0);
+		assert_int_equal(eng_users_page(&f->cy, page, 0), 0);
+		json_decref(page);
+		p = op_payload(f, "u-41", XTS_OP_CREATE);
+		assert_non_null(p);
+		assert_string_equal(json_string_value(json_object_get(p, "displayName")), longname);
+		json_decref(p);
+	}
 	/* the next round: a mail now, and no display name */
 	page = json_pack("[{s:s,s:s,s:n,s:s,s:b,s:n,s:s}]", "id", "u-40", "userType", "Member",
 			 "creationType", "userPrincipalName", "u-40@contoso.example", "accountEnabled", 1,
@@ -271,7 +292,7 @@ test_create_payload_text(void **state)
 	assert_non_null(page);
 	assert_int_equal(eng_users_page(&f->cy, page, 1), 0);
 	json_decref(page);
-	assert_int_equal(ops_of(f, XTS_OP_PLANNED), 1);
+	assert_int_equal(ops_of(f, XTS_OP_PLANNED), 2);
 	p = op_payload(f, "u-40", XTS_OP_CREATE);
 	assert_non_null(p);
 	assert_true(json_is_null(json_object_get(p, "displayName")));
