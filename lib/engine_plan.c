@@ -513,21 +513,27 @@ delta_manager(const json_t *arr)
 static int
 entry_to_attrs(json_t *entry)
 {
-	const char *key;
-	json_t *v, *mgr = NULL;
-	void *tmp;
+	json_t *mgr = NULL;
+	void *it, *next;
 	int have_mgr = 0;
 
-	json_object_foreach_safe(entry, tmp, key, v) {
-		if (strcmp(key, "manager@delta") == 0) {
+	/* the iterator itself: one pass, and a key's length from jansson (this
+	 * runs for every property of every user) */
+	for (it = json_object_iter(entry); it != NULL; it = next) {
+		const char *key = json_object_iter_key(it);
+		size_t kn = json_object_iter_key_len(it);
+
+		next = json_object_iter_next(entry, it);
+		if (memchr(key, '@', kn) == NULL)
+			continue;
+		if (kn == 13 && memcmp(key, "manager@delta", 13) == 0) {
 			json_decref(mgr);
-			mgr = delta_manager(v);
+			mgr = delta_manager(json_object_iter_value(it));
 			if (mgr == NULL)
 				return XTS_ENOMEM;
 			have_mgr = 1;
 		}
-		if (key[0] == '@' || strchr(key, '@') != NULL)
-			json_object_del(entry, key);
+		json_object_deln(entry, key, kn);
 	}
 	if (have_mgr && json_object_set_new(entry, "manager", mgr) != 0)
 		return XTS_ENOMEM;
