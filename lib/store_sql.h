@@ -79,8 +79,14 @@ XTS_STORE_STMT(USER_PAGE, "SELECT " XTS_USER_COLS " FROM source_user WHERE job =
 XTS_STORE_STMT(USER_PAGE_SEEN, "SELECT " XTS_USER_COLS ", rowid FROM source_user NOT INDEXED "
 	"WHERE rowid > ?3 AND job = ?1 AND last_seen_cycle < ?2 ORDER BY rowid LIMIT ?4")
 XTS_STORE_STMT(USER_COUNT, "SELECT count(*) FROM source_user WHERE job = ?")
-XTS_STORE_STMT(USER_COUNT_SCOPE, "SELECT count(*) FROM source_user WHERE job = ? AND in_scope = 1 "
-	"AND deleted = 0")
+/* Every cycle's end counts the job's users in scope. NOT INDEXED: through
+ * source_user_key SQLite would fetch the rows in source id order, one random
+ * table page per row (100,000 users: 0.33-0.50 s); the table in rowid order
+ * reads each page once (0.03 s), at the price of also reading other jobs'
+ * rows. Migration 0007 dropped source_user_seen, whose (job, last_seen_cycle)
+ * order had happened to keep this count sequential. */
+XTS_STORE_STMT(USER_COUNT_SCOPE, "SELECT count(*) FROM source_user NOT INDEXED WHERE job = ? "
+	"AND in_scope = 1 AND deleted = 0")
 
 XTS_STORE_STMT(LINK_PUT, "INSERT INTO link(job, " XTS_LINK_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
 	"ON CONFLICT(job, source_id) DO UPDATE SET target_id = excluded.target_id, "
