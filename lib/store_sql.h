@@ -36,7 +36,9 @@ XTS_STORE_STMT(JOB_SET_PAUSED, "UPDATE job SET paused = ? WHERE name = ?")
 XTS_STORE_STMT(RESET_JOB, "UPDATE job SET delta_link = NULL, groups_delta_link = NULL, "
 	"schema_fingerprint = NULL, state = 0, state_reason = NULL, quarantine_since = 0, "
 	"next_retry = 0, retry_step = 0 WHERE name = ?")
-XTS_STORE_STMT(RESET_USERS, "DELETE FROM source_user WHERE job = ?")
+/* NOT INDEXED: the table in rowid order, not the rows one random page each
+ * in source id order (100,000 users: 0.38 s of CPU against 1.12 s) */
+XTS_STORE_STMT(RESET_USERS, "DELETE FROM source_user NOT INDEXED WHERE job = ?")
 XTS_STORE_STMT(RESET_MEMBERS, "DELETE FROM member WHERE job = ?")
 XTS_STORE_STMT(RESET_OPS, "DELETE FROM op WHERE job = ? AND state <> 1")
 XTS_STORE_STMT(RESET_LINKS, "UPDATE link SET exported = NULL, updated = ? WHERE job = ?")

@@ -1263,6 +1263,9 @@ test_reset_keeps_links(void **state)
 
 		assert_int_equal(xts_store_user_put(f->st, "j", &u), 0);
 		assert_int_equal(xts_store_link_put(f->st, "j", &l), 0);
+		/* another job's row with the same source id: not this job's to reset */
+		assert_int_equal(xts_store_job_ensure(f->st, "k"), 0);
+		assert_int_equal(xts_store_user_put(f->st, "k", &u), 0);
 	}
 	assert_int_equal(xts_store_member_add(f->st, "j", "g", "s1"), 0);
 	assert_int_equal(xts_store_op_add(f->st, "j", "s2", XTS_OP_CREATE, NULL, XTS_OP_PLANNED, cyc,
@@ -1286,6 +1289,8 @@ test_reset_keeps_links(void **state)
 	assert_int_equal(j.paused, 1);            /* restart is not resume */
 	xts_store_job_clear(&j);
 	assert_int_equal(xts_store_user_get(f->st, "j", "s1", &ur), XTS_ENOENT);
+	assert_int_equal(xts_store_user_get(f->st, "k", "s1", &ur), 0);
+	xts_store_user_row_clear(&ur);
 	assert_int_equal(xts_store_member_count_groups(f->st, "j", "s1", &n), 0);
 	assert_int_equal(n, 0);
 	/* the link survives with its target id, origin and target state */
