@@ -439,9 +439,6 @@ int xts_store_member_remove(struct xts_store *st, const char *job, const char *g
     const char *member_id);
 /* Forget every member of a group (group removed from assignment, or a full re-read). */
 int xts_store_member_clear_group(struct xts_store *st, const char *job, const char *group_id);
-/* *count = number of the job's assigned groups member_id is recorded in. */
-int xts_store_member_count_groups(struct xts_store *st, const char *job, const char *member_id,
-    long long *count);
 /* *yes = 1 when member_id is recorded in any of the job's groups, else 0. */
 int xts_store_member_any(struct xts_store *st, const char *job, const char *member_id, int *yes);
 /* Walk the members of one group (group_id != NULL) or of all groups, in

@@ -487,15 +487,6 @@ xts_store_member_clear_group(struct xts_store *st, const char *job, const char *
 }
 
 int
-xts_store_member_count_groups(struct xts_store *st, const char *job, const char *member_id,
-    long long *count)
-{
-	if (job == NULL || member_id == NULL || count == NULL)
-		return XTS_EINVAL;
-	return xts_store__int(st, XTS_ST_MEM_COUNT, count, "member count", "tt", job, member_id);
-}
-
-int
 xts_store_member_any(struct xts_store *st, const char *job, const char *member_id, int *yes)
 {
 	long long n = 0;

@@ -159,7 +159,6 @@ XTS_STORE_STMT(OP_PURGE, "DELETE FROM op WHERE job = ? AND state = 2 AND updated
 XTS_STORE_STMT(MEM_ADD, "INSERT OR IGNORE INTO member(job, group_id, member_id) VALUES (?, ?, ?)")
 XTS_STORE_STMT(MEM_REMOVE, "DELETE FROM member WHERE job = ? AND group_id = ? AND member_id = ?")
 XTS_STORE_STMT(MEM_CLEAR_GROUP, "DELETE FROM member WHERE job = ? AND group_id = ?")
-XTS_STORE_STMT(MEM_COUNT, "SELECT count(*) FROM member WHERE job = ? AND member_id = ?")
 /* the plan's per-user question: a seek and no aggregate (count's context
  * and second step cost a quarter of this lookup) */
 XTS_STORE_STMT(MEM_ANY, "SELECT EXISTS (SELECT 1 FROM member WHERE job = ? AND member_id = ?)")

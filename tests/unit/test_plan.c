@@ -18,6 +18,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "members.h"
 #include "tmpdir.h"
 
 struct fx {
@@ -397,7 +398,7 @@ memberships(struct fx *f, const char *member)
 {
 	long long n = -1;
 
-	assert_int_equal(xts_store_member_count_groups(f->st, "j", member, &n), 0);
+	assert_int_equal(xts_test_member_groups(f->st, "j", member, &n), 0);
 	return n;
 }
 

@@ -24,6 +24,7 @@
 #include "mem.h"
 #include "store.h"
 #include "store_int.h"
+#include "members.h"
 #include "tmpdir.h"
 
 struct fx {
@@ -268,10 +269,10 @@ test_migrate_from_v1(void **state)
 	/* version 7: the sweep walks the table; no index is kept for it */
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = "
 	    "'source_user_seen'"), 0);
-	assert_int_equal(xts_store_member_count_groups(f->st, "j", "u-2", &n), 0);
+	assert_int_equal(xts_test_member_groups(f->st, "j", "u-2", &n), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(xts_store_member_remove(f->st, "j", "g1", "u-1"), 0);
-	assert_int_equal(xts_store_member_count_groups(f->st, "j", "u-1", &n), 0);
+	assert_int_equal(xts_test_member_groups(f->st, "j", "u-1", &n), 0);
 	assert_int_equal(n, 0);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = "
 	    "'member_by_member'"), 0);
@@ -1291,7 +1292,7 @@ test_reset_keeps_links(void **state)
 	assert_int_equal(xts_store_user_get(f->st, "j", "s1", &ur), XTS_ENOENT);
 	assert_int_equal(xts_store_user_get(f->st, "k", "s1", &ur), 0);
 	xts_store_user_row_clear(&ur);
-	assert_int_equal(xts_store_member_count_groups(f->st, "j", "s1", &n), 0);
+	assert_int_equal(xts_test_member_groups(f->st, "j", "s1", &n), 0);
 	assert_int_equal(n, 0);
 	/* the link survives with its target id, origin and target state */
 	assert_int_equal(xts_store_link_get(f->st, "j", "s1", &lr), 0);
@@ -1335,11 +1336,11 @@ test_members(void **state)
 	assert_int_equal(xts_store_member_add(f->st, "j", "g1", "u1"), 0);
 	assert_int_equal(xts_store_member_add(f->st, "j", "g1", "u1"), 0); /* idempotent */
 	assert_int_equal(xts_store_member_add(f->st, "j", "g2", "u1"), 0);
-	assert_int_equal(xts_store_member_count_groups(f->st, "j", "u1", &n), 0);
+	assert_int_equal(xts_test_member_groups(f->st, "j", "u1", &n), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(xts_store_member_remove(f->st, "j", "g2", "u1"), 0);
 	assert_int_equal(xts_store_member_remove(f->st, "j", "g2", "u1"), XTS_ENOENT);
-	assert_int_equal(xts_store_member_count_groups(f->st, "j", "u1", &n), 0);
+	assert_int_equal(xts_test_member_groups(f->st, "j", "u1", &n), 0);
 	assert_int_equal(n, 1);
 	yes = 0;
 	assert_int_equal(xts_store_member_any(f->st, "j", "u1", &yes), 0);
