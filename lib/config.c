@@ -536,6 +536,14 @@ set_value(struct loader *L, const struct xts_key_def *k, void *st, const char *v
 	case XTS_KT_PATH:
 	case XTS_KT_FILE:
 	case XTS_KT_SECRET:
+		/* Empty means "none" only where none is the default (metrics_file,
+		 * ca_file, schema); state_dir, control_socket and provisioning_log
+		 * always name a path, and an empty one would fail only at start. */
+		if (value[0] == '\0' && k->def != NULL && k->def[0] != '\0') {
+			snprintf(why, whylen, "an empty value is not a path (leave the line out for the default, %s)",
+				 k->def);
+			return XTS_EINVAL;
+		}
 		if (k->type == XTS_KT_SECRET && xts_secret_is_credential(value))
 			copy = xts_strdup(value);
 		else
