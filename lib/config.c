@@ -536,10 +536,12 @@ set_value(struct loader *L, const struct xts_key_def *k, void *st, const char *v
 	case XTS_KT_PATH:
 	case XTS_KT_FILE:
 	case XTS_KT_SECRET:
-		/* Empty means "none" only where none is the default (metrics_file,
-		 * ca_file, schema); state_dir, control_socket and provisioning_log
-		 * always name a path, and an empty one would fail only at start. */
-		if (value[0] == '\0' && k->def != NULL && k->def[0] != '\0') {
+		/* Empty means "none" where none is the default (metrics_file,
+		 * ca_file, schema) and for provisioning_log (no log is written);
+		 * state_dir and control_socket always name a path, and an empty
+		 * one would fail only at start (exit 1) or send xtsyncctl to "". */
+		if (value[0] == '\0' && k->def != NULL && k->def[0] != '\0' &&
+		    strcmp(k->name, "provisioning_log") != 0) {
 			snprintf(why, whylen, "an empty value is not a path (leave the line out for the default, %s)",
 				 k->def);
 			return XTS_EINVAL;

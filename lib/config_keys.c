@@ -33,7 +33,7 @@ const struct xts_key_def xts_config_keys[] = {
 	{ "daemon", "state_dir", XTS_KT_PATH, D(state_dir), 0, 0, "/var/lib/xtsync", NULL, 0, 0,
 	  "directory of the SQLite shadow store xtsync.db" },
 	{ "daemon", "provisioning_log", XTS_KT_PATH, D(provisioning_log), 0, 0,
-	  "/var/log/xtsync/provisioning.log", NULL, 1, 0, "provisioning log file (one JSON object a line)" },
+	  "/var/log/xtsync/provisioning.log", NULL, 1, 0, "provisioning log file (one JSON object a line); empty = none" },
 	{ "daemon", "control_socket", XTS_KT_PATH, D(control_socket), 0, 0, "/run/xtsync/control.sock", NULL,
 	  0, 0, "Unix socket xtsyncctl talks to" },
 	{ "daemon", "metrics_file", XTS_KT_PATH, D(metrics_file), 0, 0, "", NULL, 1, 0,
