@@ -984,6 +984,7 @@ invite(struct aop *a)
 		op_failed(a, XTS_ENOMEM, NULL, NULL);
 		return;
 	}
+	eng_plan_line(cy, "CREATE user %s (%s)", a->sid, email);
 	ret = cy->target->ops->create_user(cy->target, inv, a->write, create_cb, a);
 	json_decref(inv);
 	if (ret != 0)
@@ -1026,6 +1027,7 @@ adopt(struct aop *a, json_t *found)
 	json_decref(a->write);
 	a->write = changes;
 	xts_info("job %s: user %s matched target user %s (%s)", cy->c.name, a->sid, tid, a->matched_by);
+	eng_plan_line(cy, "MATCH user %s -> target user %s (%s)", a->sid, tid, a->matched_by);
 	if (ret == 0 && json_object_size(changes) > 0)
 		ret = send_patch(a, tid, changes);
 	else if (ret == 0)
@@ -1445,12 +1447,12 @@ dispatch(struct aop *a)
 		drop_nulls(a->write);
 		ret = cy->link_off || json_object_set_new(a->write, cy->c.link_attr, link_pair(a)) == 0 ?
 			      0 : XTS_ENOMEM;
-		if (ret == 0) {
-			eng_plan_line(cy, "CREATE user %s (%s)", a->sid,
-				      json_string_value(json_object_get(a->payload, "email")) != NULL ?
-				      json_string_value(json_object_get(a->payload, "email")) : "?");
+		/* The plan says CREATE only when no target user matched
+		 * (invite) and MATCH when one did (adopt): a dry run or
+		 * preview of an initial cycle over a populated target must
+		 * not announce invitations the cycle will not send. */
+		if (ret == 0)
 			match_next(a);
-		}
 		break;
 	case XTS_OP_UPDATE:
 		/* As for a create: a failed copy is out of memory, not "nothing

@@ -167,6 +167,19 @@ try:
     moved = move_one_manager(sim, tgt_tid, tgt, src, with_mgr, 1)
     sim.call("PUT", "/_admin/tenants/%s/users/%s/manager" % (tgt_tid, tgt[stale]["id"]),
              {"id": tgt[with_mgr[1]["id"]]["id"]})
+    # A dry run first: its plan names the matches, not invitations the cycle
+    # will not send (contract: --dry-run "compute the plan, print it").
+    seq = sim.last_seq()
+    p = env.once("--dry-run")
+    by, puts = target_requests(sim, seq, tgt_tid)
+    plan = p.stdout.splitlines()
+    t.ok(p.returncode == 0 and not [ln for ln in plan if ln.startswith("j: CREATE user")] and
+         len([ln for ln in plan if ln.startswith("j: MATCH user") and
+              "(Matched by the xtsync link attribute)" in ln]) == N,
+         "store lost, --dry-run: the plan has %d MATCH lines and no CREATE" % N, (p.returncode, plan[:6]))
+    t.ok(not [r for r in by if r.endswith((".post", ".patch", ".put", ".delete"))] and
+         not os.path.exists(os.path.join(tmp, "xtsync.db")),
+         "store lost, --dry-run: no write to the target, no store created", by)
     seq = sim.last_seq()
     p = env.once()
     by, puts = target_requests(sim, seq, tgt_tid)
