@@ -196,7 +196,13 @@ log_op(struct aop *a, int action, int status, const struct xts_graph_error *ge, 
 	xts_prov_entry_add_step(&pe, "EntryProcessing", XTS_STEP_PROCESSING, XTS_PROV_SUCCESS, desc, NULL);
 	/* The why is errorInformation's reason: not repeated here. */
 	switch (status) {
-	case XTS_PROV_SUCCESS: outcome = "Written to the target tenant"; break;
+	case XTS_PROV_SUCCESS:
+		/* a matched user, or an update read first, that the target
+		 * already holds as mapped: nothing was sent */
+		outcome = (a->kind == XTS_OP_CREATE || a->kind == XTS_OP_UPDATE) && json_object_size(a->write) == 0 ?
+				  "Nothing written: the target user already has these values" :
+				  "Written to the target tenant";
+		break;
 	case XTS_PROV_SKIPPED: outcome = "Not written yet; retried on a later cycle"; break;
 	case XTS_PROV_WARNING: outcome = "Partly written to the target tenant"; break;
 	default: outcome = "The write to the target tenant failed"; break;

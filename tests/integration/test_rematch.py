@@ -99,9 +99,13 @@ try:
     sim.call("PUT", "/_admin/tenants/%s/users/%s/manager" % (tgt_tid, tgt[stale]["id"]),
              {"id": tgt[with_mgr[0]["id"]]["id"]})
     seq = sim.last_seq()
+    pl0 = len(env.provlog())
     p = env.once()
     by, puts = target_requests(sim, seq, tgt_tid)
     dels = [r["path"] for r in sim.requests(seq)["value"] if r["route"] == "users.manager.delete"]
+    exports = [st["description"] for e in env.provlog()[pl0:] for st in e["provisioningSteps"]
+               if st["name"] == "EntryExport" and not
+               any(m["displayName"] == "manager" for m in e["modifiedProperties"])]
     print("# after restart, target requests by route: %s" % sorted(by.items()))
     t.ok(p.returncode == 0 and "(initial)" in p.stderr, "the cycle after restart is initial and succeeds",
          (p.returncode, p.stderr[-1500:]))
@@ -110,6 +114,8 @@ try:
     # is read once and nothing is PATCHed (20 PATCH before the read).
     t.ok(by.get("users.patch", 0) == 0 and by.get("users.get", 0) == N,
          "after restart: each user read once (%d GET users/{id}), no PATCH (nothing changed)" % N, by)
+    t.ok(not exports, "after restart: users read and left as they were get no provisioning-log line",
+         exports[:3])
     t.ok(by.get("invitations.post", 0) == 0 and len(X.users_list(sim.users(tgt_tid))) == N and
          not X.sync_problems(sim, src_tid, tgt_tid, link), "after restart: no invitation, no duplicate target user",
          (by.get("invitations.post"), X.sync_problems(sim, src_tid, tgt_tid, link)))
@@ -181,9 +187,13 @@ try:
          not os.path.exists(os.path.join(tmp, "xtsync.db")),
          "store lost, --dry-run: no write to the target, no store created", by)
     seq = sim.last_seq()
+    pl0 = len(env.provlog())
     p = env.once()
     by, puts = target_requests(sim, seq, tgt_tid)
     dels = [r["path"] for r in sim.requests(seq)["value"] if r["route"] == "users.manager.delete"]
+    exports = [st["description"] for e in env.provlog()[pl0:] for st in e["provisioningSteps"]
+               if st["name"] == "EntryExport" and not
+               any(m["displayName"] == "manager" for m in e["modifiedProperties"])]
     print("# store lost, target requests by route: %s" % sorted(by.items()))
     t.ok(p.returncode == 0 and p.stderr.count("matched target user") == N,
          "with a new store every user matches its target user", (p.returncode, p.stderr[-1500:]))
@@ -191,6 +201,10 @@ try:
          not X.sync_problems(sim, src_tid, tgt_tid, link),
          "matched: no invitation, no duplicate target user", by)
     t.ok(by.get("users.patch", 0) == 0, "matched: no PATCH (the target users hold the mapped values)", by)
+    t.ok(len(exports) == N and
+         all(d == "Nothing written: the target user already has these values" for d in exports),
+         "matched: each user's log line says nothing was written, not 'Written to the target tenant'",
+         exports[:3])
     t.ok(by.get("users.manager.get", 0) == len(with_mgr) and len(puts) == 1 and
          puts[0].endswith("/users/%s/manager/$ref" % tgt[moved]["id"]),
          "matched: the manager of each user with one in the source read once, exactly one PUT manager/$ref "
