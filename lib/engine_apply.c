@@ -511,7 +511,8 @@ target_gone(struct aop *a, const struct xts_graph_error *ge)
 		cy->failed++;
 		cy->ref_failed += a->kind == XTS_OP_MANAGER;
 	}
-	log_op(a, action_of(a), ret == 0 ? XTS_PROV_WARNING : XTS_PROV_FAILURE, ge, NULL,
+	/* Graph's code for a missing object when no answer carried one */
+	log_op(a, action_of(a), ret == 0 ? XTS_PROV_WARNING : XTS_PROV_FAILURE, ge, "Request_ResourceNotFound",
 	       "the target user no longer exists");
 	if (ret != 0)
 		cy->counts.failed++;
@@ -950,7 +951,7 @@ create_cb(void *arg, const struct xts_batch_result *r)
 		 * attribute PATCH: the user exists, so its Create is logged now;
 		 * the planned op makes the PATCH next cycle (the linked path). */
 		cy->counts.created++;
-		log_op(a, XTS_PROV_CREATE, XTS_PROV_WARNING, NULL, NULL,
+		log_op(a, XTS_PROV_CREATE, XTS_PROV_WARNING, NULL, xts_errname(XTS_ECANCELED),
 		       "invited; the cycle was stopped before the attribute update, which the next cycle makes");
 		op_unsent(a);
 		return;

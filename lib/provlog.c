@@ -438,15 +438,19 @@ static void
 identity(struct out *o, const char *k, const char *id, const char *display, const char *upn,
     const char *tenant)
 {
+	/* Every line names the same members: null when not known (a job-level
+	 * line has no user; a skipped user has no target), so a reader can
+	 * index sourceIdentity.id on any line (contract: sourceIdentity (id,
+	 * displayName, userPrincipalName), targetIdentity (id, tenant)). */
 	open_obj(o, k);
-	kstr(o, "id", id);
-	kstr(o, "displayName", display);
+	kstr_null(o, "id", id);
+	kstr_null(o, "displayName", display);
 	kstr(o, "identityType", "User");
 	/* provisionedIdentity has no UPN or tenant property; Graph carries such
 	 * facts in its open `details` object (detailsInfo). UPN and tenantId are
 	 * also kept at the top level, as the contract lists them there
 	 * ("targetIdentity (id, tenant)"). */
-	kstr(o, "userPrincipalName", upn);
+	kstr_null(o, "userPrincipalName", upn);
 	if (tenant != NULL) {
 		kstr(o, "tenantId", tenant);
 		open_obj(o, "details");

@@ -167,6 +167,7 @@ try:
     t.ok(by.get("deleteditems.restore", 0) == 1 and by.get("users.get", 0) == 1 and
          by.get("invitations.post", 0) == 1 and p.returncode == 0 and "failed 0" in p.stderr and
          [e["provisioningStatusInfo"]["status"] for e in mine] == ["warning", "success"] and
+         mine[0]["provisioningStatusInfo"]["errorInformation"].get("errorCode") == "Request_ResourceNotFound" and
          "is gone; the link is forgotten and a create planned" in p.stderr and
          again.get("id") not in (None, tu["id"]) and again.get("jobTitle") == "Gone",
          "deleted for good: the restore's 404 and the read's 404 forget the link; a warning, then a create",

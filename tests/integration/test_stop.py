@@ -56,6 +56,11 @@ try:
         missing = [u["id"] for u in tgt if u.get(link) and u[link].split(":", 1)[1] not in creates]
         t.ok(tgt and not missing and len(tgt) < 400,
              "%s: each of the %d users invited so far has its Create line" % (name, len(tgt)), missing[:5])
+        # contract: a status with errorInformation.errorCode and reason
+        bare = [e["provisioningStatusInfo"] for e in env.provlog()
+                if e["provisioningStatusInfo"]["status"] != "success" and
+                not (e["provisioningStatusInfo"].get("errorInformation") or {}).get("errorCode")]
+        t.ok(not bare, "%s: every line that is not a success names an errorCode" % name, bare[:3])
 
     # the next run makes what was not sent, without a duplicate (unthrottled: quicker)
     sim.call("POST", "/_admin/settings", {"throttle": False})

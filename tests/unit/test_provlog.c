@@ -602,6 +602,45 @@ test_json_types(void **state)
 	xts_prov_entry_clear(&e);
 }
 
+/* Both identities always carry id, displayName and userPrincipalName, as
+ * null when not known: a job-level line (a failed connection test) has no
+ * user, a skipped user no target user (contract: sourceIdentity (id,
+ * displayName, userPrincipalName), targetIdentity (id, tenant)). */
+static void
+test_identity_members(void **state)
+{
+	static const char *const side[] = { "sourceIdentity", "targetIdentity" };
+	static const char *const mem[] = { "id", "displayName", "userPrincipalName" };
+	struct xts_prov_entry e;
+	struct xts_buf b = XTS_BUF_INIT;
+	json_error_t je;
+	json_t *o, *id;
+	size_t i, k;
+
+	(void)state;
+	fill(&e);
+	e.action = XTS_PROV_OTHER;
+	e.source_id = e.source_display_name = e.source_upn = NULL;
+	e.target_id = e.target_display_name = e.target_upn = NULL;
+	assert_int_equal(xts_prov_entry_text(&e, &b), 0);
+	o = json_loadb(b.p, b.len, 0, &je);
+	assert_non_null(o);
+	for (i = 0; i < 2; i++) {
+		id = json_object_get(o, side[i]);
+		assert_true(json_is_object(id));
+		for (k = 0; k < 3; k++) {
+			if (json_object_get(id, mem[k]) == NULL)
+				fail_msg("%s has no %s", side[i], mem[k]);
+			assert_true(json_is_null(json_object_get(id, mem[k])));
+		}
+	}
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "targetIdentity"), "tenantId")),
+			    "tenant-b");
+	json_decref(o);
+	xts_buf_free(&b);
+	xts_prov_entry_clear(&e);
+}
+
 /* The line is written as text, not through a jansson tree: it must be the
  * text jansson's compact dump gives for the same value (key order, escapes,
  * no spaces), with step details nested, and a value that is not UTF-8 (a
@@ -701,6 +740,7 @@ main(void)
 		cmocka_unit_test(test_graph_summary_fields),
 		cmocka_unit_test(test_error_information),
 		cmocka_unit_test(test_json_types),
+		cmocka_unit_test(test_identity_members),
 		cmocka_unit_test(test_text_compact),
 	};
 
