@@ -808,7 +808,7 @@ on_http(void *arg, const struct xts_http_resp *resp)
 	}
 	err = xts_graph_status_err(resp->status);
 	if (resp->body_len > 0) {
-		body = xts_json_loadb(resp->body, resp->body_len, 0, NULL);
+		body = xts_json_loadb_graph(resp->body, resp->body_len, NULL);
 		if (body == NULL && err == 0 && resp->status != 204) {
 			err = XTS_EPARSE;
 			snprintf(ge.code, sizeof(ge.code), "InvalidJson");

@@ -419,6 +419,72 @@ xts_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *error)
 	return v;
 }
 
+/* 1 when a member name holds a NUL byte; string values holding one are
+ * rewritten with U+FFFD for each NUL. 0, or -1 out of memory. */
+static int
+nul_fix(json_t *v, int depth)
+{
+	const char *key;
+	json_t *item;
+	size_t i;
+	int ret;
+
+	if (depth > FAST_MAX_DEPTH * 16)
+		return 1;
+	if (json_is_string(v)) {
+		const char *p = json_string_value(v);
+		size_t n = json_string_length(v), k;
+		struct xts_buf b = XTS_BUF_INIT;
+
+		if (memchr(p, '\0', n) == NULL)
+			return 0;
+		ret = 0;
+		for (k = 0; k < n && ret == 0; k++)
+			ret = p[k] == '\0' ? xts_buf_append(&b, "\xEF\xBF\xBD", 3) : xts_buf_putc(&b, p[k]);
+		if (ret == 0)
+			ret = json_string_setn_nocheck(v, b.p != NULL ? b.p : "", b.len) == 0 ? 0 : -1;
+		xts_buf_free(&b);
+		return ret != 0 ? -1 : 0;
+	}
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, item) {
+			ret = nul_fix(item, depth + 1);
+			if (ret != 0)
+				return ret;
+		}
+		return 0;
+	}
+	if (json_is_object(v)) {
+		void *it;
+		for (it = json_object_iter(v); it != NULL; it = json_object_iter_next(v, it)) {
+			key = json_object_iter_key(it);
+			if (json_object_iter_key_len(it) != strlen(key))
+				return 1;
+			ret = nul_fix(json_object_iter_value(it), depth + 1);
+			if (ret != 0)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+json_t *
+xts_json_loadb_graph(const char *buf, size_t len, json_error_t *error)
+{
+	json_t *v = xts_json_loadb(buf, len, 0, error);
+
+	if (v != NULL || buf == NULL || memmem(buf, len, "\\u0000", 6) == NULL)
+		return v;
+	xts_mem_json_guard(1);
+	v = json_loadb(buf, len, JSON_ALLOW_NUL, error);
+	xts_mem_json_guard(0);
+	if (v != NULL && nul_fix(v, 0) != 0) {
+		json_decref(v);
+		v = NULL;
+	}
+	return v;
+}
+
 json_t *
 xts_json_loads(const char *s, size_t flags, json_error_t *error)
 {

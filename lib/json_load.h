@@ -25,6 +25,14 @@ json_t *xts_json_loads(const char *s, size_t flags, json_error_t *error);
 json_t *xts_json_loadf(FILE *f, size_t flags, json_error_t *error);
 json_t *xts_json_load_file(const char *path, size_t flags, json_error_t *error);
 
+/* A Graph answer: xts_json_loadb (flags 0), except that a \u0000 inside a
+ * string value becomes U+FFFD instead of failing the whole text. jansson
+ * refuses \u0000 without JSON_ALLOW_NUL and no C string could carry it, yet
+ * one user's attribute holding it would otherwise fail every page of its
+ * job's delta, cycle after cycle. A \u0000 in a member name still fails
+ * (NULL). Only a text that fails and holds "\u0000" is parsed twice. */
+json_t *xts_json_loadb_graph(const char *buf, size_t len, json_error_t *error);
+
 /* The fast path alone (tests): NULL where xts_json_loadb would ask jansson. */
 json_t *xts_json__load_fast(const char *buf, size_t len, size_t flags);
 

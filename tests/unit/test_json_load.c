@@ -238,6 +238,50 @@ test_alloc_failure(void **state)
 	assert_true(same(page, sizeof(page) - 1, 0));
 }
 
+/* xts_json_loadb_graph: a \u0000 in a value becomes U+FFFD (one user's
+ * attribute must not fail its job's every delta page), in nested values
+ * too; in a member name the text still fails; any text without one is
+ * read exactly as xts_json_loadb reads it, invalid text included. */
+static void
+test_graph_nul(void **state)
+{
+	static const char nul[] = "{\"value\":[{\"id\":\"u-1\",\"displayName\":\"a\\u0000b\\u0000\","
+				  "\"businessPhones\":[\"\\u0000\"],\"x\":{\"y\":\"\\u0000z\"},\"n\":1.5}]}";
+	static const char key[] = "{\"a\\u0000b\":1}";
+	static const char *const plain[] = { "{\"a\":\"\\\\u0000\"}", "{\"a\":1,}", "[1,2", "{\"a\":\"\\u0001\"}" };
+	json_t *v, *u, *w;
+	size_t i;
+
+	(void)state;
+	assert_null(xts_json_loadb(nul, sizeof(nul) - 1, 0, NULL));
+	v = xts_json_loadb_graph(nul, sizeof(nul) - 1, NULL);
+	assert_non_null(v);
+	u = json_array_get(json_object_get(v, "value"), 0);
+	assert_int_equal(json_string_length(json_object_get(u, "displayName")), 8);
+	assert_memory_equal(json_string_value(json_object_get(u, "displayName")),
+			    "a\xEF\xBF\xBD" "b\xEF\xBF\xBD", 8);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(u, "businessPhones"), 0)),
+			    "\xEF\xBF\xBD");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(u, "x"), "y")), "\xEF\xBF\xBD" "z");
+	assert_string_equal(json_string_value(json_object_get(u, "id")), "u-1");
+	assert_true(json_is_real(json_object_get(u, "n")));
+	json_decref(v);
+	assert_null(xts_json_loadb_graph(key, sizeof(key) - 1, NULL));
+	for (i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		v = xts_json_loadb_graph(plain[i], strlen(plain[i]), NULL);
+		w = xts_json_loadb(plain[i], strlen(plain[i]), 0, NULL);
+		assert_true((v == NULL && w == NULL) || (v != NULL && w != NULL && json_equal(v, w)));
+		json_decref(v);
+		json_decref(w);
+	}
+	v = xts_json_loadb_graph(page, sizeof(page) - 1, NULL);
+	w = json_loadb(page, sizeof(page) - 1, 0, NULL);
+	assert_non_null(v);
+	assert_true(json_equal(v, w));
+	json_decref(v);
+	json_decref(w);
+}
+
 int
 main(void)
 {
@@ -247,6 +291,7 @@ main(void)
 		cmocka_unit_test(test_fast_path_taken),
 		cmocka_unit_test(test_mutations),
 		cmocka_unit_test(test_alloc_failure),
+		cmocka_unit_test(test_graph_nul),
 	};
 
 	if (xts_mem_install() != 0)
