@@ -5,6 +5,7 @@
  * them. Exit: 0 ok, 1 failure reply or daemon unreachable, 2 usage or
  * configuration error (an unknown job is one), as xtsyncd's 0/1/2. */
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,18 +319,77 @@ done:
 	return code;
 }
 
-/* Offline commands that need the whole config (test-connection): refuse
- * with every problem. */
+/* The first line after the section whose header is at `line`: the next
+ * section header of cfg, or INT_MAX. */
+static int
+section_end(const struct xts_config *cfg, int line)
+{
+	int end = INT_MAX;
+	size_t i;
+
+#define NEXT(l) do { if ((l) > line && (l) < end) end = (l); } while (0)
+	NEXT(cfg->daemon.line);
+	NEXT(cfg->smtp.line);
+	for (i = 0; i < cfg->n_tenants; i++)
+		NEXT(cfg->tenants[i].line);
+	for (i = 0; i < cfg->n_jobs; i++)
+		NEXT(cfg->jobs[i].line);
+#undef NEXT
+	return end;
+}
+
+static bool
+in_section(const struct xts_config *cfg, int section, int line)
+{
+	return section > 0 && line >= section && line < section_end(cfg, section);
+}
+
+/* test-connection needs one job and its two tenants: read the config as far
+ * as it goes and refuse only over a problem in those three sections (or in
+ * the file as a whole), printing those; problems elsewhere (an unrelated
+ * job, [daemon], [smtp]) get one note, as the command reads nothing from
+ * there (contract: offline commands "read what they need"). An unknown job
+ * (or no job named) is left to the command, which says so. NULL when the
+ * config cannot be used. */
 static struct xts_config *
-need_config(const char *path)
+job_config(const char *path, const char *name)
 {
 	struct xts_config_problems p = XTS_CONFIG_PROBLEMS_INIT;
+	const struct xts_config_job *job = NULL;
 	struct xts_config *cfg = NULL;
+	size_t i, mine = 0;
+	int ret;
 
-	if (xts_config_load(path, &cfg, &p) != 0) {
+	ret = xts_config_load_partial(path, &cfg, &p);
+	if (cfg == NULL || (ret != 0 && ret != XTS_ECONFIG)) {
 		xts_config_problems_print(&p, stderr);
 		fprintf(stderr, "xtsyncctl: cannot use %s\n", path);
+		xts_config_free(cfg);
+		cfg = NULL;
+		goto done;
 	}
+	if (name != NULL)
+		job = xts_config_job_find(cfg, name);
+	for (i = 0; job != NULL && i < p.n; i++) {
+		const struct xts_config_problem *q = &p.v[i];
+
+		if (q->line == 0 || in_section(cfg, job->line, q->line) ||
+		    (job->source_tenant != NULL && in_section(cfg, job->source_tenant->line, q->line)) ||
+		    (job->target_tenant != NULL && in_section(cfg, job->target_tenant->line, q->line))) {
+			fprintf(stderr, "%s:%d: %s\n", q->file, q->line, q->msg);
+			mine++;
+		}
+	}
+	if (job != NULL && (mine > 0 || job->source_tenant == NULL || job->target_tenant == NULL)) {
+		fprintf(stderr, "xtsyncctl: cannot use %s for job %s\n", path, job->name);
+		xts_config_free(cfg);
+		cfg = NULL;
+	} else if (p.n > 0) {
+		fprintf(stderr, "xtsyncctl: note: %s has %zu problem(s)%s%s%s (xtsyncd --check-config lists them)\n",
+			path, p.n, job != NULL ? " outside job " : "", job != NULL ? job->name : "",
+			job != NULL ? " and its tenants" : "");
+	}
+done:
 	xts_config_problems_free(&p);
 	return cfg;
 }
@@ -406,7 +466,7 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "logs") == 0)
 		return logs_command(config_path, argc, argv);
 	if (strcmp(cmd, "test-connection") == 0) {
-		struct xts_config *cfg = need_config(config_path);
+		struct xts_config *cfg = job_config(config_path, argc == 2 ? argv[1] : NULL);
 		int code;
 		if (cfg == NULL)
 			return 2;

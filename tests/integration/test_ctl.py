@@ -144,6 +144,16 @@ try:
     c = ctl("test-connection", JOB, conf=conf)
     t.ok(c.returncode == 2 and "%s:%d: interval" % (conf, job_line(bad_interval, "interval")) in c.stderr,
          "test-connection with a broken config exits 2 listing the problem", out_of(c))
+    # a problem outside the job and its two tenants: the test runs, with a note
+    conf = write_conf("broken.conf", good.replace("[daemon]\n", "[daemon]\nfrobnicate = 1\n"))
+    c = ctl("test-connection", JOB, conf=conf)
+    t.ok(c.returncode == 0 and ("OK: job %s" % JOB) in c.stdout and
+         "has 1 problem(s) outside job %s and its tenants" % JOB in c.stderr and "frobnicate" not in c.stderr,
+         "test-connection with a problem only in [daemon] tests the job, with a note", out_of(c))
+    conf = write_conf("broken.conf", good.replace(env.secret, open_secret))
+    c = ctl("test-connection", JOB, conf=conf)
+    t.ok(c.returncode == 2 and "readable by others" in c.stderr and "cannot use" in c.stderr,
+         "test-connection with a problem in one of the job's tenants exits 2 naming it", out_of(c))
     with open(env.conf, "w") as f:
         f.write(good)
 
