@@ -538,6 +538,22 @@ xts_jobs_sync_now(struct xts_jobs *t, const char *name)
 	return 0;
 }
 
+const char *
+xts_jobs_sync_refusal(struct xts_jobs *t, const char *name)
+{
+	struct job *j = job_find(t, name);
+
+	if (j == NULL)
+		return NULL;
+	if (t->shutting_down)
+		return "cannot start: xtsyncd is stopping";
+	if (j->paused)
+		return "is paused (xtsyncctl pause); `xtsyncctl resume` runs it again";
+	if (!j->cfg->enabled)
+		return "is disabled in the configuration (enabled = false)";
+	return NULL;
+}
+
 int
 xts_jobs_released(struct xts_jobs *t, const char *name)
 {

@@ -132,6 +132,10 @@ int xts_jobs_apply(struct xts_jobs *t, const struct xts_config *cfg, unsigned ru
  * is not paused changes nothing and returns 0 with *already set (scripts may
  * repeat them); otherwise *already is false. */
 int xts_jobs_sync_now(struct xts_jobs *t, const char *job);
+/* Why xts_jobs_sync_now refuses job with XTS_EINVAL, as the end of a
+ * sentence that starts with the job's name ("is paused; ..."); NULL when it
+ * would not. */
+const char *xts_jobs_sync_refusal(struct xts_jobs *t, const char *job);
 int xts_jobs_pause(struct xts_jobs *t, const char *job, bool *already);
 int xts_jobs_resume(struct xts_jobs *t, const char *job, bool *already);
 

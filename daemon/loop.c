@@ -458,6 +458,10 @@ cmd_sync(struct daemon *d, struct xts_control_req *req, const char *job, json_t 
 		reply_job_result(req, job, 0, "quarantine cleared; cycle started");
 		return;
 	}
+	if (ret == XTS_EINVAL && xts_jobs_sync_refusal(d->jobs, job) != NULL) {
+		xts_control_reply_error(req, "job '%s' %s", job, xts_jobs_sync_refusal(d->jobs, job));
+		return;
+	}
 	reply_job_result(req, job, ret, "cycle started");
 }
 

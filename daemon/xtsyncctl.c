@@ -454,6 +454,13 @@ main(int argc, char **argv)
 	cmd = argv[optind];
 	argc -= optind;
 	argv += optind;
+	/* COMMAND --help: the usage, exit 0 (logs has its own, longer one) */
+	if (strcmp(cmd, "logs") != 0)
+		for (i = 1; i < argc; i++)
+			if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+				usage(stdout);
+				return 0;
+			}
 	for (i = 0; daemon_cmds[i] != NULL; i++)
 		if (strcmp(cmd, daemon_cmds[i]) == 0)
 			return daemon_command(config_path, sock, argc, argv);

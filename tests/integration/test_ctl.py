@@ -157,6 +157,12 @@ try:
     with open(env.conf, "w") as f:
         f.write(good)
 
+    # ---- COMMAND --help prints the usage and exits 0, for every command
+    for args in (["status"], ["sync"], ["provision", JOB], ["test-connection"], ["eval"], ["check-schema"]):
+        c = ctl(*(args + ["--help"]))
+        t.ok(c.returncode == 0 and c.stdout.startswith("usage: xtsyncctl") and "test-connection JOB" in c.stdout,
+             "%s --help prints the usage, exit 0" % " ".join(args), out_of(c))
+
     # ---- 4. an unknown job is a usage error for every job command
     for args in (["sync"], ["pause"], ["resume"], ["preview"], ["allow-deletions"], ["restart"],
                  ["provision", "nosuch", "someone@src.example"], ["test-connection"]):

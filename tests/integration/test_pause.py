@@ -61,7 +61,7 @@ try:
          "after a restart the job is still paused: no cycle in 4 intervals, no write (state %s, cycles %s, %d writes)"
          % (st[0], st[1], len(writes)), writes)
     c = env.ctl("sync", "j")
-    t.ok(c.returncode == 1 and "not possible in its current state" in c.stderr,
+    t.ok(c.returncode == 1 and "job 'j' is paused (xtsyncctl pause); `xtsyncctl resume` runs it again" in c.stderr,
          "sync of the job paused before the restart is refused (exit %d)" % c.returncode, c.stderr)
     X.stop_daemon(p)
     p = None
