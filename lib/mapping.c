@@ -348,6 +348,15 @@ xts_mapping_diff_ex(const struct xts_schema *s, const json_t *desired, const jso
 			/* single-valued MultiValueAddOnly flows as Always */
 			__attribute__((fallthrough));
 		case XTS_FLOWTYPE_ALWAYS:
+			/* "The Microsoft Entra provisioning service doesn't
+			 * support provisioning null values" (entra-docs app-
+			 * provisioning/customize-application-attributes.md):
+			 * clearing a target value is an opt-in preview of
+			 * inbound HR and API provisioning only (clear-attribute-
+			 * values.md). A value removed in the source is not
+			 * written; the target keeps what it has. */
+			if (is_empty(dv))
+				continue;
 			if (values_equal(dv, lv) &&
 			    ((m != NULL && m->flow_behavior == XTS_FLOW_ALWAYS) || (reassert && !is_empty(dv)))) {
 				/* Unchanged FlowAlways values ride along with any

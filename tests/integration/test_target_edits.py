@@ -93,6 +93,32 @@ try:
     seq = sim.last_seq()
     p = env.once()
     t.ok(p.returncode == 0 and not writes(seq), "the next cycle writes nothing", writes(seq))
+
+    # a's department removed in the source: not written, the target keeps it.
+    # "The Microsoft Entra provisioning service doesn't support provisioning
+    # null values" (entra-docs app-provisioning/customize-application-
+    # attributes.md); clearing is an opt-in preview of inbound HR and API
+    # provisioning only (clear-attribute-values.md).
+    kept = X.linked(sim, tgt_tid, link)[a["id"]].get("department")
+    sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (src_tid, a["id"]),
+             {"department": None, "jobTitle": "Department removed"})
+    seq = sim.last_seq()
+    pl0 = len(env.provlog())
+    p = env.once()
+    lk = X.linked(sim, tgt_tid, link)
+    pt = patches(seq)
+    mp = [{m["displayName"]: m.get("newValue") for m in e.get("modifiedProperties", [])}
+          for e in env.provlog()[pl0:] if e.get("action") == "Update" and e["sourceIdentity"]["id"] == a["id"]]
+    t.ok(p.returncode == 0 and len(pt) == 1 and len(mp) == 1 and "department" not in mp[0] and
+         mp[0].get("jobTitle") == "Department removed",
+         "a value removed in the source is not written: one PATCH, its Update line has jobTitle, no department",
+         (len(pt), mp))
+    t.ok(kept and lk[a["id"]].get("department") == kept and lk[a["id"]].get("jobTitle") == "Department removed",
+         "the target keeps the department it had (%r)" % kept, lk[a["id"]])
+    seq = sim.last_seq()
+    p = env.once()
+    t.ok(p.returncode == 0 and not writes(seq), "the cycle after that writes nothing (no retry of the removal)",
+         writes(seq))
     ok = t.failed == 0
 finally:
     sim.stop()

@@ -185,13 +185,22 @@ test_diff(void **state)
 	assert_json(ch, "{'displayName':'Ann Berg','city':'Oslo'}");
 	json_decref(ch);
 
-	/* A value removed in the source is cleared in the target (null). */
+	/* A value removed in the source (null or "") is not written: Entra's
+	 * provisioning "doesn't support provisioning null values"
+	 * (customize-application-attributes.md); the target keeps its value,
+	 * with reassert too. */
 	json_object_set_new(desired, "displayName", json_string("Ann Lee"));
 	json_object_set_new(last, "displayName", json_string("Ann Lee"));
 	json_object_set_new(last, "jobTitle", json_string("Boss"));
+	json_object_set_new(last, "department", json_string("Sales"));
 	assert_int_equal(xts_mapping_diff(s, desired, last, &ch), 0);
-	assert_json(ch, "{'jobTitle':null,'city':'Oslo'}");
+	assert_json(ch, "{}"); /* no change: FlowAlways city does not ride alone */
 	json_decref(ch);
+	assert_int_equal(xts_mapping_diff_ex(s, desired, last, 1, &ch), 0);
+	assert_null(json_object_get(ch, "jobTitle"));
+	assert_null(json_object_get(ch, "department"));
+	json_decref(ch);
+	json_object_set_new(last, "department", json_null());
 
 	/* ObjectAddOnly never on update; AttributeAddOnly flows when the target had nothing. */
 	json_object_set_new(desired, "userType", json_string("Guest"));
