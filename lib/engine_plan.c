@@ -546,9 +546,10 @@ entry_to_attrs(json_t *entry)
  * selected property the user has: one it leaves out was never set or was
  * cleared ("If the property has never been set before it will not be
  * included in the response at all", api/user-delta.md), so there the entry
- * replaces the stored attributes, manager included, and a cleared property
- * is cleared in the target too. Only on the user's first appearance in the
- * cycle: a later one (a replay) merges. */
+ * replaces the stored attributes, manager included (a cleared property is
+ * null in the store; like any null value it is not written to the target,
+ * xts_mapping_diff_ex). Only on the user's first appearance in the cycle: a
+ * later one (a replay) merges. */
 /* 1 when a and b (stored and merged attributes) hold a different value for
  * some key, an absent key being null: a full round's page may leave out
  * what an incremental one gave as null. The manager is left out: its own
