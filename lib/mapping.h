@@ -17,7 +17,7 @@
  *   mappings are evaluated only then, and defaultValue is used only then (when
  *   the result is null or empty).
  * - The link mapping is skipped; IgnoreFlowIfNullOrEmpty omits the attribute;
- *   any other null result is kept as json null (so the diff can clear it).
+ *   any other null result is kept as json null (the diff never writes a null).
  * On success returns 0, *target_attrs is a new object {targetAttr: value} and
  * *redacted a new array of target attribute names whose values must be logged
  * as "[Redact]" (redacted may be NULL). On an expression error returns

@@ -332,8 +332,23 @@ load_source(struct map_priv *m, const json_t *src, const char *path,
 	int r, ret = 0;
 
 	if (src == NULL || json_is_null(src)) {
+		/* The portal's mapping type "None": "the target attribute is
+		 * left unmodified. However, if the target attribute is ever
+		 * empty, it populates with the default value that you specify"
+		 * (customize-application-attributes.md; objectMapping's
+		 * example exports it as "source": null with a defaultValue):
+		 * the default as a constant that flows only into an empty
+		 * attribute. Without a default it would do nothing at all. */
+		if (m->default_value != NULL) {
+			m->pub.source_type = XTS_SOURCE_CONSTANT;
+			m->pub.flow_type = XTS_FLOWTYPE_ATTRIBUTE_ADD_ONLY;
+			m->constant = xts_strdup(m->default_value);
+			m->source_text = xts_strdup("");
+			return m->constant == NULL || m->source_text == NULL ? XTS_ENOMEM : 0;
+		}
 		*bad = 1;
-		return xts_schema_problem_add(probs, path, "missing \"source\"");
+		return xts_schema_problem_add(probs, path, "missing \"source\" (a mapping of type None needs a "
+					      "defaultValue)");
 	}
 	if (!json_is_object(src)) {
 		*bad = 1;
@@ -355,11 +370,8 @@ load_source(struct map_priv *m, const json_t *src, const char *path,
 	if (*bad)
 		return 0;
 	xts_strf(p, sizeof(p), "%s.type", path);
-	if (type == NULL) {
-		*bad = 1;
-		return xts_schema_problem_add(probs, p, "missing source type (Attribute, Constant or Function)");
-	}
-	if (strcasecmp(type, "Attribute") == 0) {
+	/* attributeMappingSource.type: "Default is Attribute." */
+	if (type == NULL || strcasecmp(type, "Attribute") == 0) {
 		const char *n = (name != NULL && name[0] != '\0') ? name : expr;
 		m->pub.source_type = XTS_SOURCE_ATTRIBUTE;
 		if (n == NULL || n[0] == '\0') {

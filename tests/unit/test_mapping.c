@@ -70,7 +70,7 @@ static const char *const mappings =
 	"{'targetAttributeName':'companyName','source':{'type':'Function','expression':'CDate([companyName])'}}";
 
 static struct xts_schema *
-load(void)
+load_with(const char *maps)
 {
 	char buf[8192];
 	struct xts_schema_problems probs = XTS_SCHEMA_PROBLEMS_INIT;
@@ -80,7 +80,7 @@ load(void)
 
 	snprintf(buf, sizeof(buf),
 		 "{'synchronizationRules':[{'objectMappings':[{'sourceObjectName':'User',"
-		 "'targetObjectName':'User','attributeMappings':[%s]}]}]}", mappings);
+		 "'targetObjectName':'User','attributeMappings':[%s]}]}]}", maps);
 	doc = J(buf);
 	if (xts_schema_load_json(doc, &s, &probs) != 0) {
 		for (i = 0; i < probs.count; i++)
@@ -90,6 +90,12 @@ load(void)
 	xts_schema_problems_free(&probs);
 	json_decref(doc);
 	return s;
+}
+
+static struct xts_schema *
+load(void)
+{
+	return load_with(mappings);
 }
 
 static void
@@ -273,6 +279,41 @@ test_builtin_apply(void **state)
 	xts_schema_free(s);
 }
 
+/* The portal's mapping type "None" ("source": null with a defaultValue):
+ * "the target attribute is left unmodified. However, if the target
+ * attribute is ever empty, it populates with the default value"
+ * (customize-application-attributes.md). */
+static void
+test_none_mapping(void **state)
+{
+	struct xts_schema *s = load_with("{'targetAttributeName':'alternativeSecurityIds','matchingPriority':1,"
+					 "'source':{'type':'Function','expression':'AltSecIdFromNetId([netId])'}},"
+					 "{'targetAttributeName':'preferredLanguage','defaultValue':'en-US',"
+					 "'source':null}");
+	struct xts_expr_error err;
+	json_t *user = J("{'preferredLanguage':'de-DE'}"), *out = NULL, *ch = NULL, *last;
+
+	(void)state;
+	/* created with the default, whatever the source holds */
+	assert_int_equal(xts_mapping_apply(s, user, 1, &out, NULL, &err), 0);
+	assert_json(json_object_get(out, "preferredLanguage"), "'en-US'");
+	/* left as it is in the target ... */
+	last = J("{'preferredLanguage':'fr-FR'}");
+	assert_int_equal(xts_mapping_diff_ex(s, out, last, 1, &ch), 0);
+	assert_null(json_object_get(ch, "preferredLanguage"));
+	json_decref(ch);
+	json_decref(last);
+	/* ... unless it is empty there */
+	last = J("{'preferredLanguage':null}");
+	assert_int_equal(xts_mapping_diff(s, out, last, &ch), 0);
+	assert_json(ch, "{'preferredLanguage':'en-US'}");
+	json_decref(ch);
+	json_decref(last);
+	json_decref(out);
+	json_decref(user);
+	xts_schema_free(s);
+}
+
 int
 main(void)
 {
@@ -281,6 +322,7 @@ main(void)
 		cmocka_unit_test(test_apply_errors),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_builtin_apply),
+		cmocka_unit_test(test_none_mapping),
 	};
 
 	xts_mem_install();

@@ -223,7 +223,9 @@ test_problems(void **state)
 	expect_problem(doc_with(LINK ",{'targetAttributeName':'x','source':{'type':'Magic','name':'a'}}", NULL),
 		       AM "[1].source.type", "unknown source type \"Magic\"");
 	expect_problem(doc_with(LINK ",{'targetAttributeName':'x'}", NULL), AM "[1].source",
-		       "missing \"source\"");
+		       "missing \"source\" (a mapping of type None needs a defaultValue)");
+	expect_problem(doc_with(LINK ",{'targetAttributeName':'x','source':null,'defaultValue':''}", NULL),
+		       AM "[1].source", "missing \"source\"");
 	expect_problem(doc_with(LINK ",{'targetAttributeName':'mail','matchingPriority':1,"
 			       "'source':{'type':'Attribute','name':'mail'}}", NULL),
 		       AM "[1].matchingPriority", "matchingPriority 1 is also used by attributeMappings[0]");
@@ -254,6 +256,39 @@ test_problems(void **state)
 			 "'targetObjectName':'User','attributeMappings':[" LINK "]},{'sourceObjectName':'User',"
 			 "'targetObjectName':'User','attributeMappings':[" LINK "]}]}]}"),
 		       "$.synchronizationRules[0].objectMappings[1]", "a second enabled User to User");
+}
+
+/* Two documented forms of an attributeMapping: the portal's mapping type
+ * "None" ("the target attribute is left unmodified. However, if the target
+ * attribute is ever empty, it populates with the default value",
+ * customize-application-attributes.md), exported as "source": null with a
+ * defaultValue (synchronization-objectmapping.md's example); and a source
+ * without "type" ("Default is Attribute", synchronization-
+ * attributemappingsource.md). */
+static void
+test_none_and_default_type(void **state)
+{
+	struct xts_schema_problems probs = XTS_SCHEMA_PROBLEMS_INIT;
+	struct xts_schema *s = NULL;
+	const struct xts_schema_mapping *m;
+	json_t *doc = doc_with(LINK ",{'targetAttributeName':'preferredLanguage','defaultValue':'en-US',"
+			       "'source':null,'flowType':'Always'},{'targetAttributeName':'mail',"
+			       "'source':{'name':'mail','expression':'[mail]'}}", NULL);
+
+	(void)state;
+	assert_int_equal(xts_schema_load_json(doc, &s, &probs), 0);
+	assert_int_equal(probs.count, 0);
+	m = xts_schema_mapping_find(s, "preferredLanguage");
+	assert_non_null(m);
+	assert_int_equal(m->source_type, XTS_SOURCE_CONSTANT);
+	assert_int_equal(m->flow_type, XTS_FLOWTYPE_ATTRIBUTE_ADD_ONLY);
+	assert_string_equal(m->constant, "en-US");
+	m = xts_schema_mapping_find(s, "mail");
+	assert_non_null(m);
+	assert_int_equal(m->source_type, XTS_SOURCE_ATTRIBUTE);
+	assert_string_equal(m->source_attr, "mail");
+	xts_schema_free(s);
+	json_decref(doc);
 }
 
 static void
@@ -395,6 +430,7 @@ main(void)
 		cmocka_unit_test(test_builtin),
 		cmocka_unit_test(test_entra_export),
 		cmocka_unit_test(test_problems),
+		cmocka_unit_test(test_none_and_default_type),
 		cmocka_unit_test(test_every_problem_reported),
 		cmocka_unit_test(test_load_file_errors),
 		cmocka_unit_test(test_fingerprint),
