@@ -975,7 +975,10 @@ static void
 invite(struct aop *a)
 {
 	struct eng_cycle *cy = a->cy;
-	const char *email = json_string_value(json_object_get(a->payload, "email"));
+	/* the source UPN when it is not the mail (create_payload) */
+	const char *email = json_is_string(json_object_get(a->payload, "invite")) ?
+				    json_string_value(json_object_get(a->payload, "invite")) :
+				    json_string_value(json_object_get(a->payload, "email"));
 	json_t *inv;
 	int ret;
 

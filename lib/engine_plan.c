@@ -134,20 +134,31 @@ set_str_or_null(json_t *o, const char *key, const char *v)
 	return json_object_set_new(o, key, v != NULL ? json_string(v) : json_null());
 }
 
-/* A create's payload as JSON text, {"email":…,"displayName":…} and
- * "manager" when mgr is not NULL, each value a string or null: written
- * straight into buf when it fits in cap bytes (else into memory allocated
- * here), not built as objects and then serialized (this runs for every new
- * user: 6 % of an initial read's instructions went to it). The caller
- * frees the result when it is not buf; NULL on ENOMEM. */
+/* A create's payload as JSON text, {"email":…,"displayName":…}, then
+ * "manager" when mgr is not NULL and "invite" when invite is not NULL, each
+ * value a string or null: written straight into buf when it fits in cap
+ * bytes (else into memory allocated here), not built as objects and then
+ * serialized (this runs for every new user: 6 % of an initial read's
+ * instructions went to it). The caller frees the result when it is not
+ * buf; NULL on ENOMEM. */
 static char *
-create_payload(char *buf, size_t cap, const char *email, const char *name, const char *mgr)
+create_payload(char *buf, size_t cap, const char *email, const char *name, const char *mgr,
+	       const char *invite)
 {
-	static const char *const pre[3] = { "{\"email\":", ",\"displayName\":", ",\"manager\":" };
-	const char *v[3] = { email, name, mgr };
-	size_t len[3], need = 2, i, k = mgr != NULL ? 3 : 2;
+	static const char *const pre_all[4] = { "{\"email\":", ",\"displayName\":", ",\"manager\":",
+						",\"invite\":" };
+	const char *v[4] = { email, name }, *pre[4] = { pre_all[0], pre_all[1] };
+	size_t len[4], need = 2, i, k = 2;
 	char *out, *o;
 
+	if (mgr != NULL) {
+		pre[k] = pre_all[2];
+		v[k++] = mgr;
+	}
+	if (invite != NULL) {
+		pre[k] = pre_all[3];
+		v[k++] = invite;
+	}
 	for (i = 0; i < k; i++) {
 		len[i] = v[i] != NULL ? strlen(v[i]) : 0;
 		if (len[i] > ((size_t)-1) / 32)
@@ -405,9 +416,19 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 		 * its op, cost a quarter of an initial read; and a create waiting
 		 * for its turn writes the source's latest values, under the
 		 * schema of the cycle that sends it. */
-		ptext = create_payload(pbuf, sizeof(pbuf), mail != NULL && mail[0] != '\0' ? mail : upn,
+		/* Invited at the source UPN: the target user's UPN is then
+		 * UPN_domain#EXT#@target, the UPN prefix Microsoft's service
+		 * gives it ("the UPN prefix of the target guest user would be
+		 * updated to match the UPN of the source user", cross-tenant-
+		 * synchronization-configure.md); "email" (the mail, else the
+		 * UPN) stays what a manually invited user is matched by. */
+		const char *email = mail != NULL && mail[0] != '\0' ? mail : upn;
+
+		ptext = create_payload(pbuf, sizeof(pbuf), email,
 				       json_string_value(json_object_get(attrs, "displayName")),
-				       ref != NULL ? mgr : NULL);
+				       ref != NULL ? mgr : NULL,
+				       upn != NULL && upn[0] != '\0' && email != NULL && strcmp(upn, email) != 0 ?
+					       upn : NULL);
 		if (ptext == NULL) {
 			ret = XTS_ENOMEM;
 			goto done;

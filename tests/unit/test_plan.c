@@ -263,7 +263,7 @@ test_create_payload_text(void **state)
 	assert_string_equal(json_string_value(json_object_get(p, "displayName")), name);
 	assert_string_equal(json_string_value(json_object_get(p, "email")), "u-40@contoso.example");
 	assert_null(json_object_get(p, "manager"));
-	assert_int_equal(json_object_size(p), 2);
+	assert_int_equal(json_object_size(p), 2); /* no "invite": the mail is empty, email is the UPN */
 	json_decref(p);
 	/* a name too long for the plan's stack buffer: the same text, from the heap */
 	{
@@ -298,6 +298,11 @@ test_create_payload_text(void **state)
 	assert_non_null(p);
 	assert_true(json_is_null(json_object_get(p, "displayName")));
 	assert_string_equal(json_string_value(json_object_get(p, "email")), "zoe@contoso.example");
+	/* a mail that is not the UPN: invited at the UPN (its #EXT# prefix) */
+	assert_string_equal(json_string_value(json_object_get(p, "invite")), "u-40@contoso.example");
+	json_decref(p);
+	p = op_payload(f, "u-41", XTS_OP_CREATE);
+	assert_null(json_object_get(p, "invite")); /* mail == UPN: no second address */
 	json_decref(p);
 }
 
