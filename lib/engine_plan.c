@@ -337,7 +337,7 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 	char pbuf[1024], *ptext = NULL;
 	json_t *desired = NULL, *redacted = NULL, *changes = NULL, *payload = NULL;
 	const char *why = NULL, *mgr;
-	int ret, linked, internal, in = 0, a, none_open = 0;
+	int ret, linked, internal, in = 0, a, none_open = 0, unprocessed = 0;
 
 	memset(&lr, 0, sizeof(lr));
 	memset(&xe, 0, sizeof(xe));
@@ -369,6 +369,20 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 			in = 0;
 		if (a == 0)
 			in = 0;
+		/* inputFilterGroups: "If an object doesn't satisfy this filter,
+		 * then it will not be processed further. ... if an object used
+		 * to satisfy this filter ... and then the object or the filter
+		 * was changed so that filter is no longer satisfied, such
+		 * object will NOT get deprovisioned" (synchronization-
+		 * filter.md): skipped, never deprovisioned. */
+		if (a != 0 && !in) {
+			int inp = 1;
+			const char *iwhy = NULL;
+			if (xts_scope_filter_eval_input(s, attrs, &inp, &iwhy) == 0 && !inp) {
+				unprocessed = 1;
+				why = iwhy;
+			}
+		}
 	}
 	mgr = json_string_value(json_object_get(attrs, "manager"));
 	memset(&u, 0, sizeof(u));
@@ -393,13 +407,14 @@ eng_plan_user(struct eng_cycle *cy, const char *sid, json_t *attrs, int deleted)
 	if (ret != 0)
 		goto done;
 	if (!in) {
-		if (linked) {
+		if (linked && !unprocessed) {
 			ret = deprovision(cy, sid, &lr.l, attrs, why != NULL ? why : "out of scope", true);
 		} else {
 			cy->counts.skipped++;
 			if (cy->kind == XTS_CYCLE_INCREMENTAL || internal)
-				eng_log_simple(cy, XTS_PROV_SKIP, XTS_PROV_SKIPPED, sid, attrs, NULL,
-					       "NotEffectivelyEntitled", why != NULL ? why : "out of scope");
+				eng_log_simple(cy, XTS_PROV_SKIP, XTS_PROV_SKIPPED, sid, attrs,
+					       linked ? lr.l.target_id : NULL, "NotEffectivelyEntitled",
+					       why != NULL ? why : "out of scope");
 			ret = op_put(cy, sid, -1, NULL, 0);
 			if (ret == 0) /* a create planned earlier is not wanted any more */
 				ret = manager_cancel(cy, sid);
