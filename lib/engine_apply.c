@@ -1085,6 +1085,23 @@ is_internal(const json_t *u)
 	return upn == NULL || strstr(upn, "#EXT#") == NULL;
 }
 
+/* Whether a target user found by a matching query carries the link of
+ * another source user (a value that is not this user's). */
+static bool
+linked_elsewhere(struct aop *a, const json_t *found)
+{
+	struct eng_cycle *cy = a->cy;
+	const char *have = json_string_value(json_object_get(found, cy->c.link_attr));
+	const char *tid = cy->job->source_tid_guid != NULL ? cy->job->source_tid_guid : cy->src->tenant_id;
+	char mine[256];
+
+	if (cy->link_off || cy->link_missing || have == NULL || have[0] == '\0')
+		return false;
+	if (xts_engine_link_value(tid, a->sid, mine, sizeof(mine)) != 0)
+		return false;
+	return strcmp(have, mine) != 0;
+}
+
 static void
 match_cb(void *arg, const struct xts_graph_result *res)
 {
@@ -1106,6 +1123,20 @@ match_cb(void *arg, const struct xts_graph_result *res)
 			op_failed(a, XTS_EEXIST, NULL, "the matching target user is internal to the target tenant "
 				  "(not an invited external user); cross-tenant synchronization never matches "
 				  "internal users");
+			return;
+		}
+		if (a->match_stage > 0 && linked_elsewhere(a, found)) {
+			/* Another source user's (another job's, in a many-to-one
+			 * topology, or a namesake's): Microsoft matches only on
+			 * the source-specific alternativeSecurityIds, so it is
+			 * not this user's. The next stage, or an invitation at
+			 * this user's own UPN, gives it a target user of its own. */
+			xts_info("job %s: user %s: target user %s found by %s is linked to another source user; "
+				 "not adopted", a->cy->c.name, a->sid,
+				 json_string_value(json_object_get(found, "id")) != NULL ?
+				 json_string_value(json_object_get(found, "id")) : "?", a->matched_by);
+			a->match_stage++;
+			match_next(a);
 			return;
 		}
 		if (json_object_get(a->write, "userPrincipalName") == NULL)
