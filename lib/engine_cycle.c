@@ -156,11 +156,14 @@ step_connect_done(void *arg, const struct xts_policy_result *r)
 	if (r->err == 0 && r->n == 0) {
 		xts_free(cy->job->source_tid_guid);
 		cy->job->source_tid_guid = r->source_tenant_id != NULL ? xts_strdup(r->source_tenant_id) : NULL;
+		if (!cy->job->checked)
+			xts_info("job %s: connection test passed", cy->c.name);
+		else
+			xts_debug("job %s: connection test passed", cy->c.name);
 		cy->job->checked = true;
 		cy->job->link_off = r->link_unavailable != 0;
 		cy->link_off = cy->job->link_off;
 		cy->link_missing = r->link_unregistered != 0 || cy->link_off;
-		xts_info("job %s: connection test passed", cy->c.name);
 		eng_cycle_next(cy, step_recover);
 		return;
 	}
@@ -386,10 +389,12 @@ step_start(struct eng_cycle *cy)
 	cy->phase = PH_CONNECT;
 	cy->link_off = cy->job->link_off;
 	cy->link_missing = cy->link_off;
-	if (!cy->job->checked || cy->job->source_tid_guid == NULL)
-		step_connect(cy);
-	else
-		eng_cycle_next(cy, step_recover);
+	/* Every cycle: a target administrator who turns off "Allow users
+	 * sync into this tenant" stops synchronization ("false causes any
+	 * current user synchronization from the source tenant to the target
+	 * tenant to stop", crosstenantusersyncinbound.md); Graph itself would
+	 * still take the app's writes. A few GETs a cycle, no write. */
+	step_connect(cy);
 	return;
 fail:
 	xts_err("job %s: cannot start a cycle: %s", cy->c.name, xts_strerror(ret));
