@@ -34,6 +34,9 @@ eng_prov_begin(struct eng_cycle *cy, struct xts_prov_entry *pe, int action, int 
 	pe->source_tenant_id = cy->src->tenant_id;
 	pe->target_id = target_id;
 	pe->target_tenant_id = cy->tgt->tenant_id;
+	/* provision on demand is an operator's request (initiator.md: "user") */
+	if (cy->only_user != NULL)
+		pe->initiated_by = "xtsyncctl provision";
 	return true;
 }
 

@@ -111,7 +111,7 @@ xts_notify_event_compose(const struct xts_notify_event *ev, char **subject, char
 		ret |= xts_buf_printf(&s, "[xtsync] job %s: %lld deletions held", job, ev->held);
 		ret |= xts_buf_printf(&b,
 		    "The synchronization job \"%s\" planned %lld deletions (or disables) in one\n"
-		    "cycle (cycle %lld), which reaches its deletion threshold of %lld.\n"
+		    "cycle (cycle %lld), more than its deletion threshold of %lld.\n"
 		    "They have been held; nothing was deleted. Other changes continue.\n\n"
 		    "What to do:\n"
 		    "  - see the held deletions:\n"

@@ -87,6 +87,11 @@ try:
          "exactly that user was created (one invitation)", (sorted(lk), invitations(sim, B) - inv0))
     t.ok(lk.get(NEW, {}).get("jobTitle") == "Pilot" and lk.get(NEW, {}).get("userType") == "Member",
          "the provisioned user has its mapped attributes", lk.get(NEW))
+    mine = [e for e in env.provlog() if e["sourceIdentity"]["id"] == NEW and e["action"] == "Create"]
+    t.ok(mine and all(e["initiatedBy"] == {"displayName": "xtsyncctl provision", "initiatorType": "user"}
+                      for e in mine),
+         "its Create line says an operator initiated it (initiatedBy xtsyncctl provision, user)",
+         [e.get("initiatedBy") for e in mine])
     c = env.ctl("provision", "p2b", NEW)
     t.ok(c.returncode == 0 and "Action: Create" not in c.stdout and "Action: Other" in c.stdout and
          "nothing was written" in c.stdout, "a second provision of the same user writes nothing", c.stdout)
