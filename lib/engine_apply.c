@@ -907,14 +907,22 @@ send_restore(struct aop *a)
 
 /* ---- create: match, then invite ------------------------------------------------- */
 
-static json_t *
-link_pair(struct aop *a)
+/* This source user's link value ("sourceTenantId:sourceId") into v (n bytes). */
+static int
+own_link(const struct aop *a, char *v, size_t n)
 {
 	const char *tid = a->cy->job->source_tid_guid != NULL ? a->cy->job->source_tid_guid :
 							     a->cy->src->tenant_id;
+
+	return xts_engine_link_value(tid, a->sid, v, n);
+}
+
+static json_t *
+link_pair(struct aop *a)
+{
 	char v[256];
 
-	if (xts_engine_link_value(tid, a->sid, v, sizeof(v)) != 0)
+	if (own_link(a, v, sizeof(v)) != 0)
 		return NULL;
 	return json_string(v);
 }
@@ -1091,13 +1099,13 @@ static bool
 linked_elsewhere(struct aop *a, const json_t *found)
 {
 	struct eng_cycle *cy = a->cy;
-	const char *have = json_string_value(json_object_get(found, cy->c.link_attr));
-	const char *tid = cy->job->source_tid_guid != NULL ? cy->job->source_tid_guid : cy->src->tenant_id;
+	const char *have;
 	char mine[256];
 
-	if (cy->link_off || cy->link_missing || have == NULL || have[0] == '\0')
+	if (cy->link_off || cy->link_missing || cy->c.link_attr == NULL)
 		return false;
-	if (xts_engine_link_value(tid, a->sid, mine, sizeof(mine)) != 0)
+	have = json_string_value(json_object_get(found, cy->c.link_attr));
+	if (have == NULL || have[0] == '\0' || own_link(a, mine, sizeof(mine)) != 0)
 		return false;
 	return strcmp(have, mine) != 0;
 }

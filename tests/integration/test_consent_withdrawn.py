@@ -10,7 +10,6 @@
 # AzureDirectoryB2BManagementPolicyCheckFailure and quarantines the job.
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import xtsenv as X  # noqa: E402
@@ -33,13 +32,8 @@ try:
     u = X.users_list(sim.users(src_tid))[0]
     sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (src_tid, u["id"]), {"jobTitle": "After consent ended"})
     seq = sim.last_seq()
-    end = time.time() + 30
-    st = None
-    while time.time() < end:
-        st = X.job_status(env, "j")
-        if st is not None and st.get("state") == "quarantined":
-            break
-        time.sleep(0.2)
+    X.poll(lambda: (X.job_status(env, "j") or {}).get("state") == "quarantined", timeout=30)
+    st = X.job_status(env, "j")
     writes = X.target_writes(sim, seq, tgt_tid)
     log = open(os.path.join(tmp, "live.log")).read()
     t.ok(st is not None and st.get("state") == "quarantined" and not writes and
