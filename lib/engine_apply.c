@@ -1143,6 +1143,15 @@ match_cb(void *arg, const struct xts_graph_result *res)
 				 "not adopted", a->cy->c.name, a->sid,
 				 json_string_value(json_object_get(found, "id")) != NULL ?
 				 json_string_value(json_object_get(found, "id")) : "?", a->matched_by);
+			/* Found by the very address this user would be invited at:
+			 * Graph answers such an invitation with the user that holds
+			 * the address, which would then be taken over. Refuse. */
+			if (strcmp(a->matched_by, "Matched by the invited e-mail address") == 0 &&
+			    !json_is_string(json_object_get(a->payload, "invite"))) {
+				op_failed(a, XTS_EEXIST, NULL, "the target user holding this user's address is linked "
+					  "to another source user; not invited (the invitation would return that user)");
+				return;
+			}
 			a->match_stage++;
 			match_next(a);
 			return;

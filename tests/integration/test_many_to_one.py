@@ -37,6 +37,14 @@ try:
     ub = sim.call("POST", "/_admin/tenants/%s/users" % B[0], {
         "displayName": "Pat of B", "userPrincipalName": "pat@b.example", "mail": "pat@shared.example",
         "mailNickname": "pat", "department": "B", "accountEnabled": True})
+    # a namesake whose own address (mail == UPN) is the mail of A's next user:
+    # inviting it would return A's user, so its create fails, and says why
+    ua2 = sim.call("POST", "/_admin/tenants/%s/users" % A[0], {
+        "displayName": "Sam of A", "userPrincipalName": "sam@a.example", "mail": "sam@b.example",
+        "mailNickname": "sam", "department": "A", "accountEnabled": True})
+    ub2 = sim.call("POST", "/_admin/tenants/%s/users" % B[0], {
+        "displayName": "Sam of B", "userPrincipalName": "sam@b.example", "mail": "sam@b.example",
+        "mailNickname": "sam", "department": "B", "accountEnabled": True})
     env.add_job("a2t", "a", "t", scope="all", deletion_threshold=0)
     env.add_job("b2t", "b", "t", scope="all", deprovision="delete", deletion_threshold=0)
     env.write_config()
@@ -46,8 +54,14 @@ try:
     tgt = X.linked(sim, T[0], link)
     lk_a, lk_b = "%s:%s" % (A[0], ua["id"]), "%s:%s" % (B[0], ub["id"])
     by_link = {u.get(link): u for u in X.users_list(sim.users(T[0])) if not u.get("deleted")}
-    t.ok(pa.returncode == 0 and pb.returncode == 0 and len(by_link) == 2 and
-         lk_a in by_link and lk_b in by_link and by_link[lk_a]["id"] != by_link[lk_b]["id"],
+    lk_a2 = "%s:%s" % (A[0], ua2["id"])
+    t.ok(pa.returncode == 0 and len(by_link) == 3 and lk_a2 in by_link and
+         by_link[lk_a2].get("displayName") == "Sam of A" and
+         "linked to another source user; not invited" in pb.stderr and
+         "%s:%s" % (B[0], ub2["id"]) not in by_link,
+         "a user whose invitation address is another source's user's mail is not invited: that user "
+         "stays A's, the create fails with the reason", (sorted(by_link), pb.stderr[-1500:]))
+    t.ok(pb.returncode != 0 and lk_a in by_link and lk_b in by_link and by_link[lk_a]["id"] != by_link[lk_b]["id"],
          "two sources, one mail: two target users, each linked to its own source user",
          (pa.returncode, pb.returncode, sorted(by_link), pb.stderr[-1500:]))
     t.ok(by_link.get(lk_a, {}).get("department") == "A" and by_link.get(lk_a, {}).get("displayName") == "Pat of A" and
@@ -58,7 +72,7 @@ try:
     pb = env.once("--job", "b2t")
     pa = env.once("--job", "a2t")
     live = {u.get(link): u for u in X.users_list(sim.users(T[0])) if not u.get("deleted")}
-    t.ok(pb.returncode == 0 and pa.returncode == 0 and lk_b not in live and
+    t.ok(pa.returncode == 0 and lk_b not in live and
          live.get(lk_a, {}).get("id") == by_link[lk_a]["id"] and live[lk_a].get("accountEnabled") is True,
          "B's user deleted in its source: only B's target user is deleted; A's stays, enabled",
          (pb.returncode, pa.returncode, sorted(live)))
