@@ -25,6 +25,11 @@ struct entry;
 
 /* A token endpoint's Retry-After is honoured up to this long. */
 #define AUTH_MAX_WAIT_MS (10LL * 60 * 1000)
+/* A failed early refresh keeps the current token while it has at least a
+ * tenth of its lifetime, at most this long, to live, and is tried again after
+ * AUTH_REFRESH_RETRY_MS. */
+#define AUTH_KEEP_MIN_MS (60LL * 1000)
+#define AUTH_REFRESH_RETRY_MS (30LL * 1000)
 
 struct xts_auth_wait {
 	struct xts_auth *a;
@@ -84,7 +89,28 @@ static const struct {
 	{ 700023, "invalid audience in the client assertion" },
 	{ 7000274, "the client assertion header has no valid x5t or x5t#S256 thumbprint" },
 	{ 50058, "the session is unknown or invalid" },
+	{ 90006, "the token service is temporarily unavailable (retried)" },
+	{ 90024, "a transient error in the token service (retried)" },
+	{ 90033, "Microsoft Online Directory Service is unavailable (retried)" },
+	{ 90055, "too many requests to the token service for this tenant (retried)" },
 };
+
+/* A refusal that says "try again", not "your credentials are wrong": the
+ * OAuth error temporarily_unavailable ("The server is temporarily too busy
+ * to handle the request. Retry the request.") and server_error, and the
+ * transient AADSTS codes of reference-error-codes.md: 90006
+ * ExternalServerRetryableError, 90024 RequestBudgetExceededError ("A
+ * transient error has occurred. Try again."), 90033 MsodsServiceUnavailable,
+ * 90055 TenantThrottlingError. That page says to react to `error`, never to
+ * error_description. Such an answer is retried and never quarantines. */
+static int
+transient_refusal(const char *err, long code)
+{
+	if (err != NULL && (strcmp(err, "temporarily_unavailable") == 0 ||
+			    strcmp(err, "server_error") == 0))
+		return 1;
+	return code == 90006 || code == 90024 || code == 90033 || code == 90055;
+}
 
 const char *
 xts_auth_aadsts_text(long code)
@@ -194,7 +220,7 @@ xts_auth_parse_token_response(long status, const char *body, size_t len, char **
 			snprintf(detail, detail_len, "%s%s%s", err ? err : "error",
 				 first[0] ? ": " : "", first);
 	}
-	ret = XTS_EAUTH;
+	ret = transient_refusal(err, code) ? XTS_ESERVER : XTS_EAUTH;
 done:
 	json_decref(j);
 	return ret;
@@ -422,7 +448,7 @@ on_token(void *arg, const struct xts_http_resp *r)
 	struct xts_auth_wait *w;
 	char detail[600];
 	char *token = NULL;
-	long long exp_s = 0, now = xts_now_ms(), life, early;
+	long long exp_s = 0, now = xts_now_ms(), life, early, keep;
 	long code = 0;
 	int err;
 
@@ -435,11 +461,18 @@ on_token(void *arg, const struct xts_http_resp *r)
 		err = xts_auth_parse_token_response(r->status, r->body, r->body_len, &token, &exp_s,
 						    &code, detail, sizeof(detail));
 		/* A busy or failing token service is not a credential problem:
-		 * the caller retries it, the engine must not quarantine on it. */
+		 * the caller retries it, the engine must not quarantine on it.
+		 * Nor is an error answer without an OAuth error (a proxy's HTML
+		 * page, a 408): only the token service's own refusal is. A 200
+		 * we cannot read (our memory ran out inside jansson, which then
+		 * reports a syntax error) stays XTS_EPARSE: the cycle fails, the
+		 * job is not quarantined. */
 		if (err != 0 && r->status >= 500)
 			err = XTS_ESERVER;
 		else if (err != 0 && r->status == 429)
 			err = XTS_ETHROTTLED;
+		else if (err == XTS_EPARSE && r->status != 200)
+			err = XTS_ESERVER;
 		/* "Microsoft Entra ID will reply with 429 Too Many Requests,
 		 * with a Retry-After: 60 header" (MSAL, client and server
 		 * throttling): no token request for this app and tenant until
@@ -447,13 +480,30 @@ on_token(void *arg, const struct xts_http_resp *r)
 		if ((err == XTS_ESERVER || err == XTS_ETHROTTLED) && r->retry_after_ms > 0)
 			e->not_before = now + (r->retry_after_ms < AUTH_MAX_WAIT_MS ? r->retry_after_ms
 										    : AUTH_MAX_WAIT_MS);
-		else if (err == XTS_EPARSE && r->status != 200)
-			err = XTS_EAUTH;
-		/* A 200 we cannot read (our memory ran out inside jansson, which
-		 * then reports a syntax error) is no verdict on the credentials:
-		 * XTS_EPARSE fails the cycle without quarantining the job. */
 	}
-	if (err == 0) {
+	keep = (e->expires_at - e->acquired) / 10;
+	if (keep > AUTH_KEEP_MIN_MS)
+		keep = AUTH_KEEP_MIN_MS;
+	if (err != 0 && err != XTS_EAUTH && e->token != NULL && now < e->expires_at - keep) {
+		/* The early refresh failed, but not on the credentials, and the
+		 * token we hold is still good: keep using it and try again later
+		 * (MSAL and the Azure SDKs do the same; only a refusal of the
+		 * credentials, or the token running out, fails the caller). */
+		long long again = now + AUTH_REFRESH_RETRY_MS;
+
+		if (again < e->not_before)
+			again = e->not_before;
+		if (again > e->expires_at - keep)
+			again = e->expires_at - keep;
+		e->refresh_at = again;
+		xts_warn("auth: %s: token refresh for tenant %s app %s failed: %s; the current token "
+			 "is still valid for %lld s and stays in use (client-request-id %s)",
+			 e->name ? e->name : "?", e->tenant ? e->tenant : "?",
+			 e->client ? e->client : "?", detail, (e->expires_at - now) / 1000,
+			 r->client_request_id ? r->client_request_id : "-");
+		err = 0;
+		code = 0;
+	} else if (err == 0) {
 		entry_drop_token(e);
 		e->token = token;
 		e->not_before = 0;

@@ -5,7 +5,9 @@
 # it elapses, from the emulator's request log), 500/503/504, connection reset,
 # a stall mid-body (short XTSYNC_REQUEST_TIMEOUT_MS), truncated and malformed
 # JSON, an oversized body, a nextLink to a foreign host, 410 Gone while paging,
-# token expiry mid-request and revoked credentials (live daemon: quarantined
+# token expiry mid-request, a busy token service (400 temporarily_unavailable:
+# retried, not quarantined), a token service down while the current token is
+# still valid (live daemon: the token stays in use) and revoked credentials (live daemon: quarantined
 # at once, `xtsyncctl status` says so). After each: a clear log line, and the
 # target converges (every change arrives, no duplicate, nothing lost).
 import os
@@ -191,6 +193,57 @@ try:
          [(r["seq"], r["route"], r["status"]) for r in reqs][:12])
     sim.call("POST", "/_admin/settings", {"token_lifetime_s": 60})
     os.environ["XTSYNC_REQUEST_TIMEOUT_MS"] = "2000"
+
+    # ---- the token service is busy: "temporarily_unavailable" (AADSTS90006) is
+    # retried, not taken for refused credentials (entra-docs
+    # identity-platform/reference-error-codes.md: react to `error`;
+    # temporarily_unavailable: "Retry the request."). Not quarantined.
+    p, reqs = scenario("400 temporarily_unavailable on the token route",
+                       [dict(route="oauth2", kind="status", status=400, count=1)], 0,
+                       r"AADSTS90006")
+    t.ok("quarantin" not in p.stderr, "temporarily_unavailable: the job is not quarantined",
+         "\n".join(line for line in p.stderr.splitlines() if "quarantin" in line)[-1500:])
+
+    # ---- the token service fails while the current token is still valid: the
+    # early refresh fails, the token in hand stays in use until shortly before
+    # it expires (as MSAL and the Azure SDKs do), cycles go on succeeding
+    sim.call("POST", "/_admin/settings", {"token_lifetime_s": 20})
+    seq = sim.last_seq()
+    env.jobs[0][3]["interval"] = "1s"
+    env.write_config()
+    d = X.start_daemon(env)
+    try:
+        tok = X.poll(lambda: [r for r in sim.requests(seq)["value"] if r["route"] == "token" and
+                              r["tenant"] == A and r["status"] == 200], timeout=60, step=0.2)
+        t0 = tok[0]["time"]
+        time.sleep(max(0.0, t0 + 12 - time.time()))
+        fault(route="oauth2", kind="status", status=503, retry_after="none", count=1000)
+        bad = X.poll(lambda: [r for r in sim.requests(seq)["value"] if r["route"] == "token" and
+                              r["status"] == 503], timeout=30, step=0.2)
+        time.sleep(max(0.0, t0 + 17.5 - time.time()))
+        reqs = sim.requests(seq)["value"]
+        used = [r for r in reqs if bad and r["route"] == "users.delta" and r["status"] == 200 and
+                r["seq"] > bad[0]["seq"]]
+        t.ok(bad and bad[0]["time"] > t0 + 14 and used,
+             "token service down before the token expires: after the failed early refresh (at %.1f s of 20 s) "
+             "the current token stays in use (%d delta requests answered 200)" %
+             ((bad[0]["time"] - t0) if bad else -1, len(used)),
+             [(round(r["time"] - t0, 1), r["route"], r["status"]) for r in reqs][-20:])
+        clear()
+        seq4 = sim.last_seq()
+        X.poll(lambda: [r for r in sim.requests(seq4)["value"] if r["route"] == "users.delta" and
+                        r["status"] == 200], timeout=60, step=0.2)
+    finally:
+        clear()
+        rc = X.stop_daemon(d)
+    with open(os.path.join(tmp, "live.log")) as f:
+        live = f.read()
+    t.ok(rc == 0 and re.search(r"token refresh for tenant \S+ app \S+ failed: .*stays in use", live),
+         "a warning says the refresh failed and the current token stays in use",
+         "\n".join(line for line in live.splitlines() if "auth" in line)[-1500:])
+    del env.jobs[0][3]["interval"]
+    env.write_config()
+    sim.call("POST", "/_admin/settings", {"token_lifetime_s": 60})
 
     # ---- credentials revoked while the daemon runs: quarantined at once, status says so
     sim.call("POST", "/_admin/settings", {"token_lifetime_s": 3})

@@ -237,6 +237,10 @@ test_token_response(void **state)
 		"Ensure the secret being sent in the request is the client secret value.\\r\\nTrace ID: 1\","
 		"\"error_codes\":[7000215],\"timestamp\":\"2024-01-01 00:00:00Z\"}";
 	const char *tenant = "{\"error\":\"invalid_request\",\"error_description\":\"AADSTS90002: Tenant 'x' not found.\"}";
+	const char *busy = "{\"error\":\"temporarily_unavailable\",\"error_description\":\"AADSTS90006: "
+			   "The service is temporarily unavailable.\",\"error_codes\":[90006]}";
+	const char *msods = "{\"error\":\"invalid_request\",\"error_description\":\"AADSTS90033: "
+			    "A transient error has occurred. Try again.\",\"error_codes\":[90033]}";
 
 	(void)state;
 	assert_int_equal(xts_auth_parse_token_response(200, ok, strlen(ok), &tok, &exp, &code, detail,
@@ -258,6 +262,17 @@ test_token_response(void **state)
 						       detail, sizeof(detail)), XTS_EAUTH);
 	assert_int_equal(code, 90002);
 	assert_non_null(strstr(detail, "tenant not found"));
+
+	/* "temporarily_unavailable ... Retry the request." and the transient
+	 * AADSTS codes (entra-docs reference-error-codes.md): retried, never
+	 * taken for refused credentials */
+	assert_int_equal(xts_auth_parse_token_response(400, busy, strlen(busy), &tok, &exp, &code,
+						       detail, sizeof(detail)), XTS_ESERVER);
+	assert_int_equal(code, 90006);
+	assert_non_null(strstr(detail, "AADSTS90006"));
+	assert_int_equal(xts_auth_parse_token_response(400, msods, strlen(msods), &tok, &exp, &code,
+						       detail, sizeof(detail)), XTS_ESERVER);
+	assert_int_equal(code, 90033);
 
 	assert_int_equal(xts_auth_parse_token_response(502, "<html>", 6, &tok, &exp, &code, detail,
 						       sizeof(detail)), XTS_EPARSE);
