@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <math.h>
@@ -1086,6 +1087,41 @@ check_secret(struct loader *L, const char *spec, int line, const char *key)
 		prob(L, line, "%s: %s", key, why);
 }
 
+/* A passphrase-protected key cannot be used by a daemon (no one types the
+ * passphrase): say so here, not at the first token request. A key this
+ * process may not read (an operator running xtsyncctl) is not looked at. */
+static void
+check_key_plain(struct loader *L, const char *spec, int line)
+{
+	char buf[8192], *path = NULL;
+	ssize_t n;
+	size_t len = 0;
+	int fd;
+
+	if (spec[0] == '\0' || xts_secret_resolve(spec, &path) != 0)
+		goto done;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		goto done;
+	while (len < sizeof(buf) - 1) {
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	if (strstr(buf, "ENCRYPTED") != NULL)
+		prob(L, line, "client_key_file: %s is encrypted with a passphrase, which a daemon cannot "
+		     "type: store it unencrypted, readable only by the daemon's user (`openssl pkey -in "
+		     "KEY -out NEWKEY`), or as a systemd credential", path);
+	explicit_bzero(buf, sizeof(buf));
+done:
+	xts_free(path);
+}
+
 static void
 check_file(struct loader *L, const char *path, int line, const char *key)
 {
@@ -1136,6 +1172,7 @@ check_tenant(struct loader *L, struct xts_config_tenant *t)
 		     "%s: client_certificate_file and client_key_file go together", label);
 	check_secret(L, t->client_secret_file, kline(kl, "tenant", "client_secret_file", t->line), "client_secret_file");
 	check_secret(L, t->client_key_file, kline(kl, "tenant", "client_key_file", t->line), "client_key_file");
+	check_key_plain(L, t->client_key_file, kline(kl, "tenant", "client_key_file", t->line));
 	check_file(L, t->client_certificate_file, kline(kl, "tenant", "client_certificate_file", t->line),
 		   "client_certificate_file");
 	check_file(L, t->ca_file, kline(kl, "tenant", "ca_file", t->line), "ca_file");

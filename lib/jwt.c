@@ -107,6 +107,20 @@ done:
 	return ret;
 }
 
+/* OpenSSL's default for an encrypted PEM key asks for its passphrase on the
+ * controlling terminal and waits there, on the event loop. A key must be
+ * stored unencrypted (the file's mode and ownership protect it), so there is
+ * no passphrase to give: fail at once. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return 0;
+}
+
 int
 xts_jwt_client_assertion(const char *cert_pem, const char *key_pem, const char *client_id,
 			 const char *aud, long long now_s, char **out)
@@ -141,9 +155,15 @@ xts_jwt_client_assertion(const char *cert_pem, const char *key_pem, const char *
 		ret = XTS_ENOMEM;
 		goto done;
 	}
-	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+	ERR_clear_error();
 	if (key == NULL) {
-		xts_err("auth: the client key is not an unencrypted PEM private key");
+		if (strstr(key_pem, "ENCRYPTED") != NULL)
+			xts_err("auth: the client key is encrypted with a passphrase: store it "
+				"unencrypted, readable only by the daemon's user (mode 0600 or 0640), or "
+				"as a systemd credential (`openssl pkey -in KEY -out NEWKEY`)");
+		else
+			xts_err("auth: the client key is not a PEM private key");
 		goto done;
 	}
 	if (EVP_PKEY_base_id(key) != EVP_PKEY_RSA) {

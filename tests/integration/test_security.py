@@ -7,7 +7,8 @@
 #     log, provisioning log, xtsyncctl status/logs, the SQLite files, the mail
 #     sent) is searched for the client secret, every access token the emulator
 #     issued, the private key's PEM body and the SMTP password: none may appear;
-# (b) secret files readable by others (world) are refused, for each secret key (0640 is fine);
+# (b) secret files readable by others (world) are refused, for each secret key (0640 is fine),
+#     and so is a passphrase-protected client key;
 # (c) a server whose certificate comes from an untrusted CA is refused before
 #     any request; http:// to a non-loopback host is refused at config time;
 # (d) the control socket refuses a user who is neither root nor in
@@ -209,6 +210,21 @@ try:
     t.ok(c.returncode == 0, "secret files of mode 640 (group-readable, not world) are accepted", c.stdout + c.stderr)
     c = check_config(conf, {"CREDENTIALS_DIRECTORY": creds})
     t.ok(c.returncode == 0, "modes restored: the config passes again", c.stdout + c.stderr)
+
+    # a passphrase-protected key: a daemon cannot type the passphrase (OpenSSL
+    # would ask on the terminal and wait, the event loop with it): refused at
+    # --check-config and at start, at once
+    subprocess.run(["openssl", "pkey", "-in", os.path.join(tmp, "app.key"), "-aes256", "-passout", "pass:x",
+                    "-out", os.path.join(tmp, "enc.key")], check=True)
+    os.chmod(os.path.join(tmp, "enc.key"), 0o600)
+    wfile(conf, config(src_key="enc.key"), 0o644)
+    c = check_config(conf, {"CREDENTIALS_DIRECTORY": creds})
+    p = once("encrypted key")
+    wfile(conf, config(), 0o644)
+    t.ok(c.returncode == 2 and re.search(r"xtsync\.conf:\d+: client_key_file: \S+enc\.key is encrypted with a "
+                                         r"passphrase", c.stdout + c.stderr) and p.returncode == 2,
+         "an encrypted client key: --check-config names it at FILE:LINE and the daemon refuses to start (exit %d)" %
+         p.returncode, (c.stdout + c.stderr)[-600:] + quiet(p.stderr))
     c = check_config(conf)
     p = subprocess.run([XTSYNCD, "-c", conf, "--once", "--foreground"], capture_output=True, text=True,
                        env={k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}, timeout=60)

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include <jansson.h>
@@ -184,6 +185,35 @@ test_assertion(void **state)
 	free_cert(&p);
 }
 
+/* A passphrase-protected key is refused at once. OpenSSL's default would ask
+ * for the passphrase: on /dev/tty, or, without a terminal (CI), on stdin. The
+ * passphrase waits on stdin here, so asking would succeed and show up. */
+static void
+encrypted_key_refused(struct pem *p)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *enc, *a = NULL;
+	int fds[2], saved;
+
+	assert_true(PEM_write_bio_PrivateKey(b, p->pkey, EVP_aes_256_cbc(), (unsigned char *)"pw", 2,
+					     NULL, NULL) == 1);
+	enc = bio_str(b);
+	BIO_free(b);
+	assert_non_null(strstr(enc, "ENCRYPTED"));
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(write(fds[1], "pw\npw\n", 6), 6);
+	close(fds[1]);
+	saved = dup(0);
+	assert_true(saved >= 0);
+	assert_int_equal(dup2(fds[0], 0), 0);
+	close(fds[0]);
+	assert_int_equal(xts_jwt_client_assertion(p->cert, enc, "c", "aud", 1, &a), XTS_EINVAL);
+	assert_null(a);
+	assert_int_equal(dup2(saved, 0), 0);
+	close(saved);
+	free(enc);
+}
+
 static void
 test_assertion_jti_fresh_and_bad_input(void **state)
 {
@@ -204,6 +234,7 @@ test_assertion_jti_fresh_and_bad_input(void **state)
 	assert_null(a);
 	assert_int_equal(xts_jwt_client_assertion("garbage", p.key, "c", "aud", 1, &a), XTS_EINVAL);
 	assert_int_equal(xts_jwt_client_assertion(p.cert, "garbage", "c", "aud", 1, &a), XTS_EINVAL);
+	encrypted_key_refused(&p);
 	free_cert(&p);
 	free_cert(&q);
 }
