@@ -34,6 +34,9 @@ enum {
 	/* --once --job: the named job runs even when quarantined (its retry,
 	 * now) or disabled after 28 days of quarantine */
 	XTS_RUNNER_RETRY_NOW = 1 << 1,
+	/* --once: the mail queued by the cycle goes out before the exit, also
+	 * when it takes a while (a daemon stopping does not wait for it) */
+	XTS_RUNNER_ONCE = 1 << 2,
 };
 
 /* What the engine reports back when a cycle ends (result argument of done):

@@ -178,7 +178,8 @@ swap_str(char **a, char **b)
 static unsigned
 runner_flags(const struct xts_daemon_opts *o)
 {
-	return (o->dry_run ? XTS_RUNNER_DRY_RUN : 0) | (o->once && o->only_job != NULL ? XTS_RUNNER_RETRY_NOW : 0);
+	return (o->dry_run ? XTS_RUNNER_DRY_RUN : 0) | (o->once && o->only_job != NULL ? XTS_RUNNER_RETRY_NOW : 0) |
+	       (o->once ? XTS_RUNNER_ONCE : 0);
 }
 
 /* Returns 0 (swapped) or XTS_ECONFIG with problems filled (old config kept). */

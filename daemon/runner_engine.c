@@ -41,9 +41,10 @@ struct rctx {
 	char *snapshot_dir;    /* dry run: the temporary copy of the store */
 	/* smtp */
 	bool smtp;
-	char *smtp_url, *smtp_from, *smtp_user, *smtp_pass;
+	char *smtp_url, *smtp_from, *smtp_user, *smtp_pass, *smtp_ca;
 	struct flush_work *flushing;
 	bool flush_again;
+	uv_timer_t *outbox_timer; /* the next flush of a mail waiting to be retried */
 	uv_timer_t reaper;     /* frees preview engines from the loop */
 	struct preview *dead;
 	struct loaded *loaded; /* last cycles read from the store (r_last_cycle) */
@@ -107,9 +108,21 @@ snapshot_remove(char *dir)
 struct flush_work {
 	uv_work_t w;
 	struct rctx *r; /* NULL once the runner is gone */
-	char *state_dir, *url, *from, *user, *pass;
+	char *state_dir, *url, *from, *user, *pass, *ca;
 	int sent, failed, err;
+	int stop;            /* set by the loop thread when the daemon stops (atomic) */
+	long long next_due;  /* wall ms of the next mail to retry, 0 = none */
 };
+
+/* A stopping daemon does not wait for a slow SMTP server: the transfer in
+ * flight is aborted and its mail stays queued (sent after the restart). */
+static int
+flush_stopping(void *arg)
+{
+	struct flush_work *f = arg;
+
+	return __atomic_load_n(&f->stop, __ATOMIC_ACQUIRE);
+}
 
 static void
 flush_run(uv_work_t *w)
@@ -123,13 +136,24 @@ flush_run(uv_work_t *w)
 	c.from = f->from;
 	c.username = f->user;
 	c.password = f->pass;
+	c.ca_file = f->ca;
+	c.should_stop = flush_stopping;
+	c.stop_arg = f;
 	f->err = xts_store_open(f->state_dir, &st);
 	if (f->err == 0)
 		f->err = xts_notify_flush(st, &c, xts_wall_ms(), &f->sent, &f->failed);
+	if (f->err == 0 && xts_notify_next_attempt(st, &f->next_due) != 0)
+		f->next_due = 0;
 	xts_store_close(st);
 }
 
 static void flush_kick(void *arg);
+
+static void
+outbox_timer_cb(uv_timer_t *t)
+{
+	flush_kick(t->data);
+}
 
 static void
 flush_after(uv_work_t *w, int status)
@@ -147,14 +171,23 @@ flush_after(uv_work_t *w, int status)
 	xts_free(f->from);
 	xts_free(f->user);
 	xts_secret_free(f->pass);
-	xts_free(f);
-	if (r == NULL)
+	xts_free(f->ca);
+	if (r == NULL) {
+		xts_free(f);
 		return;
+	}
 	r->flushing = NULL;
 	if (r->flush_again) {
 		r->flush_again = false;
 		flush_kick(r);
+	} else if (f->next_due > 0 && r->outbox_timer != NULL) {
+		/* a mail waits for its retry: flush again then, whether or not
+		 * a cycle runs (a quarantined job's cycles do not) */
+		long long ms = f->next_due - xts_wall_ms();
+
+		uv_timer_start(r->outbox_timer, outbox_timer_cb, ms < 1000 ? 1000 : (uint64_t)ms, 0);
 	}
+	xts_free(f);
 }
 
 static void
@@ -163,7 +196,7 @@ flush_kick(void *arg)
 	struct rctx *r = arg;
 	struct flush_work *f;
 
-	if (!r->smtp || r->snapshot_dir != NULL)
+	if (!r->smtp || r->snapshot_dir != NULL || (r->flags & XTS_RUNNER_DRY_RUN) != 0)
 		return;
 	if (r->flushing != NULL) {
 		r->flush_again = true;
@@ -179,16 +212,21 @@ flush_kick(void *arg)
 	f->from = xts_strdup(r->smtp_from);
 	f->user = xts_strdup(r->smtp_user != NULL ? r->smtp_user : "");
 	f->pass = r->smtp_pass != NULL ? xts_strdup(r->smtp_pass) : NULL;
+	f->ca = r->smtp_ca != NULL && r->smtp_ca[0] != '\0' ? xts_strdup(r->smtp_ca) : NULL;
 	if (f->state_dir == NULL || f->url == NULL || f->from == NULL || f->user == NULL ||
-	    uv_queue_work(r->loop, &f->w, flush_run, flush_after) != 0) {
+	    (r->smtp_pass != NULL && f->pass == NULL) || (f->ca == NULL && r->smtp_ca != NULL &&
+	    r->smtp_ca[0] != '\0') || uv_queue_work(r->loop, &f->w, flush_run, flush_after) != 0) {
 		xts_free(f->state_dir);
 		xts_free(f->url);
 		xts_free(f->from);
 		xts_free(f->user);
 		xts_secret_free(f->pass);
+		xts_free(f->ca);
 		xts_free(f);
 		return;
 	}
+	if (r->outbox_timer != NULL)
+		uv_timer_stop(r->outbox_timer);
 	r->flushing = f;
 }
 
@@ -199,7 +237,8 @@ smtp_clear(struct rctx *r)
 	xts_free(r->smtp_from);
 	xts_free(r->smtp_user);
 	xts_secret_free(r->smtp_pass);
-	r->smtp_url = r->smtp_from = r->smtp_user = r->smtp_pass = NULL;
+	xts_free(r->smtp_ca);
+	r->smtp_url = r->smtp_from = r->smtp_user = r->smtp_pass = r->smtp_ca = NULL;
 	r->smtp = false;
 }
 
@@ -214,9 +253,10 @@ smtp_load(struct rctx *r, const struct xts_config *cfg)
 	r->smtp_url = xts_strdup(cfg->smtp.url);
 	r->smtp_from = xts_strdup(cfg->smtp.from);
 	r->smtp_user = xts_strdup(cfg->smtp.username);
+	r->smtp_ca = xts_strdup(cfg->smtp.ca_file != NULL ? cfg->smtp.ca_file : "");
 	if (cfg->smtp.password_file != NULL && cfg->smtp.password_file[0] != '\0')
 		ret = xts_secret_read(cfg->smtp.password_file, &r->smtp_pass);
-	if (r->smtp_url == NULL || r->smtp_from == NULL || r->smtp_user == NULL)
+	if (r->smtp_url == NULL || r->smtp_from == NULL || r->smtp_user == NULL || r->smtp_ca == NULL)
 		ret = XTS_ENOMEM;
 	r->smtp = ret == 0;
 	if (ret != 0)
@@ -520,7 +560,12 @@ r_configure(void *ctx, const struct xts_config *cfg, unsigned flags)
 		xts_warn("provisioning_log set by a reload: it takes effect at the next restart");
 	}
 	smtp_load(r, cfg);
-	return xts_engine_configure(r->eng, cfg);
+	ret = xts_engine_configure(r->eng, cfg);
+	/* mail queued before a restart or a reload (a quarantine the server
+	 * was down for) goes out now, not at the end of some later cycle */
+	if (ret == 0)
+		flush_kick(r);
+	return ret;
 }
 
 static int
@@ -776,6 +821,12 @@ r_closed(uv_handle_t *h)
 }
 
 static void
+timer_closed(uv_handle_t *h)
+{
+	xts_free(h);
+}
+
+static void
 r_destroy(void *ctx)
 {
 	struct rctx *r = ctx;
@@ -783,8 +834,16 @@ r_destroy(void *ctx)
 	reaper_cb(&r->reaper);
 	while (r->loaded != NULL)
 		loaded_drop(r, r->loaded->job);
-	if (r->flushing != NULL)
+	if (r->flushing != NULL) {
 		r->flushing->r = NULL;
+		if (!(r->flags & XTS_RUNNER_ONCE))
+			__atomic_store_n(&r->flushing->stop, 1, __ATOMIC_RELEASE);
+	}
+	if (r->outbox_timer != NULL) {
+		uv_timer_stop(r->outbox_timer);
+		uv_close((uv_handle_t *)r->outbox_timer, timer_closed);
+		r->outbox_timer = NULL;
+	}
 	xts_engine_free(r->eng);
 	xts_graph_ctx_free(r->gctx);
 	xts_store_close(r->store);
@@ -817,6 +876,11 @@ xts_runner_engine_init(uv_loop_t *loop, struct xts_job_runner *out)
 	}
 	uv_timer_init(loop, &r->reaper);
 	r->reaper.data = r;
+	r->outbox_timer = xts_calloc(1, sizeof(*r->outbox_timer));
+	if (r->outbox_timer != NULL) {
+		uv_timer_init(loop, r->outbox_timer);
+		r->outbox_timer->data = r;
+	}
 	out->ctx = r;
 	out->configure = r_configure;
 	out->start_cycle = r_start;

@@ -1225,6 +1225,7 @@ check_all(struct loader *L)
 		int *kl = c->smtp.key_line;
 		check_required(L, SK_SMTP, kl, c->smtp.line, "[smtp]");
 		check_secret(L, c->smtp.password_file, kline(kl, "smtp", "password_file", c->smtp.line), "password_file");
+		check_file(L, c->smtp.ca_file, kline(kl, "smtp", "ca_file", c->smtp.line), "ca_file");
 		if (c->smtp.username[0] != '\0' && c->smtp.password_file[0] == '\0')
 			prob(L, kline(kl, "smtp", "username", c->smtp.line), "username: set without password_file");
 	}
@@ -1287,6 +1288,7 @@ xts_config_free(struct xts_config *cfg)
 	xts_free(cfg->smtp.from);
 	xts_free(cfg->smtp.username);
 	xts_free(cfg->smtp.password_file);
+	xts_free(cfg->smtp.ca_file);
 	for (i = 0; i < cfg->n_tenants; i++)
 		tenant_free(&cfg->tenants[i]);
 	xts_free(cfg->tenants);

@@ -63,6 +63,7 @@ struct xts_config_smtp {
 	char *from;
 	char *username;           /* "" = no authentication */
 	char *password_file;      /* "" or a path / credential name (secret.h) */
+	char *ca_file;            /* "" or an extra PEM trust anchor */
 };
 
 struct xts_config_tenant {

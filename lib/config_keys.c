@@ -53,6 +53,8 @@ const struct xts_key_def xts_config_keys[] = {
 	  "SMTP AUTH user; empty = no authentication" },
 	{ "smtp", "password_file", XTS_KT_SECRET, S(password_file), 0, 0, "", NULL, 1, 0,
 	  "file or systemd credential holding the SMTP password" },
+	{ "smtp", "ca_file", XTS_KT_FILE, S(ca_file), 0, 0, "", NULL, 1, 0,
+	  "extra PEM trust anchor for the SMTP server's certificate; empty = system store only" },
 
 	/* [tenant "NAME"] */
 	{ "tenant", "tenant_id", XTS_KT_GUID_OR_DOMAIN, T(tenant_id), 0, 0, "", NULL, 1, 1,

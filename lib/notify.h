@@ -2,7 +2,8 @@
 /* E-mail notifications to operators: composing the messages for job events
  * (quarantine, reason change, deletions held), queuing them once per event
  * in the store's outbox, and sending them over SMTP with libcurl (smtp://
- * with STARTTLS — required except to loopback hosts — or smtps://). Takes
+ * with STARTTLS when the server offers it — required to send a password to a
+ * host that is not loopback — or smtps://). Takes
  * its settings as a plain struct, not from config.h; never logs a password. */
 #ifndef XTS_NOTIFY_H
 #define XTS_NOTIFY_H
@@ -20,6 +21,10 @@ struct xts_smtp_conf {
 	const char *password;  /* the secret's value (read from password_file by the caller) */
 	const char *ca_file;   /* NULL = system trust store */
 	long timeout_ms;       /* whole transfer; 0 = 15000 */
+	/* polled during a transfer and between mails (may be NULL): nonzero
+	 * aborts the transfer (the mail stays queued) and ends a flush */
+	int (*should_stop)(void *arg);
+	void *stop_arg;
 };
 
 /* ---- composing ------------------------------------------------------------ */
@@ -71,20 +76,35 @@ int xts_notify_url_is_loopback(const char *url);
  * CURLcode and then xts_notify_req_free). Owns the message and recipients. */
 struct xts_notify_req;
 /* Build it. *easy is borrowed from *out (freed by xts_notify_req_free).
- * Sets USE_SSL=ALL (STARTTLS required) unless the host is loopback (TRY).
- * Does not block. 0, XTS_EINVAL (bad URL, address or header), XTS_ENOMEM. */
+ * STARTTLS when offered (USE_SSL=TRY); required (ALL) when a password would
+ * go to a host that is not loopback. The mail goes to the recipients the
+ * server accepts (one refused address does not stop the others). EHLO names
+ * this host's FQDN or address (RFC 5321 4.1.4) unless the URL has a path.
+ * May resolve names (blocks): call it where xts_notify_send may be called. 0,
+ * XTS_EINVAL (bad URL, address or header), XTS_ENOMEM. */
 int xts_notify_build_easy(const struct xts_smtp_conf *c, const char *to_csv, const char *subject,
     const char *body, struct xts_notify_req **out, CURL **easy);
-/* Map the finished transfer to 0 or XTS_E* with a message in err. */
+/* Map the finished transfer to 0 or XTS_E* with a message in err (the
+ * server's own reply when it refused). */
 int xts_notify_req_result(struct xts_notify_req *r, CURLcode rc, char *err, size_t errlen);
+/* After the transfer: the recipients the server refused ("a@x, b@y"; "" if
+ * none; valid until xts_notify_req_free) and the code of the server's last
+ * refusal (4xx or 5xx; 0 if it refused nothing or never answered). */
+const char *xts_notify_req_refused(const struct xts_notify_req *r);
+long xts_notify_req_code(const struct xts_notify_req *r);
 void xts_notify_req_free(struct xts_notify_req *r);
 
 /* Send one mail now and wait for the server (blocks up to timeout_ms: call
  * it from a worker thread or a tool, never on the event loop). Returns 0,
  * or XTS_ETIMEDOUT / XTS_EIO (server unreachable), XTS_EAUTH, XTS_ETLS,
- * XTS_ESERVER (refused), XTS_EINVAL with a message in err (may be NULL). */
+ * XTS_ESERVER (refused), XTS_ECANCELED (should_stop), XTS_EINVAL with a
+ * message in err (may be NULL). 0 also when the server refused some of the
+ * recipients (not all): they are named in err. */
 int xts_notify_send(const struct xts_smtp_conf *c, const char *to_csv, const char *subject,
     const char *body, char *err, size_t errlen);
+/* The same, also giving the code of the server's last refusal (0: none). */
+int xts_notify_send_ex(const struct xts_smtp_conf *c, const char *to_csv, const char *subject,
+    const char *body, char *err, size_t errlen, long *code);
 
 /* ---- the outbox ----------------------------------------------------------- */
 
@@ -95,11 +115,18 @@ int xts_notify_queue(struct xts_store *st, const struct xts_notify_event *ev, co
     long long now, int *queued);
 /* Back-off after the Nth failed attempt (1-based): 1, 2, 4 ... minutes, at most 1 hour. */
 long long xts_notify_backoff_ms(int attempts);
+/* A mail the server refused for good (a 5xx reply) this many times is not
+ * tried again: its next_attempt becomes XTS_NOTIFY_NEVER. */
+#define XTS_NOTIFY_MAX_REFUSALS 5
+#define XTS_NOTIFY_NEVER 253402300799999LL /* 9999-12-31T23:59:59.999Z */
 /* Send every due mail of the outbox (synchronously, one after another),
  * marking each sent, or failed with its next attempt time. *sent / *failed
  * (may be NULL) get the counts. Returns 0 unless the store failed. Blocks:
  * a worker thread with its own store connection, or a tool. */
 int xts_notify_flush(struct xts_store *st, const struct xts_smtp_conf *c, long long now, int *sent,
     int *failed);
+/* The earliest next attempt of a mail still to send (wall ms; may be in the
+ * past), or 0 when none waits. */
+int xts_notify_next_attempt(struct xts_store *st, long long *when);
 
 #endif

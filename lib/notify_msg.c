@@ -177,6 +177,102 @@ put_encoded(struct xts_buf *b, const char *v)
 	return ret;
 }
 
+/* "To:" with the addresses of to_csv, folded after a comma so that no line
+ * is longer than 78 characters where an address allows (RFC 5322 2.1.1: "MUST
+ * be no more than 998", "SHOULD be no more than 78"). */
+static int
+put_to(struct xts_buf *b, const char *to_csv)
+{
+	const char *p = to_csv, *e;
+	size_t col = 4, len;
+	int ret = xts_buf_puts(b, "To:"), n = 0;
+
+	while (ret == 0 && *p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		e = strchr(p, ',');
+		len = e ? (size_t)(e - p) : strlen(p);
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (n > 0)
+			ret = xts_buf_putc(b, ',');
+		if (ret == 0 && n > 0 && col + 2 + len > 78) {
+			ret = xts_buf_puts(b, "\r\n");
+			col = 0;
+		}
+		if (ret == 0)
+			ret = xts_buf_printf(b, " %.*s", (int)len, p);
+		col += 2 + len;
+		n++;
+		p += len;
+	}
+	return ret == 0 ? xts_buf_puts(b, "\r\n") : ret;
+}
+
+/* Whether the body can go as 7bit: ASCII, no line longer than 998. */
+static int
+body_is_7bit(const char *body)
+{
+	size_t col = 0;
+
+	for (; *body; body++) {
+		if ((unsigned char)*body >= 0x80)
+			return 0;
+		col = *body == '\n' ? 0 : col + 1;
+		if (col > 998)
+			return 0;
+	}
+	return 1;
+}
+
+/* Quoted-printable (RFC 2045 6.7): CRLF line ends, soft breaks before 76. */
+static int
+put_body_qp(struct xts_buf *b, const char *body)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p;
+	size_t col = 0;
+	int ret = 0;
+
+	for (p = (const unsigned char *)body; *p && ret == 0; p++) {
+		char enc[4];
+		size_t w;
+
+		if (*p == '\r')
+			continue;
+		if (*p == '\n') {
+			ret = xts_buf_puts(b, "\r\n");
+			col = 0;
+			continue;
+		}
+		/* printable ASCII but '=', and a space or tab not before the
+		 * line's end, go as they are */
+		if ((*p >= 33 && *p <= 126 && *p != '=') ||
+		    ((*p == ' ' || *p == '\t') && p[1] != '\n' && p[1] != '\r' && p[1] != '\0')) {
+			enc[0] = (char)*p;
+			enc[1] = '\0';
+		} else {
+			enc[0] = '=';
+			enc[1] = hex[*p >> 4];
+			enc[2] = hex[*p & 15];
+			enc[3] = '\0';
+		}
+		w = strlen(enc);
+		if (col + w > 75) {
+			ret = xts_buf_puts(b, "=\r\n");
+			col = 0;
+		}
+		if (ret == 0)
+			ret = xts_buf_puts(b, enc);
+		col += w;
+	}
+	if (ret == 0 && (b->len < 2 || b->p[b->len - 1] != '\n'))
+		ret = xts_buf_puts(b, "\r\n");
+	return ret;
+}
+
 /* Body with every line ending made CRLF. */
 static int
 put_body(struct xts_buf *b, const char *body)
@@ -209,7 +305,7 @@ xts_notify_compose(const char *from, const char *to_csv, const char *subject, co
 	const char *domain;
 	struct tm tm;
 	time_t t;
-	int ret = 0;
+	int ret = 0, seven;
 
 	*out = NULL;
 	if (from == NULL || to_csv == NULL || subject == NULL || body == NULL || !*from || !*to_csv ||
@@ -226,19 +322,23 @@ xts_notify_compose(const char *from, const char *to_csv, const char *subject, co
 	ret |= xts_buf_printf(&b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", wd[tm.tm_wday],
 	    tm.tm_mday, mo[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	ret |= xts_buf_printf(&b, "From: %s\r\n", from);
-	ret |= xts_buf_printf(&b, "To: %s\r\n", to_csv);
+	if (ret == 0)
+		ret = put_to(&b, to_csv);
 	ret |= xts_buf_puts(&b, "Subject: ");
 	if (ret == 0)
 		ret = is_ascii(subject) ? xts_buf_puts(&b, subject) : put_encoded(&b, subject);
 	ret |= xts_buf_puts(&b, "\r\n");
 	ret |= xts_buf_printf(&b, "Message-ID: <%s@%s>\r\n", guid, domain);
-	ret |= xts_buf_puts(&b, "MIME-Version: 1.0\r\n"
+	/* 8bit would need BODY=8BITMIME on MAIL FROM (RFC 6152), which libcurl
+	 * does not send: a body that is not plain ASCII goes quoted-printable */
+	seven = body_is_7bit(body);
+	ret |= xts_buf_printf(&b, "MIME-Version: 1.0\r\n"
 	    "Content-Type: text/plain; charset=UTF-8\r\n"
-	    "Content-Transfer-Encoding: 8bit\r\n"
+	    "Content-Transfer-Encoding: %s\r\n"
 	    "Auto-Submitted: auto-generated\r\n"
-	    "\r\n");
+	    "\r\n", seven ? "7bit" : "quoted-printable");
 	if (ret == 0)
-		ret = put_body(&b, body);
+		ret = seven ? put_body(&b, body) : put_body_qp(&b, body);
 	if (ret != 0) {
 		xts_buf_free(&b);
 		return XTS_ENOMEM;

@@ -470,6 +470,9 @@ int xts_store_outbox_add(struct xts_store *st, const char *job, const char *even
 /* Walk unsent mails (any job) with next_attempt <= now, oldest first. */
 int xts_store_outbox_foreach_due(struct xts_store *st, long long now,
     int (*cb)(void *arg, const struct xts_store_mail *m), void *arg);
+/* *when: the earliest next_attempt below `before` of an unsent mail (at
+ * least 1: a mail due at once gives 1), or 0 when there is none. */
+int xts_store_outbox_next(struct xts_store *st, long long before, long long *when);
 int xts_store_outbox_mark_sent(struct xts_store *st, long long id, long long now);
 /* attempts + 1, next_attempt and last_error (may be NULL) recorded. */
 int xts_store_outbox_mark_failed(struct xts_store *st, long long id, long long next_attempt,

@@ -574,6 +574,19 @@ xts_store_outbox_foreach_due(struct xts_store *st, long long now,
 }
 
 int
+xts_store_outbox_next(struct xts_store *st, long long before, long long *when)
+{
+	long long v = 0;
+	int ret;
+
+	*when = 0;
+	ret = xts_store__int(st, XTS_ST_OB_NEXT, &v, "outbox next", "I", before);
+	if (ret == 0 && v > 0)
+		*when = v - 1 > 0 ? v - 1 : 1;
+	return ret;
+}
+
+int
 xts_store_outbox_mark_sent(struct xts_store *st, long long id, long long now)
 {
 	int changes = 0, ret;

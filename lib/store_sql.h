@@ -173,6 +173,8 @@ XTS_STORE_STMT(OB_ID, "SELECT id FROM outbox WHERE job = ? AND event_key = ?")
 XTS_STORE_STMT(OB_GET, "SELECT " XTS_MAIL_COLS " FROM outbox WHERE id = ?")
 XTS_STORE_STMT(OB_PAGE_DUE, "SELECT " XTS_MAIL_COLS " FROM outbox WHERE sent_at = 0 "
 	"AND next_attempt <= ? AND id > ? ORDER BY id LIMIT ?")
+XTS_STORE_STMT(OB_NEXT, "SELECT coalesce(min(next_attempt) + 1, 0) FROM outbox WHERE sent_at = 0 "
+	"AND next_attempt < ?")
 XTS_STORE_STMT(OB_SENT, "UPDATE outbox SET sent_at = ? WHERE id = ? AND sent_at = 0")
 XTS_STORE_STMT(OB_FAILED, "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? "
 	"WHERE id = ? AND sent_at = 0")

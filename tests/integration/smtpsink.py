@@ -4,6 +4,9 @@
 # loopback port and stores each received message as DIR/NNNN.eml with the
 # envelope in DIR/NNNN.env. No relaying, no TLS.
 # usage: smtpsink.py DIR [PORT [USER PASSWORD_FILE]]
+# Environment: SMTPSINK_REJECT="a@x,b@y" refuses those recipients (550 5.1.1);
+# SMTPSINK_TLS="CERT:KEY" offers STARTTLS with that certificate. Each .env
+# also records the client's EHLO name ("ehlo NAME").
 #   PORT 0 = pick one; prints "port N" when ready. With USER and PASSWORD_FILE
 #   the server requires AUTH (PLAIN or LOGIN; allowed without TLS since it only
 #   listens on loopback): MAIL before a successful AUTH is refused (530), a
@@ -25,6 +28,13 @@ class Sink:
         # continue the numbering of a previous run into the same directory
         self.count = len([f for f in os.listdir(outdir) if f.endswith('.eml')])
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reject = [a for a in os.environ.get('SMTPSINK_REJECT', '').split(',') if a]
+        if address in reject:
+            return '550 5.1.1 <%s>: Recipient address rejected: User unknown' % address
+        envelope.rcpt_tos.append(address)
+        return '250 OK'
+
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
             self.count += 1
@@ -32,6 +42,7 @@ class Sink:
         with open(base + '.env.tmp', 'w') as f:
             if session.auth_data is not None:
                 f.write('auth %s\n' % session.auth_data.login.decode('utf-8', 'replace'))
+            f.write('ehlo %s\n' % session.host_name)
             f.write('from %s\n' % envelope.mail_from)
             for r in envelope.rcpt_tos:
                 f.write('to %s\n' % r)
@@ -77,6 +88,12 @@ def main():
             password = f.read().rstrip('\n')
         kw = dict(authenticator=Authenticator(sys.argv[3], password), auth_required=True,
                   auth_require_tls=False)
+    if os.environ.get('SMTPSINK_TLS'):
+        import ssl
+        cert, key = os.environ['SMTPSINK_TLS'].split(':')
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        kw['tls_context'] = ctx
     ctl = Controller(Sink(outdir), hostname='127.0.0.1', port=port, **kw)
     ctl.start()
     print('port %d' % port, flush=True)

@@ -20,7 +20,7 @@ usage(void)
 {
 	fputs("usage: store_tool provlog PATH JOB ACTION STATUS SOURCE_UPN TARGET_ID [ERRCODE] [AGE_MS]\n"
 	      "       store_tool logs PATH logs [options]\n"
-	      "       store_tool send URL FROM TO SUBJECT BODY\n"
+	      "       store_tool send URL FROM TO SUBJECT BODY   (XTS_SMTP_CA: [smtp] ca_file)\n"
 	      "       store_tool queue STATE_DIR JOB CYCLE TO\n"
 	      "       store_tool flush STATE_DIR URL FROM NOW_MS\n"
 	      "       store_tool outbox STATE_DIR\n", stderr);
@@ -71,7 +71,8 @@ cmd_provlog(int argc, char **argv)
 static int
 cmd_send(int argc, char **argv)
 {
-	struct xts_smtp_conf c = { .url = argv[2], .from = argv[3], .timeout_ms = 5000 };
+	struct xts_smtp_conf c = { .url = argv[2], .from = argv[3], .timeout_ms = 5000,
+		.ca_file = getenv("XTS_SMTP_CA") };
 	char err[512];
 	int ret;
 
@@ -82,7 +83,10 @@ cmd_send(int argc, char **argv)
 		printf("error %s: %s\n", xts_errname(ret), err);
 		return 1;
 	}
-	printf("sent\n");
+	if (err[0] != '\0')
+		printf("sent, but %s\n", err);
+	else
+		printf("sent\n");
 	return 0;
 }
 

@@ -134,11 +134,11 @@ for c in smtp-password contoso-secret fabrikam-secret; do printf 'x\n' >"$D/cred
 out=$(CREDENTIALS_DIRECTORY="$D/creds" "$B/xtsyncd" -c "$S/conf/xtsync.conf" --check-config 2>&1); rc=$?
 [ $rc -eq 0 ] && ok "conf/xtsync.conf passes --check-config (credentials in \$CREDENTIALS_DIRECTORY)" || nok "example config" "rc=$rc" "$out"
 out=$(env -u CREDENTIALS_DIRECTORY "$B/xtsyncd" -c "$S/conf/xtsync.conf" --check-config 2>&1); rc=$?
-[ $rc -eq 0 ] && [[ $out == *"xtsync.conf:27: client_secret_file: systemd credential 'contoso-secret' not checked"* ]] \
+[ $rc -eq 0 ] && [[ $out == *"xtsync.conf:28: client_secret_file: systemd credential 'contoso-secret' not checked"* ]] \
 	&& ok "without \$CREDENTIALS_DIRECTORY the example passes, its credentials noted as unchecked" || nok "example without creds" "rc=$rc" "$out"
 mkdir -m 700 "$D/nocreds"
 out=$(CREDENTIALS_DIRECTORY="$D/nocreds" "$B/xtsyncd" -c "$S/conf/xtsync.conf" --check-config 2>&1); rc=$?
-[ $rc -eq 2 ] && [[ $out == *"xtsync.conf:27: client_secret_file: "*"contoso-secret"* ]] \
+[ $rc -eq 2 ] && [[ $out == *"xtsync.conf:28: client_secret_file: "*"contoso-secret"* ]] \
 	&& ok "a credential missing from \$CREDENTIALS_DIRECTORY is a problem" || nok "missing credential" "rc=$rc" "$out"
 
 # --- --once without a reachable tenant -------------------------------------

@@ -4,7 +4,11 @@
 # (smtpsink.py, aiosmtpd): a mail sent with xts_notify_send arrives with the
 # right headers and body; with the server down the event stays in the
 # store's outbox, is retried after its back-off and delivered exactly once
-# when the server is back. TAP output. argv[1] = the store_tool binary.
+# when the server is back; EHLO names a full domain or an address literal; a
+# UTF-8 body goes quoted-printable and a long To: is folded; one refused
+# recipient does not stop the others; a mail refused for good is given up
+# after 5 attempts; STARTTLS to a private CA needs [smtp] ca_file. TAP
+# output. argv[1] = the store_tool binary.
 import email
 import email.policy
 import os
@@ -57,7 +61,7 @@ def wait_mails(outdir, n, timeout=10.0):
 
 
 def main():
-    print('1..17', flush=True)
+    print('1..26', flush=True)
     tmp = tempfile.mkdtemp(prefix='xts-smtp-')
     sinkdir = os.path.join(tmp, 'sink')
     state = os.path.join(tmp, 'state')
@@ -122,6 +126,88 @@ def main():
         check('a later flush sends nothing more', rc == 0 and out == 'sent 0 failed 0')
         time.sleep(0.5)
         check('exactly one mail for the event', len(mails(sinkdir)) == 2)
+        with open(os.path.join(sinkdir, '0001.env')) as f:
+            ehlo = [ln.split(' ', 1)[1] for ln in f.read().split('\n') if ln.startswith('ehlo ')]
+        # RFC 5321 4.1.4: EHLO gives "the primary host name" (a full domain
+        # name) or "an address literal", not a bare host name
+        check('EHLO names a full domain or an address literal (%s)' % ehlo,
+              ehlo and ('.' in ehlo[0] or ehlo[0].startswith('[')))
+
+        # a body that is not ASCII goes quoted-printable (8bit would need
+        # BODY=8BITMIME, RFC 6152) and arrives intact; a long recipient list
+        # is folded (RFC 5322: lines of at most 998) and accepted
+        many = ', '.join('operator-number-%02d@operations.contoso.example' % i for i in range(25))
+        text = 'Zürich — the job is quarantined.\nNächster Versuch: 12:00\n'
+        rc, out, err = run('send', url, 'xtsync@contoso.example', many, 's', text)
+        check('a mail to 25 recipients with a UTF-8 body is accepted (%s)' % out, rc == 0 and out == 'sent')
+        ok = wait_mails(sinkdir, 3)
+        if ok:
+            with open(os.path.join(sinkdir, '0003.eml'), 'rb') as f:
+                raw = f.read()
+            m3 = email.message_from_bytes(raw, policy=email.policy.default)
+            ok = (m3['Content-Transfer-Encoding'] == 'quoted-printable' and
+                  m3.get_content().replace('\r\n', '\n') == text and
+                  max(len(ln) for ln in raw.split(b'\r\n')) <= 78 and
+                  m3['To'].addresses[24].addr_spec == 'operator-number-24@operations.contoso.example')
+        check('it arrives quoted-printable, decoded intact, To: folded (no line over 78), 25 addresses', ok)
+        stop_sink(sink)
+        sink = None
+
+        # one refused recipient: the others still get the mail (RFC 5321:
+        # each RCPT is answered on its own), and the refusal is named
+        os.environ['SMTPSINK_REJECT'] = 'gone@contoso.example'
+        sinkdir2 = os.path.join(tmp, 'sink2')
+        sink, port2 = start_sink(sinkdir2)
+        url2 = 'smtp://127.0.0.1:%d' % port2
+        rc, out, err = run('send', url2, 'xtsync@contoso.example',
+                           'ops@contoso.example, gone@contoso.example, sec@contoso.example', 's', 'b')
+        check('one refused recipient: sent to the others, the refusal named (%s)' % out,
+              rc == 0 and out == 'sent, but the server refused <gone@contoso.example>')
+        env2 = []
+        if wait_mails(sinkdir2, 1):
+            with open(os.path.join(sinkdir2, '0001.env')) as f:
+                env2 = f.read().split('\n')
+        check('the envelope holds the two accepted recipients',
+              'to ops@contoso.example' in env2 and 'to sec@contoso.example' in env2 and
+              'to gone@contoso.example' not in env2)
+        # every recipient refused for good: retried with back-off, then
+        # given up after XTS_NOTIFY_MAX_REFUSALS (5) refusals, not forever
+        state2 = os.path.join(tmp, 'state2')
+        os.makedirs(state2)
+        run('queue', state2, 'j2', 1, 'gone@contoso.example')
+        base = int(time.time() * 1000) + 1000
+        outs = []
+        for k in range(5):
+            outs.append(run('flush', state2, url2, 'xtsync@contoso.example', base + k * 7200000)[1])
+        rc, out, _ = run('outbox', state2)
+        rc6, out6, _ = run('flush', state2, url2, 'xtsync@contoso.example', base + 30 * 3600000)
+        check('a mail refused 5 times (550) is given up: never due again (%s; %s)' % (outs, out),
+              outs == ['sent 0 failed 1'] * 5 and out.endswith(' attempts 5 next 253402300799999') and
+              out6 == 'sent 0 failed 0')
+        rc, out, err = run('send', url2, 'xtsync@contoso.example', 'gone@contoso.example', 's', 'b')
+        check('the server\'s own reply is in the error (%s)' % out,
+              rc == 1 and out.startswith('error XTS_ESERVER') and 'User unknown' in out)
+        stop_sink(sink)
+        sink = None
+        del os.environ['SMTPSINK_REJECT']
+
+        # STARTTLS offered with a certificate from a private CA: refused
+        # without [smtp] ca_file, accepted with it (added to the system store)
+        pki = os.path.join(tmp, 'pki')
+        subprocess.run(['/usr/bin/python3', os.path.join(HERE, '..', 'graphsim', 'mkcert.py'), 'other-ca',
+                        '--dir', pki], check=True, capture_output=True)
+        os.environ['SMTPSINK_TLS'] = '%s:%s' % (os.path.join(pki, 'server.crt'), os.path.join(pki, 'server.key'))
+        sinkdir3 = os.path.join(tmp, 'sink3')
+        sink, port3 = start_sink(sinkdir3)
+        del os.environ['SMTPSINK_TLS']
+        url3 = 'smtp://127.0.0.1:%d' % port3
+        rc, out, err = run('send', url3, 'xtsync@contoso.example', 'ops@contoso.example', 's', 'b')
+        check('STARTTLS with an unknown CA is refused (%s)' % out, rc == 1 and out.startswith('error XTS_ETLS'))
+        os.environ['XTS_SMTP_CA'] = os.path.join(pki, 'other-ca.crt')
+        rc, out, err = run('send', url3, 'xtsync@contoso.example', 'ops@contoso.example', 's', 'b')
+        del os.environ['XTS_SMTP_CA']
+        check('with that CA as [smtp] ca_file the mail goes over STARTTLS (%s)' % out,
+              rc == 0 and out == 'sent' and wait_mails(sinkdir3, 1))
     finally:
         if sink:
             stop_sink(sink)

@@ -118,6 +118,38 @@ test_message(void **state)
 	assert_non_null(strstr(m, "Subject: =?UTF-8?B?SsO2cmc=?=\r\n"));
 	xts_free(m);
 
+	/* an ASCII body goes 7bit; one that is not goes quoted-printable (8bit
+	 * would need BODY=8BITMIME, RFC 6152), soft-broken before 76 */
+	assert_int_equal(xts_notify_compose("a@x", "b@y", "s", "plain\n", 1, &m), 0);
+	assert_non_null(strstr(m, "Content-Transfer-Encoding: 7bit\r\n"));
+	xts_free(m);
+	assert_int_equal(xts_notify_compose("a@x", "b@y", "s",
+	    "Zürich = 1 \nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+	    1, &m), 0);
+	assert_non_null(strstr(m, "Content-Transfer-Encoding: quoted-printable\r\n"));
+	assert_non_null(strstr(m, "\r\n\r\nZ=C3=BCrich =3D 1=20\r\n"));
+	p = strstr(m, "=3D 1=20\r\n") + 10;
+	assert_true(strstr(p, "=\r\n") != NULL && strstr(p, "=\r\n") - p == 75);
+	xts_free(m);
+
+	/* a long recipient list: To: folded after commas, no line over 78 */
+	{
+		char to[2000] = "";
+		const char *q, *nl;
+		int i;
+
+		for (i = 0; i < 25; i++)
+			snprintf(to + strlen(to), sizeof(to) - strlen(to), "%soperator-number-%02d@operations.contoso.example",
+			    i ? ", " : "", i);
+		assert_int_equal(xts_notify_compose("a@x", to, "s", "b", 1, &m), 0);
+		p = strstr(m, "To: operator-number-00@operations.contoso.example,\r\n operator-number-01@");
+		assert_non_null(p);
+		for (q = m; (nl = strstr(q, "\r\n")) != NULL; q = nl + 2)
+			assert_true(nl - q <= 78);
+		assert_non_null(strstr(m, " operator-number-24@operations.contoso.example\r\nSubject: s\r\n"));
+		xts_free(m);
+	}
+
 	/* header injection refused */
 	assert_int_equal(xts_notify_compose("a@x", "b@y", "hi\r\nBcc: evil@z", "x", 1, &m), XTS_EINVAL);
 	assert_int_equal(xts_notify_compose("a@x\nBcc: e@z", "b@y", "s", "x", 1, &m), XTS_EINVAL);
