@@ -638,7 +638,7 @@ eng_groups_page(struct eng_cycle *cy, const struct xts_member_event *ev, size_t 
 			ret = group_removed(cy, ev[i].group_id);
 			continue;
 		}
-		if (ev[i].odata_type != NULL && strcmp(ev[i].odata_type, "#microsoft.graph.user") != 0)
+		if (ev[i].odata_type != NULL && !xts_graph_is_user_type(ev[i].odata_type))
 			continue;
 		m->group = xts_strdup(ev[i].group_id);
 		m->member = xts_strdup(ev[i].member_id);

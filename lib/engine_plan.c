@@ -537,7 +537,7 @@ delta_manager(const json_t *arr)
 	size_t i;
 
 	json_array_foreach(arr, i, m) {
-		if (json_object_get(m, "@removed") != NULL)
+		if (xts_graph_is_removed(m))
 			continue;
 		mid = json_string_value(json_object_get(m, "id"));
 		if (mid != NULL)
@@ -626,7 +626,7 @@ eng_plan_entry(struct eng_cycle *cy, json_t *entry)
 	if (sid == NULL || sid[0] == '\0')
 		return 0;
 	memset(&ur, 0, sizeof(ur));
-	if (cy->untouched && cy->kind == XTS_CYCLE_INITIAL && json_object_get(entry, "@removed") == NULL) {
+	if (cy->untouched && cy->kind == XTS_CYCLE_INITIAL && !xts_graph_is_removed(entry)) {
 		/* The first full round of an untouched job: almost every user is
 		 * new, so decide it as new and let the row's insert tell (one
 		 * statement less than looking the row up first). If the row
@@ -662,7 +662,7 @@ eng_plan_entry(struct eng_cycle *cy, json_t *entry)
 		return ret;
 	known = ret == 0;
 	ret = 0;
-	if (json_object_get(entry, "@removed") != NULL) {
+	if (xts_graph_is_removed(entry)) {
 		ret = eng_plan_user(cy, sid, ur.u.attrs, 1);
 		xts_store_user_row_clear(&ur);
 		return ret;

@@ -177,6 +177,16 @@ int xts_delta_groups_start(struct xts_graph *g, const char *const *group_ids, si
 			   const char *delta_link, xts_member_cb member_cb,
 			   xts_pager_done_cb done_cb, void *arg, struct xts_pager **out);
 
+/* Whether a delta entry (a user, a group, a member) is removed: it carries
+ * an "@removed" object ("Removed instances are represented by their id and
+ * an @removed object", concepts/delta-query-overview.md). Any other value
+ * (null, false: an emulator's serialised model) is not a removal. */
+int xts_graph_is_removed(const json_t *entry);
+/* Whether a member's "@odata.type" names a user: "#microsoft.graph.user" as
+ * Graph writes it, also without the "#" or in another case (the wrong guess
+ * would take every member out of scope). */
+int xts_graph_is_user_type(const char *odata_type);
+
 /* Parsers shared with the fuzzer. From a delta/list page: *value (borrowed
  * from page), *next and *delta (borrowed strings or NULL). 0 or XTS_EPARSE. */
 int xts_graph_page_parse(json_t *page, json_t **value, const char **next, const char **delta);

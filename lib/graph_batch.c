@@ -46,6 +46,7 @@ struct xts_batch_op {
 	int state;
 	int attempts;
 	int dep_waits; /* 424s answered while its dependency was pending */
+	int alone;     /* an envelope holding it was refused (400): sent by itself */
 	long long not_before;
 	struct xts_batch_op *next, *prev;
 };
@@ -495,6 +496,8 @@ pack(void *arg)
 				continue; /* its dependency is queued elsewhere or in flight */
 			if (writes_held && is_write(op))
 				continue;
+			if (op->alone && s->n > 0)
+				continue; /* it goes in an envelope of its own */
 			w = xts_throttle_admit(b->g->throttle, &op->cost, now);
 			if (w > 0) {
 				if (wake < 0 || now + w < wake)
@@ -512,6 +515,8 @@ pack(void *arg)
 				s->started = now;
 			op->state = OP_INFLIGHT;
 			s->ops[s->n++] = op;
+			if (op->alone)
+				break;
 		}
 		if (s->n == 0) {
 			xts_free(s);
@@ -523,7 +528,7 @@ pack(void *arg)
 			s = NULL;
 			break;
 		}
-		if (b->g->no_batch) {
+		if (b->g->no_batch || s->ops[0]->alone) {
 			ret = send_direct(b, s);
 			goto sent;
 		}
@@ -590,8 +595,10 @@ done:
 }
 
 /* Header value (case-insensitive name) from a sub-response's headers. */
+/* A sub-response's header value as text. The docs give no JSON type for
+ * header values: a number ("Retry-After": 20) is taken as its digits. */
 static const char *
-sub_header(json_t *headers, const char *name)
+sub_header(json_t *headers, const char *name, char *buf, size_t len)
 {
 	const char *k;
 	json_t *v;
@@ -599,8 +606,17 @@ sub_header(json_t *headers, const char *name)
 	if (!json_is_object(headers))
 		return NULL;
 	json_object_foreach(headers, k, v) {
-		if (strcasecmp(k, name) == 0)
-			return json_string_value(v);
+		if (strcasecmp(k, name) != 0)
+			continue;
+		if (json_is_integer(v)) {
+			snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+			return buf;
+		}
+		if (json_is_real(v)) {
+			snprintf(buf, len, "%.3f", json_real_value(v));
+			return buf;
+		}
+		return json_string_value(v);
 	}
 	return NULL;
 }
@@ -623,17 +639,19 @@ xts_batch_parse_response(json_t *resp,
 		json_t *hd = json_object_get(r, "headers");
 		long long ra = -1;
 		const char *rav;
+		char rabuf[32], pctbuf[32];
 
 		if (id == NULL || !json_is_integer(st))
 			continue;
-		rav = sub_header(hd, "Retry-After");
+		rav = sub_header(hd, "Retry-After", rabuf, sizeof(rabuf));
 		if (rav != NULL)
 			ra = xts_http_parse_retry_after(rav, xts_wall_ms() / 1000);
 		/* a sub-request is charged to the limits like a request of its
 		 * own (throttling.md, "Throttling and batching"), and its
 		 * answer says how close to one it came */
 		fn(arg, id, (long)json_integer_value(st), json_object_get(r, "body"), ra,
-		   xts_http_parse_limit_pct(sub_header(hd, "x-ms-throttle-limit-percentage")));
+		   xts_http_parse_limit_pct(sub_header(hd, "x-ms-throttle-limit-percentage", pctbuf,
+						       sizeof(pctbuf))));
 	}
 	return 0;
 }
@@ -808,6 +826,14 @@ answered(struct xts_batch *b)
  * without JSON batching answers an unknown path 404 or 400, a method it does
  * not take 405, a feature it lacks 501. Graph itself has had $batch since
  * v1.0 (json-batching.md), so this is an emulator or a proxy. */
+/* An endpoint without JSON batching answers the $batch path 404, 405 or 501:
+ * batching stops for the client's life. A 400 is this envelope refused
+ * ("If the batch request itself is malformed, the status code is 400",
+ * concepts/json-batching.md): its operations go one by one, the next
+ * envelopes are batched again; but Graph also answers an unknown segment 400
+ * ("Resource not found for the segment"), so BATCH_400_MAX envelopes refused
+ * in a row stop batching too. */
+#define BATCH_400_MAX 3
 static int
 batch_refused(const struct xts_graph_result *res)
 {
@@ -855,6 +881,19 @@ on_batch(void *arg, const struct xts_graph_result *res)
 	xts_free(s);
 	b->busy++;
 	answers_begin(b);
+	if (batch_refused(res) && res->status == 400 && ++b->g->batch_400 < BATCH_400_MAX) {
+		/* Nothing in it ran: its operations go again, each alone */
+		xts_warn("graph: %s: POST /v1.0/$batch -> HTTP 400 %s (%s): the envelope was "
+			 "refused; its %d operations go one by one", b->g->tc.name,
+			 res->gerr != NULL && res->gerr->code[0] ? res->gerr->code : "-",
+			 res->gerr != NULL ? res->gerr->message : "", n);
+		for (i = 0; i < n; i++) {
+			xts_throttle_refund(b->g->throttle, &ops[i]->cost, now);
+			ops[i]->alone = 1;
+			requeue(ops[i], 0);
+		}
+		goto done;
+	}
 	if (batch_refused(res)) {
 		/* Nothing in it ran: the same operations go again, one each. */
 		if (!b->g->no_batch)
@@ -885,6 +924,7 @@ on_batch(void *arg, const struct xts_graph_result *res)
 		}
 		goto done;
 	}
+	b->g->batch_400 = 0; /* an envelope taken: batching works */
 	if (xts_batch_parse_response(res->body, collect_one, &c) != 0 || c.nomem) {
 		for (i = 0; i < n; i++)
 			retry_or_fail(ops[i], XTS_EPARSE, res->status, NULL,

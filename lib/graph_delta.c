@@ -47,17 +47,34 @@ xts_graph_page_parse(json_t *page, json_t **value, const char **next, const char
 	if (!json_is_array(v))
 		return XTS_EPARSE;
 	*value = v;
+	/* a null link is an absent one (Graph leaves the other out) */
 	v = json_object_get(page, "@odata.nextLink");
-	if (v != NULL && !json_is_string(v))
+	if (v != NULL && !json_is_string(v) && !json_is_null(v))
 		return XTS_EPARSE;
 	*next = json_string_value(v);
 	v = json_object_get(page, "@odata.deltaLink");
-	if (v != NULL && !json_is_string(v))
+	if (v != NULL && !json_is_string(v) && !json_is_null(v))
 		return XTS_EPARSE;
 	*delta = json_string_value(v);
 	if (*next != NULL && *delta != NULL)
 		return XTS_EPARSE; /* a page has one or the other */
 	return 0;
+}
+
+int
+xts_graph_is_removed(const json_t *entry)
+{
+	return json_is_object(json_object_get(entry, "@removed"));
+}
+
+int
+xts_graph_is_user_type(const char *t)
+{
+	if (t == NULL)
+		return 0;
+	if (t[0] == '#')
+		t++;
+	return strcasecmp(t, "microsoft.graph.user") == 0;
 }
 
 /* Append one event; XTS_ENOMEM when the array cannot grow. */
@@ -103,7 +120,7 @@ xts_graph_members_parse(json_t *value, xts_member_cb cb, void *arg, int last)
 		/* "Removed instances are represented by their id and an @removed
 		 * object" (concepts/delta-query-overview.md): a deleted group is
 		 * one event without a member. */
-		if (json_object_get(grp, "@removed") != NULL) {
+		if (xts_graph_is_removed(grp)) {
 			ret = ev_push(&ev, &n, &cap, gid, NULL, NULL, 1);
 			if (ret != 0)
 				goto done;
@@ -121,7 +138,7 @@ xts_graph_members_parse(json_t *value, xts_member_cb cb, void *arg, int last)
 			if (mid == NULL)
 				continue; /* tolerate junk entries rather than lose the page */
 			ret = ev_push(&ev, &n, &cap, gid, mid, json_string_value(json_object_get(m, "@odata.type")),
-				      json_object_get(m, "@removed") != NULL);
+				      xts_graph_is_removed(m));
 			if (ret != 0)
 				goto done;
 		}
@@ -172,18 +189,22 @@ is_gone(const struct xts_graph_result *res)
 	       strcasecmp(c, "fullSyncRequired") == 0;
 }
 
+/* The link as an absolute URL on the endpoint (relative links resolved
+ * against the service root, a loopback alias of the endpoint's host taken as
+ * it), into *abs; or XTS_EFOREIGN / XTS_EINVAL (a malformed link) / ENOMEM. */
 static int
-check_link(struct xts_pager *p, const char *link, const char *what)
+check_link(struct xts_pager *p, const char *link, const char *what, char **abs)
 {
-	int ret = xts_http_same_origin(link, p->g->tc.graph_endpoint);
+	int ret = xts_http_link_resolve(p->g->tc.graph_endpoint, "/v1.0/", link, abs);
 
-	if (ret != 0) {
-		/* Never print the link itself beyond its start: it may be long. */
+	/* Never print the link itself beyond its start: it may be long. */
+	if (ret == XTS_EFOREIGN)
 		xts_err("graph: %s: refusing %s that is not on %s (%.80s)", p->g->tc.name, what,
 			p->g->tc.graph_endpoint, link);
-		return XTS_EFOREIGN;
-	}
-	return 0;
+	else if (ret == XTS_EINVAL)
+		xts_err("graph: %s: refusing %s that is not a valid URL (%.80s)", p->g->tc.name, what,
+			link);
+	return ret;
 }
 
 static void
@@ -193,6 +214,7 @@ on_page(void *arg, const struct xts_graph_result *res)
 	struct xts_graph_error ge;
 	json_t *value;
 	const char *next, *delta;
+	char *abs_next, *abs_delta;
 	int ret, last;
 
 	p->req = NULL;
@@ -213,27 +235,27 @@ on_page(void *arg, const struct xts_graph_result *res)
 		done(p, XTS_EPARSE, &ge);
 		return;
 	}
-	if (next != NULL && check_link(p, next, "an @odata.nextLink") != 0) {
-		snprintf(ge.code, sizeof(ge.code), "ForeignLink");
-		snprintf(ge.message, sizeof(ge.message), "@odata.nextLink points off the graph endpoint");
-		done(p, XTS_EFOREIGN, &ge);
-		return;
-	}
-	if (delta != NULL && check_link(p, delta, "an @odata.deltaLink") != 0) {
-		snprintf(ge.code, sizeof(ge.code), "ForeignLink");
-		snprintf(ge.message, sizeof(ge.message), "@odata.deltaLink points off the graph endpoint");
-		done(p, XTS_EFOREIGN, &ge);
+	abs_next = abs_delta = NULL;
+	ret = next != NULL ? check_link(p, next, "an @odata.nextLink", &abs_next) : 0;
+	if (ret == 0 && delta != NULL)
+		ret = check_link(p, delta, "an @odata.deltaLink", &abs_delta);
+	if (ret != 0) {
+		xts_free(abs_next);
+		if (ret == XTS_ENOMEM) {
+			done(p, ret, NULL);
+			return;
+		}
+		snprintf(ge.code, sizeof(ge.code), ret == XTS_EFOREIGN ? "ForeignLink" : "InvalidLink");
+		snprintf(ge.message, sizeof(ge.message), ret == XTS_EFOREIGN ?
+			 "a paging link points off the graph endpoint" : "a paging link is not a valid URL");
+		done(p, ret == XTS_EFOREIGN ? XTS_EFOREIGN : XTS_EPARSE, &ge);
 		return;
 	}
 	xts_free(p->next);
-	p->next = next ? xts_strdup(next) : NULL;
-	if (delta != NULL) {
+	p->next = abs_next;
+	if (abs_delta != NULL) {
 		xts_free(p->delta);
-		p->delta = xts_strdup(delta);
-	}
-	if ((next != NULL && p->next == NULL) || (delta != NULL && p->delta == NULL)) {
-		done(p, XTS_ENOMEM, NULL);
-		return;
+		p->delta = abs_delta;
 	}
 	p->pages++;
 	last = next == NULL;

@@ -17,6 +17,7 @@ struct xts_graph {
 	struct xts_throttle *throttle;
 	struct xts_graph_req *reqs; /* pending requests, freed with g */
 	int no_batch; /* $batch refused (graph_batch.c): requests go one by one */
+	int batch_400; /* envelopes answered 400 in a row (graph_batch.c) */
 };
 
 /* url relative to the endpoint (or absolute on it) to a new absolute string.

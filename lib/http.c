@@ -197,6 +197,58 @@ done:
 	return ret;
 }
 
+int
+xts_http_link_resolve(const char *endpoint, const char *base_path, const char *link, char **out)
+{
+	CURLU *u = NULL;
+	char *es = NULL, *eh = NULL, *ls = NULL, *lh = NULL, *full = NULL;
+	long ep = 0, lp = 0;
+	int ret;
+
+	*out = NULL;
+	if (endpoint == NULL || link == NULL)
+		return XTS_EINVAL;
+	ret = url_parts(endpoint, &es, &eh, &ep);
+	if (ret != 0)
+		goto done;
+	ret = XTS_ENOMEM;
+	u = curl_url();
+	if (u == NULL)
+		goto done;
+	ret = XTS_EINVAL;
+	/* setting a URL on a handle that holds one resolves it (RFC 3986) */
+	if (curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK ||
+	    (base_path != NULL && curl_url_set(u, CURLUPART_PATH, base_path, 0) != CURLUE_OK) ||
+	    curl_url_set(u, CURLUPART_URL, link, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK)
+		goto done;
+	ret = url_parts(full, &ls, &lh, &lp);
+	if (ret != 0)
+		goto done;
+	ret = XTS_EFOREIGN;
+	if (strcmp(es, ls) != 0 || ep != lp ||
+	    (strcmp(eh, lh) != 0 && !(host_is_loopback(eh) && host_is_loopback(lh))))
+		goto done;
+	ret = XTS_EINVAL;
+	if (strcmp(eh, lh) != 0) {
+		curl_free(full);
+		full = NULL;
+		if (curl_url_set(u, CURLUPART_HOST, eh, 0) != CURLUE_OK ||
+		    curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK)
+			goto done;
+	}
+	*out = xts_strdup(full);
+	ret = *out != NULL ? 0 : XTS_ENOMEM;
+done:
+	curl_free(full);
+	curl_free(es);
+	curl_free(eh);
+	curl_free(ls);
+	curl_free(lh);
+	curl_url_cleanup(u);
+	return ret;
+}
+
 double
 xts_http_parse_limit_pct(const char *v)
 {

@@ -120,6 +120,13 @@ int xts_http_url_check(const char *url);
  * in, host compared case-insensitively); XTS_EFOREIGN when they differ;
  * XTS_EINVAL when either does not parse. */
 int xts_http_same_origin(const char *a, const char *b);
+/* A link a server gave (an @odata.nextLink) as an absolute URL on endpoint's
+ * origin: a relative link is resolved against endpoint + base_path (OData:
+ * against the service root), and a loopback host that names the endpoint's
+ * loopback host another way (localhost, 127.0.0.1, [::1]; same scheme and
+ * port) is rewritten to the endpoint's. *out is new (xts_free). 0,
+ * XTS_EFOREIGN (another origin), XTS_EINVAL (not a URL), XTS_ENOMEM. */
+int xts_http_link_resolve(const char *endpoint, const char *base_path, const char *link, char **out);
 
 /* Parse a Retry-After value (delta-seconds or HTTP-date against now_wall_s)
  * into milliseconds; -1 when it does not parse. */

@@ -41,7 +41,9 @@ DEFAULT_SETTINGS = {
     "max_log": 200000,
 }
 FAULT_KINDS = ("status", "reset", "stall_before", "stall_body", "truncate", "malformed", "oversize",
-               "foreign_next")
+               "foreign_next", "alias_next", "relative_next", "null_annotations")
+POSTPROC_KINDS = ("stall_body", "truncate", "malformed", "oversize", "foreign_next", "alias_next", "relative_next",
+                  "null_annotations")
 ERROR_CODES = {400: "BadRequest", 401: "InvalidAuthenticationToken", 403: "Forbidden", 404: "NotFound",
                409: "Conflict", 429: "TooManyRequests", 500: "generalException", 502: "BadGateway",
                503: "serviceNotAvailable", 504: "GatewayTimeout"}
@@ -677,7 +679,7 @@ class Handler(BaseHTTPRequestHandler):
         if req.route != "token":
             hdrs["request-id"] = req.request_id
             hdrs["client-request-id"] = headers.get("client-request-id") or req.request_id
-        if fault is not None and fault.kind in ("stall_body", "truncate", "malformed", "oversize", "foreign_next"):
+        if fault is not None and fault.kind in POSTPROC_KINDS:
             self.send_faulty(fault, resp, hdrs)
             return
         self.send_raw(resp.status, resp.body, hdrs)
@@ -713,12 +715,35 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_faulty(self, fault, resp, hdrs):
         k = fault.kind
-        if k == "foreign_next":
+        if k in ("foreign_next", "alias_next", "relative_next"):
+            # foreign_next: another server. The other two are legal ways to
+            # name this one (delta-query-overview.md: copy the link "without
+            # having to inspect the contents of the URL"): alias_next names
+            # it "localhost" (an emulator taking its base URL from its own
+            # settings), relative_next gives a server-relative URL (OData
+            # resolves it against the service root).
             body = resp.body
             if isinstance(body, dict):
                 for key in ("@odata.nextLink", "@odata.deltaLink"):
                     if key in body:
-                        body[key] = re.sub(r"^https?://[^/]+", "http://evil.example", body[key])
+                        if k == "foreign_next":
+                            body[key] = re.sub(r"^https?://[^/]+", "http://evil.example", body[key])
+                        elif k == "alias_next":
+                            body[key] = re.sub(r"^(https?://)[^/:]+", r"\1localhost", body[key])
+                        else:
+                            body[key] = re.sub(r"^https?://[^/]+", "", body[key])
+            self.send_raw(resp.status, body, hdrs)
+            return
+        if k == "null_annotations":
+            # an emulator that serialises a fixed model: every optional
+            # annotation present, null when it does not apply
+            body = resp.body
+            if isinstance(body, dict) and isinstance(body.get("value"), list):
+                body.setdefault("@odata.nextLink", None)
+                body.setdefault("@odata.deltaLink", None)
+                for e in body["value"]:
+                    if isinstance(e, dict):
+                        e.setdefault("@removed", None)
             self.send_raw(resp.status, body, hdrs)
             return
         if k == "oversize":

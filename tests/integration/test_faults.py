@@ -155,6 +155,19 @@ try:
                        r"\(http://evil\.example/")
     t.ok("evil.example" not in "".join(r["path"] for r in reqs), "the foreign link was never requested")
 
+    # ---- links and annotations another faithful emulator may write: the
+    # links' host spelled localhost, server-relative links, and every
+    # optional annotation present as null ("@removed": null on present
+    # users: not a deletion; a null nextLink: no more pages)
+    scenario("links naming the endpoint localhost", [dict(route=DELTA, kind="alias_next", count=2)], 0,
+             r"cycle \d+ success")
+    scenario("server-relative links", [dict(route=DELTA, kind="relative_next", count=2)], 0,
+             r"cycle \d+ success")
+    p, reqs = scenario("null annotations", [dict(route=DELTA, kind="null_annotations", count=3)], 0,
+                       r"cycle \d+ success", n_new=3)
+    t.ok(re.search(r"(disabled|deleted) [1-9]", p.stderr) is None,
+         "null annotations: no user taken for removed", p.stderr[-1500:])
+
     # ---- 410 Gone in the middle of paging an incremental round
     change_source(n_new=12, n_patch=3, n_delete=1)   # > 2 pages of changes
     fault(route=DELTA, kind="stall_before", seconds=3, skip=1, count=1)   # the second page waits

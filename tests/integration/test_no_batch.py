@@ -78,6 +78,30 @@ try:
          writes == {"users.patch": 3} and inside == 0,
          "the changed users are updated by 3 PATCHes on their own %s" % writes,
          p.stderr[-1500:] + str(X.sync_problems(sim, src_tid, tgt_tid, link)))
+
+    # ---- one envelope refused 400 ("If the batch request itself is
+    # malformed, the status code is 400", json-batching.md): its operations go
+    # alone, and batching goes on for the others (a later process: batching
+    # is on again)
+    sim.call("DELETE", "/_admin/faults")
+    sim.call("POST", "/_admin/faults", {"tenant": tgt_tid, "route": r"/\$batch$", "method": "POST",
+                                        "kind": "status", "status": 400, "count": 1})
+    for u in src:
+        sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (src_tid, u["id"]), {"department": "Dept " + u["id"][:4]})
+    sim.call("POST", "/_admin/tenants/%s/seed" % src_tid, {"count": 15, "seed": 42, "prefix": "more",
+                                                          "guest_fraction": 0.0, "disabled_fraction": 0.0})
+    seq = sim.last_seq()
+    p = env.once()
+    by, inside = by_route(sim, seq, tgt_tid)
+    print("# target requests: %s" % by)
+    alone = sum(1 for r in sim.requests(seq)["value"] if r["tenant"] == tgt_tid and r.get("batch_parent") is None and
+                r["method"] != "GET" and r["route"] not in ("token", "fault", "batch"))
+    t.ok(p.returncode == 0 and not X.sync_problems(sim, src_tid, tgt_tid, link) and
+         p.stderr.count("the envelope was refused") == 1 and WARN not in p.stderr and
+         by.get("fault", 0) == 1 and by.get("batch", 0) >= 1 and inside > 0 and alone >= 1,
+         "one envelope answered 400: its operations go alone (%d), the other envelopes are still batched "
+         "(%d $batch requests, %d operations inside)" % (alone, by.get("batch", 0), inside),
+         p.stderr[-1500:])
     ok = t.failed == 0
 finally:
     sim.call("DELETE", "/_admin/faults")

@@ -54,6 +54,48 @@ test_same_origin(void **state)
 	assert_int_equal(xts_http_same_origin("::::", "https://graph.microsoft.com"), XTS_EINVAL);
 }
 
+/* A paging link as the client follows it: absolute on the endpoint. OData
+ * resolves a relative link against the service root; a loopback alias of the
+ * endpoint's host (an emulator naming itself localhost) is the same server. */
+static void
+test_link_resolve(void **state)
+{
+	char *o = NULL;
+
+	(void)state;
+	assert_int_equal(xts_http_link_resolve("https://graph.microsoft.com", "/v1.0/",
+					       "https://graph.microsoft.com/v1.0/users/delta?$skiptoken=a", &o), 0);
+	assert_string_equal(o, "https://graph.microsoft.com/v1.0/users/delta?$skiptoken=a");
+	xts_free(o);
+	assert_int_equal(xts_http_link_resolve("http://127.0.0.1:5000", "/v1.0/",
+					       "/v1.0/users/delta?$skiptoken=b", &o), 0);
+	assert_string_equal(o, "http://127.0.0.1:5000/v1.0/users/delta?$skiptoken=b");
+	xts_free(o);
+	assert_int_equal(xts_http_link_resolve("http://127.0.0.1:5000", "/v1.0/", "users/delta?$deltatoken=c",
+					       &o), 0);
+	assert_string_equal(o, "http://127.0.0.1:5000/v1.0/users/delta?$deltatoken=c");
+	xts_free(o);
+	assert_int_equal(xts_http_link_resolve("http://127.0.0.1:5000", "/v1.0/",
+					       "http://localhost:5000/v1.0/users/delta?$skiptoken=d", &o), 0);
+	assert_string_equal(o, "http://127.0.0.1:5000/v1.0/users/delta?$skiptoken=d");
+	xts_free(o);
+	assert_int_equal(xts_http_link_resolve("http://localhost:5000", "/v1.0/", "http://[::1]:5000/x", &o), 0);
+	assert_string_equal(o, "http://localhost:5000/x");
+	xts_free(o);
+	o = (char *)1;
+	assert_int_equal(xts_http_link_resolve("http://127.0.0.1:5000", "/v1.0/", "http://localhost:5001/x", &o),
+			 XTS_EFOREIGN);
+	assert_null(o);
+	assert_int_equal(xts_http_link_resolve("http://127.0.0.1:5000", "/v1.0/", "http://evil.example:5000/x",
+					       &o), XTS_EFOREIGN);
+	assert_int_equal(xts_http_link_resolve("https://graph.microsoft.com", "/v1.0/",
+					       "https://graph.microsoft.com.evil.example/v1.0/x", &o), XTS_EFOREIGN);
+	assert_int_equal(xts_http_link_resolve("https://graph.microsoft.com", "/v1.0/", "//evil.example/x", &o),
+			 XTS_EFOREIGN);
+	assert_int_equal(xts_http_link_resolve("https://graph.microsoft.com", "/v1.0/",
+					       "https://graph.microsoft.com/v1.0/a b", &o), XTS_EINVAL);
+}
+
 static void
 test_retry_after(void **state)
 {
@@ -151,6 +193,12 @@ test_page_parse(void **state)
 	p = json_loads("{\"value\":[],\"@odata.nextLink\":5}", 0, NULL);
 	assert_int_equal(xts_graph_page_parse(p, &v, &n, &d), XTS_EPARSE);
 	json_decref(p);
+	/* null is an absent link, not a bad page */
+	p = json_loads("{\"value\":[],\"@odata.nextLink\":null,\"@odata.deltaLink\":\"https://g/d\"}", 0, NULL);
+	assert_int_equal(xts_graph_page_parse(p, &v, &n, &d), 0);
+	assert_null(n);
+	assert_string_equal(d, "https://g/d");
+	json_decref(p);
 	assert_int_equal(xts_graph_page_parse(NULL, &v, &n, &d), XTS_EPARSE);
 }
 
@@ -203,6 +251,23 @@ test_members_parse(void **state)
 	assert_int_equal(s.removed, 1);
 	assert_int_equal(s.groups_removed, 1);
 	json_decref(v);
+	/* "@removed" is an object; null or false is not a removal */
+	v = json_loads("[{\"id\":\"g4\",\"@removed\":null,\"members@delta\":[{\"id\":\"u1\",\"@removed\":null},"
+		       "{\"id\":\"u2\",\"@removed\":false},{\"id\":\"u3\",\"@removed\":{}}]}]", 0, NULL);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(xts_graph_members_parse(v, on_members, &s, 1), 7);
+	assert_int_equal(s.n, 3);
+	assert_int_equal(s.removed, 1);
+	assert_int_equal(s.groups_removed, 0);
+	json_decref(v);
+	v = json_loads("{\"id\":\"x\",\"@removed\":null}", 0, NULL);
+	assert_false(xts_graph_is_removed(v));
+	json_decref(v);
+	assert_true(xts_graph_is_user_type("#microsoft.graph.user"));
+	assert_true(xts_graph_is_user_type("microsoft.graph.user"));
+	assert_true(xts_graph_is_user_type("#Microsoft.Graph.User"));
+	assert_false(xts_graph_is_user_type("#microsoft.graph.group"));
+	assert_false(xts_graph_is_user_type("#microsoft.graph.userX"));
 	v = json_loads("[{\"displayName\":\"no id\"}]", 0, NULL);
 	assert_int_equal(xts_graph_members_parse(v, on_members, &s, 0), XTS_EPARSE);
 	json_decref(v);
@@ -251,6 +316,15 @@ test_batch_parse(void **state)
 	assert_int_equal(s.status[1], 204);
 	assert_int_equal(s.ra[1], -1);
 	assert_true(s.pct[1] > 0.84 && s.pct[1] < 0.86); /* header names are case-insensitive */
+	json_decref(r);
+	/* a header value given as a JSON number */
+	r = json_loads("{\"responses\":[{\"id\":\"4\",\"status\":429,\"headers\":{\"Retry-After\":20}},"
+		       "{\"id\":\"5\",\"status\":429,\"headers\":{\"Retry-After\":1.5}}]}", 0, NULL);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(xts_batch_parse_response(r, on_sub, &s), 0);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.ra[0], 20000);
+	assert_int_equal(s.ra[1], 1500);
 	json_decref(r);
 	r = json_loads("{\"value\":[]}", 0, NULL);
 	assert_int_equal(xts_batch_parse_response(r, on_sub, &s), XTS_EPARSE);
@@ -405,6 +479,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_url_check),
 		cmocka_unit_test(test_same_origin),
+		cmocka_unit_test(test_link_resolve),
 		cmocka_unit_test(test_retry_after),
 		cmocka_unit_test(test_guid),
 		cmocka_unit_test(test_error_parse),
