@@ -18,6 +18,7 @@
 #include "control.h"
 #include "err.h"
 #include "jobs.h"
+#include "fsown.h"
 #include "log.h"
 #include "loop.h"
 #include "mem.h"
@@ -50,6 +51,7 @@ struct daemon {
 	bool want_reload, want_stop, stopping, stopped;
 	bool have_engine;
 	int lock_fd; /* state_dir/xtsync.lock, held until xts_daemon_run returns; -1 = none */
+	int lock_dir_fd; /* state_dir itself, locked too (the file can be unlinked) */
 	int exit_code;
 	long long started_wall;
 };
@@ -636,20 +638,6 @@ lock_holder_pid(int fd)
 	return pid;
 }
 
-/* root running `xtsyncd --once` by hand must not leave a lock file that the
- * daemon's own user (owner of state_dir: systemd's StateDirectory=) cannot
- * open, or the service would fail to start until someone removes it. */
-static void
-lock_give_to_dir_owner(int fd, const char *path, const char *state_dir)
-{
-	struct stat f, dir;
-
-	if (geteuid() != 0 || fstat(fd, &f) != 0 || stat(state_dir, &dir) != 0)
-		return;
-	if ((f.st_uid != dir.st_uid || f.st_gid != dir.st_gid) && fchown(fd, dir.st_uid, dir.st_gid) != 0)
-		xts_warn("cannot give %s to the owner of %s: %s", path, state_dir, strerror(errno));
-}
-
 /* Take state_dir/xtsync.lock exclusively (flock, so the kernel drops it when
  * the process dies, even by SIGKILL: no stale lock to clean up) and write our
  * pid into it for the next one's message. Two processes cycling the same jobs
@@ -657,7 +645,7 @@ lock_give_to_dir_owner(int fd, const char *path, const char *state_dir)
  * --once must not start. Returns the fd (the lock lives as long as it stays
  * open) or -1 after printing why. Never blocks. */
 static int
-lock_state_dir(const char *state_dir)
+lock_state_dir(const char *state_dir, int *dir_fd)
 {
 	char path[4096], pid[32];
 	int fd, n, e;
@@ -673,7 +661,7 @@ lock_state_dir(const char *state_dir)
 		fprintf(stderr, "xtsyncd: cannot open %s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	lock_give_to_dir_owner(fd, path, state_dir);
+	xts_give_to_dir_owner(fd, path); /* root's --once must not keep the daemon's user out */
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		e = errno;
 		if (e == EWOULDBLOCK) {
@@ -685,6 +673,23 @@ lock_state_dir(const char *state_dir)
 		} else {
 			fprintf(stderr, "xtsyncd: cannot lock %s: %s\n", path, strerror(e));
 		}
+		close(fd);
+		return -1;
+	}
+	/* The file can be unlinked ("a stale lock") while we hold it; the next
+	 * process would lock a new one. The directory cannot go while it holds
+	 * the store: it is locked too. */
+	*dir_fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*dir_fd < 0 || flock(*dir_fd, LOCK_EX | LOCK_NB) != 0) {
+		e = errno;
+		if (*dir_fd >= 0 && e == EWOULDBLOCK)
+			fprintf(stderr, "xtsyncd: another xtsyncd holds %s (its %s was removed; pid unknown)\n",
+				state_dir, LOCK_NAME);
+		else
+			fprintf(stderr, "xtsyncd: cannot lock %s: %s\n", state_dir, strerror(e));
+		if (*dir_fd >= 0)
+			close(*dir_fd);
+		*dir_fd = -1;
 		close(fd);
 		return -1;
 	}
@@ -766,6 +771,7 @@ xts_daemon_run(const struct xts_daemon_opts *o)
 		return 1;
 	d->opts = o;
 	d->lock_fd = -1;
+	d->lock_dir_fd = -1;
 	d->started_wall = xts_wall_ms();
 	ret = xts_daemon_load_config(o->config_path, &d->cfg, &probs);
 	if (ret != 0) {
@@ -785,7 +791,7 @@ xts_daemon_run(const struct xts_daemon_opts *o)
 	 * nothing to the store or to any target (it plans on a copy of the
 	 * store, runner_engine.c), so it may run beside a daemon. */
 	if (!o->dry_run) {
-		d->lock_fd = lock_state_dir(d->cfg->daemon.state_dir);
+		d->lock_fd = lock_state_dir(d->cfg->daemon.state_dir, &d->lock_dir_fd);
 		if (d->lock_fd < 0) {
 			xts_config_free(d->cfg);
 			xts_free(d);
@@ -795,6 +801,8 @@ xts_daemon_run(const struct xts_daemon_opts *o)
 	if (uv_loop_init(&d->loop) != 0) {
 		if (d->lock_fd >= 0)
 			close(d->lock_fd);
+		if (d->lock_dir_fd >= 0)
+			close(d->lock_dir_fd);
 		xts_config_free(d->cfg);
 		xts_free(d);
 		return 1;
@@ -811,6 +819,10 @@ xts_daemon_run(const struct xts_daemon_opts *o)
 	uv_signal_start(&d->sigterm, signal_cb, SIGTERM);
 	uv_signal_start(&d->sigint, signal_cb, SIGINT);
 	signal(SIGPIPE, SIG_IGN);
+	/* not ours: a stray kill -USR1 (a postrotate copied from another
+	 * daemon) must not end the daemon without its orderly stop */
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 
 	ret = init_runner(d, &runner);
 	if (ret == 0) {
@@ -868,6 +880,8 @@ xts_daemon_run(const struct xts_daemon_opts *o)
 	 * keeps the running value), so the lock always covers the open store. */
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
+	if (d->lock_dir_fd >= 0)
+		close(d->lock_dir_fd);
 	xts_config_free(d->cfg);
 	xts_free(d);
 	return code;

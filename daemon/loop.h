@@ -27,7 +27,8 @@ struct xts_daemon_opts {
 int xts_daemon_load_config(const char *path, struct xts_config **out, struct xts_config_problems *probs);
 
 /* Run the daemon (or --once) until it stops. Unless dry_run, first takes
- * state_dir/xtsync.lock (flock, never waits) and holds it until it returns;
+ * state_dir/xtsync.lock and state_dir itself (flock, never waits: the file
+ * can be unlinked, the directory cannot) and holds them until it returns;
  * when another process holds it, prints "xtsyncd: another xtsyncd holds
  * PATH (pid N)" and returns 1 before opening the store or sending a request.
  * Returns the process exit code of the contract: 0 ok, 1 runtime failure,

@@ -47,6 +47,7 @@ struct rctx {
 	uv_timer_t *outbox_timer; /* the next flush of a mail waiting to be retried */
 	uv_timer_t reaper;     /* frees preview engines from the loop */
 	struct preview *dead;
+	struct preview *live;  /* previews still running (freed by r_destroy) */
 	struct loaded *loaded; /* last cycles read from the store (r_last_cycle) */
 };
 
@@ -729,6 +730,12 @@ preview_done(void *arg, int result)
 	else
 		resp = json_pack("{s:b,s:s}", "ok", 0, "error", xts_strerror(result));
 	p->reply(p->arg, resp);
+	for (struct preview **pp = &p->r->live; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
 	p->next = p->r->dead;
 	p->r->dead = p;
 	uv_timer_start(&p->r->reaper, reaper_cb, 0, 0);
@@ -760,10 +767,18 @@ preview_start(struct rctx *r, const char *job, void (*reply)(void *, json_t *), 
 	}
 	if (ret == 0)
 		ret = xts_engine_configure(p->eng, r->cfg);
-	if (ret == 0)
-		ret = xts_engine_cycle_start(p->eng, job, preview_done, p);
-	if (ret != 0)
+	if (ret != 0) {
 		preview_free(p);
+		return ret;
+	}
+	/* on the live list first: the cycle may end (preview_done) at once */
+	p->next = r->live;
+	r->live = p;
+	ret = xts_engine_cycle_start(p->eng, job, preview_done, p);
+	if (ret != 0) {
+		r->live = p->next;
+		preview_free(p);
+	}
 	return ret;
 }
 
@@ -832,6 +847,14 @@ r_destroy(void *ctx)
 	struct rctx *r = ctx;
 
 	reaper_cb(&r->reaper);
+	/* a preview stopped by the shutdown: its engine, and its copy of the
+	 * store (the source users' attributes) in the temp dir, go too */
+	while (r->live != NULL) {
+		struct preview *p = r->live;
+
+		r->live = p->next;
+		preview_free(p);
+	}
 	while (r->loaded != NULL)
 		loaded_drop(r, r->loaded->job);
 	if (r->flushing != NULL) {

@@ -26,7 +26,7 @@ static void step_end(struct eng_cycle *cy);
 static void prov_fetch(struct eng_cycle *cy);
 
 #define QUARANTINE_DISABLE_MS (28LL * 24 * 3600 * 1000)
-#define JOB_FP_LEN (64 + 1 + 16 + 1) /* schema fingerprint ; scope digest */
+#define JOB_FP_LEN (64 + 1 + 16 + 1 + 16 + 1) /* schema fingerprint ; scope digest ; tenants digest */
 #define EGONE_RESTARTS 2 /* full reads started over after a 410 without a stored token, per read */
 
 static void
@@ -253,8 +253,8 @@ drop_foreign_links(struct eng_cycle *cy, struct xts_store_job *sj)
 static int
 job_fingerprint(struct eng_cycle *cy, char out[JOB_FP_LEN])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
+	unsigned char md[EVP_MAX_MD_SIZE], mt[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, mtlen = 0, i;
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	char head[32];
 	size_t k;
@@ -267,32 +267,54 @@ job_fingerprint(struct eng_cycle *cy, char out[JOB_FP_LEN])
 		ok = EVP_DigestUpdate(c, cy->c.users[k], strlen(cy->c.users[k])) == 1 &&
 		     EVP_DigestUpdate(c, "\n", 1) == 1;
 	ok = ok && EVP_DigestFinal_ex(c, md, &mdlen) == 1 && mdlen >= 8;
+	/* the tenants: the source, the target and the app that writes there */
+	ok = ok && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(c, "v1 tenants\n", 11) == 1 &&
+	     EVP_DigestUpdate(c, cy->src->tenant_id, strlen(cy->src->tenant_id)) == 1 &&
+	     EVP_DigestUpdate(c, "\n", 1) == 1 &&
+	     EVP_DigestUpdate(c, cy->tgt->tenant_id, strlen(cy->tgt->tenant_id)) == 1 &&
+	     EVP_DigestUpdate(c, "\n", 1) == 1 &&
+	     EVP_DigestUpdate(c, cy->tgt->client_id, strlen(cy->tgt->client_id)) == 1 &&
+	     EVP_DigestFinal_ex(c, mt, &mtlen) == 1 && mtlen >= 8;
 	EVP_MD_CTX_free(c);
 	if (!ok)
 		return XTS_ENOMEM;
 	k = (size_t)snprintf(out, JOB_FP_LEN, "%s;", cy->sch->fp);
 	for (i = 0; i < 8 && k + 2 < JOB_FP_LEN; i++, k += 2)
 		snprintf(out + k, JOB_FP_LEN - k, "%02x", md[i]);
+	if (k + 1 < JOB_FP_LEN)
+		out[k++] = ';';
+	for (i = 0; i < 8 && k + 2 < JOB_FP_LEN; i++, k += 2)
+		snprintf(out + k, JOB_FP_LEN - k, "%02x", mt[i]);
 	return 0;
 }
 
 /* What changed between the stored fingerprint and fp: NULL nothing, "" only
- * the format (a store from before the scope part: kept without a resync),
- * else a name for the log. */
+ * the format (a store from before the scope or the tenants part: kept
+ * without a resync), FP_TENANTS the source or target tenant, else a name for
+ * the log. */
+#define FP_TENANTS "the source or target tenant"
 static const char *
 fingerprint_change(const char *stored, const char *fp)
 {
 	const char *semi = stored != NULL ? strchr(stored, ';') : NULL;
 	size_t n = semi != NULL ? (size_t)(semi - stored) : (stored != NULL ? strlen(stored) : 0);
 	const char *fsemi = strchr(fp, ';');
+	const char *semi2 = semi != NULL ? strchr(semi + 1, ';') : NULL;
+	const char *fsemi2 = strchr(fsemi + 1, ';');
 
 	if (stored == NULL)
 		return "";
+	if (semi2 != NULL && strcmp(semi2, fsemi2) != 0)
+		return FP_TENANTS;
 	if (n != (size_t)(fsemi - fp) || strncmp(stored, fp, n) != 0)
 		return "schema";
 	if (semi == NULL)
 		return "";
-	return strcmp(semi, fsemi) != 0 ? "scope or assigned_users" : NULL;
+	n = semi2 != NULL ? (size_t)(semi2 - semi) : strlen(semi);
+	if (n != (size_t)(fsemi2 - fsemi) || strncmp(semi, fsemi, n) != 0)
+		return "scope or assigned_users";
+	return semi2 == NULL ? "" : NULL;
 }
 
 /* A quarantine retry retries what failed: the job's escrowed writes become
@@ -359,7 +381,18 @@ step_start(struct eng_cycle *cy)
 	if (ret != 0)
 		goto fail;
 	why = fingerprint_change(sj.schema_fingerprint, fp);
-	if (why != NULL && strcmp(why, "") != 0) {
+	if (why != NULL && strcmp(why, FP_TENANTS) == 0 && !cy->dry) {
+		/* its source ids, target ids and delta links name nothing in
+		 * the new tenants: start over, as a new job would */
+		xts_warn("job %s: %s changed; what the job knew of the old tenants is forgotten and "
+			 "this cycle is initial (the target's existing users are matched, not "
+			 "duplicated; nothing is removed from the old target)", cy->c.name, why);
+		ret = xts_store_forget_job(cy->st, cy->c.name);
+		if (ret != 0)
+			goto fail;
+		xts_free(sj.groups_delta_link);
+		sj.groups_delta_link = NULL;
+	} else if (why != NULL && strcmp(why, "") != 0) {
 		xts_info("job %s: %s changed; this cycle is a full resync", cy->c.name, why);
 	}
 	if (why != NULL) {

@@ -17,6 +17,7 @@
 #include <unistr.h>
 
 #include "err.h"
+#include "fsown.h"
 #include "json_bytes.h"
 #include "json_load.h"
 #include "json_text.h"
@@ -601,7 +602,10 @@ open_fd(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
 
-	return fd >= 0 ? fd : xts_err_from_errno(errno);
+	if (fd < 0)
+		return xts_err_from_errno(errno);
+	xts_give_to_dir_owner(fd, path);
+	return fd;
 }
 
 int

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "fsown.h"
 #include "json_load.h"
 #include "json_text.h"
 #include "log.h"
@@ -440,6 +441,21 @@ migrate(struct xts_store *st)
  * existing file keeps its mode (the operator may have chosen another):
  * 0 then, unless must_be_new (XTS_EEXIST). *created (may be NULL) = 1 when
  * this call made the file. 0 or XTS_E* (logged). */
+/* Root (a hand-run --once) must not leave the store, or its WAL files, to
+ * itself in the daemon's state_dir (fsown.h). SQLite gives the WAL files it
+ * creates the database's owner. */
+static void
+give_files(const char *db_path)
+{
+	char p[4096];
+
+	xts_give_to_dir_owner(-1, db_path);
+	if (snprintf(p, sizeof(p), "%s-wal", db_path) < (int)sizeof(p))
+		xts_give_to_dir_owner(-1, p);
+	if (snprintf(p, sizeof(p), "%s-shm", db_path) < (int)sizeof(p))
+		xts_give_to_dir_owner(-1, p);
+}
+
 static int
 create_private(const char *path, int must_be_new, int *created)
 {
@@ -532,6 +548,7 @@ xts_store_open_path(const char *db_path, struct xts_store **out)
 		goto done;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
+	give_files(db_path);
 	sqlite3_rollback_hook(st->db, on_rollback, st);
 	sqlite3_commit_hook(st->db, on_commit, st);
 	rc = sqlite3_busy_timeout(st->db, 5000);
@@ -1253,8 +1270,8 @@ xts_store_job_set_paused(struct xts_store *st, const char *job, int paused)
 	return ret;
 }
 
-int
-xts_store_reset_job(struct xts_store *st, const char *job)
+static int
+reset_job(struct xts_store *st, const char *job, int forget_links)
 {
 	int changes = 0, ret;
 
@@ -1272,11 +1289,25 @@ xts_store_reset_job(struct xts_store *st, const char *job)
 		ret = xts_store__exec(st, XTS_ST_RESET_MEMBERS, NULL, "t", job);
 	if (ret == 0)
 		ret = xts_store__exec(st, XTS_ST_RESET_OPS, NULL, "t", job);
-	if (ret == 0)
+	if (ret == 0 && forget_links)
+		ret = xts_store__exec(st, XTS_ST_FORGET_LINKS, NULL, "t", job);
+	else if (ret == 0)
 		ret = xts_store__exec(st, XTS_ST_RESET_LINKS, NULL, "It", xts_wall_ms(), job);
 	if (xts_store__sp_end(st, ret == 0) < 0 && ret == 0)
 		ret = XTS_ESTORE;
 	return ret;
+}
+
+int
+xts_store_reset_job(struct xts_store *st, const char *job)
+{
+	return reset_job(st, job, 0);
+}
+
+int
+xts_store_forget_job(struct xts_store *st, const char *job)
+{
+	return reset_job(st, job, 1);
 }
 
 /* ---- cycles -------------------------------------------------------------- */

@@ -113,22 +113,36 @@ try:
         sorted(v.get("jobTitle") for v in lk.values()))
 
     # ================= empty full read after a full sync: no deletions
-    # The job's source is pointed at an (empty) tenant by mistake and the
-    # schema is edited too, so the run is an initial cycle reading nobody.
+    # The schema is edited, so the run is an initial cycle, and the source
+    # answers it with nobody (a glitch: graphsim's empty_value fault).
     pl0 = len(env.provlog())
-    env.jobs = [(n, ("empty" if n == "sch" else s), tg, kw) for n, s, tg, kw in env.jobs]
-    env.write_config()
     om["attributeMappings"][0]["flowBehavior"] = "FlowAlways"  # any change: a new fingerprint
     with open(schema_path, "w") as f:
         json.dump(schema, f)
+    fid = sim.call("POST", "/_admin/faults", {"tenant": TEN["s"][0], "route": "/users/delta",
+                                              "kind": "empty_value"})["id"]
     seq = sim.last_seq()
     p = env.once("--job", "sch")
+    sim.call("DELETE", "/_admin/faults/%s" % fid)
     reqs = sim.requests(seq)["value"]
     t.ok(p.returncode != 0 and "returned no user" in p.stderr and "not sweeping (no deletions)" in p.stderr,
          "an empty full read: the cycle fails with a clear log line (rc %d)" % p.returncode, p.stderr[-1500:])
     t.ok(not writes(reqs, TEN["tsch"][0]) and not [e for e in job_lines(env.provlog(), "sch", pl0)
                                                     if e["action"] in ("Disable", "Delete", "StagedDelete")],
          "the empty read disabled and deleted no one", [(r["method"], r["path"]) for r in writes(reqs)][:5])
+    # The job's source pointed at an (empty) tenant by mistake: the job starts
+    # over for it (the old tenants' links are forgotten); nothing is removed
+    # from the target.
+    pl0 = len(env.provlog())
+    env.jobs = [(n, ("empty" if n == "sch" else s), tg, kw) for n, s, tg, kw in env.jobs]
+    env.write_config()
+    seq = sim.last_seq()
+    p = env.once("--job", "sch")
+    reqs = sim.requests(seq)["value"]
+    t.ok("the source or target tenant changed" in p.stderr and not writes(reqs, TEN["tsch"][0]) and
+         not [e for e in job_lines(env.provlog(), "sch", pl0) if e["action"] in ("Disable", "Delete", "StagedDelete")],
+         "the source switched to an empty tenant: the job starts over, nobody in the target is disabled or deleted",
+         p.stderr[-1500:])
     env.jobs = [(n, ("s" if n == "sch" else s), tg, kw) for n, s, tg, kw in env.jobs]
     env.write_config()
 

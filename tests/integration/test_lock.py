@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 # Single-instance lock on state_dir (TAP), against graphsim: while a daemon
-# holds state_dir/xtsync.lock, `xtsyncd --once` on the same config exits 1
+# holds state_dir/xtsync.lock (and state_dir itself, so removing the file
+# does not let a second one in), `xtsyncd --once` on the same config exits 1
 # naming the holder's pid and sends nothing to Graph; --dry-run may run beside
 # it; a reload that changes state_dir keeps the lock where the store is; the
 # lock goes with the holder (SIGTERM or SIGKILL); root leaves the lock file to
@@ -12,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import xtsenv as X  # noqa: E402
@@ -85,6 +87,22 @@ try:
          "after that reload the daemon still holds the lock of the store it has open", p.stderr[-1500:])
     with open(conf, "w") as f:
         f.write(conf_text)
+
+    # ---- the lock file removed ("a stale lock") while the daemon runs: the
+    # directory is locked too, so --once still refuses
+    os.unlink(lock)
+    seq = sim.last_seq()
+    p = env.once(timeout=60)
+    t.ok(p.returncode == 1 and "its xtsync.lock was removed" in p.stderr and not sim.requests(seq)["value"],
+         "with the lock file removed, --once still exits 1 and sends nothing (rc %d)" % p.returncode,
+         p.stderr[-1500:])
+
+    # a stray SIGUSR1/SIGUSR2 (a postrotate copied from another daemon) is ignored
+    d.send_signal(signal.SIGUSR1)
+    d.send_signal(signal.SIGUSR2)
+    time.sleep(0.3)
+    t.ok(d.poll() is None and X.job_status(env, "s2t") is not None,
+         "SIGUSR1 and SIGUSR2 leave the daemon running", d.returncode)
 
     rc = X.stop_daemon(d)
     d = None
