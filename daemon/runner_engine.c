@@ -853,6 +853,9 @@ r_destroy(void *ctx)
 		struct preview *p = r->live;
 
 		r->live = p->next;
+		/* its request is answered (the control server releases the
+		 * connection it holds for it) */
+		p->reply(p->arg, json_pack("{s:b,s:s}", "ok", 0, "error", "xtsyncd is stopping"));
 		preview_free(p);
 	}
 	while (r->loaded != NULL)

@@ -104,13 +104,22 @@ is_true(json_t *obj, const char *a, const char *b)
 }
 
 static void
-graph_error(struct xts_policy_check *pc, const char *what, const struct xts_graph_result *res)
+graph_error(struct xts_policy_check *pc, int target, const char *what, const struct xts_graph_result *res)
 {
-	char det[700];
+	char det[700], fix[300];
 	const char *code = res->gerr && res->gerr->code[0] ? res->gerr->code : xts_errname(res->err);
 
 	snprintf(det, sizeof(det), "%s: HTTP %ld %s", what, res->status,
 		 res->gerr && res->gerr->message[0] ? res->gerr->message : xts_strerror(res->err));
+	if (res->err == XTS_EAUTH) {
+		/* the token expired in flight and its successor was refused: the
+		 * credentials, as when the token step itself is refused */
+		snprintf(fix, sizeof(fix), "check the %s tenant (%s) in the config: tenant_id, client_id "
+			 "and its client secret or certificate", target ? "target" : "source",
+			 target ? pc->r.target_tenant_id : pc->r.source_tenant_id);
+		add(pc, target ? XTS_PC_TARGET_AUTH : XTS_PC_SOURCE_AUTH, code, det, fix);
+		return;
+	}
 	add(pc, XTS_PC_GRAPH_ERROR, code, det,
 	    res->status == 403 ? "grant the app the Policy.Read.All application permission (admin consent) in that tenant"
 			       : "retry later; if it persists, check the tenant's graph_endpoint and network");
@@ -131,7 +140,7 @@ on_tgt_partner(void *arg, const struct xts_graph_result *res)
 	if (res->err == XTS_ENOENT)
 		add(pc, XTS_PC_TARGET_NO_PARTNER, MS_POLICY_CODE, MS_AUTOREDEEM, fix);
 	else if (res->err != 0)
-		graph_error(pc, "reading the target tenant's partner policy", res);
+		graph_error(pc, 1, "reading the target tenant's partner policy", res);
 	else if (!is_true(res->body, "automaticUserConsentSettings", "inboundAllowed"))
 		add(pc, XTS_PC_TARGET_INBOUND_DENIED, MS_POLICY_CODE, MS_AUTOREDEEM, fix);
 	finish_if_done(pc);
@@ -154,7 +163,7 @@ on_tgt_sync(void *arg, const struct xts_graph_result *res)
 		add(pc, XTS_PC_TARGET_SYNC_DENIED, MS_POLICY_CODE,
 		    "Policy permitting synchronization of users into the target tenant not configured.", fix);
 	else if (res->err != 0)
-		graph_error(pc, "reading the target tenant's identitySynchronization policy", res);
+		graph_error(pc, 1, "reading the target tenant's identitySynchronization policy", res);
 	finish_if_done(pc);
 }
 
@@ -173,7 +182,7 @@ on_src_partner(void *arg, const struct xts_graph_result *res)
 	if (res->err == XTS_ENOENT)
 		add(pc, XTS_PC_SOURCE_NO_PARTNER, MS_POLICY_CODE, MS_AUTOREDEEM, fix);
 	else if (res->err != 0)
-		graph_error(pc, "reading the source tenant's partner policy", res);
+		graph_error(pc, 0, "reading the source tenant's partner policy", res);
 	else if (!is_true(res->body, "automaticUserConsentSettings", "outboundAllowed"))
 		add(pc, XTS_PC_SOURCE_OUTBOUND_DENIED, MS_POLICY_CODE, MS_AUTOREDEEM, fix);
 	finish_if_done(pc);
@@ -342,7 +351,7 @@ on_tgt_link(void *arg, const struct xts_graph_result *res)
 				add_link_finding(pc, code, det);
 		}
 	} else if (res->err != 0) {
-		graph_error(pc, "filtering the target tenant's users on the link attribute", res);
+		graph_error(pc, 1, "filtering the target tenant's users on the link attribute", res);
 	}
 	finish_if_done(pc);
 }
