@@ -112,6 +112,8 @@ struct flush_work {
 	char *state_dir, *url, *from, *user, *pass, *ca;
 	int sent, failed, err;
 	int stop;            /* set by the loop thread when the daemon stops (atomic) */
+	int again;           /* a mail was queued while this flush ran (atomic) */
+	uv_loop_t *loop;
 	long long next_due;  /* wall ms of the next mail to retry, 0 = none */
 };
 
@@ -141,8 +143,17 @@ flush_run(uv_work_t *w)
 	c.should_stop = flush_stopping;
 	c.stop_arg = f;
 	f->err = xts_store_open(f->state_dir, &st);
-	if (f->err == 0)
-		f->err = xts_notify_flush(st, &c, xts_wall_ms(), &f->sent, &f->failed);
+	/* a mail queued while a pass ran gets a pass of its own */
+	while (f->err == 0 && !flush_stopping(f)) {
+		int sent = 0, failed = 0;
+
+		__atomic_store_n(&f->again, 0, __ATOMIC_RELEASE);
+		f->err = xts_notify_flush(st, &c, xts_wall_ms(), &sent, &failed);
+		f->sent += sent;
+		f->failed += failed;
+		if (!__atomic_load_n(&f->again, __ATOMIC_ACQUIRE))
+			break;
+	}
 	if (f->err == 0 && xts_notify_next_attempt(st, &f->next_due) != 0)
 		f->next_due = 0;
 	xts_store_close(st);
@@ -163,6 +174,9 @@ flush_after(uv_work_t *w, int status)
 	struct rctx *r = f->r;
 
 	(void)status;
+	if (r == NULL && f->err == 0 && __atomic_load_n(&f->again, __ATOMIC_ACQUIRE) && !flush_stopping(f) &&
+	    uv_queue_work(f->loop, &f->w, flush_run, flush_after) == 0)
+		return; /* --once: a mail queued at the very end still goes out */
 	if (f->err != 0)
 		xts_warn("notifications: outbox flush failed: %s", xts_strerror(f->err));
 	else if (f->sent > 0 || f->failed > 0)
@@ -201,12 +215,14 @@ flush_kick(void *arg)
 		return;
 	if (r->flushing != NULL) {
 		r->flush_again = true;
+		__atomic_store_n(&r->flushing->again, 1, __ATOMIC_RELEASE);
 		return;
 	}
 	f = xts_calloc(1, sizeof(*f));
 	if (f == NULL)
 		return;
 	f->r = r;
+	f->loop = r->loop;
 	f->w.data = f;
 	f->state_dir = xts_strdup(r->state_dir);
 	f->url = xts_strdup(r->smtp_url);

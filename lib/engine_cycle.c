@@ -5,6 +5,7 @@
  * re-evaluation and sweep, deletion guard, delta links, apply, quarantine
  * rule and end. Decisions are engine_plan.c; writes engine_apply.c. */
 #include <stdio.h>
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -251,6 +252,19 @@ drop_foreign_links(struct eng_cycle *cy, struct xts_store_job *sj)
  * or scoping filters", entra: app-provisioning/how-provisioning-works.md);
  * only users the delta returns would be decided again otherwise. */
 static int
+digest_lower(EVP_MD_CTX *c, const char *s)
+{
+	char ch;
+
+	for (; *s; s++) {
+		ch = (char)tolower((unsigned char)*s);
+		if (EVP_DigestUpdate(c, &ch, 1) != 1)
+			return 0;
+	}
+	return 1;
+}
+
+static int
 job_fingerprint(struct eng_cycle *cy, char out[JOB_FP_LEN])
 {
 	unsigned char md[EVP_MAX_MD_SIZE], mt[EVP_MAX_MD_SIZE];
@@ -267,14 +281,11 @@ job_fingerprint(struct eng_cycle *cy, char out[JOB_FP_LEN])
 		ok = EVP_DigestUpdate(c, cy->c.users[k], strlen(cy->c.users[k])) == 1 &&
 		     EVP_DigestUpdate(c, "\n", 1) == 1;
 	ok = ok && EVP_DigestFinal_ex(c, md, &mdlen) == 1 && mdlen >= 8;
-	/* the tenants: the source, the target and the app that writes there */
+	/* the tenants, source and target, as written in the config but for
+	 * case (a GUID or a domain: both are case-insensitive) */
 	ok = ok && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
-	     EVP_DigestUpdate(c, "v1 tenants\n", 11) == 1 &&
-	     EVP_DigestUpdate(c, cy->src->tenant_id, strlen(cy->src->tenant_id)) == 1 &&
-	     EVP_DigestUpdate(c, "\n", 1) == 1 &&
-	     EVP_DigestUpdate(c, cy->tgt->tenant_id, strlen(cy->tgt->tenant_id)) == 1 &&
-	     EVP_DigestUpdate(c, "\n", 1) == 1 &&
-	     EVP_DigestUpdate(c, cy->tgt->client_id, strlen(cy->tgt->client_id)) == 1 &&
+	     EVP_DigestUpdate(c, "v1 tenants\n", 11) == 1 && digest_lower(c, cy->src->tenant_id) &&
+	     EVP_DigestUpdate(c, "\n", 1) == 1 && digest_lower(c, cy->tgt->tenant_id) &&
 	     EVP_DigestFinal_ex(c, mt, &mtlen) == 1 && mtlen >= 8;
 	EVP_MD_CTX_free(c);
 	if (!ok)

@@ -485,6 +485,8 @@ pack(void *arg)
 			s->b = b;
 		}
 		for (op = b->head; op != NULL && s->n < cap; op = op->next) {
+			if (s->n > 0 && s->ops[0]->alone)
+				break; /* a lingering envelope of one that goes alone */
 			if (op->state != OP_QUEUED)
 				continue;
 			if (op->not_before > now) {

@@ -217,9 +217,34 @@ xts_http_link_resolve(const char *endpoint, const char *base_path, const char *l
 		goto done;
 	ret = XTS_EINVAL;
 	/* setting a URL on a handle that holds one resolves it (RFC 3986) */
-	if (curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK ||
-	    (base_path != NULL && curl_url_set(u, CURLUPART_PATH, base_path, 0) != CURLUE_OK) ||
-	    curl_url_set(u, CURLUPART_URL, link, 0) != CURLUE_OK ||
+	if (curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK)
+		goto done;
+	if (base_path != NULL) {
+		/* under the endpoint's own path (a proxy's prefix), as the
+		 * client's own URLs are: endpoint + "/v1.0/..." */
+		char *epath = NULL;
+		struct xts_buf bp = XTS_BUF_INIT;
+		size_t n;
+
+		if (curl_url_get(u, CURLUPART_PATH, &epath, 0) != CURLUE_OK || epath == NULL) {
+			curl_free(epath);
+			goto done;
+		}
+		n = strlen(epath);
+		while (n > 0 && epath[n - 1] == '/')
+			n--;
+		ret = xts_buf_append(&bp, epath, n) != 0 || xts_buf_puts(&bp, base_path) != 0 ? XTS_ENOMEM : 0;
+		curl_free(epath);
+		if (ret == 0 && curl_url_set(u, CURLUPART_PATH, xts_buf_str(&bp), 0) != CURLUE_OK)
+			ret = XTS_EINVAL;
+		xts_buf_free(&bp);
+		if (ret != 0)
+			goto done;
+		ret = XTS_EINVAL;
+	}
+	if (curl_url_set(u, CURLUPART_URL, link, 0) != CURLUE_OK ||
+	    curl_url_set(u, CURLUPART_USER, NULL, 0) != CURLUE_OK ||
+	    curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK)
 		goto done;
 	ret = url_parts(full, &ls, &lh, &lp);

@@ -102,9 +102,16 @@ void xts_notify_req_free(struct xts_notify_req *r);
  * recipients (not all): they are named in err. */
 int xts_notify_send(const struct xts_smtp_conf *c, const char *to_csv, const char *subject,
     const char *body, char *err, size_t errlen);
-/* The same, also giving the code of the server's last refusal (0: none). */
+/* What a send came to, besides its result. */
+struct xts_notify_outcome {
+	int refused_for_good;   /* the server refused the mail with a 5xx (not a
+				 * dropped connection, not "try again later") */
+	char try_again[1024];   /* sent, but these recipients were refused for now
+				 * (4xx): "a@x, b@y"; "" none */
+};
+/* The same, filling *out (may be NULL). */
 int xts_notify_send_ex(const struct xts_smtp_conf *c, const char *to_csv, const char *subject,
-    const char *body, char *err, size_t errlen, long *code);
+    const char *body, char *err, size_t errlen, struct xts_notify_outcome *out);
 
 /* ---- the outbox ----------------------------------------------------------- */
 
@@ -115,8 +122,9 @@ int xts_notify_queue(struct xts_store *st, const struct xts_notify_event *ev, co
     long long now, int *queued);
 /* Back-off after the Nth failed attempt (1-based): 1, 2, 4 ... minutes, at most 1 hour. */
 long long xts_notify_backoff_ms(int attempts);
-/* A mail the server refused for good (a 5xx reply) this many times is not
- * tried again: its next_attempt becomes XTS_NOTIFY_NEVER. */
+/* A mail the server refused for good (a 5xx reply) this many times in a row
+ * is not tried again: its next_attempt becomes XTS_NOTIFY_NEVER. A recipient
+ * refused for now (4xx) while the others took the mail gets it again alone. */
 #define XTS_NOTIFY_MAX_REFUSALS 5
 #define XTS_NOTIFY_NEVER 253402300799999LL /* 9999-12-31T23:59:59.999Z */
 /* Send every due mail of the outbox (synchronously, one after another),

@@ -33,8 +33,12 @@ struct xts_notify_req {
 	/* the SMTP dialogue, from libcurl's debug callback */
 	char rcpt_now[320];     /* the address of the RCPT TO in flight, "" if none */
 	struct xts_buf refused; /* "a@x, b@y": recipients the server refused */
+	struct xts_buf refused_4xx; /* those of them refused for now (4xx: try again) */
 	char reply[200];        /* the server's last refusal (4xx/5xx) */
 	long code;              /* its code (a later "221 Bye" does not replace it) */
+	long last;              /* the code answering the last command we sent (0: none
+				 * yet); QUIT's answer is not counted */
+	int quitting;
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -98,10 +102,14 @@ debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
 	(void)h;
 	if (type == CURLINFO_HEADER_OUT) {
 		r->rcpt_now[0] = '\0';
+		if (size >= 4 && strncasecmp(data, "QUIT", 4) == 0)
+			r->quitting = 1;
+		else if (!r->quitting)
+			r->last = 0; /* a new command: its answer is still to come */
 		if (size > 8 && strncasecmp(data, "RCPT TO:", 8) == 0) {
-			n = strcspn(data + 8, "\r\n");
-			if (n > size - 8)
-				n = size - 8;
+			/* data is not NUL-terminated: bounded by size */
+			for (n = 0; 8 + n < size && data[8 + n] != '\r' && data[8 + n] != '\n'; n++)
+				;
 			if (n < sizeof(r->rcpt_now))
 				snprintf(r->rcpt_now, sizeof(r->rcpt_now), "%.*s", (int)n, data + 8);
 		}
@@ -121,10 +129,17 @@ debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
 		}
 		/* the last line of a reply: "NNN text" (a "NNN-" line goes on) */
 		if (size == 3 || data[3] != '-') {
-			if (r->rcpt_now[0] != '\0' && code >= 400 &&
-			    xts_buf_printf(&r->refused, "%s%s", r->refused.len ? ", " : "",
-					   r->rcpt_now) != 0)
-				return 0;
+			if (!r->quitting)
+				r->last = code;
+			if (r->rcpt_now[0] != '\0' && code >= 400) {
+				if (xts_buf_printf(&r->refused, "%s%s", r->refused.len ? ", " : "",
+						   r->rcpt_now) != 0)
+					return 0;
+				if (code < 500 && xts_buf_printf(&r->refused_4xx, "%s%.*s",
+						   r->refused_4xx.len ? ", " : "",
+						   (int)strcspn(r->rcpt_now + 1, ">"), r->rcpt_now + 1) != 0)
+					return 0;
+			}
 			r->rcpt_now[0] = '\0';
 		}
 	}
@@ -152,7 +167,7 @@ ehlo_domain(const char *host, const char *port, char *out, size_t len)
 	struct addrinfo hints, *ai = NULL;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	char name[256], addr[INET6_ADDRSTRLEN];
+	char name[256] = "", addr[INET6_ADDRSTRLEN];
 	int fd;
 
 	out[0] = '\0';
@@ -289,6 +304,7 @@ xts_notify_req_free(struct xts_notify_req *r)
 	xts_free(r->msg);
 	xts_free(r->url);
 	xts_buf_free(&r->refused);
+	xts_buf_free(&r->refused_4xx);
 	xts_free(r);
 }
 
@@ -484,9 +500,10 @@ xts_notify_req_result(struct xts_notify_req *r, CURLcode rc, char *err, size_t e
 		ret = XTS_ESERVER;
 		break;
 	}
-	/* a refusal after the server answered: its own words (libcurl says
-	 * "Weird server reply" or "RCPT failed: 550") */
-	if (ret != 0 && ret != XTS_ECANCELED && r != NULL && r->code >= 400 &&
+	/* the server refused our last command (not: a refusal earlier in the
+	 * dialogue, then a dropped connection): a refusal, in its own words
+	 * (libcurl says "Weird server reply" or "RCPT failed: 550") */
+	if (ret != 0 && ret != XTS_ECANCELED && r != NULL && r->last >= 400 &&
 	    (ret == XTS_ESERVER || ret == XTS_EIO))
 		ret = XTS_ESERVER;
 	if (err && errlen) {
@@ -507,7 +524,7 @@ xts_notify_req_result(struct xts_notify_req *r, CURLcode rc, char *err, size_t e
 
 int
 xts_notify_send_ex(const struct xts_smtp_conf *c, const char *to_csv, const char *subject,
-    const char *body, char *err, size_t errlen, long *code)
+    const char *body, char *err, size_t errlen, struct xts_notify_outcome *out)
 {
 	struct xts_notify_req *r = NULL;
 	CURL *easy = NULL;
@@ -515,8 +532,8 @@ xts_notify_send_ex(const struct xts_smtp_conf *c, const char *to_csv, const char
 
 	if (err && errlen)
 		err[0] = '\0';
-	if (code)
-		*code = 0;
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
 	ret = xts_notify_build_easy(c, to_csv, subject, body, &r, &easy);
 	if (ret < 0) {
 		if (err && errlen)
@@ -524,8 +541,11 @@ xts_notify_send_ex(const struct xts_smtp_conf *c, const char *to_csv, const char
 		return ret;
 	}
 	ret = xts_notify_req_result(r, curl_easy_perform(easy), err, errlen);
-	if (code)
-		*code = r->code;
+	if (out != NULL) {
+		out->refused_for_good = ret == XTS_ESERVER && r->last >= 500;
+		if (ret == 0 && r->refused_4xx.len > 0)
+			snprintf(out->try_again, sizeof(out->try_again), "%s", xts_buf_str(&r->refused_4xx));
+	}
 	xts_notify_req_free(r);
 	return ret;
 }
@@ -584,36 +604,74 @@ struct flush_ctx {
 	int sent, failed;
 };
 
+/* Refusals for good in a row, as the last error says ("refused N time(s):
+ * ..."); any other failure in between starts the count again. */
+static int
+refusals_so_far(const char *last_error)
+{
+	int n = 0;
+
+	if (last_error != NULL && sscanf(last_error, "refused %d time", &n) == 1 && n > 0)
+		return n;
+	return 0;
+}
+
+/* Recipients the server refused for now (4xx: greylisting, a full mailbox)
+ * when it took the mail for the others: the same mail again for them only,
+ * as an outbox entry of its own (one per event and recipient set). */
+static int
+queue_for_later(struct flush_ctx *fc, const struct xts_store_mail *m, const char *to)
+{
+	struct xts_buf key = XTS_BUF_INIT;
+	int ret;
+
+	if (xts_buf_printf(&key, "%s/again:%s", m->event_key, to) != 0)
+		return XTS_ENOMEM;
+	ret = xts_store_outbox_add(fc->st, m->job, xts_buf_str(&key), to, m->subject, m->body,
+	    fc->now, NULL);
+	xts_buf_free(&key);
+	if (ret == 0)
+		xts_warn("notify: \"%s\": the server refused %s for now; tried again for them alone",
+		    m->subject, to);
+	return ret == XTS_EEXIST ? 0 : ret;
+}
+
 static int
 flush_one(void *arg, const struct xts_store_mail *m)
 {
 	struct flush_ctx *fc = arg;
-	char err[CURL_ERROR_SIZE + 64];
-	int ret;
-
-	long code = 0;
+	struct xts_notify_outcome out;
+	char err[CURL_ERROR_SIZE + 64], rec[CURL_ERROR_SIZE + 96];
 	long long next;
+	int ret, n;
 
 	if (fc->c->should_stop != NULL && fc->c->should_stop(fc->c->stop_arg))
 		return XTS_ECANCELED;
-	ret = xts_notify_send_ex(fc->c, m->recipients, m->subject, m->body, err, sizeof(err), &code);
+	ret = xts_notify_send_ex(fc->c, m->recipients, m->subject, m->body, err, sizeof(err), &out);
 	if (ret == 0) {
 		fc->sent++;
 		if (err[0] != '\0')
 			xts_warn("notify: sent \"%s\" to %s, but %s", m->subject, m->recipients, err);
 		else
 			xts_info("notify: sent \"%s\" to %s", m->subject, m->recipients);
-		ret = xts_store_outbox_mark_sent(fc->st, m->id, fc->now);
+		ret = out.try_again[0] != '\0' ? queue_for_later(fc, m, out.try_again) : 0;
+		if (ret == 0)
+			ret = xts_store_outbox_mark_sent(fc->st, m->id, fc->now);
 		return ret == XTS_ENOENT ? 0 : ret;
 	}
 	if (ret == XTS_ECANCELED)
 		return ret; /* stopping: the mail stays due, as it was */
 	fc->failed++;
-	if (code >= 500 && m->attempts + 1 >= XTS_NOTIFY_MAX_REFUSALS) {
+	n = out.refused_for_good ? refusals_so_far(m->last_error) + 1 : 0;
+	if (n > 0)
+		snprintf(rec, sizeof(rec), "refused %d time(s): %s", n, err);
+	else
+		snprintf(rec, sizeof(rec), "%s", err);
+	if (n >= XTS_NOTIFY_MAX_REFUSALS) {
 		/* refused for good, again and again: a mail no server takes
 		 * is not retried forever */
-		xts_err("notify: giving up on \"%s\" to %s: refused %d times (%s)", m->subject,
-		    m->recipients, m->attempts + 1, err);
+		xts_err("notify: giving up on \"%s\" to %s: refused %d times in a row (%s)", m->subject,
+		    m->recipients, n, err);
 		next = XTS_NOTIFY_NEVER;
 	} else {
 		next = fc->now + xts_notify_backoff_ms(m->attempts + 1);
@@ -621,7 +679,7 @@ flush_one(void *arg, const struct xts_store_mail *m)
 		    "retrying in %llds", m->subject, m->recipients, xts_errname(ret), err,
 		    xts_notify_backoff_ms(m->attempts + 1) / 1000);
 	}
-	ret = xts_store_outbox_mark_failed(fc->st, m->id, next, err);
+	ret = xts_store_outbox_mark_failed(fc->st, m->id, next, rec);
 	return ret == XTS_ENOENT ? 0 : ret;
 }
 

@@ -600,7 +600,9 @@ xts_prov_entry_to_json(const struct xts_prov_entry *e, json_t **out)
 static int
 open_fd(const char *path)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+	/* root in a directory of another user's: not through a planted symlink */
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY |
+			    (xts_dir_owned_by_other(path) ? O_NOFOLLOW : 0), 0640);
 
 	if (fd < 0)
 		return xts_err_from_errno(errno);

@@ -540,7 +540,8 @@ xts_store_open_path(const char *db_path, struct xts_store **out)
 			goto done;
 	}
 	rc = sqlite3_open_v2(db_path, &st->db,
-	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+	    (xts_dir_owned_by_other(db_path) ? SQLITE_OPEN_NOFOLLOW : 0), NULL);
 	if (rc != SQLITE_OK) {
 		xts_err("store: cannot open %s: %s", db_path,
 		    st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
@@ -1287,8 +1288,10 @@ reset_job(struct xts_store *st, const char *job, int forget_links)
 		ret = xts_store__exec(st, XTS_ST_RESET_USERS, NULL, "t", job);
 	if (ret == 0)
 		ret = xts_store__exec(st, XTS_ST_RESET_MEMBERS, NULL, "t", job);
+	/* in-flight operations went to the old tenants: resolving them in the
+	 * new ones would be wrong, so a forget drops them too */
 	if (ret == 0)
-		ret = xts_store__exec(st, XTS_ST_RESET_OPS, NULL, "t", job);
+		ret = xts_store__exec(st, forget_links ? XTS_ST_FORGET_OPS : XTS_ST_RESET_OPS, NULL, "t", job);
 	if (ret == 0 && forget_links)
 		ret = xts_store__exec(st, XTS_ST_FORGET_LINKS, NULL, "t", job);
 	else if (ret == 0)

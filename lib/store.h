@@ -197,9 +197,10 @@ int xts_store_job_set_paused(struct xts_store *st, const char *job, int paused);
  * sent must still be resolved by matching); cycle history, the cycle
  * counter (cycle ids never repeat) and the outbox. One transaction. */
 int xts_store_reset_job(struct xts_store *st, const char *job);
-/* The same, and the links too: the job's source or target tenant changed,
- * so its source ids and target ids name nothing there. The next initial
- * cycle matches the new target's existing users. One transaction. */
+/* The same, and the links and in-flight operations too: the job's source or
+ * target tenant changed, so its source ids and target ids name nothing there.
+ * The next initial cycle matches the new target's existing users. One
+ * transaction. */
 int xts_store_forget_job(struct xts_store *st, const char *job);
 
 /* ---- cycles ------------------------------------------------------------- */

@@ -42,6 +42,7 @@ XTS_STORE_STMT(RESET_USERS, "DELETE FROM source_user NOT INDEXED WHERE job = ?")
 XTS_STORE_STMT(RESET_MEMBERS, "DELETE FROM member WHERE job = ?")
 XTS_STORE_STMT(RESET_OPS, "DELETE FROM op WHERE job = ? AND state <> 1")
 XTS_STORE_STMT(FORGET_LINKS, "DELETE FROM link WHERE job = ?")
+XTS_STORE_STMT(FORGET_OPS, "DELETE FROM op WHERE job = ?")
 XTS_STORE_STMT(RESET_LINKS, "UPDATE link SET exported = NULL, updated = ? WHERE job = ?")
 
 XTS_STORE_STMT(CYCLE_BUMP, "UPDATE job SET cycle_counter = cycle_counter + 1, last_cycle_start = ? "

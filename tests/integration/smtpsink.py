@@ -4,7 +4,8 @@
 # loopback port and stores each received message as DIR/NNNN.eml with the
 # envelope in DIR/NNNN.env. No relaying, no TLS.
 # usage: smtpsink.py DIR [PORT [USER PASSWORD_FILE]]
-# Environment: SMTPSINK_REJECT="a@x,b@y" refuses those recipients (550 5.1.1);
+# Environment: SMTPSINK_REJECT="a@x,b@y" refuses those recipients (550 5.1.1),
+# SMTPSINK_DEFER="c@z" for now (450 4.2.0, greylisting);
 # SMTPSINK_TLS="CERT:KEY" offers STARTTLS with that certificate. Each .env
 # also records the client's EHLO name ("ehlo NAME").
 #   PORT 0 = pick one; prints "port N" when ready. With USER and PASSWORD_FILE
@@ -32,6 +33,9 @@ class Sink:
         reject = [a for a in os.environ.get('SMTPSINK_REJECT', '').split(',') if a]
         if address in reject:
             return '550 5.1.1 <%s>: Recipient address rejected: User unknown' % address
+        defer = [a for a in os.environ.get('SMTPSINK_DEFER', '').split(',') if a]
+        if address in defer:
+            return '450 4.2.0 <%s>: Recipient address rejected: Greylisted, try again later' % address
         envelope.rcpt_tos.append(address)
         return '250 OK'
 

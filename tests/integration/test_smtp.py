@@ -61,7 +61,7 @@ def wait_mails(outdir, n, timeout=10.0):
 
 
 def main():
-    print('1..26', flush=True)
+    print('1..28', flush=True)
     tmp = tempfile.mkdtemp(prefix='xts-smtp-')
     sinkdir = os.path.join(tmp, 'sink')
     state = os.path.join(tmp, 'state')
@@ -189,7 +189,49 @@ def main():
               rc == 1 and out.startswith('error XTS_ESERVER') and 'User unknown' in out)
         stop_sink(sink)
         sink = None
+        # four failures of another kind (the server down), then one refusal:
+        # not given up (only refusals in a row count)
+        state5 = os.path.join(tmp, 'state5')
+        os.makedirs(state5)
+        run('queue', state5, 'j5', 1, 'gone@contoso.example')
+        b5 = int(time.time() * 1000) + 1000
+        outs = [run('flush', state5, url2, 'xtsync@contoso.example', b5 + k * 7200000)[1] for k in range(4)]
+        sink, _ = start_sink(sinkdir2, port2)
+        out5 = run('flush', state5, url2, 'xtsync@contoso.example', b5 + 4 * 7200000)[1]
+        ob5 = run('outbox', state5)[1]
+        check('4 failures with the server down, then one refusal: not given up (%s; %s; %s)' % (outs, out5, ob5),
+              outs == ['sent 0 failed 1'] * 4 and out5 == 'sent 0 failed 1' and ob5.startswith('mail 1 attempts 5 ') and
+              not ob5.endswith(' 253402300799999'))
+        stop_sink(sink)
+        sink = None
         del os.environ['SMTPSINK_REJECT']
+
+        # a recipient refused for now (450, greylisting) while the others
+        # take the mail: it gets the mail later, on its own
+        os.environ['SMTPSINK_DEFER'] = 'grey@contoso.example'
+        sinkdir4 = os.path.join(tmp, 'sink4')
+        sink, port4 = start_sink(sinkdir4)
+        url4 = 'smtp://127.0.0.1:%d' % port4
+        state4 = os.path.join(tmp, 'state4')
+        os.makedirs(state4)
+        run('queue', state4, 'j4', 1, 'ops@contoso.example, grey@contoso.example')
+        t4 = int(time.time() * 1000) + 1000
+        rc, out1, _ = run('flush', state4, url4, 'xtsync@contoso.example', t4)
+        rc, ob, _ = run('outbox', state4)
+        stop_sink(sink)
+        del os.environ['SMTPSINK_DEFER']
+        sink, _ = start_sink(sinkdir4, port4)
+        rc, out2, _ = run('flush', state4, url4, 'xtsync@contoso.example', t4 + 1000)
+        envs = []
+        if wait_mails(sinkdir4, 2):
+            for f in sorted(x for x in os.listdir(sinkdir4) if x.endswith('.env')):
+                with open(os.path.join(sinkdir4, f)) as fh:
+                    envs.append(sorted(ln for ln in fh.read().split('\n') if ln.startswith('to ')))
+        check('a recipient refused for now (450) gets the mail later, alone (%s; %s; %s; %s)' % (out1, ob, out2, envs),
+              out1 == 'sent 1 failed 0' and ob.startswith('mail 2 attempts 0') and out2 == 'sent 1 failed 0' and
+              envs == [['to ops@contoso.example'], ['to grey@contoso.example']])
+        stop_sink(sink)
+        sink = None
 
         # STARTTLS offered with a certificate from a private CA: refused
         # without [smtp] ca_file, accepted with it (added to the system store)

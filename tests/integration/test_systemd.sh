@@ -101,11 +101,19 @@ else
 	owners=$(stat -c '%n %u' "$R8/state/xtsync.db" "$R8/state/xtsync.lock" "$R8/log/provisioning.log" 2>&1)
 	out2=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$B/daemon/xtsyncd" -c "$R8/xtsync.conf" --once 2>&1)
 	rc2=$?
+	# the directory's owner plants the log as a symlink to a file of root's:
+	# root's next run must neither give that file away nor write into it
+	printf 'root only\n' >"$R8/victim"; chmod 0600 "$R8/victim"
+	rm -f "$R8/log/provisioning.log"; ln -s "$R8/victim" "$R8/log/provisioning.log"
+	chown -h 65534:65534 "$R8/log/provisioning.log"
+	out3=$("$B/daemon/xtsyncd" -c "$R8/xtsync.conf" --once 2>&1); rc3=$?
+	victim=$(stat -c '%u' "$R8/victim"):$(cat "$R8/victim"):$rc3
 	if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ "$(awk '$2 != 65534' <<<"$owners")" = "" ] &&
-		[ "$(wc -l <<<"$owners")" -eq 3 ]; then
-		echo "ok 7 - the store, lock and log root made belong to the directories' owner, who then runs (exit 0)"
+		[ "$(wc -l <<<"$owners")" -eq 3 ] && [ "$victim" = "0:root only:1" ] &&
+		[[ $out3 == *"provisioning log"* ]]; then
+		echo "ok 7 - the store, lock and log root made belong to the directories' owner, who then runs (exit 0); a planted symlink is not followed"
 	else
-		echo "not ok 7 - files root made in the daemon user's directories: rc=$rc, then as that user rc=$rc2"
+		echo "not ok 7 - files root made in the daemon user's directories: rc=$rc, then as that user rc=$rc2, victim $victim"
 		sed 's/^/#   /' <<<"$owners"; sed 's/^/#   /' <<<"$out2" | tail -5
 	fi
 fi

@@ -71,6 +71,14 @@ try:
     p = env.once()
     t.ok(p.returncode == 0 and "forgotten" not in p.stderr and "(incremental)" in p.stderr,
          "the cycle after it is incremental again", p.stderr[-1200:])
+    # the same tenant written in capitals is the same tenant
+    with open(env.conf) as f:
+        text = f.read()
+    with open(env.conf, "w") as f:
+        f.write(text.replace("tenant_id = %s" % e_tid, "tenant_id = %s" % e_tid.upper()))
+    p = env.once()
+    t.ok(p.returncode == 0 and "forgotten" not in p.stderr and "(incremental)" in p.stderr,
+         "a tenant_id written in capitals changes nothing", p.stderr[-1200:])
     ok = t.failed == 0
 finally:
     sim.stop()

@@ -82,6 +82,15 @@ test_link_resolve(void **state)
 	assert_int_equal(xts_http_link_resolve("http://localhost:5000", "/v1.0/", "http://[::1]:5000/x", &o), 0);
 	assert_string_equal(o, "http://localhost:5000/x");
 	xts_free(o);
+	/* under the endpoint's own path (a proxy's prefix); no userinfo kept */
+	assert_int_equal(xts_http_link_resolve("https://proxy.example/graph", "/v1.0/", "users/delta?$skiptoken=e", &o),
+			 0);
+	assert_string_equal(o, "https://proxy.example/graph/v1.0/users/delta?$skiptoken=e");
+	xts_free(o);
+	assert_int_equal(xts_http_link_resolve("https://graph.microsoft.com", "/v1.0/",
+					       "https://u:p@graph.microsoft.com/v1.0/x", &o), 0);
+	assert_string_equal(o, "https://graph.microsoft.com/v1.0/x");
+	xts_free(o);
 	o = (char *)1;
 	assert_int_equal(xts_http_link_resolve("http://127.0.0.1:5000", "/v1.0/", "http://localhost:5001/x", &o),
 			 XTS_EFOREIGN);
