@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Growable NUL-terminated byte buffer. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -117,4 +118,26 @@ const char *
 xts_buf_str(const struct xts_buf *b)
 {
 	return b->p ? b->p : "";
+}
+
+int
+xts_buf_append_file(struct xts_buf *b, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char tmp[8192];
+	size_t n;
+	int ret = 0;
+
+	if (f == NULL)
+		return xts_err_from_errno(errno);
+	for (;;) {
+		n = fread(tmp, 1, sizeof(tmp), f);
+		if (n == 0 || ret != 0)
+			break;
+		ret = xts_buf_append(b, tmp, n);
+	}
+	if (ret == 0 && ferror(f))
+		ret = XTS_EIO;
+	fclose(f);
+	return ret == 0 ? xts_buf_putc(b, '\n') : ret;
 }

@@ -19,6 +19,9 @@ int xts_buf_reserve(struct xts_buf *b, size_t n);
 int xts_buf_append(struct xts_buf *b, const void *data, size_t n);
 int xts_buf_puts(struct xts_buf *b, const char *s);
 int xts_buf_putc(struct xts_buf *b, char c);
+/* Append the whole file at path, then a newline (a PEM bundle in the
+ * making). 0, or XTS_E* from errno (XTS_ENOENT...), XTS_EIO, XTS_ENOMEM. */
+int xts_buf_append_file(struct xts_buf *b, const char *path);
 int xts_buf_printf(struct xts_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Keep the allocation, forget the contents. */
 void xts_buf_reset(struct xts_buf *b);

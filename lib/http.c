@@ -485,30 +485,6 @@ struct cablob {
 	struct cablob *next;
 };
 
-static int
-read_file(const char *path, struct xts_buf *b)
-{
-	FILE *f = fopen(path, "re");
-	char tmp[8192];
-	size_t n;
-	int ret = 0;
-
-	if (f == NULL)
-		return XTS_ENOENT;
-	for (;;) {
-		n = fread(tmp, 1, sizeof(tmp), f);
-		if (n == 0 || ret != 0)
-			break;
-		ret = xts_buf_append(b, tmp, n);
-	}
-	if (ferror(f))
-		ret = XTS_EIO;
-	fclose(f);
-	if (ret == 0)
-		ret = xts_buf_putc(b, '\n');
-	return ret;
-}
-
 static struct cablob *
 cablob_get(struct xts_http *h, const char *path)
 {
@@ -526,9 +502,9 @@ cablob_get(struct xts_http *h, const char *path)
 	c->path = xts_strdup(path);
 	if (c->path == NULL)
 		goto fail;
-	if (read_file(sys, &c->pem) != 0)
+	if (xts_buf_append_file(&c->pem, sys) != 0)
 		xts_warn("http: cannot read the system CA bundle %s; trusting only %s", sys, path);
-	ret = read_file(path, &c->pem);
+	ret = xts_buf_append_file(&c->pem, path);
 	if (ret != 0 || strstr(xts_buf_str(&c->pem), "-----BEGIN CERTIFICATE-----") == NULL) {
 		xts_err("http: ca_file %s: %s", path, ret ? xts_strerror(ret) : "no PEM certificate in it");
 		goto fail;

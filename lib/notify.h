@@ -66,6 +66,11 @@ int xts_notify_event_compose(const struct xts_notify_event *ev, char **subject, 
 int xts_notify_compose(const char *from, const char *to_csv, const char *subject, const char *body,
     long long now, char **out);
 
+/* The next address of a comma-separated list at *p ("a@x, b@y"): its start,
+ * with its length (blanks trimmed) in *len, and *p moved past it; NULL at
+ * the end of the list. */
+const char *xts_notify_next_addr(const char **p, size_t *len);
+
 /* ---- sending -------------------------------------------------------------- */
 
 /* 1 when the URL's host is a loopback address (127.0.0.0/8, ::1, localhost). */

@@ -177,25 +177,41 @@ put_encoded(struct xts_buf *b, const char *v)
 	return ret;
 }
 
+const char *
+xts_notify_next_addr(const char **p, size_t *len)
+{
+	const char *s = *p, *e;
+	size_t n;
+
+	while (*s == ' ' || *s == '\t' || *s == ',')
+		s++;
+	if (*s == '\0') {
+		*p = s;
+		return NULL;
+	}
+	e = strchr(s, ',');
+	n = e != NULL ? (size_t)(e - s) : strlen(s);
+	*p = s + n;
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	*len = n;
+	return s;
+}
+
 /* "To:" with the addresses of to_csv, folded after a comma so that no line
  * is longer than 78 characters where an address allows (RFC 5322 2.1.1: "MUST
  * be no more than 998", "SHOULD be no more than 78"). */
 static int
 put_to(struct xts_buf *b, const char *to_csv)
 {
-	const char *p = to_csv, *e;
+	const char *p = to_csv, *a;
 	size_t col = 4, len;
 	int ret = xts_buf_puts(b, "To:"), n = 0;
 
-	while (ret == 0 && *p) {
-		while (*p == ' ' || *p == '\t' || *p == ',')
-			p++;
-		if (!*p)
+	while (ret == 0) {
+		a = xts_notify_next_addr(&p, &len);
+		if (a == NULL)
 			break;
-		e = strchr(p, ',');
-		len = e ? (size_t)(e - p) : strlen(p);
-		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-			len--;
 		if (n > 0)
 			ret = xts_buf_putc(b, ',');
 		if (ret == 0 && n > 0 && col + 2 + len > 78) {
@@ -203,10 +219,9 @@ put_to(struct xts_buf *b, const char *to_csv)
 			col = 0;
 		}
 		if (ret == 0)
-			ret = xts_buf_printf(b, " %.*s", (int)len, p);
+			ret = xts_buf_printf(b, " %.*s", (int)len, a);
 		col += 2 + len;
 		n++;
-		p += len;
 	}
 	return ret == 0 ? xts_buf_puts(b, "\r\n") : ret;
 }

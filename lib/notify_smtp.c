@@ -258,29 +258,6 @@ done:
 	return out;
 }
 
-/* Append the file at path to b (a trust store in the making). */
-static int
-read_pem(const char *path, struct xts_buf *b)
-{
-	FILE *f = fopen(path, "re");
-	char tmp[8192];
-	size_t n;
-	int ret = 0;
-
-	if (f == NULL)
-		return xts_err_from_errno(errno);
-	for (;;) {
-		n = fread(tmp, 1, sizeof(tmp), f);
-		if (n == 0 || ret != 0)
-			break;
-		ret = xts_buf_append(b, tmp, n);
-	}
-	if (ret == 0 && ferror(f))
-		ret = XTS_EIO;
-	fclose(f);
-	return ret == 0 ? xts_buf_putc(b, '\n') : ret;
-}
-
 const char *
 xts_notify_req_refused(const struct xts_notify_req *r)
 {
@@ -312,32 +289,26 @@ xts_notify_req_free(struct xts_notify_req *r)
 static int
 add_recipients(struct xts_notify_req *r, const char *to_csv)
 {
-	const char *p = to_csv, *e;
+	const char *p = to_csv, *a;
 	char addr[320];
+	size_t len;
 	int n = 0;
 
-	while (*p) {
-		size_t len;
+	for (;;) {
 		struct curl_slist *l;
 
-		while (*p == ' ' || *p == '\t' || *p == ',')
-			p++;
-		if (!*p)
+		a = xts_notify_next_addr(&p, &len);
+		if (a == NULL)
 			break;
-		e = strchr(p, ',');
-		len = e ? (size_t)(e - p) : strlen(p);
-		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-			len--;
-		if (len == 0 || len + 3 > sizeof(addr) || memchr(p, '@', len) == NULL ||
-		    memchr(p, '<', len) || memchr(p, '>', len))
+		if (len == 0 || len + 3 > sizeof(addr) || memchr(a, '@', len) == NULL ||
+		    memchr(a, '<', len) || memchr(a, '>', len))
 			return XTS_EINVAL;
-		snprintf(addr, sizeof(addr), "<%.*s>", (int)len, p);
+		snprintf(addr, sizeof(addr), "<%.*s>", (int)len, a);
 		l = curl_slist_append(r->rcpt, addr);
 		if (l == NULL)
 			return XTS_ENOMEM;
 		r->rcpt = l;
 		n++;
-		p += len;
 	}
 	return n > 0 ? 0 : XTS_EINVAL;
 }
@@ -424,9 +395,9 @@ xts_notify_build_easy(const struct xts_smtp_conf *c, const char *to_csv, const c
 		struct xts_buf pem = XTS_BUF_INIT;
 		struct curl_blob blob;
 
-		if (read_pem(vi->cainfo ? vi->cainfo : "/etc/ssl/certs/ca-certificates.crt", &pem) != 0)
+		if (xts_buf_append_file(&pem, vi->cainfo ? vi->cainfo : "/etc/ssl/certs/ca-certificates.crt") != 0)
 			xts_warn("notify: cannot read the system CA bundle; trusting only %s", c->ca_file);
-		ret = read_pem(c->ca_file, &pem);
+		ret = xts_buf_append_file(&pem, c->ca_file);
 		if (ret == 0 && strstr(xts_buf_str(&pem), "-----BEGIN CERTIFICATE-----") == NULL)
 			ret = XTS_EINVAL;
 		if (ret != 0) {
