@@ -392,9 +392,11 @@ step_start(struct eng_cycle *cy)
 	if (ret != 0)
 		goto fail;
 	why = fingerprint_change(sj.schema_fingerprint, fp);
-	if (why != NULL && strcmp(why, FP_TENANTS) == 0 && !cy->dry) {
+	if (why != NULL && strcmp(why, FP_TENANTS) == 0) {
 		/* its source ids, target ids and delta links name nothing in
-		 * the new tenants: start over, as a new job would */
+		 * the new tenants: start over, as a new job would (a dry run
+		 * or a preview does it on its copy of the store, so its plan
+		 * is the cycle's) */
 		xts_warn("job %s: %s changed; what the job knew of the old tenants is forgotten and "
 			 "this cycle is initial (the target's existing users are matched, not "
 			 "duplicated; nothing is removed from the old target)", cy->c.name, why);

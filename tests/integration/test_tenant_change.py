@@ -60,9 +60,17 @@ try:
     good, bad = X.check_converged(sim, src_tid, e_tid, link_e)
     t.ok(good, "the new target converged (one user per source user, attributes, no duplicate)", bad)
 
-    # the source changes (--once: the same check at the start of a cycle)
+    # the source changes (--once: the same check at the start of a cycle);
+    # a dry run first plans what the cycle will do: the new source's users,
+    # nothing for the old source's (forgotten, not deprovisioned)
     env.jobs[0] = ("j", "s2", "e", env.jobs[0][3])
     env.write_config()
+    dr = env.once("--dry-run")
+    plan = dr.stdout.splitlines()
+    t.ok(dr.returncode == 0 and len([ln for ln in plan if " CREATE user " in ln]) == 5 and
+         not [ln for ln in plan if '"accountEnabled":false' in ln or " DELETE " in ln],
+         "a dry run plans the same: 5 creates, no disable or delete of the old source's users",
+         "\n".join(plan)[-1500:])
     p = env.once()
     two = [u for u in X.linked(sim, e_tid, link_e).values() if u[link_e].startswith(s2_tid + ":")]
     t.ok(p.returncode == 0 and "Invalid syncToken" not in p.stderr and len(two) == 5,
