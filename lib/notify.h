@@ -93,10 +93,8 @@ int xts_notify_build_easy(const struct xts_smtp_conf *c, const char *to_csv, con
  * server's own reply when it refused). */
 int xts_notify_req_result(struct xts_notify_req *r, CURLcode rc, char *err, size_t errlen);
 /* After the transfer: the recipients the server refused ("a@x, b@y"; "" if
- * none; valid until xts_notify_req_free) and the code of the server's last
- * refusal (4xx or 5xx; 0 if it refused nothing or never answered). */
+ * none; valid until xts_notify_req_free). */
 const char *xts_notify_req_refused(const struct xts_notify_req *r);
-long xts_notify_req_code(const struct xts_notify_req *r);
 void xts_notify_req_free(struct xts_notify_req *r);
 
 /* Send one mail now and wait for the server (blocks up to timeout_ms: call

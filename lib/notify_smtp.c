@@ -264,12 +264,6 @@ xts_notify_req_refused(const struct xts_notify_req *r)
 	return r != NULL && r->refused.p != NULL ? r->refused.p : "";
 }
 
-long
-xts_notify_req_code(const struct xts_notify_req *r)
-{
-	return r != NULL ? r->code : 0;
-}
-
 void
 xts_notify_req_free(struct xts_notify_req *r)
 {

@@ -97,6 +97,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				xts_http_same_origin(next, "https://graph.microsoft.com");
 			if (delta != NULL)
 				xts_http_same_origin(delta, "http://127.0.0.1:8080");
+			/* a link the pager follows: whatever the server wrote, a
+			 * resolved link is on the endpoint's origin */
+			if (next != NULL) {
+				char *abs = NULL;
+
+				if (xts_http_link_resolve("http://127.0.0.1:8080/p", "/v1.0/", next, &abs) == 0 &&
+				    (abs == NULL || xts_http_same_origin(abs, "http://127.0.0.1:8080") != 0))
+					abort();
+				xts_free(abs);
+			}
 		}
 		xts_batch_parse_response(j, on_sub, &count);
 		json_decref(j);
