@@ -4,6 +4,7 @@
  * and drop clients that are idle, too slow to read or send oversized lines.
  * It knows no command; the callback given to xts_control_start does. */
 #include <errno.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -486,6 +487,53 @@ server_closed(uv_handle_t *h)
 	control_unref(h->data);
 }
 
+/* Why the socket could not be made, as the operator can act on it. libuv
+ * reports a missing directory as "permission denied" (it maps ENOENT to
+ * EACCES), so look at the directory: a missing one is a mistake in
+ * control_socket (XTS_ECONFIG, exit 2), as is a control_group the daemon's
+ * user is not in (chown EPERM). Anything else is a runtime failure. */
+static int
+bind_failed(const char *path, int r)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (stat(dir, &st) != 0 && (errno == ENOENT || errno == ENOTDIR)) {
+		xts_err("control: cannot bind %s: directory %s does not exist (create it, or change "
+			"control_socket; the unit's RuntimeDirectory= makes /run/xtsync)", path, dir);
+		return XTS_ECONFIG;
+	}
+	if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		xts_err("control: cannot bind %s: %s is not a directory (change control_socket)", path, dir);
+		return XTS_ECONFIG;
+	}
+	xts_err("control: cannot bind %s: %s", path, uv_strerror(r));
+	return XTS_EIO;
+}
+
+static int
+group_failed(const char *path, gid_t group, int e)
+{
+	struct group *g = getgrgid(group);
+	const char *name = g != NULL ? g->gr_name : "?";
+
+	if (e == EPERM) {
+		xts_err("control: cannot give %s to control_group %s (gid %u): the daemon's user is not a member "
+			"of it (add the user to the group, or change control_group)", path, name, (unsigned)group);
+		return XTS_ECONFIG;
+	}
+	xts_err("control: cannot give %s to control_group %s (gid %u): %s", path, name, (unsigned)group,
+		strerror(e));
+	return XTS_EPERM;
+}
+
 int
 xts_control_start(uv_loop_t *loop, const char *path, gid_t group, xts_control_cb cb, void *arg,
 		  struct xts_control **out)
@@ -531,13 +579,11 @@ xts_control_start(uv_loop_t *loop, const char *path, gid_t group, xts_control_cb
 	r = uv_pipe_bind(&c->server, path);
 	umask(old);
 	if (r != 0) {
-		xts_err("control: cannot bind %s: %s", path, uv_strerror(r));
-		ret = XTS_EIO;
+		ret = bind_failed(path, r);
 		goto fail;
 	}
 	if (group != (gid_t)-1 && chown(path, (uid_t)-1, group) != 0) {
-		xts_err("control: cannot give %s to group %u: %s", path, (unsigned)group, strerror(errno));
-		ret = XTS_EPERM;
+		ret = group_failed(path, group, errno);
 		goto fail;
 	}
 	if (chmod(path, 0660) != 0) {

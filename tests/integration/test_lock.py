@@ -6,10 +6,13 @@
 # naming the holder's pid and sends nothing to Graph; --dry-run may run beside
 # it; a reload that changes state_dir keeps the lock where the store is; the
 # lock goes with the holder (SIGTERM or SIGKILL); root leaves the lock file to
-# the owner of state_dir. Does not test cycles.
+# the owner of state_dir. A control_socket in a missing directory, or a
+# control_group the daemon's user is not in, is a configuration error (exit
+# 2). Does not test cycles.
 import fcntl
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -161,6 +164,51 @@ try:
          "the daemon does not start while another process holds the lock (exit 1, pid named, nothing sent)",
          "rc %d %s" % (p.returncode, p.stderr[-1500:]))
     os.close(fd)
+
+    # ---- mistakes in control_socket / control_group found only at start are
+    # configuration errors: exit 2 with a message the operator can act on
+    # (libuv alone says "permission denied" for a missing directory)
+    def start_refused(cmd, cfg_text, cfg_path):
+        with open(cfg_path, "w") as f:
+            f.write(cfg_text)
+        try:
+            return subprocess.run(cmd + [os.path.join(X.BUILD, "daemon/xtsyncd"), "-c", cfg_path, "--foreground"],
+                                  capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired as e:  # it started: killed by run()
+            return subprocess.CompletedProcess(e.cmd, -1, "", (e.stderr or b"").decode(errors="replace"))
+
+    missing = os.path.join(tmp, "no-such-dir")
+    p = start_refused([], conf_text.replace("control_socket = %s/control.sock" % tmp,
+                                            "control_socket = %s/control.sock" % missing),
+                      os.path.join(tmp, "nodir.conf"))
+    t.ok(p.returncode == 2 and "directory %s does not exist" % missing in p.stderr
+         and "permission denied" not in p.stderr.lower(),
+         "a control_socket in a missing directory: exit 2, the directory named", "rc %d %s" % (p.returncode,
+                                                                                           p.stderr[-1500:]))
+    if os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"):
+        t.n += 1
+        print("ok %d # SKIP control_group the daemon's user is not in needs root and setpriv" % t.n)
+    else:
+        own = os.path.join("/tmp", "xts-cg-%d" % os.getpid())
+        os.mkdir(own, 0o700)
+        try:
+            with open(os.path.join(tmp, "secret")) as f:
+                secret = f.read()
+            with open(os.path.join(own, "secret"), "w") as f:
+                f.write(secret)
+            os.chmod(os.path.join(own, "secret"), 0o600)
+            text = conf_text.replace(tmp, own).replace("[daemon]\n", "[daemon]\ncontrol_group = root\n", 1)
+            cfg = os.path.join(own, "cg.conf")
+            with open(cfg, "w") as f:
+                f.write(text)
+            for name in (own, os.path.join(own, "secret"), cfg):
+                os.chown(name, 65534, 65534)
+            p = start_refused(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], text, cfg)
+            t.ok(p.returncode == 2 and "is not a member of it" in p.stderr and "control_group root" in p.stderr,
+                 "run as a user not in control_group: exit 2, the group named",
+                 "rc %d %s" % (p.returncode, p.stderr[-1500:]))
+        finally:
+            shutil.rmtree(own, ignore_errors=True)
     ok = t.failed == 0
 finally:
     if d is not None:
