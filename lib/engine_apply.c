@@ -30,7 +30,9 @@ struct aop {
 	json_t *attrs;         /* source attrs for the log (own ref, may be NULL) */
 	struct xts_store_link_row lr;
 	int linked;
-	int match_stage;       /* create: 0 link attribute, 1..n matching attributes, n+1 mail */
+	int match_stage;       /* create: 0 link attribute, 1..n matching attributes, n+1 source mail,
+				* n+2 invited address */
+	bool restored;         /* restore: this dispatch's POST .../restore succeeded */
 	const char *matched_by;
 	json_t *write;         /* what this op writes (own ref) */
 	json_t *old;           /* previous values for modifiedProperties (own ref) */
@@ -46,6 +48,7 @@ static void refill(struct eng_cycle *cy);
 static void answers_close(struct eng_cycle *cy);
 static void aop_finish(struct aop *a);
 static void match_next(struct aop *a);
+static int target_read(struct aop *a, const char *url, int flags, xts_graph_cb cb);
 
 /* The ops in flight per cycle, so a cycle free can cancel their reads. */
 static struct aop *
@@ -484,15 +487,16 @@ op_unsent(struct aop *a)
 
 /* ---- writes ------------------------------------------------------------------- */
 
-/* The target user no longer exists (404 to a write or a read of it; an
- * administrator deleted it, or it was purged 30 days after a soft delete):
- * forget the link and, for a user the job still wants in the target, plan a
- * create from the stored source attributes at once. Nothing else would: an
- * incremental cycle plans only users the source changed, and "If a matching
- * user isn't found in the target system, it's created" (entra:
- * app-provisioning/how-provisioning-works.md). The create matches first. */
+/* The target user no longer exists (404 to a write or a read of it, and not
+ * in the target's deleted items: purged 30 days after a soft delete, or
+ * hard-deleted): forget the link and, for a user the job still wants in the
+ * target, plan a create from the stored source attributes at once. Nothing
+ * else would: an incremental cycle plans only users the source changed, and
+ * "If a matching user isn't found in the target system, it's created"
+ * (entra: app-provisioning/how-provisioning-works.md). The create matches
+ * first. */
 static void
-target_gone(struct aop *a, const struct xts_graph_error *ge)
+forget_gone(struct aop *a, const struct xts_graph_error *ge)
 {
 	struct eng_cycle *cy = a->cy;
 	long long in_scope = cy->counts.in_scope;
@@ -517,6 +521,59 @@ target_gone(struct aop *a, const struct xts_graph_error *ge)
 	if (ret != 0)
 		cy->counts.failed++;
 	aop_finish(a);
+}
+
+/* GET /directory/deletedItems/{id} (directory-deleteditems-get.md) after a
+ * 404 from the linked target user. Found: an administrator of the target
+ * soft-deleted it. Microsoft's service does not restore such a user ("After
+ * soft deleting a synchronized user in the target tenant, the user isn't
+ * restored during the next synchronization cycle ... Solution: Manually
+ * restore the soft-deleted user in the target tenant", entra: multi-tenant-
+ * organizations/cross-tenant-synchronization-configure.md), and inviting
+ * its address again would fail or make a second account beside it. So the
+ * link is kept and the write waits in escrow (deferred, not a failure): once
+ * the user is restored there, a retry writes it; once it is purged, the
+ * retry's 404 finds it gone for good and it is created again. Any other
+ * answer: failed, retried; never an invitation on a guess. */
+static void
+gone_check_cb(void *arg, const struct xts_graph_result *res)
+{
+	struct aop *a = arg;
+
+	a->req = NULL;
+	if (res->err == 0) {
+		xts_warn("job %s: target user %s of %s is in the target tenant's deleted items (deleted there); "
+			 "not restored and not invited again: restore it in the target tenant to resume",
+			 a->cy->c.name, a->lr.l.target_id, a->sid);
+		op_defer(a, "TargetUserSoftDeleted", "the target user was deleted in the target tenant and is in "
+			 "its deleted items; restore it there (retried later)");
+		return;
+	}
+	if (res->status == 404) {
+		forget_gone(a, res->gerr);
+		return;
+	}
+	op_failed(a, res->err, res->gerr, "the target user answered 404 and the target's deleted items cannot "
+		  "be read");
+}
+
+/* The linked target user answered 404 to a write or a read. A disable or
+ * delete of it is moot, and a restore's own 404 said it is not in deleted
+ * items: gone. Anything else asks deleted items first (gone_check_cb). */
+static void
+target_gone(struct aop *a, const struct xts_graph_error *ge)
+{
+	char url[320];
+	int ret;
+
+	if (a->kind == XTS_OP_DISABLE || a->kind == XTS_OP_DELETE || a->kind == XTS_OP_RESTORE) {
+		forget_gone(a, ge);
+		return;
+	}
+	snprintf(url, sizeof(url), "/directory/deletedItems/%s?$select=id", a->lr.l.target_id);
+	ret = target_read(a, url, 0, gone_check_cb);
+	if (ret != 0)
+		op_failed(a, ret, NULL, "the target user answered 404; cannot read the target's deleted items");
 }
 
 static void
@@ -795,8 +852,8 @@ user_read_cb(void *arg, const struct xts_graph_result *res)
 	}
 	if (ret == 0 && json_object_size(a->write) > 0)
 		ret = send_patch(a, a->lr.l.target_id, a->write);
-	else if (ret == 0 && confirm)
-		op_succeeded(a, -1, 0); /* the restore the plan decided is in effect */
+	else if (ret == 0 && (confirm || a->restored))
+		op_succeeded(a, -1, 0); /* the restore (ours, or found in effect) is a change: logged */
 	else if (ret == 0)
 		op_unchanged(a, "every value the op writes");
 	if (ret != 0)
@@ -858,6 +915,7 @@ restore_cb(void *arg, const struct xts_batch_result *r)
 		simple_cb(arg, r);
 		return;
 	}
+	a->restored = true;
 	ret = xts_store_link_set_target_state(a->cy->st, a->cy->c.name, a->sid, XTS_TARGET_ACTIVE, 0);
 	if (ret == 0)
 		a->lr.l.target_state = XTS_TARGET_ACTIVE;
@@ -1146,8 +1204,7 @@ match_cb(void *arg, const struct xts_graph_result *res)
 			/* Found by the very address this user would be invited at:
 			 * Graph answers such an invitation with the user that holds
 			 * the address, which would then be taken over. Refuse. */
-			if (strcmp(a->matched_by, "Matched by the invited e-mail address") == 0 &&
-			    !json_is_string(json_object_get(a->payload, "invite"))) {
+			if (strcmp(a->matched_by, "Matched by the invited e-mail address") == 0) {
 				op_failed(a, XTS_EEXIST, NULL, "the target user holding this user's address is linked "
 					  "to another source user; not invited (the invitation would return that user)");
 				return;
@@ -1218,10 +1275,22 @@ match_next(struct aop *a)
 		attr = m[a->match_stage - 1]->target;
 		val = json_object_get(a->write, attr);
 		a->matched_by = "Matched by a matchingPriority attribute";
-	} else if ((size_t)a->match_stage == nm + 1) {
+	} else if ((size_t)a->match_stage == nm + 1 && json_is_string(json_object_get(a->payload, "invite"))) {
+		/* The mail differs from the UPN the user is invited at: a guest
+		 * invited by hand at either address is this person. */
 		attr = "mail";
 		val = json_object_get(a->payload, "email");
+		a->matched_by = "Matched by the source user's mail";
+	} else if ((size_t)a->match_stage <= nm + 2) {
+		/* The address the invitation goes to (invite()): Graph answers
+		 * an invitation to an address a user holds with that user, which
+		 * must then be matched (update rules: a guest stays a guest),
+		 * never taken over as a Create. */
+		attr = "mail";
+		val = json_object_get(a->payload, json_is_string(json_object_get(a->payload, "invite")) ? "invite" :
+											      "email");
 		a->matched_by = "Matched by the invited e-mail address";
+		a->match_stage = (int)nm + 2;
 	} else {
 		a->matched_by = NULL;
 		invite(a);

@@ -1265,6 +1265,15 @@ step_post(struct eng_cycle *cy)
 		if (ret == 0 && sw.n > 0)
 			xts_info("job %s: %lld users no longer in the source", cy->c.name, sw.n);
 	}
+	if (ret == 0) {
+		/* "retried each cycle": a manager reference deferred for want of
+		 * the manager's target user goes out as soon as the manager has
+		 * one, not after its escrow back-off (up to a day) */
+		long long due = 0;
+		ret = xts_store_op_refs_due(cy->st, cy->c.name, &due);
+		if (ret == 0 && due > 0)
+			xts_info("job %s: %lld deferred manager reference(s) can be set now", cy->c.name, due);
+	}
 	if (ret == 0)
 		ret = guard(cy, &sj);
 	/* Only now, with every decision of the round committed, the links. This

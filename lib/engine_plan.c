@@ -289,7 +289,8 @@ deprovision(struct eng_cycle *cy, const char *sid, const struct xts_store_link *
 	if (cy->c.deprovision == XTS_DEPROVISION_NONE) {
 		cy->counts.skipped++;
 		eng_log_simple(cy, XTS_PROV_SKIP, XTS_PROV_SKIPPED, sid, attrs, l->target_id,
-			       "SkipOutOfScopeDeletions", "left scope; deprovision = none keeps the target user");
+			       "SkipOutOfScopeDeletions", left ? "left scope; deprovision = none keeps the target user" :
+			       "deleted in the source tenant; deprovision = none keeps the target user");
 		return op_put(cy, sid, -1, NULL, 0);
 	}
 	if (cy->c.deprovision == XTS_DEPROVISION_DISABLE && l->target_state != XTS_TARGET_ACTIVE)

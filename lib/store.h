@@ -432,6 +432,10 @@ int xts_store_op_release_staged(struct xts_store *st, const char *job, long long
  * become due now (their attempts count is kept); *n (may be NULL) gets how
  * many. source_id NULL: every failed op of the job (a quarantine retry). */
 int xts_store_op_due_now(struct xts_store *st, const char *job, const char *source_id, long long *n);
+/* Deferred manager references (failed with XTS_ENOENT: the manager had no
+ * target user) whose manager is linked now become due now; *n (may be NULL)
+ * gets how many. */
+int xts_store_op_refs_due(struct xts_store *st, const char *job, long long *n);
 /* Delete done ops updated before `before` (housekeeping). */
 int xts_store_op_purge_done(struct xts_store *st, const char *job, long long before);
 

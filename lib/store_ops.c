@@ -446,6 +446,19 @@ xts_store_op_due_now(struct xts_store *st, const char *job, const char *source_i
 }
 
 int
+xts_store_op_refs_due(struct xts_store *st, const char *job, long long *n)
+{
+	int changes = 0, ret;
+
+	if (job == NULL)
+		return XTS_EINVAL;
+	ret = xts_store__exec(st, XTS_ST_OP_REFS_DUE, &changes, "Iti", xts_wall_ms(), job, XTS_ENOENT);
+	if (n)
+		*n = ret == 0 ? changes : 0;
+	return ret;
+}
+
+int
 xts_store_op_purge_done(struct xts_store *st, const char *job, long long before)
 {
 	if (job == NULL)

@@ -154,6 +154,12 @@ XTS_STORE_STMT(OP_DUE_NOW, "UPDATE op SET next_attempt = 0, updated = ? WHERE jo
 	"AND state = 3")
 XTS_STORE_STMT(OP_DUE_NOW_JOB, "UPDATE op SET next_attempt = 0, updated = ? WHERE job = ? AND state = 3 "
 	"AND next_attempt > 0")
+/* Deferred manager references (ReferenceNotYetProvisioned) whose manager
+ * has a target user now: due at once, not after their escrow back-off. */
+XTS_STORE_STMT(OP_REFS_DUE, "UPDATE op SET next_attempt = 0, updated = ?1 WHERE job = ?2 AND state = 3 "
+	"AND kind = 5 AND next_attempt > 0 AND last_error = ?3 "
+	"AND last_error_msg LIKE 'ReferenceNotYetProvisioned:%' AND EXISTS (SELECT 1 FROM link "
+	"WHERE link.job = ?2 AND link.source_id = json_extract(op.payload, '$.manager'))")
 XTS_STORE_STMT(OP_PURGE, "DELETE FROM op WHERE job = ? AND state = 2 AND updated < ?")
 
 /* member's key is (job, member_id, group_id) (migration 0003): the group-first

@@ -193,6 +193,10 @@ try:
              if e.get("jobId") == "none" and e["action"] == "Skip"]
     t.ok(codes and all(c == "SkipOutOfScopeDeletions" for c in codes),
          "deprovision=none: Skip lines carry errorInformation.errorCode", codes)
+    why = [e["provisioningStatusInfo"].get("errorInformation", {}).get("reason") for e in pl
+           if e.get("jobId") == "none" and e["action"] == "Skip"]
+    t.ok(why == ["deleted in the source tenant; deprovision = none keeps the target user"] * 2,
+         "deprovision=none: the reason says the users were deleted in the source (not that they left scope)", why)
     # a soft-deleted source user restored within 30 days: the target is restored, not recreated
     before = len(users(sim, "ddel"))
     sim.call("POST", "/_admin/tenants/%s/users/%s/restore" % (TEN["s"][0], soft))

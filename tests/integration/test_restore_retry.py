@@ -7,7 +7,8 @@
 # already (as after a crash between our POST and its recording) the POST's
 # 404 is followed by a read: the user exists, so it is linked on, and only
 # what differs is PATCHed; deleted for good, it is forgotten and created
-# again. Also:
+# again. After `restart`, a restore with nothing to PATCH is still logged
+# and counted. Also:
 # a manager that has no target user (not assigned) logs a `skipped` line with
 # errorCode ReferenceNotYetProvisioned. The restore POST (no body) is sent on
 # its own, not in a $batch.
@@ -172,6 +173,27 @@ try:
          again.get("id") not in (None, tu["id"]) and again.get("jobTitle") == "Gone",
          "deleted for good: the restore's 404 and the read's 404 forget the link; a warning, then a create",
          (by, [e["provisioningStatusInfo"] for e in mine], p.stderr[-800:]))
+
+    # ================= after `restart` (links kept, what was exported
+    # forgotten): the restore's POST succeeds and the read finds every value
+    # in place, nothing to PATCH; the restore is still a change, logged
+    victim = members[3]["id"]
+    tu = X.linked(sim, tgt_tid, link)[victim]
+    sim.call("DELETE", "/_admin/tenants/%s/users/%s" % (src_tid, victim))
+    p = env.once()
+    d = X.start_daemon(env)
+    try:
+        c = env.ctl("restart", "j")
+    finally:
+        X.stop_daemon(d)
+    sim.call("POST", "/_admin/tenants/%s/users/%s/restore" % (src_tid, victim))
+    p, by, mine = cycle(sim, env, tgt_tid, victim)
+    now = target_user(sim, tgt_tid, tu["id"])
+    t.ok(c.returncode == 0 and p.returncode == 0 and by.get("deleteditems.restore", 0) == 1 and
+         not now.get("deleted") and [(e["action"], e["provisioningStatusInfo"]["status"]) for e in mine] ==
+         [("Update", "success")] and "updated 1" in p.stderr,
+         "after restart, a restore that needs no PATCH is logged (Update, success) and counted",
+         (c.returncode, by, [(e["action"], e["provisioningStatusInfo"]) for e in mine], p.stderr[-800:]))
     ok = t.failed == 0
 finally:
     sim.stop()

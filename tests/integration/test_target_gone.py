@@ -8,9 +8,12 @@
 # created" (entra: app-provisioning/how-provisioning-works.md); an incremental
 # cycle would otherwise never plan that user again until the source changed it
 # once more. A user that left scope is not created again. And a user synced
-# blocked from sign-in that then leaves scope is not soft-deleted.
+# blocked from sign-in that then leaves scope is not soft-deleted. An account
+# soft-deleted by the target's administrator is neither restored nor invited
+# again: the write waits until it is restored there.
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import xtsenv as X  # noqa: E402
@@ -26,7 +29,7 @@ try:
     for uid in users:
         sim.call("POST", "/_admin/tenants/%s/groups/%s/members" % (src_tid, g), {"id": uid})
     env.add_job("a", "s", "d", scope="assigned", assigned_groups=g, deletion_threshold=0,
-                deprovision="delete")
+                deprovision="delete", escrow_retry_base="1s")
     env.write_config()
 
     def live():
@@ -92,6 +95,38 @@ try:
          [e["action"] for e in skip] == ["Skip"] and "blocked from sign-in" in str(skip),
          "then removed from the group: not soft-deleted, one Skip line says why",
          (p.returncode, [(r["method"], r["path"]) for r in dels], skip))
+
+    # (e) a target administrator soft-deletes u4's account (it sits in the
+    # target's deleted items); u4 then changes in the source. Microsoft's
+    # service does not restore it ("Solution: Manually restore the
+    # soft-deleted user in the target tenant", cross-tenant-synchronization-
+    # configure.md), and inviting its address again would fail or make a
+    # second account: the write waits (skipped, not a failure) until the
+    # administrator restores it, and then goes to the same account.
+    sim.call("DELETE", "/_admin/tenants/%s/users/%s" % (tgt_tid, first[users[4]]["id"]))
+    sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (src_tid, users[4]), {"jobTitle": "Soft Deleted"})
+    n0 = len(env.provlog())
+    seq = sim.last_seq()
+    p = env.once()
+    inv = [r for r in sim.requests(seq)["value"] if r["route"] == "invitations.post"]
+    mine = [(e["action"], e["provisioningStatusInfo"]["status"],
+             (e["provisioningStatusInfo"].get("errorInformation") or {}).get("errorCode"))
+            for e in env.provlog()[n0:] if e["sourceIdentity"]["id"] == users[4]]
+    acct = sim.call("GET", "/_admin/tenants/%s/users/%s" % (tgt_tid, first[users[4]]["id"]))
+    t.ok(p.returncode == 0 and not inv and mine == [("Update", "skipped", "TargetUserSoftDeleted")] and
+         acct.get("deleted") is True and "failed 0" in p.stderr,
+         "an account soft-deleted by the target's administrator: not restored, not invited again; one "
+         "skipped line (TargetUserSoftDeleted), no failure", (p.returncode, len(inv), mine, p.stderr[-1500:]))
+    sim.call("POST", "/_admin/tenants/%s/users/%s/restore" % (tgt_tid, first[users[4]]["id"]))
+    time.sleep(2.5)  # the deferred write's back-off: 1 s x 2^1
+    seq = sim.last_seq()
+    p = env.once()
+    inv = [r for r in sim.requests(seq)["value"] if r["route"] == "invitations.post"]
+    acct = sim.call("GET", "/_admin/tenants/%s/users/%s" % (tgt_tid, first[users[4]]["id"]))
+    t.ok(p.returncode == 0 and not inv and acct.get("jobTitle") == "Soft Deleted" and not acct.get("deleted") and
+         live().get(users[4], {}).get("id") == first[users[4]]["id"],
+         "restored there by the administrator: the waiting write reaches the same account",
+         (p.returncode, len(inv), acct.get("jobTitle"), p.stderr[-1500:]))
 
     p = env.once()
     now = live()

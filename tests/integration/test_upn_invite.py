@@ -10,7 +10,8 @@
 # @contoso.onmicrosoft.com)". A B2B user's UPN prefix comes from the address
 # it was invited at (invitation-post.md), so xtsync invites at the source UPN
 # and writes the mail with the mapped attributes; a user whose mail is its UPN
-# is invited at it as before. A second cycle invites nobody again.
+# is invited at it as before. A second cycle invites nobody again. A guest
+# invited by hand at the source UPN is matched there, not taken over.
 import os
 import sys
 
@@ -56,6 +57,36 @@ try:
     t.ok(p.returncode == 0 and not invs and len(X.users_list(sim.users(tgt_tid))) == N and
          not X.sync_problems(sim, src_tid, tgt_tid, link),
          "the next cycle invites nobody; no duplicate", (p.returncode, len(invs)))
+
+    # A guest invited by hand at the source UPN (its mail is that address),
+    # while the source user's mail differs: the invitation would return that
+    # guest, so it is matched by the invited address first, with the update
+    # rules: it stays a Guest ("If the B2B user already exists in the target
+    # tenant then Member (userType) will not changed to Member",
+    # cross-tenant-synchronization-configure.md), logged as an Update.
+    os.mkdir(os.path.join(tmp, "g"))
+    env2, s2, t2, link2 = X.source_target(sim, os.path.join(tmp, "g"), 0x0b0e0002, 2, 54, names=("s2", "d2"))
+    env2.add_job("g", "s2", "d2", scope="all", deletion_threshold=0)
+    env2.write_config()
+    u0 = X.users_list(sim.users(s2))[0]
+    gl, _, gd = u0["userPrincipalName"].partition("@")
+    sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (s2, u0["id"]), {"mail": "alias.%s@%s" % (gl, gd)})
+    guest = sim.call("POST", "/_admin/tenants/%s/users" % t2, {
+        "displayName": "Hand invited", "mail": u0["userPrincipalName"],
+        "userPrincipalName": "%s_%s#EXT#@d2.example" % (gl, gd), "userType": "Guest",
+        "creationType": "Invitation", "accountEnabled": True, "externalUserState": "Accepted"})
+    seq = sim.last_seq()
+    p = env2.once()
+    invs = [r for r in sim.requests(seq)["value"] if r["route"] == "invitations.post" and r["tenant"] == t2]
+    g = [u for u in X.users_list(sim.users(t2)) if u["id"] == guest["id"]]
+    lines = [e for e in env2.provlog() if (e.get("sourceIdentity") or {}).get("id") == u0["id"]]
+    t.ok(p.returncode == 0 and len(invs) == 1 and g and g[0].get("userType") == "Guest" and
+         g[0].get("displayName") == u0["displayName"] and len(X.users_list(sim.users(t2))) == 2,
+         "a guest invited by hand at the source UPN (mail differs) is matched, not invited: it stays a Guest, "
+         "its values updated; the other user is invited", (p.returncode, len(invs), g, p.stderr[-1500:]))
+    t.ok([e.get("action") for e in lines] == ["Update"],
+         "the matched guest is logged as an Update, not a Create", [(e.get("action"), e.get("modifiedProperties"))
+                                                                   for e in lines])
     ok = t.failed == 0
 finally:
     sim.stop()
