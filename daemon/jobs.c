@@ -175,9 +175,12 @@ once_account(struct xts_jobs *t, struct job *j, int result)
 	/* Stopped by SIGTERM/SIGINT: the in-flight batch finished and the
 	 * state is persisted, which the contract calls a clean exit (0); the
 	 * rest is done by the next run. */
+	/* A cycle that failed did not complete: 1, even when deletions held
+	 * by an earlier cycle are still waiting (j->held). A job quarantined
+	 * by this cycle's failure (credentials, policy) is held: 3. */
 	if (result == 0 || result == XTS_ECANCELED)
 		code = 0;
-	else if (result == XTS_EHELD || j->held || j->quarantined)
+	else if (result == XTS_EHELD || j->quarantined)
 		code = 3;
 	else
 		code = 1;

@@ -4,6 +4,7 @@
 # logged once (one StagedDelete line per held op, not one per cycle it stays
 # held; a deletion held later gets its own line), and deletion_threshold = 0
 # ("0 turns the guard off", contract) releases what an earlier threshold held.
+# A cycle that fails while deletions are held exits 1, not 3.
 import os
 import sys
 
@@ -40,6 +41,17 @@ try:
     p = env.once()
     t.ok(p.returncode == 3 and sorted(staged()) == sorted(gone + [later]),
          "a deletion held later gets its own line, the others none", (p.returncode, staged()))
+
+    # a cycle that fails while those deletions are still held: exit 1, not 3
+    # ("3 a cycle completed but something is held", contract: this one did
+    # not complete), the source read failing or Graph not answering at all
+    fid = sim.call("POST", "/_admin/faults", {"tenant": src_tid, "route": "/users/delta", "kind": "status",
+                                              "status": 400})["id"]
+    p = env.once()
+    sim.call("DELETE", "/_admin/faults/%s" % fid)
+    t.ok(p.returncode == 1 and "cycle failed" in p.stderr,
+         "the source read fails while deletions are held: exit 1 (a failure outranks the hold)",
+         (p.returncode, p.stderr[-800:]))
 
     # the threshold raised past what is held: still held (until released),
     # and the log line does not claim the 6 exceed a threshold of 10
