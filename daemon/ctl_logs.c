@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <unicase.h>
 
 #include "config.h"
 #include "ctl_logs.h"
@@ -42,6 +44,13 @@ struct reader {
 	char *buf;      /* bytes of an incomplete line */
 	size_t len, cap;
 	int skipping;   /* inside an over-long line */
+	/* The head of the last complete line read and where it starts: a log
+	 * line begins with its activityDateTime and id, so these bytes read
+	 * back differently once a copytruncate rewrote the file, even when it
+	 * grew back past off between two polls. */
+	off_t sig_off;
+	size_t sig_len;
+	char sig[96];
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -70,9 +79,19 @@ digits(const char **p, int n, int *out)
 	return 0;
 }
 
-/* ISO 8601: YYYY-MM-DD[THH:MM[:SS[.fff...]]][Z|+hh:mm|-hh:mm]; no zone = UTC. */
 static int
-parse_iso(const char *s, long long *out)
+days_in_month(int y, int mo)
+{
+	static const int dim[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+	return mo == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)) ? 29 : dim[mo - 1];
+}
+
+/* ISO 8601: YYYY-MM-DD[THH:MM[:SS[.fff...]]][Z|+hh:mm|-hh:mm]. Without a
+ * zone: local time when local (what an operator types, as ISO 8601,
+ * journalctl and date -d read it), else UTC (the log's own lines carry Z). */
+static int
+parse_iso(const char *s, bool local, long long *out)
 {
 	struct tm tm;
 	const char *p = s;
@@ -104,7 +123,7 @@ parse_iso(const char *s, long long *out)
 			}
 		}
 	}
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+	if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
 		return -1;
 	tm.tm_year = y - 1900;
 	tm.tm_mon = mo - 1;
@@ -115,6 +134,11 @@ parse_iso(const char *s, long long *out)
 	t = (long long)timegm(&tm);
 	if (*p == 'Z' || *p == 'z') {
 		p++;
+	} else if (*p == '\0' && local) {
+		tm.tm_isdst = -1;
+		t = (long long)mktime(&tm);
+		if (t == -1)
+			return -1;
 	} else if (*p == '+' || *p == '-') {
 		sign = *p++ == '+' ? 1 : -1;
 		if (digits(&p, 2, &zh))
@@ -136,13 +160,19 @@ xts_ctl_logs_parse_time(const char *s, long long now_ms, long long *out_ms)
 {
 	char *end = NULL;
 	long long n, unit;
+	uint64_t dur;
 
 	if (s == NULL || *s == '\0')
 		return -1;
-	if (parse_iso(s, out_ms) == 0)
+	if (parse_iso(s, true, out_ms) == 0)
 		return 0;
 	if (*s < '0' || *s > '9')
 		return -1;
+	/* the config's durations: "90s", "1h30m", bare seconds (up to 30 days) */
+	if (xts_config_parse_duration(s, &dur) == 0) {
+		*out_ms = now_ms - (long long)dur;
+		return 0;
+	}
 	errno = 0;
 	n = strtoll(s, &end, 10);
 	if (errno || end == s || end[0] == '\0' || end[1] != '\0')
@@ -172,10 +202,19 @@ str_at(json_t *o, const char *a, const char *b)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* Equal ignoring case, for every script's letters (Unicode full case
+ * folding, libunistring), not only ASCII: "åsa novák" finds "Åsa Novák". */
 static int
 eq(const char *v, const char *want)
 {
-	return v && strcasecmp(v, want) == 0;
+	int r;
+
+	if (v == NULL)
+		return 0;
+	if (strcasecmp(v, want) == 0)
+		return 1;
+	return u8_casecmp((const uint8_t *)v, strlen(v), (const uint8_t *)want, strlen(want), NULL, NULL, &r) == 0 &&
+	       r == 0;
 }
 
 static int
@@ -196,7 +235,7 @@ matches(json_t *o, const struct filter *f)
 		const char *t = str_at(o, "activityDateTime", NULL);
 		long long ms;
 
-		if (t == NULL || parse_iso(t, &ms) < 0 || ms < f->since)
+		if (t == NULL || parse_iso(t, false, &ms) < 0 || ms < f->since)
 			return 0;
 	}
 	return 1;
@@ -363,7 +402,35 @@ reader_open(struct reader *r, const char *path)
 	r->off = 0;
 	r->len = 0;
 	r->skipping = 0;
+	r->sig_len = 0;
 	return 0;
+}
+
+static void
+remember_line(struct reader *r, off_t at, const char *line, size_t len)
+{
+	r->sig_off = at;
+	r->sig_len = len < sizeof(r->sig) ? len : sizeof(r->sig);
+	memcpy(r->sig, line, r->sig_len);
+}
+
+/* Whether the file was truncated under us (copytruncate): shorter than what
+ * was read, or the last line read is no longer where it was. */
+static bool
+reader_truncated(struct reader *r)
+{
+	char now[sizeof(r->sig)];
+	struct stat sb;
+	ssize_t n;
+
+	if (fstat(r->fd, &sb) != 0)
+		return false;
+	if (sb.st_size < r->off)
+		return true;
+	if (r->sig_len == 0)
+		return false;
+	n = pread(r->fd, now, r->sig_len, r->sig_off);
+	return n != (ssize_t)r->sig_len || memcmp(now, r->sig, r->sig_len) != 0;
 }
 
 /* Read what is there now and handle every complete line. */
@@ -371,6 +438,7 @@ static int
 reader_drain(struct reader *r, const struct filter *f)
 {
 	char chunk[65536];
+	off_t base;
 	ssize_t n;
 	size_t i, start;
 
@@ -382,6 +450,7 @@ reader_drain(struct reader *r, const struct filter *f)
 			return -errno;
 		if (n == 0)
 			return 0;
+		base = r->off;
 		r->off += n;
 		start = 0;
 		for (i = 0; i < (size_t)n; i++) {
@@ -393,6 +462,7 @@ reader_drain(struct reader *r, const struct filter *f)
 				if (r->len + (i - start) <= MAX_LINE && r->len + (i - start) + 1 <= r->cap) {
 					memcpy(r->buf + r->len, chunk + start, i - start);
 					handle_line(r->buf, r->len + (i - start), f);
+					remember_line(r, base - (off_t)r->len, r->buf, r->len + (i - start));
 				} else if (r->len + (i - start) <= MAX_LINE) {
 					char *nb = xts_realloc(r->buf, r->len + (i - start) + 1);
 
@@ -402,10 +472,12 @@ reader_drain(struct reader *r, const struct filter *f)
 					r->cap = r->len + (i - start) + 1;
 					memcpy(r->buf + r->len, chunk + start, i - start);
 					handle_line(r->buf, r->len + (i - start), f);
+					remember_line(r, base - (off_t)r->len, r->buf, r->len + (i - start));
 				}
 				r->len = 0;
 			} else {
 				handle_line(chunk + start, i - start, f);
+				remember_line(r, base + (off_t)start, chunk + start, i - start);
 			}
 			start = i + 1;
 		}
@@ -446,7 +518,7 @@ static int
 follow(struct reader *r, const char *path, const struct filter *f)
 {
 	struct sigaction sa, old_int, old_term;
-	struct stat sb, pb;
+	struct stat pb;
 	int ret = 0;
 
 	memset(&sa, 0, sizeof(sa));
@@ -467,12 +539,13 @@ follow(struct reader *r, const char *path, const struct filter *f)
 			break;
 		fflush(stdout);
 		sleep_ms(POLL_MS);
-		if (fstat(r->fd, &sb) == 0 && sb.st_size < r->off) {
+		if (reader_truncated(r)) {
 			/* copytruncate: start over at the top of the same file */
 			lseek(r->fd, 0, SEEK_SET);
 			r->off = 0;
 			r->len = 0;
 			r->skipping = 0;
+			r->sig_len = 0;
 			continue;
 		}
 		if (stat(path, &pb) < 0 || pb.st_dev != r->dev || pb.st_ino != r->ino) {
@@ -495,7 +568,8 @@ usage(void)
 {
 	fputs("usage: xtsyncctl logs [--follow] [--job J] [--user U] [--action A] [--status S]\n"
 	      "                      [--since TIME] [--json]\n"
-	      "  TIME: ISO 8601 (2024-05-01T12:00:00Z) or relative (30s, 10m, 2h, 1d)\n"
+	      "  TIME: ISO 8601 (2024-05-01T12:00:00Z; without a zone, local time)\n"
+	      "        or relative (30s, 10m, 1h30m, 2h, 1d)\n"
 	      "  ACTION: Create Update Delete Disable Skip StagedDelete Other\n"
 	      "  STATUS: success failure skipped warning\n", stderr);
 }

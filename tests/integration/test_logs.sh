@@ -19,7 +19,7 @@ check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; 
 logs() { "$tool" logs "$log" logs "$@"; }
 put() { "$tool" provlog "$log" "$@"; }
 
-echo "1..30"
+echo "1..34"
 put contoso-to-fabrikam Create success adele@contoso.example t-0001 "" 7200000   # 2 h old
 put contoso-to-fabrikam Update failure alex@contoso.example t-0002 AzureActiveDirectoryForbidden
 put fabrikam-to-contoso Delete success megan@fabrikam.example t-0003
@@ -48,14 +48,24 @@ check "filters combine" test "$(logs --job contoso-to-fabrikam --status success 
 check "--since 1h drops the 2 h old entry" test "$(logs --since 1h | grep -c adele@)" -eq 0
 check "--since 3h keeps it" test "$(logs --since 3h | grep -c adele@)" -eq 1
 check "--since ISO 8601 in the future matches nothing" test "$(logs --since 2999-01-01T00:00:00Z | wc -l)" -eq 0
+check "--since takes the config's durations: 1h30m drops the 2 h old entry, 2h30m keeps it" \
+	test "$(logs --since 1h30m | grep -c adele@)$(logs --since 2h30m | grep -c adele@)" = 01
+# a time without a zone is local time (ISO 8601; as journalctl and date -d read it)
+three_ago=$(TZ=UTC-9 date -d '-3 hours' +%Y-%m-%dT%H:%M:%S)
+check "--since without a zone is local time (TZ=UTC-9, 3 h ago keeps the 2 h old entry)" \
+	test "$(TZ=UTC-9 "$tool" logs "$log" logs --since "$three_ago" | grep -c adele@)" -eq 1
 json=$(logs --json --status failure)
 check "--json prints the stored line unchanged" test "$json" = "$(grep alex@ "$log")"
 check "--json output is JSON" bash -c "printf '%s' '$json' | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"provisioningStatusInfo\"][\"errorInformation\"][\"errorCode\"]==\"AzureActiveDirectoryForbidden\"'"
 
+"$tool" provlog "$dir/u.log" contoso-to-fabrikam Update success 'Åsa.Novák@contoso.example' t-0201
+check "--user ignores case beyond ASCII (åsa.novák finds Åsa.Novák)" \
+	test "$("$tool" logs "$dir/u.log" logs --user 'åsa.novák@CONTOSO.example' | wc -l)" -eq 1
 logs --since yesterday >/dev/null 2>&1; rc1=$?
 logs --action Explode >/dev/null 2>&1; rc2=$?
 logs extra-arg >/dev/null 2>&1; rc3=$?
-check "usage errors exit 2" test "$rc1$rc2$rc3" = 222
+logs --since 2026-11-31T00:00:00Z >/dev/null 2>&1; rc4=$?
+check "usage errors exit 2 (also a day that does not exist)" test "$rc1$rc2$rc3$rc4" = 2222
 "$tool" logs "$dir/missing.log" logs >"$dir/missing.out" 2>&1; rc=$?
 check "a log not written yet prints nothing and exits 0" test $rc -eq 0 -a ! -s "$dir/missing.out"
 "$tool" logs "$dir/no-such-dir/x.log" logs >/dev/null 2>&1; rc=$?
@@ -79,6 +89,17 @@ check "--follow survives copytruncate" wait_for f2@contoso.example
 mv "$log" "$log.2"                       # rename rotation
 put contoso-to-fabrikam Delete success f3@contoso.example t-0104
 check "--follow survives rename rotation" wait_for f3@contoso.example
+# copytruncate, then more bytes than the file held before, all between two
+# polls (the follower stopped meanwhile): the size alone does not show it
+sleep 0.3
+kill -STOP "$fpid"
+cp "$log" "$log.3" && : >"$log"
+put contoso-to-fabrikam Update success f4a@contoso.example t-0105
+put contoso-to-fabrikam Update success f4b@contoso.example t-0106
+put contoso-to-fabrikam Update success f4c@contoso.example t-0107
+kill -CONT "$fpid"
+check "--follow after a copytruncate that grew back past the old size between polls: no line lost" \
+	bash -c "for i in \$(seq 1 50); do grep -q f4c@ '$fout' && break; sleep 0.1; done; [ \$(grep -c f4a@ '$fout') -eq 1 ] && [ \$(grep -c f4b@ '$fout') -eq 1 ] && [ \$(grep -c f4c@ '$fout') -eq 1 ]"
 kill -TERM "$fpid"; wait "$fpid"; rc=$?; fpid=
 check "--follow exits 0 on SIGTERM" test $rc -eq 0
 check "--follow printed each entry once and no other job" \
