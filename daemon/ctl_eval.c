@@ -61,6 +61,7 @@ load_attrs(const char *arg)
 {
 	struct xts_buf b = XTS_BUF_INIT;
 	json_error_t jerr;
+	size_t bom;
 	json_t *v;
 
 	if (arg[0] == '@') {
@@ -68,7 +69,9 @@ load_attrs(const char *arg)
 			xts_buf_free(&b);
 			return NULL;
 		}
-		v = xts_json_loadb(b.p != NULL ? b.p : "", b.len, JSON_REJECT_DUPLICATES, &jerr);
+		/* a UTF-8 byte-order mark (Windows PowerShell 5.1 writes one) */
+		bom = b.len >= 3 && memcmp(b.p, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+		v = xts_json_loadb(b.p != NULL ? b.p + bom : "", b.len - bom, JSON_REJECT_DUPLICATES, &jerr);
 		xts_buf_free(&b);
 	} else {
 		v = xts_json_loads(arg, JSON_REJECT_DUPLICATES, &jerr);

@@ -832,6 +832,22 @@ done:
 	return ret;
 }
 
+/* A byte-order mark at the start of f: a UTF-8 one is skipped (RFC 8259
+ * 8.1 lets a parser ignore it; Windows PowerShell 5.1 writes one when it
+ * saves UTF-8), anything else is left in place. 1 for a UTF-16 one (not
+ * JSON text jansson reads), else 0. */
+static int
+skip_bom(FILE *f)
+{
+	unsigned char b[3];
+	size_t n = fread(b, 1, sizeof(b), f);
+
+	if (n == 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF)
+		return 0;
+	rewind(f);
+	return n >= 2 && ((b[0] == 0xFF && b[1] == 0xFE) || (b[0] == 0xFE && b[1] == 0xFF));
+}
+
 int
 xts_schema_load_file(const char *path, struct xts_schema **out, struct xts_schema_problems *probs)
 {
@@ -849,6 +865,12 @@ xts_schema_load_file(const char *path, struct xts_schema **out, struct xts_schem
 		ret = xts_schema_problem_add(probs, "$", "cannot open: %s", strerror(e));
 		if (ret == 0)
 			ret = xts_err_from_errno(e) == XTS_ENOENT ? XTS_ENOENT : XTS_EIO;
+		goto done;
+	}
+	if (skip_bom(f)) {
+		ret = xts_schema_problem_add(probs, "$", "the file is UTF-16; save it as UTF-8");
+		if (ret == 0)
+			ret = XTS_ESCHEMA;
 		goto done;
 	}
 	doc = xts_json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);

@@ -7,8 +7,9 @@
 # column, an unknown job is a usage error (exit 2) for every job command,
 # allow-deletions with nothing held says so, pause and resume repeated
 # exit 0 (for scripts), logs before the provisioning log exists prints
-# nothing (and --follow waits for it), and eval names an unreadable @FILE
-# with errno's reason.
+# nothing (and --follow waits for it), eval names an unreadable @FILE
+# with errno's reason, and a UTF-8 byte-order mark is skipped (check-schema,
+# eval @FILE).
 import json
 import os
 import re
@@ -154,6 +155,17 @@ try:
     c = ctl("test-connection", JOB, conf=conf)
     t.ok(c.returncode == 2 and "readable by others" in c.stderr and "cannot use" in c.stderr,
          "test-connection with a problem in one of the job's tenants exits 2 naming it", out_of(c))
+    # a systemd credential name outside systemd ($CREDENTIALS_DIRECTORY not
+    # set): known only when the secret is read, still the config's mistake
+    cred_text = good.replace(env.secret, "src-secret", 1)
+    conf = write_conf("cred.conf", cred_text)
+    c = subprocess.run([os.path.join(X.BUILD, "daemon/xtsyncctl"), "-c", conf, "test-connection", JOB],
+                       capture_output=True, text=True, timeout=120,
+                       env={k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"})
+    t.ok(c.returncode == 2 and "%s:%d: tenant src: client_secret_file: cannot read the credential" %
+         (conf, job_line(cred_text, "client_secret_file")) in c.stderr and
+         "$CREDENTIALS_DIRECTORY is not set" in c.stderr and "test-connection: not found" not in c.stderr,
+         "test-connection with a credential name and no $CREDENTIALS_DIRECTORY: exit 2, FILE:LINE", out_of(c))
     with open(env.conf, "w") as f:
         f.write(good)
 
@@ -240,6 +252,30 @@ try:
                         "[mail]"], capture_output=True, text=True, timeout=60, cwd=tmp)
     t.ok(c.returncode == 2 and c.stderr.strip() == "xtsyncctl: cannot read nosuch.json: No such file or directory",
          "eval --attributes @nosuch.json names the file and errno's reason (exit 2)", out_of(c))
+
+    # ---- 9. files with a byte-order mark: Windows PowerShell 5.1 writes a
+    # UTF-8 one when it saves UTF-8 (RFC 8259 8.1: a parser may ignore it)
+    with open(os.path.join(X.SRC, "schema/cross-tenant-schema.json"), "rb") as f:
+        schema = f.read()
+    with open(os.path.join(tmp, "bom.json"), "wb") as f:
+        f.write(b"\xef\xbb\xbf" + schema)
+    with open(os.path.join(tmp, "utf16.json"), "wb") as f:
+        f.write(schema.decode("utf-8").encode("utf-16"))
+    with open(os.path.join(tmp, "attrs.json"), "wb") as f:
+        f.write(b"\xef\xbb\xbf" + '{"mail": "åsa@contoso.example"}'.encode())
+    ctl_bin = os.path.join(X.BUILD, "daemon/xtsyncctl")
+    c1 = subprocess.run([ctl_bin, "check-schema", os.path.join(tmp, "bom.json")], capture_output=True,
+                        text=True, timeout=60)
+    c2 = subprocess.run([ctl_bin, "check-schema", os.path.join(tmp, "utf16.json")], capture_output=True,
+                        text=True, timeout=60)
+    c3 = subprocess.run([ctl_bin, "eval", "--attributes", "@attrs.json", "[mail]"], capture_output=True,
+                        text=True, timeout=60, cwd=tmp)
+    t.ok(c1.returncode == 0 and "ok (" in c1.stdout + c1.stderr,
+         "check-schema reads a schema saved with a UTF-8 byte-order mark", out_of(c1))
+    t.ok(c2.returncode == 2 and "UTF-16; save it as UTF-8" in c2.stdout + c2.stderr,
+         "check-schema names a UTF-16 file (exit 2)", out_of(c2))
+    t.ok(c3.returncode == 0 and c3.stdout.strip() == '"åsa@contoso.example"',
+         "eval --attributes @FILE reads a file with a UTF-8 byte-order mark", out_of(c3))
     ok = t.failed == 0
 finally:
     X.stop_daemon(daemon)
