@@ -916,6 +916,10 @@ restore_cb(void *arg, const struct xts_batch_result *r)
 		return;
 	}
 	a->restored = true;
+	/* the PATCH that follows may reach a replica that has not seen the
+	 * restore yet: its 404 is retried, not taken for a vanished user */
+	if (a->cy->target->ops->note_fresh != NULL)
+		a->cy->target->ops->note_fresh(a->cy->target, a->lr.l.target_id);
 	ret = xts_store_link_set_target_state(a->cy->st, a->cy->c.name, a->sid, XTS_TARGET_ACTIVE, 0);
 	if (ret == 0)
 		a->lr.l.target_state = XTS_TARGET_ACTIVE;

@@ -36,6 +36,9 @@ struct eng_target_ops {
 	/* Send nothing more (cycle canceled): queued writes end with
 	 * XTS_ECANCELED from the loop; NULL when writes never wait. */
 	void (*stop)(struct eng_target *t);
+	/* An object restored a moment ago (xts_batch_note_fresh); NULL when
+	 * the back end sends nothing. */
+	void (*note_fresh)(struct eng_target *t, const char *id);
 };
 struct eng_target {
 	const struct eng_target_ops *ops;

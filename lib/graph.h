@@ -243,6 +243,16 @@ int xts_batch_add(struct xts_batch *b, const char *method, const char *url, json
 int xts_batch_create_user(struct xts_batch *b, json_t *invitation, json_t *patch,
 			  xts_batch_cb cb, void *arg);
 
+/* An object created or restored a moment ago (id, a GUID): for the next
+ * XTS_BATCH_FRESH_MS a PATCH or PUT that names it (in its URL or its
+ * "@odata.id") and is answered 404 is retried with back-off, not reported:
+ * Entra replicates a write to its other replicas after answering it, so
+ * "a newly created object" may "return a Not Found" for a while (Microsoft
+ * Entra identity blog, "Designing for Eventual Consistency for Microsoft
+ * Entra"). Invited users are noted by xts_batch_create_user itself. */
+#define XTS_BATCH_FRESH_MS 120000
+void xts_batch_note_fresh(struct xts_batch *b, const char *id);
+
 /* Send nothing more: from the loop, every operation queued and every one
  * added later ends with XTS_ECANCELED (status 0; a create_user whose
  * invitation succeeded ends at step 2 with its user_id). Envelopes already

@@ -60,6 +60,8 @@ struct sent {
 	struct sent *next;
 };
 
+#define FRESH_MAX 256 /* objects created or restored in the last XTS_BATCH_FRESH_MS */
+
 struct xts_batch {
 	struct xts_graph *g;
 	struct xts_batch_op *head, *tail; /* live ops, FIFO */
@@ -77,6 +79,11 @@ struct xts_batch {
 	void (*ans_begin)(void *arg); /* xts_batch_on_answers */
 	void (*ans_end)(void *arg);
 	void *ans_arg;
+	struct {                      /* xts_batch_note_fresh: a ring */
+		char id[40];
+		long long at;
+	} fresh[FRESH_MAX];
+	unsigned fresh_next;
 };
 
 static void pack(void *arg);
@@ -740,6 +747,39 @@ retry_or_fail(struct xts_batch_op *op, int err, long status, json_t *body, long 
 	op_finish(op, err, status, body, &ge);
 }
 
+void
+xts_batch_note_fresh(struct xts_batch *b, const char *id)
+{
+	size_t n = id != NULL ? strlen(id) : 0;
+
+	if (b == NULL || n == 0 || n >= sizeof(b->fresh[0].id))
+		return;
+	memcpy(b->fresh[b->fresh_next].id, id, n + 1);
+	b->fresh[b->fresh_next].at = xts_now_ms();
+	b->fresh_next = (b->fresh_next + 1) % FRESH_MAX;
+}
+
+/* Whether op writes to (or references) an object noted fresh: a 404 to it
+ * may be replication lag, not a missing object. */
+static int
+names_fresh(const struct xts_batch *b, const struct xts_batch_op *op, long long now)
+{
+	const char *ref = json_string_value(json_object_get(op->body, "@odata.id"));
+	size_t i;
+
+	if (strcmp(op->method, "PATCH") != 0 && strcmp(op->method, "PUT") != 0)
+		return 0;
+	for (i = 0; i < FRESH_MAX; i++) {
+		const char *id = b->fresh[i].id;
+
+		if (id[0] == '\0' || now - b->fresh[i].at > XTS_BATCH_FRESH_MS)
+			continue;
+		if (strstr(op->url, id) != NULL || (ref != NULL && strstr(ref, id) != NULL))
+			return 1;
+	}
+	return 0;
+}
+
 /* One operation's answer: a sub-response, or (without $batch) the answer to
  * its own request, whose status graph.c already fed to the governor (fed). */
 static void
@@ -773,6 +813,10 @@ judge(struct xts_batch *b, struct xts_batch_op *op, long st, json_t *body, long 
 		 * 424 without a reason we can see */
 		op->dep_waits++;
 		requeue(op, 0);
+	} else if (st == 404 && names_fresh(b, op, now)) {
+		/* replication lag (xts_batch_note_fresh): retried, bounded like
+		 * a server error; what is still missing then is reported */
+		retry_or_fail(op, XTS_ENOENT, st, body, xts_graph__backoff_ms(b->g, op->attempts + 1));
 	} else if (st == 424) {
 		sub_error(&ge, st, body);
 		if (ge.code[0] == '\0')
@@ -1032,6 +1076,7 @@ cu_on_invite(void *arg, const struct xts_batch_result *r)
 		cu_free(cu);
 		return;
 	}
+	xts_batch_note_fresh(cu->b, id);
 	cu->user_id = xts_strdup(id);
 	rr.user_id = cu->user_id;
 	if (cu->user_id == NULL) {

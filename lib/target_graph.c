@@ -52,7 +52,13 @@ tg_stop(struct eng_target *t)
 	xts_batch_stop(((struct tgraph *)t)->b);
 }
 
-static const struct eng_target_ops tg_ops = { tg_write, tg_create_user, tg_read, tg_free, tg_stop };
+static void
+tg_note_fresh(struct eng_target *t, const char *id)
+{
+	xts_batch_note_fresh(((struct tgraph *)t)->b, id);
+}
+
+static const struct eng_target_ops tg_ops = { tg_write, tg_create_user, tg_read, tg_free, tg_stop, tg_note_fresh };
 
 int
 eng_target_graph_new(struct xts_graph *gr, void (*begin)(void *arg), void (*end)(void *arg),

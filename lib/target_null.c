@@ -116,7 +116,7 @@ tn_free(struct eng_target *et)
 	xts_free(t);
 }
 
-static const struct eng_target_ops tn_ops = { tn_write, tn_create_user, NULL, tn_free, NULL };
+static const struct eng_target_ops tn_ops = { tn_write, tn_create_user, NULL, tn_free, NULL, NULL };
 
 int
 eng_target_null_new(struct xts_evloop *ev, void (*line)(void *arg, const char *text), void *arg,

@@ -61,6 +61,7 @@ class Fault:
         if self.kind not in FAULT_KINDS:
             raise ValueError("unknown fault kind %r" % self.kind)
         self.status = int(spec.get("status", 503))
+        self.code = spec.get("code")   # the error code, else the status's usual one
         self.retry_after = spec.get("retry_after")
         self.seconds = float(spec.get("seconds", 5))
         self.count = spec.get("count")
@@ -203,7 +204,7 @@ class Sim:
             return G.Resp(f.status, {"error": "temporarily_unavailable",
                                      "error_description": "AADSTS90006: The service is temporarily unavailable.",
                                      "error_codes": [90006]}, hdrs)
-        return G.graph_error(req, f.status, ERROR_CODES.get(f.status, "generalException"),
+        return G.graph_error(req, f.status, f.code or ERROR_CODES.get(f.status, "generalException"),
                              "Injected fault (%d)." % f.status, hdrs)
 
     def batch(self, req):

@@ -776,6 +776,15 @@ class GraphsimTest(unittest.TestCase):
         s, b, h = self.c.req("POST", "/%s/oauth2/v2.0/token" % tid, form="grant_type=client_credentials")
         self.assertEqual(s, 500)
 
+    def test_fault_status_code(self):
+        # "code" names the error code (Graph's Request_ResourceNotFound for a
+        # directory object not replicated yet); without it, the status's usual one
+        tid, dom, app, tok = self.setup_tenant(seed=2)
+        self.fault(tid, route="/v1.0/users$", kind="status", status=404, code="Request_ResourceNotFound", count=1)
+        self.fault(tid, route="/v1.0/users$", kind="status", status=404, count=1)
+        self.assertEqual([self.g(tok, "GET", "users")[1]["error"]["code"] for _ in range(2)],
+                         ["Request_ResourceNotFound", "NotFound"])
+
     def test_fault_skip(self):
         tid, dom, app, tok = self.setup_tenant(seed=2)
         self.fault(tid, route="/v1.0/users$", kind="status", status=500, skip=2, count=1)
