@@ -26,6 +26,7 @@
 #include "json_load.h"
 #include "log.h"
 #include "mem.h"
+#include "text.h"
 
 #define MAX_LINE (4u << 20) /* longer lines are skipped */
 #define POLL_MS 200
@@ -246,8 +247,15 @@ matches(json_t *o, const struct filter *f)
 static void
 put_safe(const char *s)
 {
-	for (; s && *s; s++)
-		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+	size_t n;
+
+	while (s != NULL && *s != '\0') {
+		n = xts_text_unsafe_at(s);
+		if (n == 0)
+			putchar(*s++);
+		for (; n > 0; n--, s++)
+			putchar('?');
+	}
 }
 
 /* A property written with the value it had (an update re-asserts the

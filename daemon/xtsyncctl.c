@@ -16,6 +16,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "text.h"
 #include "xts_build.h"
 
 #include "ctl_eval.h"
@@ -91,6 +92,32 @@ print_count(long long v)
 		printf(" %8s", "-");
 	else
 		printf(" %8lld", v);
+}
+
+/* Every string in v, replaced by a copy without control characters
+ * (xts_text_scrub). */
+static void
+scrub_strings(json_t *v)
+{
+	const char *key;
+	json_t *m;
+	size_t i;
+	char *c;
+
+	if (json_is_object(v)) {
+		json_object_foreach(v, key, m)
+			scrub_strings(m);
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, m)
+			scrub_strings(m);
+	} else if (json_is_string(v)) {
+		c = xts_strdup(json_string_value(v));
+		if (c == NULL)
+			return;
+		xts_text_scrub(c);
+		json_string_set(v, c);
+		xts_free(c);
+	}
 }
 
 static void
@@ -282,6 +309,10 @@ daemon_command(const char *config_path, const char *sock_opt, int argc, char **a
 	if (json_out) {
 		json_dumpf(resp, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
 		printf("\n");
+	} else {
+		/* printed for a terminal: tenant text (Graph's error messages,
+		 * source ids and addresses) loses its control characters */
+		scrub_strings(resp);
 	}
 	if (!json_is_true(json_object_get(resp, "ok")) && strcmp(cmd, "provision") == 0 &&
 	    json_is_array(json_object_get(resp, "steps"))) {

@@ -20,6 +20,7 @@
 #include "json_load.h"
 #include "log.h"
 #include "mem.h"
+#include "text.h"
 
 struct entry;
 
@@ -219,6 +220,7 @@ xts_auth_parse_token_response(long status, const char *body, size_t len, char **
 		else
 			snprintf(detail, detail_len, "%s%s%s", err ? err : "error",
 				 first[0] ? ": " : "", first);
+		xts_text_scrub(detail); /* the token service's text: logs, mail, terminal */
 	}
 	ret = transient_refusal(err, code) ? XTS_ESERVER : XTS_EAUTH;
 done:

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "mem.h"
 #include "secret.h"
+#include "text.h"
 #include "throttle.h"
 
 /* ---- small pure helpers (public) ------------------------------------------ */
@@ -815,5 +816,6 @@ eng_plan_line(struct eng_cycle *cy, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	xts_text_scrub(line); /* source ids and addresses: printed to a terminal */
 	cy->e->o.plan_line(cy->e->o.plan_arg, cy->c.name, line);
 }

@@ -18,6 +18,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "text.h"
 
 struct aop {
 	struct eng_cycle *cy;
@@ -1087,7 +1088,7 @@ adopt(struct aop *a, json_t *found)
 	l.origin = a->attempts > 1 ? XTS_LINK_ADOPTED : XTS_LINK_MATCHED;
 	l.target_state = json_is_false(json_object_get(found, "accountEnabled")) ? XTS_TARGET_DISABLED :
 										       XTS_TARGET_ACTIVE;
-	ret = tid == NULL ? XTS_EPARSE : xts_store_link_put(cy->st, cy->c.name, &l);
+	ret = !xts_is_object_id(tid) ? XTS_EPARSE : xts_store_link_put(cy->st, cy->c.name, &l);
 	if (ret == 0)
 		ret = xts_mapping_diff(cy->sch->s, a->write, found, &changes);
 	if (ret != 0) {

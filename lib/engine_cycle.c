@@ -18,6 +18,7 @@
 #include "log.h"
 #include "mem.h"
 #include "notify.h"
+#include "text.h"
 
 static void step_recover(struct eng_cycle *cy);
 static void step_groups(struct eng_cycle *cy);
@@ -1595,8 +1596,12 @@ struct prov {
 static void
 prov_step(struct prov *p, const char *name, const char *status, const char *desc)
 {
-	json_array_append_new(p->steps, json_pack("{s:s,s:s,s:s}", "name", name, "status", status,
-						  "description", desc != NULL ? desc : ""));
+	char d[1024];
+
+	/* Graph's error text, source ids: printed to the operator's terminal */
+	snprintf(d, sizeof(d), "%s", desc != NULL ? desc : "");
+	xts_text_scrub(d);
+	json_array_append_new(p->steps, json_pack("{s:s,s:s,s:s}", "name", name, "status", status, "description", d));
 }
 
 /* Why the user's write failed: its open op's last error ("code: message"),
@@ -1726,6 +1731,8 @@ prov_got_user(void *arg, const struct xts_graph_result *res)
 		return;
 	}
 	sid = json_string_value(json_object_get(res->body, "id"));
+	if (!xts_is_object_id(sid))
+		sid = NULL; /* not an id Graph writes: refused below, as an answer without one */
 	if (p->want_manager) {
 		/* "manager": {"id": ...} when it has one; absent when not */
 		const char *mid = json_string_value(json_object_get(json_object_get(res->body, "manager"), "id"));

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "mem.h"
 #include "scope_filter.h"
+#include "text.h"
 
 /* ---- provisioning log ---------------------------------------------------- */
 
@@ -626,6 +627,12 @@ eng_plan_entry(struct eng_cycle *cy, json_t *entry)
 
 	if (sid == NULL || sid[0] == '\0')
 		return 0;
+	if (!xts_is_object_id(sid)) {
+		/* Graph's ids are GUIDs; this one would go into URLs and log lines */
+		xts_log_rl(XTS_LOG_WARNING, 60000, 5, "job %s: a source entry whose id is not an object id "
+			   "is ignored (%.40s...)", cy->c.name, sid);
+		return 0;
+	}
 	memset(&ur, 0, sizeof(ur));
 	if (cy->untouched && cy->kind == XTS_CYCLE_INITIAL && !xts_graph_is_removed(entry)) {
 		/* The first full round of an untouched job: almost every user is

@@ -18,6 +18,7 @@
 #include "json_text.h"
 #include "log.h"
 #include "mem.h"
+#include "text.h"
 
 struct gov {
 	char *key;
@@ -330,8 +331,11 @@ xts_graph_status_err(long status)
 	return XTS_EGRAPH;
 }
 
-static void
-copy_str(char *dst, size_t n, const char *src)
+/* Text from Graph (an error's code and message, a request id) into a
+ * fixed field: cut to n - 1 bytes, on one line, without control characters
+ * (xts_text_scrub): it goes into log lines, the terminal, mail subjects. */
+void
+xts_graph__copy_str(char *dst, size_t n, const char *src)
 {
 	size_t l;
 
@@ -348,6 +352,7 @@ copy_str(char *dst, size_t n, const char *src)
 	for (size_t i = 0; i < l; i++)
 		if (dst[i] == '\n' || dst[i] == '\r')
 			dst[i] = ' ';
+	xts_text_scrub(dst);
 }
 
 int
@@ -362,8 +367,8 @@ xts_graph_error_parse(const char *body, size_t len, struct xts_graph_error *e)
 	j = xts_json_loadb(body, len, 0, NULL);
 	err = json_object_get(j, "error");
 	if (json_is_object(err)) {
-		copy_str(e->code, sizeof(e->code), json_string_value(json_object_get(err, "code")));
-		copy_str(e->message, sizeof(e->message),
+		xts_graph__copy_str(e->code, sizeof(e->code), json_string_value(json_object_get(err, "code")));
+		xts_graph__copy_str(e->message, sizeof(e->message),
 			 json_string_value(json_object_get(err, "message")));
 		inner = json_object_get(err, "innerError");
 		if (!json_is_object(inner))
@@ -374,15 +379,15 @@ xts_graph_error_parse(const char *body, size_t len, struct xts_graph_error *e)
 				json_string_value(json_object_get(inner, "client-request-id"));
 
 			if (rid != NULL)
-				copy_str(e->request_id, sizeof(e->request_id), rid);
+				xts_graph__copy_str(e->request_id, sizeof(e->request_id), rid);
 			if (crid != NULL)
-				copy_str(e->client_request_id, sizeof(e->client_request_id), crid);
+				xts_graph__copy_str(e->client_request_id, sizeof(e->client_request_id), crid);
 		}
 		ret = e->code[0] ? 0 : XTS_EPARSE;
 	} else if (json_is_string(err)) {
 		/* token endpoint shape */
-		copy_str(e->code, sizeof(e->code), json_string_value(err));
-		copy_str(e->message, sizeof(e->message),
+		xts_graph__copy_str(e->code, sizeof(e->code), json_string_value(err));
+		xts_graph__copy_str(e->message, sizeof(e->message),
 			 json_string_value(json_object_get(j, "error_description")));
 		ret = 0;
 	}
@@ -395,7 +400,7 @@ xts_graph_error_parse(const char *body, size_t len, struct xts_graph_error *e)
 		for (size_t i = 0; i < n; i++)
 			if ((unsigned char)tmp[i] < 0x20 || (unsigned char)tmp[i] >= 0x7f)
 				tmp[i] = '.';
-		copy_str(e->message, sizeof(e->message), tmp);
+		xts_graph__copy_str(e->message, sizeof(e->message), tmp);
 	}
 	json_decref(j);
 	return ret;
@@ -583,7 +588,7 @@ fail_now(struct xts_graph_req *r, int err, const char *what)
 	struct xts_graph_error ge;
 
 	memset(&ge, 0, sizeof(ge));
-	copy_str(ge.message, sizeof(ge.message), what);
+	xts_graph__copy_str(ge.message, sizeof(ge.message), what);
 	xts_warn("graph: %s: %s %s: %s (%s)", r->g->tc.name, r->method, r->url, xts_strerror(err),
 		 what);
 	finish(r, err, 0, NULL, &ge, NULL);
@@ -621,7 +626,7 @@ on_token(void *arg, int err, const char *token, long aadsts, const char *detail)
 		memset(&ge, 0, sizeof(ge));
 		if (aadsts != 0)
 			snprintf(ge.code, sizeof(ge.code), "AADSTS%ld", aadsts);
-		copy_str(ge.message, sizeof(ge.message), detail);
+		xts_graph__copy_str(ge.message, sizeof(ge.message), detail);
 		if (r->admitted) {
 			xts_throttle_refund(r->g->throttle, &r->cost, xts_now_ms());
 			r->admitted = 0;
@@ -736,8 +741,8 @@ on_http(void *arg, const struct xts_http_resp *resp)
 	r->xfer = NULL;
 	memset(&ge, 0, sizeof(ge));
 	ge.status = resp->status;
-	copy_str(ge.client_request_id, sizeof(ge.client_request_id), resp->client_request_id);
-	copy_str(ge.request_id, sizeof(ge.request_id), resp->request_id);
+	xts_graph__copy_str(ge.client_request_id, sizeof(ge.client_request_id), resp->client_request_id);
+	xts_graph__copy_str(ge.request_id, sizeof(ge.request_id), resp->request_id);
 	may_retry = !(r->flags & XTS_GRAPH_NO_RETRY) &&
 		    r->attempts < xts_graph__attempt_cap(g, resp->status == 429 ? XTS_ETHROTTLED : 0);
 
@@ -754,7 +759,7 @@ on_http(void *arg, const struct xts_http_resp *resp)
 				fail_now(r, ret, "cannot arm a timer");
 			return;
 		}
-		copy_str(ge.message, sizeof(ge.message), resp->err_detail);
+		xts_graph__copy_str(ge.message, sizeof(ge.message), resp->err_detail);
 		snprintf(ge.code, sizeof(ge.code), "%s", xts_errname(resp->err));
 		log_failure(r, resp->err, 0, &ge);
 		finish(r, resp->err, 0, NULL, &ge, NULL);
@@ -812,7 +817,7 @@ on_http(void *arg, const struct xts_http_resp *resp)
 		if (body == NULL && err == 0 && resp->status != 204) {
 			err = XTS_EPARSE;
 			snprintf(ge.code, sizeof(ge.code), "InvalidJson");
-			copy_str(ge.message, sizeof(ge.message), "response body is not JSON");
+			xts_graph__copy_str(ge.message, sizeof(ge.message), "response body is not JSON");
 		}
 	}
 	/* "Requests in a batch are evaluated individually against throttling
@@ -825,9 +830,9 @@ on_http(void *arg, const struct xts_http_resp *resp)
 	if (err != 0 && resp->status >= 300) {
 		xts_graph_error_parse(resp->body, resp->body_len, &ge);
 		if (ge.request_id[0] == '\0')
-			copy_str(ge.request_id, sizeof(ge.request_id), resp->request_id);
+			xts_graph__copy_str(ge.request_id, sizeof(ge.request_id), resp->request_id);
 		if (ge.client_request_id[0] == '\0')
-			copy_str(ge.client_request_id, sizeof(ge.client_request_id),
+			xts_graph__copy_str(ge.client_request_id, sizeof(ge.client_request_id),
 				 resp->client_request_id);
 	}
 	if (err != 0)

@@ -19,6 +19,7 @@
 #include "graph_internal.h"
 #include "log.h"
 #include "mem.h"
+#include "text.h"
 
 #define BATCH_MAX 20
 #define BATCH_PARALLEL 4
@@ -714,14 +715,14 @@ sub_error(struct xts_graph_error *ge, long status, json_t *body)
 	if (!json_is_object(err))
 		return;
 	s = json_string_value(json_object_get(err, "code"));
-	snprintf(ge->code, sizeof(ge->code), "%s", s ? s : "");
+	xts_graph__copy_str(ge->code, sizeof(ge->code), s);
 	s = json_string_value(json_object_get(err, "message"));
-	snprintf(ge->message, sizeof(ge->message), "%s", s ? s : "");
+	xts_graph__copy_str(ge->message, sizeof(ge->message), s);
 	err = json_object_get(err, "innerError");
 	s = json_string_value(json_object_get(err, "request-id"));
-	snprintf(ge->request_id, sizeof(ge->request_id), "%s", s ? s : "");
+	xts_graph__copy_str(ge->request_id, sizeof(ge->request_id), s);
 	s = json_string_value(json_object_get(err, "client-request-id"));
-	snprintf(ge->client_request_id, sizeof(ge->client_request_id), "%s", s ? s : "");
+	xts_graph__copy_str(ge->client_request_id, sizeof(ge->client_request_id), s);
 }
 
 static void
@@ -1065,7 +1066,7 @@ cu_on_invite(void *arg, const struct xts_batch_result *r)
 		return;
 	}
 	id = json_string_value(json_object_get(json_object_get(r->body, "invitedUser"), "id"));
-	if (id == NULL || strpbrk(id, "/?#% ") != NULL || id[0] == '\0') {
+	if (!xts_is_object_id(id)) {
 		memset(&ge, 0, sizeof(ge));
 		ge.status = r->status;
 		snprintf(ge.code, sizeof(ge.code), "InvalidInvitationResponse");

@@ -6,6 +6,7 @@
  * Every link must stay on graph_endpoint's origin. It stores nothing: the
  * engine keeps the deltaLink. */
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -32,7 +33,41 @@ struct xts_pager {
 	int canceled;
 	int finished;
 	unsigned pages;
+	uint64_t *seen;   /* FNV-1a of every URL this walk requested: a repeat is a loop */
+	size_t nseen, capseen;
 };
+
+static uint64_t
+url_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Record url as requested; XTS_EEXIST when this walk requested it before
+ * (a nextLink that points back: the read would never end), XTS_ENOMEM. */
+static int
+seen_add(struct xts_pager *p, const char *url)
+{
+	uint64_t h = url_hash(url), *nv;
+	size_t i;
+
+	for (i = 0; i < p->nseen; i++)
+		if (p->seen[i] == h)
+			return XTS_EEXIST;
+	if (p->nseen == p->capseen) {
+		nv = xts_realloc(p->seen, (p->capseen ? p->capseen * 2 : 16) * sizeof(*nv));
+		if (nv == NULL)
+			return XTS_ENOMEM;
+		p->seen = nv;
+		p->capseen = p->capseen ? p->capseen * 2 : 16;
+	}
+	p->seen[p->nseen++] = h;
+	return 0;
+}
 
 int
 xts_graph_page_parse(json_t *page, json_t **value, const char **next, const char **delta)
@@ -157,6 +192,7 @@ pager_free(struct xts_pager *p)
 	xts_ev_timer_free(p->timer);
 	xts_free(p->next);
 	xts_free(p->delta);
+	xts_free(p->seen);
 	xts_free(p);
 }
 
@@ -249,6 +285,21 @@ on_page(void *arg, const struct xts_graph_result *res)
 		snprintf(ge.message, sizeof(ge.message), ret == XTS_EFOREIGN ?
 			 "a paging link points off the graph endpoint" : "a paging link is not a valid URL");
 		done(p, ret == XTS_EFOREIGN ? XTS_EFOREIGN : XTS_EPARSE, &ge);
+		return;
+	}
+	ret = abs_next != NULL ? seen_add(p, abs_next) : 0;
+	if (ret != 0) {
+		xts_free(abs_next);
+		xts_free(abs_delta);
+		if (ret == XTS_ENOMEM) {
+			done(p, ret, NULL);
+			return;
+		}
+		snprintf(ge.code, sizeof(ge.code), "PagingLoop");
+		snprintf(ge.message, sizeof(ge.message), "an @odata.nextLink repeats a page already read "
+			 "(page %u): the read would never end", p->pages + 1);
+		xts_err("graph: %s: %s", p->g->tc.name, ge.message);
+		done(p, XTS_EPARSE, &ge);
 		return;
 	}
 	xts_free(p->next);
@@ -359,9 +410,12 @@ start(struct xts_graph *g, const char *url, xts_page_cb page_cb, xts_member_cb m
 		xts_free(p);
 		return ret;
 	}
-	ret = xts_graph_request(g, "GET", p->next, NULL, 0, on_page, p, &p->req);
+	ret = seen_add(p, p->next);
+	if (ret == 0)
+		ret = xts_graph_request(g, "GET", p->next, NULL, 0, on_page, p, &p->req);
 	if (ret != 0) {
 		xts_free(p->next);
+		xts_free(p->seen);
 		xts_free(p);
 		return ret;
 	}

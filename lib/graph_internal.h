@@ -36,4 +36,8 @@ int xts_graph__attempt_cap(struct xts_graph *g, int err);
 struct xts_evloop *xts_graph__ev(struct xts_graph *g);
 size_t xts_graph__max_body(struct xts_graph *g);
 
+/* Graph's text (error code, message, request id) into dst[n]: cut, on one
+ * line, control characters replaced (graph.c). */
+void xts_graph__copy_str(char *dst, size_t n, const char *src);
+
 #endif

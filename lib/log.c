@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "text.h"
 
 static int cur_level = XTS_LOG_INFO;
 static int use_prefix;
@@ -73,6 +74,9 @@ xts_vlog(int level, const char *fmt, va_list ap)
 	n = vsnprintf(line, sizeof(line), fmt, ap);
 	if (n < 0)
 		return;
+	/* Tenant data (a user id, Graph's error text) must not start a line
+	 * of its own: under systemd a "<0>" there would be journald's emerg. */
+	xts_text_scrub(line);
 	/* One write per line so concurrent writers do not interleave. */
 	if (use_prefix)
 		fprintf(stderr, "<%d>%s\n", level, line);

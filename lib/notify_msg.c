@@ -15,6 +15,7 @@
 #include "mem.h"
 #include "notify.h"
 #include "provlog.h"
+#include "text.h"
 
 int
 xts_notify_event_key(const struct xts_notify_event *ev, char *buf, size_t len)
@@ -138,6 +139,9 @@ xts_notify_event_compose(const struct xts_notify_event *ev, char **subject, char
 		*subject = *body = NULL;
 		return XTS_ENOMEM;
 	}
+	/* The reason is a tenant's text: a CR/LF in it made the subject one
+	 * the sender refuses, for ever, and the operator was never told. */
+	xts_text_scrub(*subject);
 	return 0;
 }
 

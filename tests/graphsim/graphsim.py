@@ -41,9 +41,9 @@ DEFAULT_SETTINGS = {
     "max_log": 200000,
 }
 FAULT_KINDS = ("status", "reset", "stall_before", "stall_body", "truncate", "malformed", "oversize",
-               "foreign_next", "alias_next", "relative_next", "null_annotations", "empty_value")
+               "foreign_next", "alias_next", "relative_next", "null_annotations", "empty_value", "loop_next")
 POSTPROC_KINDS = ("stall_body", "truncate", "malformed", "oversize", "foreign_next", "alias_next", "relative_next",
-                  "null_annotations", "empty_value")
+                  "null_annotations", "empty_value", "loop_next")
 ERROR_CODES = {400: "BadRequest", 401: "InvalidAuthenticationToken", 403: "Forbidden", 404: "NotFound",
                409: "Conflict", 429: "TooManyRequests", 500: "generalException", 502: "BadGateway",
                503: "serviceNotAvailable", 504: "GatewayTimeout"}
@@ -733,6 +733,18 @@ class Handler(BaseHTTPRequestHandler):
                             body[key] = re.sub(r"^(https?://)[^/:]+", r"\1localhost", body[key])
                         else:
                             body[key] = re.sub(r"^https?://[^/]+", "", body[key])
+            self.send_raw(resp.status, body, hdrs)
+            return
+        if k == "loop_next":
+            # a hostile or broken server: the page links back to itself
+            # (its deltaLink, or nextLink, becomes a nextLink to this very
+            # request), so a client that follows links blindly never ends
+            body = resp.body
+            if isinstance(body, dict):
+                link = body.pop("@odata.deltaLink", None) or body.get("@odata.nextLink")
+                m = re.match(r"^https?://[^/]+", link or "")
+                if m:
+                    body["@odata.nextLink"] = m.group(0) + self.path
             self.send_raw(resp.status, body, hdrs)
             return
         if k == "empty_value":

@@ -154,6 +154,43 @@ test_text(void **state)
 	assert_false(xts_is_guid("contoso.onmicrosoft.com"));
 	xts_strf(p, sizeof(p), "a[%d].%s", 12, "name");
 	assert_string_equal(p, "a[12].n"); /* truncated, terminated */
+
+	/* object ids: what may go into a URL path or a log line */
+	assert_true(xts_is_object_id("22222222-2222-4222-8222-222222222222"));
+	assert_true(xts_is_object_id("u-7"));
+	assert_false(xts_is_object_id(NULL));
+	assert_false(xts_is_object_id(""));
+	assert_false(xts_is_object_id("a/../b"));
+	assert_false(xts_is_object_id("0bad\n<0>x"));
+	assert_false(xts_is_object_id("a b"));
+	assert_false(xts_is_object_id("x%2f"));
+	assert_false(xts_is_object_id("0123456789012345678901234567890123456789012345678901234567890123X")); /* 65 */
+}
+
+static void
+test_scrub(void **state)
+{
+	char s[64];
+
+	(void)state;
+	/* C0, DEL, C1 (U+009B, an 8-bit CSI), bidi overrides/isolates */
+	assert_int_equal(xts_text_unsafe_at("\x1b[1m"), 1);
+	assert_int_equal(xts_text_unsafe_at("\x7f"), 1);
+	assert_int_equal(xts_text_unsafe_at("\xc2\x9b" "2J"), 2);
+	assert_int_equal(xts_text_unsafe_at("\xe2\x80\xae"), 3);
+	assert_int_equal(xts_text_unsafe_at("\xe2\x81\xa6"), 3);
+	assert_int_equal(xts_text_unsafe_at(""), 0);
+	/* safe: letters with diacritics (U+00E9 is C3 A9), U+00A0, U+2014 */
+	assert_int_equal(xts_text_unsafe_at("\xc3\xa9"), 0);
+	assert_int_equal(xts_text_unsafe_at("\xc2\xa0"), 0);
+	assert_int_equal(xts_text_unsafe_at("\xe2\x80\x94"), 0);
+	snprintf(s, sizeof(s), "a\r\n<0>b\x1b[31m\xc2\x9b\xe2\x80\xae" "c\xc3\xa9");
+	xts_text_scrub(s);
+	assert_string_equal(s, "a?" "?<0>b?[31m?" "?" "?" "?" "?c\xc3\xa9");
+	/* a cut UTF-8 sequence at the end reads no further than the NUL */
+	snprintf(s, sizeof(s), "x\xc2");
+	xts_text_scrub(s);
+	assert_string_equal(s, "x\xc2");
 }
 
 int
@@ -167,6 +204,7 @@ main(void)
 		cmocka_unit_test(test_ratelimit),
 		cmocka_unit_test(test_log_levels),
 		cmocka_unit_test(test_text),
+		cmocka_unit_test(test_scrub),
 	};
 	return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }

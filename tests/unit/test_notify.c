@@ -87,6 +87,15 @@ test_event_texts(void **state)
 	xts_free(subject);
 	xts_free(body);
 
+	/* a reason from a tenant with CR/LF: the subject stays one the sender
+	 * takes (a header with a line break is refused for ever) */
+	ev.kind = XTS_NOTIFY_QUARANTINE;
+	ev.reason_code = "Denied\r\nBcc: x@evil.example";
+	assert_int_equal(xts_notify_event_compose(&ev, &subject, &body), 0);
+	assert_string_equal(subject, "[xtsync] job contoso-to-fabrikam quarantined: Denied??Bcc: x@evil.example");
+	xts_free(subject);
+	xts_free(body);
+
 	ev.job = NULL;
 	assert_int_equal(xts_notify_event_compose(&ev, &subject, &body), XTS_EINVAL);
 	assert_null(subject);
