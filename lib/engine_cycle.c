@@ -1381,6 +1381,27 @@ retry_failed(struct eng_cycle *cy)
 	return ret;
 }
 
+/* At most hourly per job: what the store need not keep (done ops, old cycle
+ * rows, mails long sent), or a daemon's store grows for ever (xts_store_housekeep). */
+static void
+housekeep(struct eng_cycle *cy)
+{
+	long long now = xts_now_ms(), n = 0;
+	int ret;
+
+	if (cy->job->housekept_ms != 0 && now - cy->job->housekept_ms < 3600LL * 1000)
+		return;
+	if (xts_store_in_tx(cy->st))
+		return;
+	cy->job->housekept_ms = now;
+	ret = xts_store_housekeep(cy->st, cy->c.name, xts_wall_ms(), &n);
+	if (ret != 0)
+		xts_warn("job %s: store housekeeping failed: %s (tried again in an hour)", cy->c.name,
+			 xts_strerror(ret));
+	else if (n > 0)
+		xts_debug("job %s: store housekeeping: %lld old rows deleted", cy->c.name, n);
+}
+
 static const char *
 result_text(int result)
 {
@@ -1458,6 +1479,7 @@ step_end(struct eng_cycle *cy)
 		json_decref(counts);
 		if (ret != 0)
 			xts_err("job %s: cannot close cycle %lld: %s", cy->c.name, cy->id, xts_strerror(ret));
+		housekeep(cy);
 		xts_info("job %s: cycle %lld %s: %lld users read, in scope %lld, created %lld, updated "
 			 "%lld, disabled %lld, deleted %lld, skipped %lld, failed %lld", cy->c.name, cy->id,
 			 result_text(cy->result), cy->counts.users, cy->counts.in_scope, cy->counts.created,

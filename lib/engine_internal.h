@@ -97,6 +97,7 @@ struct eng_job {
 	struct eng_tenant *src, *tgt;
 	struct eng_cycle *running;
 	struct xts_engine_counts counts;
+	long long housekept_ms; /* last xts_store_housekeep (monotonic; 0: not in this process) */
 };
 
 struct xts_engine {

@@ -587,11 +587,12 @@ xts_store_open_path(const char *db_path, struct xts_store **out)
 	}
 	/* cache_size 16 MiB (SQLite's default is 2 MiB): the hot interior and
 	 * key-index pages of a large job stay in memory; it is a ceiling, a
-	 * small store never uses it. wal_autocheckpoint 10,000 pages (40 MiB,
-	 * default 1,000): a page rewritten by many page-sized transactions (the
-	 * scattered key indexes) is copied into the database once per
-	 * checkpoint, not once per 1,000 frames; journal_size_limit truncates
-	 * the WAL back to 64 MiB after a checkpoint that let it grow past. */
+	 * small store never uses it. wal_autocheckpoint 10,000 pages (80 MiB of
+	 * 8 KiB pages; default 1,000): a page rewritten by many page-sized
+	 * transactions (the scattered key indexes) is copied into the database
+	 * once per checkpoint, not once per 1,000 frames; journal_size_limit
+	 * truncates the WAL back to 64 MiB after a checkpoint that let it grow
+	 * past. */
 	ret = exec_sql(st, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
 	    "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 10000; "
 	    "PRAGMA journal_size_limit = 67108864;", "pragmas");

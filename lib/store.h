@@ -438,6 +438,16 @@ int xts_store_op_due_now(struct xts_store *st, const char *job, const char *sour
 int xts_store_op_refs_due(struct xts_store *st, const char *job, long long *n);
 /* Delete done ops updated before `before` (housekeeping). */
 int xts_store_op_purge_done(struct xts_store *st, const char *job, long long before);
+/* What a long-running daemon must not keep for ever, for one job: its done
+ * ops older than XTS_STORE_KEEP_DONE_MS, its cycle rows but the last
+ * XTS_STORE_KEEP_CYCLES; and mails sent more than XTS_STORE_KEEP_SENT_MS
+ * ago (an event's key must outlive the event, or a quarantine still going
+ * on would be mailed again: 35 days, past the 28-day quarantine). *deleted
+ * (may be NULL) gets the rows deleted. One transaction. */
+#define XTS_STORE_KEEP_DONE_MS (24LL * 3600 * 1000)
+#define XTS_STORE_KEEP_CYCLES 1000
+#define XTS_STORE_KEEP_SENT_MS (35LL * 24 * 3600 * 1000)
+int xts_store_housekeep(struct xts_store *st, const char *job, long long now, long long *deleted);
 
 /* ---- membership of assigned groups -------------------------------------- */
 

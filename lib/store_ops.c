@@ -466,6 +466,29 @@ xts_store_op_purge_done(struct xts_store *st, const char *job, long long before)
 	return xts_store__exec(st, XTS_ST_OP_PURGE, NULL, "tI", job, before);
 }
 
+int
+xts_store_housekeep(struct xts_store *st, const char *job, long long now, long long *deleted)
+{
+	int n[3] = { 0, 0, 0 }, ret;
+
+	if (job == NULL)
+		return XTS_EINVAL;
+	ret = xts_store_begin(st);
+	if (ret == 0)
+		ret = xts_store__exec(st, XTS_ST_OP_PURGE, &n[0], "tI", job, now - XTS_STORE_KEEP_DONE_MS);
+	if (ret == 0)
+		ret = xts_store__exec(st, XTS_ST_CYCLE_PURGE, &n[1], "ti", job, XTS_STORE_KEEP_CYCLES);
+	if (ret == 0)
+		ret = xts_store__exec(st, XTS_ST_OB_PURGE, &n[2], "I", now - XTS_STORE_KEEP_SENT_MS);
+	if (ret == 0)
+		ret = xts_store_commit(st);
+	else if (xts_store_in_tx(st))
+		xts_store_rollback(st);
+	if (deleted != NULL)
+		*deleted = ret == 0 ? (long long)n[0] + n[1] + n[2] : 0;
+	return ret;
+}
+
 /* ---- notification outbox -------------------------------------------------- */
 
 void

@@ -680,6 +680,53 @@ test_cycles(void **state)
 	json_decref(counts);
 }
 
+/* What a long-running daemon's store sheds: done ops older than a day, cycle
+ * rows but the last 1000, mails sent more than 35 days ago; nothing else. */
+static void
+test_housekeep(void **state)
+{
+	struct fx *f = *state;
+	long long now = xts_wall_ms(), id, open_id, mail_old, mail_new, mail_unsent, c, n = -1;
+	int i;
+
+	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
+	assert_int_equal(xts_store_job_ensure(f->st, "k"), 0);
+	assert_int_equal(xts_store_op_add(f->st, "j", "s1", XTS_OP_UPDATE, NULL, XTS_OP_PLANNED, 1, &id), 0);
+	assert_int_equal(xts_store_op_start(f->st, id), 0);
+	assert_int_equal(xts_store_op_done(f->st, id), 0);
+	assert_int_equal(xts_store_op_add(f->st, "j", "s2", XTS_OP_UPDATE, NULL, XTS_OP_PLANNED, 1, &open_id), 0);
+	assert_int_equal(xts_store_op_add(f->st, "k", "s3", XTS_OP_UPDATE, NULL, XTS_OP_PLANNED, 1, &id), 0);
+	assert_int_equal(xts_store_op_cancel(f->st, id), 0); /* done, but job k's */
+	for (i = 0; i < XTS_STORE_KEEP_CYCLES + 5; i++)
+		assert_int_equal(xts_store_cycle_begin(f->st, "j", XTS_CYCLE_INCREMENTAL, 100 + i, &c), 0);
+	assert_int_equal(xts_store_cycle_begin(f->st, "k", XTS_CYCLE_INCREMENTAL, 100, &c), 0);
+	assert_int_equal(xts_store_outbox_add(f->st, "j", "q:1", "a@x", "S", "B", 1, &mail_old), 0);
+	assert_int_equal(xts_store_outbox_add(f->st, "j", "q:2", "a@x", "S", "B", 1, &mail_new), 0);
+	assert_int_equal(xts_store_outbox_add(f->st, "j", "q:3", "a@x", "S", "B", 1, &mail_unsent), 0);
+	assert_int_equal(xts_store_outbox_mark_sent(f->st, mail_old, now - XTS_STORE_KEEP_SENT_MS - 1000), 0);
+	assert_int_equal(xts_store_outbox_mark_sent(f->st, mail_new, now - 1000), 0);
+
+	/* today: nothing is old enough but the surplus cycle rows and the old mail */
+	assert_int_equal(xts_store_housekeep(f->st, "j", now, &n), 0);
+	assert_int_equal(n, 5 + 1);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM cycle WHERE job = 'j'"), XTS_STORE_KEEP_CYCLES);
+	assert_int_equal(raw_int(f->db, "SELECT min(id) FROM cycle WHERE job = 'j'"), 6);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM cycle WHERE job = 'k'"), 1);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM outbox"), 2);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM op WHERE state = 2"), 2);
+	/* two days later: j's done op goes; its open op, and k's done op, stay */
+	assert_int_equal(xts_store_housekeep(f->st, "j", now + 2 * XTS_STORE_KEEP_DONE_MS, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM op WHERE job = 'j'"), 1);
+	assert_int_equal(raw_int(f->db, "SELECT id FROM op WHERE job = 'j'"), open_id);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM op WHERE job = 'k'"), 1);
+	/* the unsent mail is never dropped */
+	assert_int_equal(xts_store_housekeep(f->st, "j", now + 2 * XTS_STORE_KEEP_SENT_MS, &n), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM outbox"), 1);
+	assert_int_equal(raw_int(f->db, "SELECT id FROM outbox"), mail_unsent);
+	assert_int_equal(xts_store_housekeep(f->st, NULL, now, &n), XTS_EINVAL);
+}
+
 /* ---- source users --------------------------------------------------------- */
 
 struct user_walk {
@@ -2086,6 +2133,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_snapshot_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_crud, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cycles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_housekeep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_links, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_op_transitions, setup, teardown),
