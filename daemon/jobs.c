@@ -275,6 +275,8 @@ start_cycle(struct job *j)
 	struct xts_jobs *t = j->t;
 	int ret;
 
+	long long prev_start = j->last_start_wall;
+
 	j->due = false;
 	j->next_mono = 0;
 	uv_timer_stop(&j->timer);
@@ -300,6 +302,15 @@ start_cycle(struct job *j)
 	ret = t->r.start_cycle(t->r.ctx, j->name, cycle_done, j);
 	if (ret == 0) {
 		metrics_update(t); /* "running", for a cycle that hangs */
+	} else if (ret == XTS_EAGAIN && !t->once) {
+		/* The engine runs this job already (a provision on demand):
+		 * not a failed cycle, only a late one. */
+		j->running = false;
+		t->running--;
+		j->last_start_wall = prev_start;
+		xts_debug("job %s: busy (provision on demand); the cycle starts in a second", j->name);
+		if (!t->shutting_down && !j->paused && j->cfg->enabled)
+			schedule(j, 1000);
 	} else {
 		j->running = false;
 		t->running--;

@@ -652,6 +652,11 @@ xts_engine_counts(struct xts_engine *e, const char *job, struct xts_engine_count
 	if (j == NULL)
 		return XTS_ENOENT;
 	*out = j->running != NULL ? j->running->counts : j->counts;
+	/* "in scope" is the job's total, known when a cycle ends: a running
+	 * incremental round has counted only the users it read so far (it
+	 * read 0 for status and the metrics gauge for the whole cycle) */
+	if (j->running != NULL && j->running->kind != XTS_CYCLE_INITIAL)
+		out->in_scope = j->counts.in_scope;
 	return 0;
 }
 
