@@ -567,6 +567,13 @@ target_gone(struct aop *a, const struct xts_graph_error *ge)
 	char url[320];
 	int ret;
 
+	if (a->restored) {
+		/* restored by this very op a moment ago: a 404 that outlasted the
+		 * writer's retries is still Entra's replication, not a vanished
+		 * user; forgetting the link would invite it again */
+		op_failed(a, XTS_ENOENT, ge, "the user restored a moment ago is not visible yet; retried later");
+		return;
+	}
 	if (a->kind == XTS_OP_DISABLE || a->kind == XTS_OP_DELETE || a->kind == XTS_OP_RESTORE) {
 		forget_gone(a, ge);
 		return;

@@ -1387,19 +1387,22 @@ static void
 housekeep(struct eng_cycle *cy)
 {
 	long long now = xts_now_ms(), n = 0;
-	int ret;
+	int more = 0, ret;
 
 	if (cy->job->housekept_ms != 0 && now - cy->job->housekept_ms < 3600LL * 1000)
 		return;
 	if (xts_store_in_tx(cy->st))
 		return;
 	cy->job->housekept_ms = now;
-	ret = xts_store_housekeep(cy->st, cy->c.name, xts_wall_ms(), &n);
+	ret = xts_store_housekeep(cy->st, cy->c.name, xts_wall_ms(), &n, &more);
 	if (ret != 0)
 		xts_warn("job %s: store housekeeping failed: %s (tried again in an hour)", cy->c.name,
 			 xts_strerror(ret));
 	else if (n > 0)
-		xts_debug("job %s: store housekeeping: %lld old rows deleted", cy->c.name, n);
+		xts_debug("job %s: store housekeeping: %lld old rows deleted%s", cy->c.name, n,
+			  more ? "; more at the next cycle" : "");
+	if (more)
+		cy->job->housekept_ms = 0; /* a backlog: the next cycle goes on with it */
 }
 
 static const char *

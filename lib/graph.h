@@ -244,7 +244,7 @@ int xts_batch_create_user(struct xts_batch *b, json_t *invitation, json_t *patch
 			  xts_batch_cb cb, void *arg);
 
 /* An object created or restored a moment ago (id, a GUID): for the next
- * XTS_BATCH_FRESH_MS a PATCH or PUT that names it (in its URL or its
+ * XTS_BATCH_FRESH_MS a PATCH, PUT or GET that names it (in its URL or its
  * "@odata.id") and is answered 404 is retried with back-off, not reported:
  * Entra replicates a write to its other replicas after answering it, so
  * "a newly created object" may "return a Not Found" for a while (Microsoft

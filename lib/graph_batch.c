@@ -61,7 +61,10 @@ struct sent {
 	struct sent *next;
 };
 
-#define FRESH_MAX 256 /* objects created or restored in the last XTS_BATCH_FRESH_MS */
+/* Objects created or restored in the last XTS_BATCH_FRESH_MS: Graph takes
+ * at most 150 invitations per 5 s per tenant (throttling-limits.md), 3,600
+ * in those 2 minutes, so the ring does not wrap within its window. */
+#define FRESH_MAX 4096
 
 struct xts_batch {
 	struct xts_graph *g;
@@ -768,7 +771,7 @@ names_fresh(const struct xts_batch *b, const struct xts_batch_op *op, long long 
 	const char *ref = json_string_value(json_object_get(op->body, "@odata.id"));
 	size_t i;
 
-	if (strcmp(op->method, "PATCH") != 0 && strcmp(op->method, "PUT") != 0)
+	if (strcmp(op->method, "PATCH") != 0 && strcmp(op->method, "PUT") != 0 && strcmp(op->method, "GET") != 0)
 		return 0;
 	for (i = 0; i < FRESH_MAX; i++) {
 		const char *id = b->fresh[i].id;

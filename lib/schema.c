@@ -832,28 +832,36 @@ done:
 	return ret;
 }
 
-/* A byte-order mark at the start of f: a UTF-8 one is skipped (RFC 8259
- * 8.1 lets a parser ignore it; Windows PowerShell 5.1 writes one when it
- * saves UTF-8), anything else is left in place. 1 for a UTF-16 one (not
- * JSON text jansson reads), else 0. */
+/* The whole of f (a file, or a pipe: `check-schema <(...)`) into b. */
 static int
-skip_bom(FILE *f)
+read_all(FILE *f, struct xts_buf *b)
 {
-	unsigned char b[3];
-	size_t n = fread(b, 1, sizeof(b), f);
+	char chunk[16384];
+	size_t n;
+	int ret = 0;
 
-	if (n == 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF)
-		return 0;
-	rewind(f);
-	return n >= 2 && ((b[0] == 0xFF && b[1] == 0xFE) || (b[0] == 0xFE && b[1] == 0xFF));
+	for (;;) {
+		n = fread(chunk, 1, sizeof(chunk), f);
+		if (n == 0)
+			break;
+		ret = xts_buf_append(b, chunk, n);
+		if (ret != 0)
+			break;
+	}
+	if (ret == 0 && ferror(f))
+		ret = XTS_EIO;
+	return ret;
 }
 
 int
 xts_schema_load_file(const char *path, struct xts_schema **out, struct xts_schema_problems *probs)
 {
+	struct xts_buf b = XTS_BUF_INIT;
+	const unsigned char *u;
 	json_error_t jerr;
 	json_t *doc = NULL;
 	FILE *f = NULL;
+	size_t bom;
 	int ret;
 
 	if (path == NULL || out == NULL)
@@ -867,13 +875,24 @@ xts_schema_load_file(const char *path, struct xts_schema **out, struct xts_schem
 			ret = xts_err_from_errno(e) == XTS_ENOENT ? XTS_ENOENT : XTS_EIO;
 		goto done;
 	}
-	if (skip_bom(f)) {
+	ret = read_all(f, &b);
+	if (ret != 0) {
+		if (ret != XTS_ENOMEM && xts_schema_problem_add(probs, "$", "cannot read: %s", xts_strerror(ret)) != 0)
+			ret = XTS_ENOMEM;
+		goto done;
+	}
+	/* A byte-order mark: a UTF-8 one is skipped (RFC 8259 8.1 lets a
+	 * parser ignore it; Windows PowerShell 5.1 writes one when it saves
+	 * UTF-8); a UTF-16 one is named (jansson reads UTF-8 only). */
+	u = (const unsigned char *)(b.p != NULL ? b.p : "");
+	if (b.len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF))) {
 		ret = xts_schema_problem_add(probs, "$", "the file is UTF-16; save it as UTF-8");
 		if (ret == 0)
 			ret = XTS_ESCHEMA;
 		goto done;
 	}
-	doc = xts_json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+	bom = b.len >= 3 && u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF ? 3 : 0;
+	doc = xts_json_loadb((const char *)u + bom, b.len - bom, JSON_REJECT_DUPLICATES, &jerr);
 	if (doc == NULL) {
 		ret = xts_schema_problem_add(probs, "$", "not valid JSON: line %d column %d: %s",
 					     jerr.line, jerr.column, jerr.text);
@@ -885,6 +904,7 @@ xts_schema_load_file(const char *path, struct xts_schema **out, struct xts_schem
 done:
 	if (f != NULL)
 		fclose(f);
+	xts_buf_free(&b);
 	json_decref(doc);
 	return ret;
 }

@@ -438,16 +438,22 @@ int xts_store_op_due_now(struct xts_store *st, const char *job, const char *sour
 int xts_store_op_refs_due(struct xts_store *st, const char *job, long long *n);
 /* Delete done ops updated before `before` (housekeeping). */
 int xts_store_op_purge_done(struct xts_store *st, const char *job, long long before);
-/* What a long-running daemon must not keep for ever, for one job: its done
- * ops older than XTS_STORE_KEEP_DONE_MS, its cycle rows but the last
- * XTS_STORE_KEEP_CYCLES; and mails sent more than XTS_STORE_KEEP_SENT_MS
- * ago (an event's key must outlive the event, or a quarantine still going
- * on would be mailed again: 35 days, past the 28-day quarantine). *deleted
- * (may be NULL) gets the rows deleted. One transaction. */
+/* What a long-running daemon must not keep for ever: a job's done ops
+ * older than XTS_STORE_KEEP_DONE_MS, its cycle rows but the last
+ * XTS_STORE_KEEP_CYCLES; and (any job's) mails sent more than
+ * XTS_STORE_KEEP_SENT_MS ago (an event's key must outlive the event, or a
+ * quarantine still going on would be mailed again: 35 days, past the 28-day
+ * quarantine). Done ops go in transactions of XTS_STORE_PURGE_CHUNK rows, at
+ * most XTS_STORE_PURGE_CHUNKS of them a call (a store upgraded with millions
+ * would block the event loop past the watchdog): *more (may be NULL) is set
+ * when some are left for the next call. *deleted (may be NULL) gets the rows
+ * deleted. */
 #define XTS_STORE_KEEP_DONE_MS (24LL * 3600 * 1000)
 #define XTS_STORE_KEEP_CYCLES 1000
 #define XTS_STORE_KEEP_SENT_MS (35LL * 24 * 3600 * 1000)
-int xts_store_housekeep(struct xts_store *st, const char *job, long long now, long long *deleted);
+#define XTS_STORE_PURGE_CHUNK 5000
+#define XTS_STORE_PURGE_CHUNKS 10
+int xts_store_housekeep(struct xts_store *st, const char *job, long long now, long long *deleted, int *more);
 
 /* ---- membership of assigned groups -------------------------------------- */
 

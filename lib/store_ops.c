@@ -467,25 +467,33 @@ xts_store_op_purge_done(struct xts_store *st, const char *job, long long before)
 }
 
 int
-xts_store_housekeep(struct xts_store *st, const char *job, long long now, long long *deleted)
+xts_store_housekeep(struct xts_store *st, const char *job, long long now, long long *deleted, int *more)
 {
-	int n[3] = { 0, 0, 0 }, ret;
+	long long total = 0;
+	int n = XTS_STORE_PURGE_CHUNK, i, ret = 0;
 
+	if (deleted != NULL)
+		*deleted = 0;
+	if (more != NULL)
+		*more = 0;
 	if (job == NULL)
 		return XTS_EINVAL;
-	ret = xts_store_begin(st);
+	for (i = 0; ret == 0 && i < XTS_STORE_PURGE_CHUNKS && n == XTS_STORE_PURGE_CHUNK; i++) {
+		n = 0;
+		ret = xts_store__exec(st, XTS_ST_OP_PURGE_CHUNK, &n, "tIi", job, now - XTS_STORE_KEEP_DONE_MS,
+				      XTS_STORE_PURGE_CHUNK);
+		total += n;
+	}
+	if (ret == 0 && more != NULL)
+		*more = n == XTS_STORE_PURGE_CHUNK;
 	if (ret == 0)
-		ret = xts_store__exec(st, XTS_ST_OP_PURGE, &n[0], "tI", job, now - XTS_STORE_KEEP_DONE_MS);
+		ret = xts_store__exec(st, XTS_ST_CYCLE_PURGE, &n, "ti", job, XTS_STORE_KEEP_CYCLES);
+	total += ret == 0 ? n : 0;
 	if (ret == 0)
-		ret = xts_store__exec(st, XTS_ST_CYCLE_PURGE, &n[1], "ti", job, XTS_STORE_KEEP_CYCLES);
-	if (ret == 0)
-		ret = xts_store__exec(st, XTS_ST_OB_PURGE, &n[2], "I", now - XTS_STORE_KEEP_SENT_MS);
-	if (ret == 0)
-		ret = xts_store_commit(st);
-	else if (xts_store_in_tx(st))
-		xts_store_rollback(st);
+		ret = xts_store__exec(st, XTS_ST_OB_PURGE, &n, "I", now - XTS_STORE_KEEP_SENT_MS);
+	total += ret == 0 ? n : 0;
 	if (deleted != NULL)
-		*deleted = ret == 0 ? (long long)n[0] + n[1] + n[2] : 0;
+		*deleted = total;
 	return ret;
 }
 

@@ -161,8 +161,11 @@ XTS_STORE_STMT(OP_REFS_DUE, "UPDATE op SET next_attempt = 0, updated = ?1 WHERE 
 	"AND last_error_msg LIKE 'ReferenceNotYetProvisioned:%' AND EXISTS (SELECT 1 FROM link "
 	"WHERE link.job = ?2 AND link.source_id = json_extract(op.payload, '$.manager'))")
 XTS_STORE_STMT(OP_PURGE, "DELETE FROM op WHERE job = ? AND state = 2 AND updated < ?")
-/* Housekeeping (xts_store_housekeep): a job's cycle rows but its last ?2, and
- * mails sent before ?1. */
+/* Housekeeping (xts_store_housekeep): a chunk of a job's done ops updated
+ * before ?2 (oldest first), its cycle rows but the last ?2, and mails sent
+ * before ?1. */
+XTS_STORE_STMT(OP_PURGE_CHUNK, "DELETE FROM op WHERE id IN (SELECT id FROM op WHERE job = ?1 AND state = 2 "
+	"AND updated < ?2 ORDER BY id LIMIT ?3)")
 XTS_STORE_STMT(CYCLE_PURGE, "DELETE FROM cycle WHERE job = ?1 AND id <= (SELECT max(id) FROM cycle "
 	"WHERE job = ?1) - ?2")
 XTS_STORE_STMT(OB_PURGE, "DELETE FROM outbox WHERE sent_at > 0 AND sent_at < ?")

@@ -270,8 +270,12 @@ try:
                         text=True, timeout=60)
     c3 = subprocess.run([ctl_bin, "eval", "--attributes", "@attrs.json", "[mail]"], capture_output=True,
                         text=True, timeout=60, cwd=tmp)
-    t.ok(c1.returncode == 0 and "ok (" in c1.stdout + c1.stderr,
-         "check-schema reads a schema saved with a UTF-8 byte-order mark", out_of(c1))
+    c4 = subprocess.run([ctl_bin, "check-schema", "/dev/stdin"], input=b"\xef\xbb\xbf" + schema,
+                        capture_output=True, timeout=60)
+    c5 = subprocess.run([ctl_bin, "check-schema", "/dev/stdin"], input=schema, capture_output=True, timeout=60)
+    t.ok(c1.returncode == 0 and "ok (" in c1.stdout + c1.stderr and c4.returncode == 0 and c5.returncode == 0,
+         "check-schema reads a schema saved with a UTF-8 byte-order mark, also from a pipe (with or without)",
+         (out_of(c1), c4.returncode, c4.stderr[-300:], c5.returncode, c5.stderr[-300:]))
     t.ok(c2.returncode == 2 and "UTF-16; save it as UTF-8" in c2.stdout + c2.stderr,
          "check-schema names a UTF-16 file (exit 2)", out_of(c2))
     t.ok(c3.returncode == 0 and c3.stdout.strip() == '"åsa@contoso.example"',

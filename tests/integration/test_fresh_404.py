@@ -9,7 +9,8 @@
 # each is retried with back-off, so the cycle converges, with no failure and
 # no second invitation. After a restore, the PATCH's 404 is retried the same
 # way, not taken for a vanished user (which would forget the link and invite
-# again). A 404 to an object that is not fresh is reported at once
+# again); after `restart`, so is the read that comes first. A 404 to an
+# object that is not fresh is reported at once
 # (test_target_gone.py).
 import os
 import sys
@@ -72,6 +73,33 @@ try:
          "after a restore, the PATCH's 404s are retried: the link is kept (no 'is gone'), "
          "the same user gets the change, nobody is invited",
          ([(r["method"], r["route"], r["status"]) for r in reqs], now.get("jobTitle"), p.stderr[-1500:]))
+
+    # after `restart` (what the target holds is unknown) a restore reads the
+    # user before it PATCHes: that GET's 404 is replication lag too
+    victim = with_mgr[1]["id"]
+    tu = X.linked(sim, d, link)[victim]
+    sim.call("DELETE", "/_admin/tenants/%s/users/%s" % (s, victim))
+    p = env.once()
+    dm = X.start_daemon(env)
+    try:
+        c = env.ctl("restart", "j")
+    finally:
+        X.stop_daemon(dm)
+    sim.call("POST", "/_admin/tenants/%s/users/%s/restore" % (s, victim))
+    sim.call("PATCH", "/_admin/tenants/%s/users/%s" % (s, victim), {"jobTitle": "Restored Again"})
+    fid = sim.call("POST", "/_admin/faults", {"tenant": d, "method": "GET", "route": r"/users/%s$" % tu["id"],
+                                              "kind": "status", "status": 404, "code": "Request_ResourceNotFound",
+                                              "count": 2})["id"]
+    seq = sim.last_seq()
+    p = env.once()
+    sim.call("DELETE", "/_admin/faults/%s" % fid)
+    reqs = [r for r in sim.requests(seq)["value"] if r["tenant"] == d]
+    now = X.linked(sim, d, link).get(victim, {})
+    t.ok(c.returncode == 0 and p.returncode == 0 and "is gone" not in p.stderr and now.get("id") == tu["id"] and
+         now.get("jobTitle") == "Restored Again" and not [r for r in reqs if r["route"] == "invitations.post"] and
+         len([r for r in reqs if r["method"] == "GET" and r["status"] == 404]) == 2,
+         "after restart, the restore's read answered 404 twice is retried: the link is kept, the change written",
+         ([(r["method"], r["route"], r["status"]) for r in reqs], p.stderr[-1200:]))
     ok = t.failed == 0
 finally:
     sim.stop()

@@ -687,7 +687,7 @@ test_housekeep(void **state)
 {
 	struct fx *f = *state;
 	long long now = xts_wall_ms(), id, open_id, mail_old, mail_new, mail_unsent, c, n = -1;
-	int i;
+	int i, more = -1;
 
 	assert_int_equal(xts_store_job_ensure(f->st, "j"), 0);
 	assert_int_equal(xts_store_job_ensure(f->st, "k"), 0);
@@ -707,24 +707,39 @@ test_housekeep(void **state)
 	assert_int_equal(xts_store_outbox_mark_sent(f->st, mail_new, now - 1000), 0);
 
 	/* today: nothing is old enough but the surplus cycle rows and the old mail */
-	assert_int_equal(xts_store_housekeep(f->st, "j", now, &n), 0);
+	assert_int_equal(xts_store_housekeep(f->st, "j", now, &n, &more), 0);
 	assert_int_equal(n, 5 + 1);
+	assert_int_equal(more, 0);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM cycle WHERE job = 'j'"), XTS_STORE_KEEP_CYCLES);
 	assert_int_equal(raw_int(f->db, "SELECT min(id) FROM cycle WHERE job = 'j'"), 6);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM cycle WHERE job = 'k'"), 1);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM outbox"), 2);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM op WHERE state = 2"), 2);
 	/* two days later: j's done op goes; its open op, and k's done op, stay */
-	assert_int_equal(xts_store_housekeep(f->st, "j", now + 2 * XTS_STORE_KEEP_DONE_MS, &n), 0);
+	assert_int_equal(xts_store_housekeep(f->st, "j", now + 2 * XTS_STORE_KEEP_DONE_MS, &n, &more), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM op WHERE job = 'j'"), 1);
 	assert_int_equal(raw_int(f->db, "SELECT id FROM op WHERE job = 'j'"), open_id);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM op WHERE job = 'k'"), 1);
 	/* the unsent mail is never dropped */
-	assert_int_equal(xts_store_housekeep(f->st, "j", now + 2 * XTS_STORE_KEEP_SENT_MS, &n), 0);
+	assert_int_equal(xts_store_housekeep(f->st, "j", now + 2 * XTS_STORE_KEEP_SENT_MS, &n, NULL), 0);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM outbox"), 1);
 	assert_int_equal(raw_int(f->db, "SELECT id FROM outbox"), mail_unsent);
-	assert_int_equal(xts_store_housekeep(f->st, NULL, now, &n), XTS_EINVAL);
+	assert_int_equal(xts_store_housekeep(f->st, NULL, now, &n, &more), XTS_EINVAL);
+
+	/* a backlog (a store upgraded with millions of done ops) goes in chunks,
+	 * XTS_STORE_PURGE_CHUNKS of them a call, and says there is more */
+	raw_int(f->db, "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k "
+	    "WHERE i < 50001) INSERT INTO op(id, job, source_id, kind, state, created, updated) "
+	    "SELECT 1000000 + i, 'j', 's' || i, 1, 2, 1, 1 FROM k");
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM op WHERE job = 'j'"), 50002);
+	assert_int_equal(xts_store_housekeep(f->st, "j", now, &n, &more), 0);
+	assert_int_equal(n, XTS_STORE_PURGE_CHUNK * XTS_STORE_PURGE_CHUNKS);
+	assert_int_equal(more, 1);
+	assert_int_equal(xts_store_housekeep(f->st, "j", now, &n, &more), 0);
+	assert_int_equal(n, 50001 - XTS_STORE_PURGE_CHUNK * XTS_STORE_PURGE_CHUNKS);
+	assert_int_equal(more, 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM op WHERE job = 'j'"), 1);
 }
 
 /* ---- source users --------------------------------------------------------- */
