@@ -159,35 +159,37 @@ parse_iso(const char *s, bool local, long long *out)
 int
 xts_ctl_logs_parse_time(const char *s, long long now_ms, long long *out_ms)
 {
+	const long long cap = 100LL * 365 * 86400000; /* a century */
+	long long n, unit, total = 0;
 	char *end = NULL;
-	long long n, unit;
-	uint64_t dur;
 
 	if (s == NULL || *s == '\0')
 		return -1;
 	if (parse_iso(s, true, out_ms) == 0)
 		return 0;
-	if (*s < '0' || *s > '9')
-		return -1;
-	/* the config's durations: "90s", "1h30m", bare seconds (up to 30 days) */
-	if (xts_config_parse_duration(s, &dur) == 0) {
-		*out_ms = now_ms - (long long)dur;
-		return 0;
+	/* Relative: <n><unit> repeated, units d, h, m, s ("30s", "1h30m",
+	 * "1d12h", as the config's durations plus days), or bare seconds. */
+	while (*s != '\0') {
+		if (*s < '0' || *s > '9')
+			return -1;
+		errno = 0;
+		n = strtoll(s, &end, 10);
+		if (errno != 0 || n > cap)
+			return -1;
+		switch (*end) {
+		case '\0': unit = end == s ? 0 : (total == 0 ? 1000 : 0); break; /* bare seconds, alone */
+		case 's': unit = 1000; break;
+		case 'm': unit = 60000; break;
+		case 'h': unit = 3600000; break;
+		case 'd': unit = 86400000; break;
+		default: return -1;
+		}
+		if (unit == 0 || n > (cap - total) / unit)
+			return -1;
+		total += n * unit;
+		s = *end != '\0' ? end + 1 : end;
 	}
-	errno = 0;
-	n = strtoll(s, &end, 10);
-	if (errno || end == s || end[0] == '\0' || end[1] != '\0')
-		return -1;
-	switch (*end) {
-	case 's': unit = 1000; break;
-	case 'm': unit = 60000; break;
-	case 'h': unit = 3600000; break;
-	case 'd': unit = 86400000; break;
-	default: return -1;
-	}
-	if (n > 100LL * 365 * 86400000 / unit)
-		return -1;
-	*out_ms = now_ms - n * unit;
+	*out_ms = now_ms - total;
 	return 0;
 }
 

@@ -48,8 +48,8 @@ check "filters combine" test "$(logs --job contoso-to-fabrikam --status success 
 check "--since 1h drops the 2 h old entry" test "$(logs --since 1h | grep -c adele@)" -eq 0
 check "--since 3h keeps it" test "$(logs --since 3h | grep -c adele@)" -eq 1
 check "--since ISO 8601 in the future matches nothing" test "$(logs --since 2999-01-01T00:00:00Z | wc -l)" -eq 0
-check "--since takes the config's durations: 1h30m drops the 2 h old entry, 2h30m keeps it" \
-	test "$(logs --since 1h30m | grep -c adele@)$(logs --since 2h30m | grep -c adele@)" = 01
+check "--since takes repeated units (1h30m drops the 2 h old entry; 2h30m, 1d1h and 9000 seconds keep it)" \
+	test "$(logs --since 1h30m | grep -c adele@)$(logs --since 2h30m | grep -c adele@)$(logs --since 1d1h | grep -c adele@)$(logs --since 9000 | grep -c adele@)" = 0111
 # a time without a zone is local time (ISO 8601; as journalctl and date -d read it)
 three_ago=$(TZ=UTC-9 date -d '-3 hours' +%Y-%m-%dT%H:%M:%S)
 check "--since without a zone is local time (TZ=UTC-9, 3 h ago keeps the 2 h old entry)" \
@@ -65,7 +65,9 @@ logs --since yesterday >/dev/null 2>&1; rc1=$?
 logs --action Explode >/dev/null 2>&1; rc2=$?
 logs extra-arg >/dev/null 2>&1; rc3=$?
 logs --since 2026-11-31T00:00:00Z >/dev/null 2>&1; rc4=$?
-check "usage errors exit 2 (also a day that does not exist)" test "$rc1$rc2$rc3$rc4" = 2222
+logs --since 1h30 >/dev/null 2>&1; rc5=$?
+check "usage errors exit 2 (also a day that does not exist, a number without a unit after one)" \
+	test "$rc1$rc2$rc3$rc4$rc5" = 22222
 "$tool" logs "$dir/missing.log" logs >"$dir/missing.out" 2>&1; rc=$?
 check "a log not written yet prints nothing and exits 0" test $rc -eq 0 -a ! -s "$dir/missing.out"
 "$tool" logs "$dir/no-such-dir/x.log" logs >/dev/null 2>&1; rc=$?
