@@ -777,6 +777,9 @@ preview_start(struct rctx *r, const char *job, void (*reply)(void *, json_t *), 
 		o.gctx = r->gctx;
 		o.store = p->store;
 		o.flags = XTS_ENGINE_DRY_RUN;
+		/* the live cycle's ops in flight are in the snapshot too */
+		if (r->eng != NULL && xts_engine_running(r->eng, job) == 1)
+			o.flags |= XTS_ENGINE_LIVE_CYCLE;
 		o.plan_line = preview_line;
 		o.plan_arg = p;
 		ret = xts_engine_new(&o, &p->eng);

@@ -660,6 +660,14 @@ xts_engine_counts(struct xts_engine *e, const char *job, struct xts_engine_count
 	return 0;
 }
 
+int
+xts_engine_running(struct xts_engine *e, const char *job)
+{
+	struct eng_job *j = eng_job_find(e, job);
+
+	return j == NULL ? XTS_ENOENT : j->running != NULL;
+}
+
 static int
 store_state(struct xts_engine *e, const char *job)
 {

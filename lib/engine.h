@@ -23,6 +23,10 @@ enum {
 	/* A quarantined job's cycle runs now, not at its next retry; so does a
 	 * job disabled after 28 days of quarantine (xtsyncd --once --job) */
 	XTS_ENGINE_RETRY_NOW = 1 << 1,
+	/* A dry run on a snapshot taken while the job's live cycle runs (a
+	 * preview): the ops in flight there are that cycle's, not a crash's
+	 * leftovers, so they are left alone (not resolved, not planned) */
+	XTS_ENGINE_LIVE_CYCLE = 1 << 2,
 };
 
 /* What the engine needs from its host; everything borrowed and must outlive
@@ -75,6 +79,8 @@ void xts_engine_cancel(struct xts_engine *e, const char *job);
  * never by sending it again blindly. */
 void xts_engine_abandon(struct xts_engine *e, const char *job);
 int xts_engine_counts(struct xts_engine *e, const char *job, struct xts_engine_counts *out);
+/* 1 when the job has a cycle running, 0 when not, XTS_ENOENT. */
+int xts_engine_running(struct xts_engine *e, const char *job);
 /* 1 when the store holds the job quarantined (disabled after 28 days in
  * quarantine counts: `resume` clears both) / deletions-held, else 0. */
 int xts_engine_quarantined(struct xts_engine *e, const char *job);

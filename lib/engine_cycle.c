@@ -474,6 +474,12 @@ step_recover(struct eng_cycle *cy)
 		xts_policy_check_free(cy->pc);
 		cy->pc = NULL;
 	}
+	if ((cy->e->o.flags & XTS_ENGINE_LIVE_CYCLE) != 0) {
+		/* a preview beside the live cycle: its ops in flight are not ours */
+		json_decref(ids);
+		step_groups(cy);
+		return;
+	}
 	ret = ids == NULL ? XTS_ENOMEM : xts_store_op_foreach(cy->st, cy->c.name, XTS_OP_INFLIGHT, 0, collect_id, ids);
 	json_array_foreach(ids, i, v)
 		if (ret == 0)
